@@ -1,0 +1,217 @@
+"""The resolved rule IR: frozen pydantic v2 models, the contract between the front end and
+everything after it (plan, synth, emit, diff).
+
+A :class:`Spec` holds the *effective* rules after imports, ``extends`` and overrides, each
+with a qualified id (``<defining spec id>.<rule name>``) and a content hash. The hash covers
+every meaning-bearing field and nothing else: not spans, not comments, not the section a rule
+sits in, not the order of declarations, of ``unless`` clauses, tags or examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Authority = Literal["root", "system", "developer", "user", "guideline"]
+Severity = Literal["critical", "high", "medium", "low"]
+Modality = Literal["must", "must_not", "should", "should_not"]
+Role = Literal["system", "developer", "user", "assistant"]
+
+AUTHORITIES: tuple[str, ...] = ("root", "system", "developer", "user", "guideline")
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
+MODALITIES: tuple[str, ...] = ("must", "must_not", "should", "should_not")
+
+# Higher number = stronger. root > system > developer > user > guideline.
+AUTHORITY_RANK = {a: len(AUTHORITIES) - i for i, a in enumerate(AUTHORITIES)}
+SEVERITY_RANK = {s: len(SEVERITIES) - i for i, s in enumerate(SEVERITIES)}
+# must / must_not are binding; should / should_not are recommendations.
+MODALITY_STRENGTH = {"must": 2, "must_not": 2, "should": 1, "should_not": 1}
+MODALITY_POLARITY = {"must": "do", "should": "do", "must_not": "avoid", "should_not": "avoid"}
+
+DEFAULT_AUTHORITY = {"rule": "system", "default": "user"}
+DEFAULT_SEVERITY = "medium"
+DEFAULT_WEIGHT = 1.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSpan(_Frozen):
+    file: str
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+
+
+# -- checks -------------------------------------------------------------------------------
+
+CheckArgValue = Union[str, int, float, tuple[str, ...]]
+
+
+class CheckCall(_Frozen):
+    op: Literal["call"] = "call"
+    name: str
+    args: tuple[CheckArgValue, ...] = ()
+
+
+class CheckNot(_Frozen):
+    op: Literal["not"] = "not"
+    operand: "Check"
+
+
+class CheckAnd(_Frozen):
+    op: Literal["and"] = "and"
+    operands: tuple["Check", ...]
+
+
+class CheckOr(_Frozen):
+    op: Literal["or"] = "or"
+    operands: tuple["Check", ...]
+
+
+Check = Annotated[Union[CheckCall, CheckNot, CheckAnd, CheckOr], Field(discriminator="op")]
+CheckNot.model_rebuild()
+CheckAnd.model_rebuild()
+CheckOr.model_rebuild()
+
+
+def check_source(check: Check, _top: bool = True) -> str:
+    """The canonical text of a check, as the formatter writes it."""
+    if isinstance(check, CheckCall):
+        if not check.args and check.name in ("is_json", "refuses"):
+            return check.name
+        return f"{check.name}({', '.join(_arg_source(a) for a in check.args)})"
+    if isinstance(check, CheckNot):
+        inner = check_source(check.operand, False)
+        return f"not {inner}"
+    joiner = f" {check.op} "
+    body = joiner.join(check_source(o, False) for o in check.operands)
+    return body if _top else f"({body})"
+
+
+def _arg_source(a: CheckArgValue) -> str:
+    if isinstance(a, tuple):
+        return "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in a) + "]"
+    if isinstance(a, str):
+        if "\\" in a and '"' not in a:
+            return f'r"{a}"'
+        return json.dumps(a, ensure_ascii=False)
+    return repr(a)
+
+
+# -- examples, axes ---------------------------------------------------------------------
+
+
+class Turn(_Frozen):
+    role: Role
+    text: str
+
+
+class Answer(_Frozen):
+    text: str
+    label: str | None = None
+    reason: str | None = None
+
+
+class Example(_Frozen):
+    title: str
+    turns: tuple[Turn, ...]
+    good: tuple[Answer, ...] = ()
+    bad: tuple[Answer, ...] = ()
+    span: SourceSpan | None = None
+
+
+class Axis(_Frozen):
+    name: str
+    values: tuple[str, ...]
+
+
+# -- rules and specs --------------------------------------------------------------------
+
+
+class Rule(_Frozen):
+    id: str = Field(description="Qualified id: <defining spec id>.<rule name>")
+    name: str
+    spec: str = Field(description="Id of the spec that declares the rule")
+    kind: Literal["rule", "default"] = "rule"
+    modality: Modality
+    statement: str
+    authority: Authority
+    severity: Severity
+    when: str | None = None
+    unless: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    weight: float = DEFAULT_WEIGHT
+    checks: tuple[Check, ...] = ()
+    examples: tuple[Example, ...] = ()
+    axes: tuple[Axis, ...] = Field(default=(), description="Effective axes: spec, section and rule scope merged")
+    section: tuple[str, ...] = Field(default=(), description="Path of section names, outermost first")
+    hash: str = ""
+    span: SourceSpan
+
+    def meaning(self) -> dict:
+        """The meaning-bearing fields, canonically ordered: what the hash covers."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "modality": self.modality,
+            "statement": self.statement,
+            "authority": self.authority,
+            "severity": self.severity,
+            "when": self.when,
+            "unless": sorted(self.unless),
+            "tags": sorted(self.tags),
+            "weight": self.weight,
+            "checks": sorted(canonical_json(c.model_dump(mode="json")) for c in self.checks),
+            "examples": sorted(
+                canonical_json(e.model_dump(mode="json", exclude={"span"})) for e in self.examples
+            ),
+            "axes": sorted(canonical_json({"name": a.name, "values": sorted(a.values)}) for a in self.axes),
+        }
+
+    def with_hash(self) -> "Rule":
+        return self.model_copy(update={"hash": content_hash(self.meaning())})
+
+    @property
+    def check_sources(self) -> tuple[str, ...]:
+        return tuple(check_source(c) for c in self.checks)
+
+
+class Spec(_Frozen):
+    id: str
+    version: str
+    doc: str | None = None
+    file: str
+    extends: str | None = None
+    imports: tuple[str, ...] = ()
+    axes: tuple[Axis, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    hash: str = ""
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def with_hash(self) -> "Spec":
+        meaning = {
+            "id": self.id,
+            "axes": sorted(canonical_json({"name": a.name, "values": sorted(a.values)}) for a in self.axes),
+            "rules": sorted(r.hash for r in self.rules),
+        }
+        return self.model_copy(update={"hash": content_hash(meaning)})
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(obj) -> str:
+    """The one hash of specc: sha256 over canonical JSON, hex, 16 bytes shown."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,665 @@
+"""Resolve parsed spec files into the IR: imports, ``extends``, overrides, validation, hashes.
+
+Entry point: :func:`load`. Files are read through a :class:`Reader`, so the same code resolves
+a spec on disk and a spec at a git revision (``specc diff main:specs/x.spec ...``).
+
+Semantics (documented in the README's language reference):
+
+* ``import std.NAME`` brings in the stdlib module ``stdlib/NAME.spec``; ``import "./x.spec"``
+  a file relative to the importing one, never outside the root spec's directory. Imported
+  rules keep their own qualified ids.
+* ``extends BASE`` takes every effective rule of BASE; ``override NAME { ... }`` replaces the
+  fields it lists (list fields — ``unless``, ``tags``, ``check``, ``example``, ``axis`` — are
+  replaced as a whole); ``remove NAME`` drops a rule. A ``root`` rule may not be weakened.
+* Axes: a rule's effective axes are the root spec's global axes, then its own spec's global
+  axes, then its sections', then its own, the inner scope winning by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from specc.diagnostics import Diagnostic, SourceCache, Span
+from specc.ir import checks as checklib
+from specc.ir.model import (
+    AUTHORITIES,
+    AUTHORITY_RANK,
+    DEFAULT_AUTHORITY,
+    DEFAULT_SEVERITY,
+    DEFAULT_WEIGHT,
+    MODALITY_POLARITY,
+    MODALITY_STRENGTH,
+    SEVERITIES,
+    SEVERITY_RANK,
+    Answer,
+    Axis,
+    CheckAnd,
+    CheckCall,
+    CheckNot,
+    CheckOr,
+    Example,
+    Rule,
+    SourceSpan,
+    Spec,
+    Turn,
+)
+from specc.resources import stdlib_dir
+from specc.syntax import ast
+from specc.syntax.parser import parse
+
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.\-+]+)?$")
+STDLIB_PREFIX = "std."
+
+
+class Reader:
+    """Reads spec files from the file system. Subclass to read from elsewhere (git)."""
+
+    def read(self, path: Path) -> str:
+        return path.read_text(encoding="utf-8")
+
+    def display(self, path: Path) -> str:
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:
+            return str(path)
+        return str(path) if rel.startswith("..") else rel
+
+    def resolve(self, path: Path) -> Path:
+        return Path(os.path.normpath(path if path.is_absolute() else Path.cwd() / path))
+
+
+@dataclass
+class LoadResult:
+    spec: Spec | None
+    diagnostics: list[Diagnostic]
+    sources: SourceCache
+    files: dict[str, ast.SpecFile] = field(default_factory=dict)  # display path -> AST
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.level == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.errors
+
+
+def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> LoadResult:
+    """Load, resolve and validate the spec at ``path`` (and everything it imports)."""
+    reader = reader or Reader()
+    r = _Resolver(reader)
+    entry = reader.resolve(Path(path))
+    r.root_dir = entry.parent
+    unit = r.unit(entry, None, ())
+    spec = None
+    if unit is not None and not any(d.level == "error" for d in r.diags):
+        spec = r.build_spec(unit)
+    if spec is not None and lint:
+        from specc.ir.lint import run_lints
+
+        r.diags.extend(run_lints(spec, r.units_in_order()))
+    diags = _dedupe(r.diags)
+    if any(d.level == "error" for d in diags):
+        spec = None
+    return LoadResult(spec, diags, r.sources, {u.display: u.ast for u in r.units.values()})
+
+
+def load_text(text: str, file: str = "<string>.spec", lint: bool = True) -> LoadResult:
+    """Resolve a spec given as text (no relative imports unless ``file`` is real)."""
+    reader = _TextReader(Path(file).resolve(), text)
+    return load(Path(file), reader, lint=lint)
+
+
+class _TextReader(Reader):
+    def __init__(self, path: Path, text: str):
+        self.path, self.text = path, text
+
+    def read(self, path: Path) -> str:
+        if path == self.path:
+            return self.text
+        return super().read(path)
+
+    def display(self, path: Path) -> str:
+        return path.name if path == self.path else super().display(path)
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen, out = set(), []
+    for d in diags:
+        k = (d.code, d.span, d.message)
+        if k not in seen:
+            seen.add(k)
+            out.append(d)
+    return sorted(out, key=Diagnostic.sort_key)
+
+
+# -- units: one parsed file and what it references -------------------------------------
+
+
+@dataclass
+class _Unit:
+    path: Path
+    display: str
+    ast: ast.SpecFile
+    imports: list["_Unit"] = field(default_factory=list)
+    base: "_Unit | None" = None
+    base_span: Span | None = None
+    rules: list[Rule] | None = None  # effective rules, built lazily
+
+
+class _Resolver:
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self.sources = SourceCache()
+        self.diags: list[Diagnostic] = []
+        self.units: dict[Path, _Unit] = {}
+        self.spec_ids: dict[str, _Unit] = {}
+        self.root_dir = Path.cwd()
+        self.root_axes: dict[str, Axis] = {}
+
+    def units_in_order(self) -> list[_Unit]:
+        return list(self.units.values())
+
+    # loading ----------------------------------------------------------------------
+    def unit(self, path: Path, ref_span: Span | None, stack: tuple[Path, ...]) -> _Unit | None:
+        if path in stack:
+            chain = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
+            self.diags.append(Diagnostic("E203", f"import cycle: {chain}", ref_span or _file_span(str(path))))
+            return None
+        if path in self.units:
+            return self.units[path]
+        display = self.reader.display(path)
+        try:
+            text = self.reader.read(path)
+        except FileNotFoundError:
+            self.diags.append(Diagnostic("E201", f"no such spec file: {display}", ref_span or _file_span(display)))
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            self.diags.append(Diagnostic("E201", f"cannot read {display}: {e}", ref_span or _file_span(display)))
+            return None
+        self.sources.add(display, text)
+        tree, diags = parse(text, display)
+        self.diags.extend(diags)
+        if tree is None:
+            return None
+        u = _Unit(path, display, tree)
+        self.units[path] = u
+        sid = tree.header.id.value
+        if sid in self.spec_ids and self.spec_ids[sid].path != path:
+            other = self.spec_ids[sid]
+            self.diags.append(Diagnostic(
+                "E216", f"spec id `{sid}` is also declared by {other.display}", tree.header.id.span,
+                (("declared there", other.ast.header.id.span),),
+            ))
+        self.spec_ids.setdefault(sid, u)
+        if not SEMVER.match(tree.header.version.value):
+            self.diags.append(Diagnostic(
+                "E214", f"version {tree.header.version.value!r} is not MAJOR.MINOR.PATCH", tree.header.version.span))
+        inner = stack + (path,)
+        for item in tree.items:
+            if isinstance(item, (ast.Import, ast.Extends)):
+                target = self.locate(u, item)
+                if target is None:
+                    continue
+                child = self.unit(target, item.span, inner)
+                if child is None:
+                    continue
+                if isinstance(item, ast.Import):
+                    u.imports.append(child)
+                elif u.base is not None:
+                    self.diags.append(Diagnostic("E208", "a spec extends at most one base spec", item.span))
+                else:
+                    u.base, u.base_span = child, item.span
+        return u
+
+    def locate(self, u: _Unit, item: ast.Import | ast.Extends) -> Path | None:
+        kw = "import" if isinstance(item, ast.Import) else "extends"
+        if not item.is_path:
+            name = item.target
+            if not name.startswith(STDLIB_PREFIX):
+                self.diags.append(Diagnostic(
+                    "E204", f"`{kw} {name}`: a module name must start with `std.` (stdlib); "
+                    f"import a file with `{kw} \"./path.spec\"`", item.span))
+                return None
+            rel = name[len(STDLIB_PREFIX):].replace(".", "/") + ".spec"
+            path = stdlib_dir() / rel
+            if not path.is_file():
+                known = sorted(p.stem for p in stdlib_dir().glob("*.spec"))
+                self.diags.append(Diagnostic(
+                    "E204", f"no stdlib module `{name}`; available: {', '.join('std.' + k for k in known)}",
+                    item.span))
+                return None
+            return path
+        target = PurePosixPath(item.target)
+        if target.is_absolute():
+            self.diags.append(Diagnostic("E202", f"`{kw}` takes a relative path, not {item.target!r}", item.span))
+            return None
+        path = Path(os.path.normpath(u.path.parent / target))
+        in_stdlib = _is_within(u.path, stdlib_dir())
+        root = stdlib_dir() if in_stdlib else self.root_dir
+        if not _is_within(path, root):
+            self.diags.append(Diagnostic(
+                "E202", f"{item.target!r} is outside the spec's root directory {self.reader.display(root) or '.'}",
+                item.span))
+            return None
+        return path
+
+    # building ---------------------------------------------------------------------
+    def build_spec(self, u: _Unit) -> Spec | None:
+        head = u.ast.header
+        self.root_axes = self.axes_of(u.ast.items)
+        rules = self.effective_rules(u)
+        if rules is None:
+            return None
+        all_rules: dict[str, Rule] = {}
+        for imported in self._imports_closure(u):
+            for r in self.effective_rules(imported) or []:
+                all_rules.setdefault(r.id, r)
+        for r in rules:
+            all_rules[r.id] = r
+        base_axes = self._inherited_axes(u)
+        spec = Spec(
+            id=head.id.value,
+            version=head.version.value,
+            doc=head.doc.value if head.doc else None,
+            file=u.display,
+            extends=u.base.ast.header.id.value if u.base else None,
+            imports=tuple(i.ast.header.id.value for i in u.imports),
+            axes=tuple(base_axes.values()),
+            rules=tuple(sorted(all_rules.values(), key=lambda r: r.id)),
+        )
+        return spec.with_hash()
+
+    def _imports_closure(self, u: _Unit) -> list[_Unit]:
+        seen: dict[Path, _Unit] = {}
+
+        def walk(x: _Unit):
+            for i in x.imports:
+                if i.path not in seen:
+                    seen[i.path] = i
+                    walk(i)
+            if x.base is not None:
+                walk(x.base)
+
+        walk(u)
+        return list(seen.values())
+
+    def _inherited_axes(self, u: _Unit) -> dict[str, Axis]:
+        axes = dict(self._inherited_axes(u.base)) if u.base else {}
+        axes.update(self.axes_of(u.ast.items))
+        return axes
+
+    def axes_of(self, items: Iterable) -> dict[str, Axis]:
+        out: dict[str, Axis] = {}
+        seen: dict[str, Span] = {}
+        for it in items:
+            decl = it.value if isinstance(it, ast.Field) and it.key == "axis" else it
+            if not isinstance(decl, ast.AxisDecl):
+                continue
+            name = decl.name.value
+            if name in seen:
+                self.diags.append(Diagnostic("E211", f"axis `{name}` is declared twice in this scope", decl.name.span,
+                                             (("first declared here", seen[name]),)))
+                continue
+            seen[name] = decl.name.span
+            values = [v.value for v in decl.values]
+            if not values:
+                self.diags.append(Diagnostic("E212", f"axis `{name}` has no values", decl.span))
+                continue
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                self.diags.append(Diagnostic("E212", f"axis `{name}` lists {dup[0]!r} more than once", decl.span))
+            if any(not v.strip() for v in values):
+                self.diags.append(Diagnostic("E212", f"axis `{name}` has an empty value", decl.span))
+            out[name] = Axis(name=name, values=tuple(dict.fromkeys(values)))
+        return out
+
+    def effective_rules(self, u: _Unit) -> list[Rule] | None:
+        if u.rules is not None:
+            return u.rules
+        u.rules = []  # guards against re-entry
+        sid = u.ast.header.id.value
+        spec_axes = dict(self.root_axes)
+        if u.base is not None:
+            spec_axes.update(self._inherited_axes(u.base))
+        spec_axes.update(self.axes_of(u.ast.items))
+        base_rules: dict[str, Rule] = {}
+        if u.base is not None:
+            for r in self.effective_rules(u.base) or []:
+                base_rules[r.id] = r
+        own: dict[str, Rule] = {}
+        names: dict[str, Span] = {}
+
+        def walk(items, section: tuple[str, ...], axes: dict[str, Axis]):
+            for it in items:
+                if isinstance(it, ast.Section):
+                    inner = dict(axes)
+                    inner.update(self.axes_of(it.items))
+                    walk(it.items, section + (it.name.value,), inner)
+                elif isinstance(it, ast.RuleDecl) and it.kind in ("rule", "default"):
+                    name = it.name.value
+                    qid = f"{sid}.{name}"
+                    if name in names:
+                        self.diags.append(Diagnostic("E205", f"rule `{name}` is declared twice", it.name.span,
+                                                     (("first declared here", names[name]),)))
+                        continue
+                    if qid in base_rules:
+                        self.diags.append(Diagnostic(
+                            "E205", f"rule `{qid}` already exists in the base spec; use `override {name}`",
+                            it.name.span))
+                        continue
+                    names[name] = it.name.span
+                    rule = self.rule_from_decl(it, sid, section, axes)
+                    if rule is not None:
+                        own[qid] = rule
+
+        walk(u.ast.items, (), spec_axes)
+
+        # overrides and removals against the base
+        for it in u.ast.items:
+            if isinstance(it, ast.RuleDecl) and it.kind == "override" or isinstance(it, ast.Remove):
+                if u.base is None:
+                    kw = "override" if isinstance(it, ast.RuleDecl) else "remove"
+                    self.diags.append(Diagnostic("E217", f"`{kw}` needs a base spec: add `extends ...`", it.span))
+                    continue
+                target = self.find_rule(base_rules, it.name)
+                if target is None:
+                    continue
+                base = base_rules[target]
+                if isinstance(it, ast.Remove):
+                    if base.authority == "root":
+                        self.diags.append(Diagnostic(
+                            "E207", f"cannot remove `{target}`: it has root authority", it.span,
+                            (("the root rule is declared here", _span_of(base)),)))
+                        continue
+                    del base_rules[target]
+                else:
+                    new = self.apply_override(base, it)
+                    if new is not None:
+                        base_rules[target] = new
+        rules = list(base_rules.values()) + list(own.values())
+        u.rules = rules
+        return rules
+
+    def find_rule(self, rules: dict[str, Rule], name: ast.Name) -> str | None:
+        if name.value in rules:
+            return name.value
+        matches = [rid for rid, r in rules.items() if r.name == name.value]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            self.diags.append(Diagnostic(
+                "E206", f"`{name.value}` is ambiguous: {', '.join(sorted(matches))}; use the qualified id", name.span))
+            return None
+        self.diags.append(Diagnostic("E206", f"the base spec has no rule `{name.value}`", name.span))
+        return None
+
+    # one rule ---------------------------------------------------------------------
+    def fields_of(self, decl: ast.RuleDecl) -> dict | None:
+        """Validate a rule body; returns the raw field values by key (lists for list fields)."""
+        once = ("statement", "authority", "severity", "when", "weight")
+        seen: dict[str, Span] = {}
+        out: dict = {"unless": [], "tags": [], "check": [], "example": [], "axis": []}
+        ok = True
+        for f in decl.fields:
+            if f.key in once:
+                if f.key in seen:
+                    what = "statement" if f.key == "statement" else f"`{f.key}`"
+                    self.diags.append(Diagnostic("E208", f"rule `{decl.name.value}` has more than one {what}",
+                                                 f.span, (("first given here", seen[f.key]),)))
+                    ok = False
+                    continue
+                seen[f.key] = f.span
+            if f.key == "statement":
+                modality, text = f.value
+                if not text.value.strip():
+                    self.diags.append(Diagnostic("E210", f"the `{modality}` statement is empty", text.span))
+                    ok = False
+                out["statement"] = (modality, text.value)
+            elif f.key in ("authority", "severity"):
+                allowed = AUTHORITIES if f.key == "authority" else SEVERITIES
+                if f.value.value not in allowed:
+                    self.diags.append(Diagnostic(
+                        "E218", f"unknown {f.key} `{f.value.value}`; expected one of {', '.join(allowed)}",
+                        f.value.span))
+                    ok = False
+                out[f.key] = f.value.value
+            elif f.key in ("when", "unless"):
+                if not f.value.value.strip():
+                    self.diags.append(Diagnostic("E210", f"the `{f.key}` text is empty", f.value.span))
+                    ok = False
+                if f.key == "when":
+                    out["when"] = f.value.value
+                else:
+                    if f.value.value in out["unless"]:
+                        self.diags.append(Diagnostic("W409", "this exception is already listed", f.span))
+                        continue
+                    out["unless"].append(f.value.value)
+            elif f.key == "tags":
+                out["tags"].extend(v.value for v in f.value.items if v.value not in out["tags"])
+                out["tags_given"] = True
+            elif f.key == "weight":
+                if f.value.value <= 0:
+                    self.diags.append(Diagnostic("E215", f"weight must be greater than 0, not {f.value.text}",
+                                                 f.value.span))
+                    ok = False
+                out["weight"] = float(f.value.value)
+            elif f.key == "check":
+                c = self.check_from_ast(f.value)
+                if c is None:
+                    ok = False
+                else:
+                    out["check"].append(c)
+            elif f.key == "example":
+                e = self.example_from_ast(f.value)
+                if e is None:
+                    ok = False
+                else:
+                    out["example"].append(e)
+            elif f.key == "axis":
+                out["axis"].append(f.value)
+        return out if ok else None
+
+    def rule_from_decl(self, decl: ast.RuleDecl, sid: str, section: tuple[str, ...],
+                       axes: dict[str, Axis]) -> Rule | None:
+        fields = self.fields_of(decl)
+        if fields is None:
+            return None
+        if "statement" not in fields:
+            self.diags.append(Diagnostic(
+                "E209", f"rule `{decl.name.value}` has no statement; add `must \"...\"`, `must_not`, `should` "
+                "or `should_not`", decl.name.span))
+            return None
+        rule_axes = dict(axes)
+        rule_axes.update(self.axes_of(fields["axis"]))
+        modality, statement = fields["statement"]
+        rule = Rule(
+            id=f"{sid}.{decl.name.value}",
+            name=decl.name.value,
+            spec=sid,
+            kind=decl.kind,
+            modality=modality,
+            statement=statement,
+            authority=fields.get("authority", DEFAULT_AUTHORITY[decl.kind]),
+            severity=fields.get("severity", DEFAULT_SEVERITY),
+            when=fields.get("when"),
+            unless=tuple(fields["unless"]),
+            tags=tuple(fields["tags"]),
+            weight=fields.get("weight", DEFAULT_WEIGHT),
+            checks=tuple(fields["check"]),
+            examples=tuple(fields["example"]),
+            axes=tuple(rule_axes[k] for k in sorted(rule_axes)),
+            section=section,
+            span=_source_span(decl.span),
+        )
+        return rule.with_hash()
+
+    def apply_override(self, base: Rule, decl: ast.RuleDecl) -> Rule | None:
+        fields = self.fields_of(decl)
+        if fields is None:
+            return None
+        update: dict = {}
+        spans = {f.key: f.span for f in decl.fields}
+        if "statement" in fields:
+            update["modality"], update["statement"] = fields["statement"]
+        for key in ("authority", "severity", "when", "weight"):
+            if key in fields:
+                update[key] = fields[key]
+        if "unless" in spans:
+            update["unless"] = tuple(fields["unless"])
+        if "tags" in spans:
+            update["tags"] = tuple(fields["tags"])
+        if "check" in spans:
+            update["checks"] = tuple(fields["check"])
+        if "example" in spans:
+            update["examples"] = tuple(fields["example"])
+        if "axis" in spans:
+            axes = {a.name: a for a in base.axes}
+            axes.update(self.axes_of(fields["axis"]))
+            update["axes"] = tuple(axes[k] for k in sorted(axes))
+        new = base.model_copy(update=update)
+        if base.authority == "root":
+            ok = True
+            note = (("the root rule is declared here", _span_of(base)),)
+
+            def weakened(key: str, msg: str):
+                nonlocal ok
+                ok = False
+                self.diags.append(Diagnostic("E207", f"override weakens root rule `{base.id}`: {msg}",
+                                             spans.get(key, decl.span), note))
+
+            if SEVERITY_RANK[new.severity] < SEVERITY_RANK[base.severity]:
+                weakened("severity", f"severity lowered from {base.severity} to {new.severity}")
+            if AUTHORITY_RANK[new.authority] < AUTHORITY_RANK[base.authority]:
+                weakened("authority", f"authority lowered from {base.authority} to {new.authority}")
+            if MODALITY_POLARITY[new.modality] != MODALITY_POLARITY[base.modality]:
+                weakened("statement", f"modality flipped from {base.modality} to {new.modality}")
+            elif MODALITY_STRENGTH[new.modality] < MODALITY_STRENGTH[base.modality]:
+                weakened("statement", f"modality weakened from {base.modality} to {new.modality}")
+            added = [x for x in new.unless if x not in base.unless]
+            if added:
+                weakened("unless", f"adds the exception {added[0]!r}")
+            if not ok:
+                return None
+        return new.with_hash()
+
+    # checks and examples ----------------------------------------------------------
+    def check_from_ast(self, c: ast.CheckExpr):
+        if isinstance(c, ast.CheckNot):
+            inner = self.check_from_ast(c.operand)
+            return None if inner is None else CheckNot(operand=inner)
+        if isinstance(c, ast.CheckBin):
+            ops = [self.check_from_ast(o) for o in c.operands]
+            if any(o is None for o in ops):
+                return None
+            flat = []
+            cls = CheckAnd if c.op == "and" else CheckOr
+            for o in ops:  # `a and (b and c)` means the same as `a and b and c`
+                flat.extend(o.operands if isinstance(o, cls) else [o])
+            return cls(operands=tuple(flat))
+        name = c.name.value
+        pred = checklib.PREDICATES.get(name)
+        if pred is None:
+            self.diags.append(Diagnostic(
+                "E301", f"unknown check `{name}`; available: {', '.join(sorted(checklib.PREDICATES))}", c.name.span))
+            return None
+        if len(c.args) != len(pred.params):
+            want = len(pred.params)
+            self.diags.append(Diagnostic(
+                "E302", f"`{name}` takes {want} argument{'s' if want != 1 else ''}, got {len(c.args)}", c.span))
+            return None
+        args = []
+        for a, t in zip(c.args, pred.params):
+            v = self.check_arg(name, a, t)
+            if v is None:
+                return None
+            args.append(v)
+        return CheckCall(name=name, args=tuple(args))
+
+    _TYPE_WORDS = {"str": "a string", "regex": "a regular expression string", "int": "a whole number",
+                   "strlist": "a list of strings"}
+
+    def check_arg(self, fname: str, a, t: str):
+        bad = Diagnostic("E303", f"`{fname}` takes {self._TYPE_WORDS[t]} here", a.span)
+        if t in ("str", "regex"):
+            if not isinstance(a, ast.Str):
+                self.diags.append(bad)
+                return None
+            if t == "regex":
+                try:
+                    checklib.compile_regex(a.value)
+                except Exception as e:  # regex.error
+                    pos = getattr(e, "pos", None)
+                    span = a.span
+                    if pos is not None and span.start_line == span.end_line:
+                        col = span.start_col + (2 if self._raw(a) else 1) + pos
+                        span = Span(span.file, span.start_line, col, span.start_line, col + 1)
+                    msg = str(e).split(" at position")[0]
+                    self.diags.append(Diagnostic("E304", f"invalid regular expression: {msg}", span))
+                    return None
+            return a.value
+        if t == "int":
+            if not isinstance(a, ast.Number) or not isinstance(a.value, int) or a.value < 0:
+                self.diags.append(bad)
+                return None
+            return a.value
+        if t == "strlist":
+            if not isinstance(a, ast.ValueList) or not a.items:
+                self.diags.append(bad)
+                return None
+            return tuple(v.value for v in a.items)
+        raise AssertionError(t)
+
+    def _raw(self, s: ast.Str) -> bool:
+        line = self.sources.line(s.span.file, s.span.start_line) or ""
+        return line[s.span.start_col - 1: s.span.start_col] == "r"
+
+    def example_from_ast(self, e: ast.Example) -> Example | None:
+        turns = [Turn(role=i.role, text=i.text.value) for i in e.items if isinstance(i, ast.Turn)]
+        good = [Answer(text=i.text.value, reason=i.reason.value if i.reason else None)
+                for i in e.items if isinstance(i, ast.Answer) and i.kind == "good"]
+        bad = [Answer(text=i.text.value, label=i.label.value if i.label else None,
+                      reason=i.reason.value if i.reason else None)
+               for i in e.items if isinstance(i, ast.Answer) and i.kind == "bad"]
+        if not any(t.role == "user" for t in turns):
+            self.diags.append(Diagnostic("E213", f"example {e.title.value!r} has no `user` turn", e.title.span))
+            return None
+        if not good and not bad:
+            self.diags.append(Diagnostic("E213", f"example {e.title.value!r} has no `good` or `bad` answer",
+                                         e.title.span))
+            return None
+        return Example(title=e.title.value, turns=tuple(turns), good=tuple(good), bad=tuple(bad),
+                       span=_source_span(e.span))
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.normpath(path)).relative_to(Path(os.path.normpath(root)))
+        return True
+    except ValueError:
+        return False
+
+
+def _file_span(file: str) -> Span:
+    return Span(file, 1, 1, 1, 1)
+
+
+def _source_span(s: Span) -> SourceSpan:
+    return SourceSpan(file=s.file, start_line=s.start_line, start_col=s.start_col, end_line=s.end_line,
+                      end_col=s.end_col)
+
+
+def _span_of(r: Rule) -> Span:
+    s = r.span
+    return Span(s.file, s.start_line, s.start_col, s.end_line, s.end_col)
+
+
+__all__ = ["load", "load_text", "LoadResult", "Reader"]

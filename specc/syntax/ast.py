@@ -1,0 +1,183 @@
+"""The syntax tree of one spec file, as written: every node keeps its source span.
+
+The AST is what the parser produces and what the formatter prints; it is not resolved
+(imports are names, fields may repeat, authorities are unchecked names). `specc.ir`
+turns a set of these into the typed, validated rule IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from specc.diagnostics import Span
+
+
+@dataclass(slots=True)
+class Comment:
+    text: str  # including the leading '#'
+    line: int
+    col: int
+
+
+@dataclass(slots=True)
+class Str:
+    value: str
+    span: Span
+
+
+@dataclass(slots=True)
+class Name:
+    value: str
+    span: Span
+
+
+@dataclass(slots=True)
+class Header:
+    id: Name
+    version: Str
+    doc: Str | None
+    span: Span
+
+
+@dataclass(slots=True)
+class Import:
+    target: str
+    is_path: bool
+    span: Span
+
+
+@dataclass(slots=True)
+class Extends:
+    target: str
+    is_path: bool
+    span: Span
+
+
+@dataclass(slots=True)
+class AxisDecl:
+    name: Name
+    values: list[Str | Name]
+    span: Span
+
+
+# -- checks -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CheckCall:
+    name: Name
+    args: list["CheckArg"]
+    bare: bool  # written without parentheses (`refuses`)
+    span: Span
+
+
+@dataclass(slots=True)
+class CheckNot:
+    operand: "CheckExpr"
+    span: Span
+
+
+@dataclass(slots=True)
+class CheckBin:
+    op: Literal["and", "or"]
+    operands: list["CheckExpr"]
+    span: Span
+
+
+@dataclass(slots=True)
+class Number:
+    value: int | float
+    text: str
+    span: Span
+
+
+@dataclass(slots=True)
+class ValueList:
+    items: list[Str | Name]
+    span: Span
+
+
+CheckArg = Union[Str, Number, ValueList]
+CheckExpr = Union[CheckCall, CheckNot, CheckBin]
+
+
+# -- examples ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Turn:
+    role: Literal["system", "developer", "user", "assistant"]
+    text: Str
+    span: Span
+
+
+@dataclass(slots=True)
+class Answer:
+    kind: Literal["good", "bad"]
+    label: Name | None
+    text: Str
+    reason: Str | None
+    span: Span
+
+
+@dataclass(slots=True)
+class Example:
+    title: Str
+    items: list[Turn | Answer]
+    span: Span
+
+
+# -- rule fields ------------------------------------------------------------------------
+
+FieldKey = Literal[
+    "statement", "authority", "severity", "when", "unless", "tags", "weight", "check", "axis", "example"
+]
+
+
+@dataclass(slots=True)
+class Field:
+    """One line-level item of a rule body.
+
+    ``value`` by key: statement -> (modality, Str); authority/severity -> Name; when/unless -> Str;
+    tags -> ValueList; weight -> Number; check -> CheckExpr; axis -> AxisDecl; example -> Example.
+    """
+
+    key: FieldKey
+    value: object
+    span: Span
+
+
+@dataclass(slots=True)
+class RuleDecl:
+    kind: Literal["rule", "default", "override"]
+    name: Name
+    fields: list[Field]
+    span: Span
+
+
+@dataclass(slots=True)
+class Remove:
+    name: Name
+    span: Span
+
+
+@dataclass(slots=True)
+class Section:
+    name: Name
+    title: Str | None
+    items: list["SectionItem"]
+    span: Span
+
+
+SectionItem = Union[AxisDecl, Section, RuleDecl]
+Item = Union[Import, Extends, AxisDecl, Section, RuleDecl, Remove]
+
+
+@dataclass(slots=True)
+class SpecFile:
+    path: str
+    header: Header
+    items: list[Item]
+    comments: list[Comment] = field(default_factory=list)
+    text: str = ""

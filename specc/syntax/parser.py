@@ -1,0 +1,501 @@
+"""Parse spec text into a :class:`~specc.syntax.ast.SpecFile`, collecting diagnostics.
+
+The grammar lives in ``grammar/spec.lark`` (shipped inside the wheel as
+``specc/_data/grammar``). Parsing is LALR with the contextual lexer and builds the AST
+during the parse (no intermediate parse tree), which keeps large specs fast.
+
+Errors are reported for the spec's author ("expected a string after `must_not`") with a
+location. After an error inside a rule the parser blanks that rule out and parses the file
+again, so one run reports the errors of several broken rules.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from specc.diagnostics import Diagnostic, Span
+from specc.resources import grammar_path
+from specc.syntax import ast
+
+MAX_RECOVERIES = 50
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        keep_all_tokens=True,
+        maybe_placeholders=True,
+        transformer=_Builder(),
+    )
+
+
+# -- strings ------------------------------------------------------------------------------
+
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+_ESCAPE_RE = re.compile(r"\\(.)", re.S)
+
+
+def decode_string(raw: str) -> tuple[str, str | None]:
+    """Turn a STRING token into its value. Returns (value, error message or None)."""
+    is_raw = raw.startswith("r")
+    body = raw[1:] if is_raw else raw
+    triple = body.startswith('"""')
+    inner = body[3:-3] if triple else body[1:-1]
+    error = None
+    if not is_raw:
+        def sub(m: re.Match) -> str:
+            nonlocal error
+            ch = m.group(1)
+            if ch in _ESCAPES:
+                return _ESCAPES[ch]
+            if error is None:
+                error = f"unknown escape `\\{ch}` in a string; use a raw string r\"...\" for regular expressions"
+            return "\\" + ch
+
+        inner = _ESCAPE_RE.sub(sub, inner)
+    if triple:
+        inner = inspect.cleandoc(inner)
+    return inner, error
+
+
+# -- tree building ------------------------------------------------------------------------
+
+
+_NAMED = frozenset({"STRING", "NAME", "NUMBER", "MODALITY", "ROLE"})
+
+
+def _first(x):
+    return x.span if not isinstance(x, Token) else x
+
+
+class _Builder(Transformer):
+    """Builds AST nodes as the parser reduces. ``file`` and ``diags`` are set per parse.
+
+    The grammar runs with ``keep_all_tokens`` so that keywords are seen here: a node's span
+    runs from its first token to its last.
+    """
+
+    file = "<string>"
+    diags: list[Diagnostic] = []
+
+    def _span(self, children) -> Span:
+        items = [c for c in children if c is not None]
+        a, b = items[0], items[-1]
+        if isinstance(a, Token):
+            sl, sc = a.line, a.column
+        else:
+            sl, sc = a.span.start_line, a.span.start_col
+        if isinstance(b, Token):
+            el, ec = b.end_line, b.end_column
+        else:
+            el, ec = b.span.end_line, b.span.end_col
+        return Span(self.file, sl, sc, el, ec)
+
+    def _tspan(self, tok: Token) -> Span:
+        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    @staticmethod
+    def _of(children, type_: str) -> list[Token]:
+        return [c for c in children if isinstance(c, Token) and c.type == type_]
+
+    @staticmethod
+    def _nodes(children) -> list:
+        return [c for c in children if c is not None and not isinstance(c, Token)]
+
+    def _str(self, tok: Token) -> ast.Str:
+        value, err = decode_string(str(tok))
+        span = self._tspan(tok)
+        if err:
+            self.diags.append(Diagnostic("E105", err, span))
+        return ast.Str(value, span)
+
+    def _name(self, tok: Token) -> ast.Name:
+        return ast.Name(str(tok), self._tspan(tok))
+
+    def _value(self, tok: Token) -> ast.Str | ast.Name:
+        return self._str(tok) if tok.type == "STRING" else self._name(tok)
+
+    def start(self, children):
+        return children
+
+    def dotted_name(self, children):
+        return ast.Name(".".join(str(c) for c in self._of(children, "NAME")), self._span(children))
+
+    def header(self, children):
+        strings = self._of(children, "STRING")
+        return ast.Header(
+            self._nodes(children)[0],
+            self._str(strings[0]),
+            self._str(strings[1]) if len(strings) > 1 else None,
+            self._span(children),
+        )
+
+    def _target(self, children):
+        strings = self._of(children, "STRING")
+        if strings:
+            return self._str(strings[0]).value, True
+        return self._nodes(children)[0].value, False
+
+    def import_stmt(self, children):
+        return ast.Import(*self._target(children), self._span(children))
+
+    def extends_stmt(self, children):
+        return ast.Extends(*self._target(children), self._span(children))
+
+    def value_list(self, children):
+        values = [self._value(c) for c in children if isinstance(c, Token) and c.type in ("STRING", "NAME")]
+        return ast.ValueList(values, self._span(children))
+
+    def axis_decl(self, children):
+        name = self._of(children, "NAME")[0]
+        return ast.AxisDecl(self._name(name), self._nodes(children)[0].items, self._span(children))
+
+    def section(self, children):
+        name = self._of(children, "NAME")[0]
+        title = self._of(children, "STRING")
+        return ast.Section(
+            self._name(name),
+            self._str(title[0]) if title else None,
+            self._nodes(children),
+            self._span(children),
+        )
+
+    def _rule(self, kind, children):
+        nodes = self._nodes(children)
+        if kind == "override":
+            name, fields = nodes[0], nodes[1:]
+        else:
+            name, fields = self._name(self._of(children, "NAME")[0]), nodes
+        fields = [f if isinstance(f, ast.Field) else ast.Field("axis", f, f.span) for f in fields]
+        return ast.RuleDecl(kind, name, fields, self._span(children))
+
+    def rule_decl(self, children):
+        return self._rule("rule", children)
+
+    def default_decl(self, children):
+        return self._rule("default", children)
+
+    def override_decl(self, children):
+        return self._rule("override", children)
+
+    def remove_decl(self, children):
+        return ast.Remove(self._nodes(children)[0], self._span(children))
+
+    # fields
+    def statement(self, children):
+        modality, text = children
+        return ast.Field("statement", (str(modality), self._str(text)), self._span(children))
+
+    def authority(self, children):
+        return ast.Field("authority", self._name(self._of(children, "NAME")[0]), self._span(children))
+
+    def severity(self, children):
+        return ast.Field("severity", self._name(self._of(children, "NAME")[0]), self._span(children))
+
+    def when(self, children):
+        return ast.Field("when", self._str(self._of(children, "STRING")[0]), self._span(children))
+
+    def unless(self, children):
+        return ast.Field("unless", self._str(self._of(children, "STRING")[0]), self._span(children))
+
+    def tags(self, children):
+        return ast.Field("tags", self._nodes(children)[0], self._span(children))
+
+    def weight(self, children):
+        return ast.Field("weight", self._number(self._of(children, "NUMBER")[0]), self._span(children))
+
+    def check(self, children):
+        return ast.Field("check", self._nodes(children)[0], self._span(children))
+
+    def example(self, children):
+        title = self._str(self._of(children, "STRING")[0])
+        span = self._span(children)
+        return ast.Field("example", ast.Example(title, self._nodes(children), span), span)
+
+    def turn(self, children):
+        role, text = children
+        return ast.Turn(str(role), self._str(text), self._span(children))
+
+    def good(self, children):
+        strings = self._of(children, "STRING")
+        reason = self._str(strings[1]) if len(strings) > 1 else None
+        return ast.Answer("good", None, self._str(strings[0]), reason, self._span(children))
+
+    def bad(self, children):
+        strings = self._of(children, "STRING")
+        label = self._of(children, "NAME")
+        reason = self._str(strings[1]) if len(strings) > 1 else None
+        return ast.Answer(
+            "bad", self._name(label[0]) if label else None, self._str(strings[0]), reason, self._span(children)
+        )
+
+    # checks
+    def _number(self, tok: Token) -> ast.Number:
+        text = str(tok)
+        value: int | float = float(text) if "." in text else int(text)
+        return ast.Number(value, text, self._tspan(tok))
+
+    def check_call(self, children):
+        name = children[0]
+        args = []
+        for a in children[2:-1]:
+            if a is None:
+                continue
+            if isinstance(a, Token):
+                if a.type == "STRING":
+                    args.append(self._str(a))
+                elif a.type == "NUMBER":
+                    args.append(self._number(a))
+            else:
+                args.append(a)
+        return ast.CheckCall(self._name(name), args, False, self._span(children))
+
+    def check_bare(self, children):
+        return ast.CheckCall(self._name(children[0]), [], True, self._span(children))
+
+    def check_neg(self, children):
+        return ast.CheckNot(self._nodes(children)[0], self._span(children))
+
+    def check_and(self, children):
+        return ast.CheckBin("and", self._nodes(children), self._span(children))
+
+    def check_or(self, children):
+        return ast.CheckBin("or", self._nodes(children), self._span(children))
+
+    def check_atom(self, children):  # parenthesised: "(" expr ")"
+        return self._nodes(children)[0]
+
+
+# -- friendly error messages --------------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "STRING": "a string",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "MODALITY": "a statement (`must`, `must_not`, `should`, `should_not`)",
+    "ROLE": "a turn (`system`, `developer`, `user`, `assistant`)",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "DOT": "`.`",
+    "$END": "the end of the file",
+}
+_RULE_FIELDS = {"MODALITY", "AUTHORITY", "SEVERITY", "WHEN", "UNLESS", "TAGS", "WEIGHT", "CHECK", "AXIS", "EXAMPLE"}
+_TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRIDE", "REMOVE"}
+
+
+def _describe(names: set[str]) -> str:
+    names = set(names)
+    parts: list[str] = []
+    if _RULE_FIELDS <= names:
+        parts.append("a rule field (a statement such as `must \"...\"`, or `authority`, `severity`, `when`, "
+                     "`unless`, `tags`, `weight`, `check`, `axis`, `example`)")
+        names -= _RULE_FIELDS
+    if {"RULE", "DEFAULT", "SECTION"} <= names:
+        if _TOP_ITEMS <= names:
+            parts.append("a declaration (`import`, `extends`, `axis`, `section`, `rule`, `default`, `override`, `remove`)")
+            names -= _TOP_ITEMS
+        else:
+            parts.append("`rule`, `default`, `section` or `axis`")
+            names -= {"RULE", "DEFAULT", "SECTION", "AXIS"}
+    for n in sorted(names):
+        if n in _TERMINAL_WORDS:
+            parts.append(_TERMINAL_WORDS[n])
+        elif n.startswith("__") or n.startswith("_"):
+            continue
+        else:
+            parts.append(f"`{n.lower()}`")
+    if not parts:
+        return "something else"
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _token_words(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    text = str(tok)
+    if tok.type == "STRING":
+        return "a string"
+    if len(text) > 30:
+        text = text[:27] + "..."
+    return f"`{text}`"
+
+
+# A light scanner that knows strings, comments and braces; used to find the previous token
+# for messages and the enclosing rule block for recovery, without trusting the parser.
+_SCAN = re.compile(
+    r'(?P<str>r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z)|r?"(?:[^"\\\n]|\\.)*"?)'
+    r"|(?P<comment>#[^\n]*)"
+    r"|(?P<open>\{)|(?P<close>\})"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)"
+    r"|(?P<other>[^\s])"
+)
+
+
+def _scan(text: str):
+    for m in _SCAN.finditer(text):
+        kind = m.lastgroup
+        if kind != "comment":
+            yield kind, m.start(), m.end(), m.group()
+
+
+def _previous_token(text: str, pos: int) -> str | None:
+    prev = None
+    for kind, start, end, s in _scan(text[:pos]):
+        prev = s
+    if prev is None:
+        return None
+    if prev.startswith('"') or prev.startswith('r"'):
+        return "a string"
+    return f"`{prev}`" if len(prev) <= 30 else None
+
+
+def _offset(text: str, line: int, col: int) -> int:
+    pos = 0
+    for _ in range(line - 1):
+        nl = text.find("\n", pos)
+        if nl < 0:
+            return len(text)
+        pos = nl + 1
+    return pos + col - 1
+
+
+def _blocks(text: str):
+    """Yield (keyword start, close end, header) for every rule-like block with matched braces."""
+    stack: list[tuple[int, str | None]] = []
+    words: list[tuple[int, str]] = []
+    found = []
+    for kind, start, end, s in _scan(text):
+        if kind == "word":
+            words.append((start, s))
+        elif kind == "open":
+            header = None
+            if len(words) >= 2 and words[-2][1] in ("rule", "default", "override"):
+                header = words[-2]
+            stack.append((start, header))
+            words.clear()
+        elif kind == "close":
+            words.clear()
+            if stack:
+                _, header = stack.pop()
+                if header is not None:
+                    found.append((header[0], end, header[1]))
+        else:
+            if kind == "str":
+                words.append((start, '"'))
+    return found, stack
+
+
+def _unclosed(text: str, pos: int) -> tuple[int, str] | None:
+    _, stack = _blocks(text[:pos])
+    if stack:
+        start, header = stack[-1]
+        return start, (header[1] if header else "block")
+    return None
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+
+
+def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
+    line, col = e.line, e.column
+    if line is None or line < 1:
+        line, col = text.count("\n") + 1, 1
+    pos = _offset(text, line, col)
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[pos] if pos < len(text) else ""
+        span = Span(file, line, col, line, col + 1)
+        if ch == '"' or text[pos:pos + 2] == 'r"':
+            return Diagnostic("E103", "this string is never closed (a plain string must end on the same line; "
+                              "use \"\"\"...\"\"\" for several lines)", span)
+        return Diagnostic("E102", f"unexpected character `{ch}`; strings go in double quotes and comments start with `#`", span)
+    tok = getattr(e, "token", None)
+    expected = set(getattr(e, "expected", None) or getattr(e, "accepts", None) or ())
+    if isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
+        span = Span(file, line, col, line, col)
+        op = _unclosed(text, len(text))
+        if op is not None:
+            start, what = op
+            sl = text.count("\n", 0, start) + 1
+            sc = start - (text.rfind("\n", 0, start) + 1) + 1
+            lines = text.splitlines() or [""]
+            last = len(lines)
+            span = Span(file, last, len(lines[-1]) + 1, last, len(lines[-1]) + 1)
+            return Diagnostic(
+                "E104",
+                f"the file ends before `{what}` opened at line {sl} is closed; expected `}}`",
+                span,
+                ((f"`{what}` opened here", Span(file, sl, sc, sl, sc + 1)),),
+            )
+        return Diagnostic("E104", f"the file ends too early; expected {_describe(expected)}", span)
+    assert tok is not None
+    span = Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    prev = _previous_token(text, pos)
+    where = f" after {prev}" if prev else ""
+    return Diagnostic("E101", f"expected {_describe(expected)}{where}, found {_token_words(tok)}", span)
+
+
+def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
+    """Parse one spec file. Returns the AST (None if the file could not be parsed) and diagnostics."""
+    diags: list[Diagnostic] = []
+    work = text
+    for _ in range(MAX_RECOVERIES):
+        comments: list[ast.Comment] = []
+        builder_diags: list[Diagnostic] = []
+        lark = _parser()
+        builder: _Builder = lark.options.transformer
+        builder.file, builder.diags = file, builder_diags
+        try:
+            tree = lark.parse(work, on_error=None)
+        except UnexpectedInput as e:
+            d = _error_to_diag(work, file, e)
+            diags.append(d)
+            pos = _offset(work, d.span.start_line, d.span.start_col)
+            blocks, _ = _blocks(work)
+            enclosing = [b for b in blocks if b[0] <= pos < b[1]]
+            if not enclosing or d.code == "E104":
+                break
+            start, end, _ = max(enclosing, key=lambda b: b[0])  # innermost
+            work = _blank(work, start, end)
+            continue
+        except VisitError as e:  # a bug in the builder, not in the spec: let it surface
+            raise e.orig_exc
+        else:
+            if diags:
+                return None, _dedupe(diags + builder_diags)
+            header, *items = tree
+            for m in re.finditer(r'r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*"|#[^\n]*', text):
+                s = m.group()
+                if s.startswith("#"):
+                    line = text.count("\n", 0, m.start()) + 1
+                    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                    comments.append(ast.Comment(s.rstrip(), line, col))
+            return ast.SpecFile(file, header, items, comments, text), builder_diags
+    return None, _dedupe(diags)
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen = set()
+    out = []
+    for d in diags:
+        key = (d.code, d.span, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return sorted(out, key=Diagnostic.sort_key)
