@@ -1,0 +1,3 @@
+"""specc: compile behaviour specifications into verified preference data."""
+
+__version__ = "0.1.0"

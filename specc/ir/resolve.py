@@ -100,9 +100,9 @@ def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> L
     r.root_dir = entry.parent
     unit = r.unit(entry, None, ())
     spec = None
-    if unit is not None and not any(d.level == "error" for d in r.diags):
-        spec = r.build_spec(unit)
-    if spec is not None and lint:
+    if unit is not None:
+        spec = r.build_spec(unit)  # also validates every rule, so errors after a syntax error show
+    if spec is not None and lint and not any(d.level == "error" for d in r.diags):
         from specc.ir.lint import run_lints
 
         r.diags.extend(run_lints(spec, r.units_in_order()))

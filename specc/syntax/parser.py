@@ -477,8 +477,6 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
         except VisitError as e:  # a bug in the builder, not in the spec: let it surface
             raise e.orig_exc
         else:
-            if diags:
-                return None, _dedupe(diags + builder_diags)
             header, *items = tree
             for m in re.finditer(r'r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*"|#[^\n]*', text):
                 s = m.group()
@@ -486,7 +484,9 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
                     line = text.count("\n", 0, m.start()) + 1
                     col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
                     comments.append(ast.Comment(s.rstrip(), line, col))
-            return ast.SpecFile(file, header, items, comments, text), builder_diags
+            # After recoveries the tree lacks the broken rules; it is still returned so that
+            # later phases report the problems of the rules that did parse.
+            return ast.SpecFile(file, header, items, comments, text), _dedupe(diags + builder_diags)
     return None, _dedupe(diags)
 
 

@@ -1,0 +1,38 @@
+"""Shared test fixtures. `pytest --update-golden` rewrites golden files instead of comparing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files with current output")
+
+
+@pytest.fixture
+def golden(request):
+    """Compare text with a golden file under tests/golden/ (or rewrite it with --update-golden)."""
+    update = request.config.getoption("--update-golden")
+
+    def check(relpath: str, actual: str) -> None:
+        path = GOLDEN / relpath
+        if update or not path.exists():
+            if not update and os.environ.get("CI"):
+                pytest.fail(f"golden file {path} is missing; run pytest --update-golden and review it")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+            return
+        expected = path.read_text(encoding="utf-8")
+        assert actual == expected, f"output differs from {path} (run pytest --update-golden to accept)"
+
+    return check
