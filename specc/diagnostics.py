@@ -217,8 +217,8 @@ class SourceCache:
 
 def _caret(line: str, span: Span, lineno: int) -> str:
     start = span.start_col if lineno == span.start_line else 1
-    if span.end_line == lineno and span.end_col > start:
-        end = span.end_col
+    if span.end_line == lineno:
+        end = max(span.end_col, start + 1)  # a zero-width span (end of file) gets one caret
     else:
         end = max(start + 1, len(line.rstrip()) + 1)
     prefix = "".join(ch if ch == "\t" else " " for ch in line[: start - 1])

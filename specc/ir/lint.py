@@ -50,26 +50,51 @@ def default_with_root(spec: Spec, units) -> Iterable[Diagnostic]:
             yield Diagnostic("W407", f"default `{r.name}` has root authority, so nothing can override it", _span(r))
 
 
+def _examples_by_span(units) -> dict[tuple, ast.Example]:
+    """The written examples of every file, keyed by where they start."""
+    out: dict[tuple, ast.Example] = {}
+
+    def walk(items):
+        for it in items:
+            if isinstance(it, ast.Section):
+                walk(it.items)
+            elif isinstance(it, ast.RuleDecl):
+                for f in it.fields:
+                    if f.key == "example":
+                        s = f.value.span
+                        out[(s.file, s.start_line, s.start_col)] = f.value
+
+    for u in units:
+        walk(u.ast.items)
+    return out
+
+
 def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
+    written = _examples_by_span(units)
     for r in spec.rules:
         if not r.checks:
             continue
+        check = " and ".join(r.check_sources)
         for e in r.examples:
             span = Span(e.span.file, e.span.start_line, e.span.start_col, e.span.start_line,
                         e.span.start_col + len("example")) if e.span else _span(r)
+            node = written.get((e.span.file, e.span.start_line, e.span.start_col)) if e.span else None
+            answers = [a for a in node.items if isinstance(a, ast.Answer)] if node else []
+            good_spans = [a.text.span for a in answers if a.kind == "good"]
+            bad_spans = [a.text.span for a in answers if a.kind == "bad"]
             try:
-                for g in e.good:
+                for i, g in enumerate(e.good):
                     if not checklib.evaluate_all(r.checks, g.text):
-                        yield Diagnostic("W408", f"a `good` answer of example {e.title!r} fails the check of "
-                                         f"`{r.name}`", span)
-                for b in e.bad:
+                        yield Diagnostic("W408", f"this `good` answer of example {e.title!r} fails the check of "
+                                         f"`{r.name}`: {check}", good_spans[i] if i < len(good_spans) else span)
+                for i, b in enumerate(e.bad):
                     if b.label == "overrefusal":
                         continue
                     if checklib.evaluate_all(r.checks, b.text):
-                        yield Diagnostic("W408", f"a `bad` answer of example {e.title!r} passes the check of "
-                                         f"`{r.name}`", span)
+                        yield Diagnostic("W408", f"this `bad` answer of example {e.title!r} passes the check of "
+                                         f"`{r.name}`: {check}", bad_spans[i] if i < len(bad_spans) else span)
             except checklib.CheckTimeout as t:
-                yield Diagnostic("W408", f"example {e.title!r}: {t}", span)
+                yield Diagnostic("W408", f"the check of `{r.name}` did not finish on example {e.title!r}: {t}", span)
 
 
 def missing_doc(spec: Spec, units) -> Iterable[Diagnostic]:

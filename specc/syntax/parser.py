@@ -25,15 +25,40 @@ from specc.syntax import ast
 MAX_RECOVERIES = 50
 
 
+class _GluedKeyword(UnexpectedInput):
+    """A keyword with more letters after it (`rules`, `mustard`)."""
+
+    def __init__(self, word: str, keyword: str, line: int, column: int, pos: int):
+        super().__init__(f"`{word}` is not a keyword")
+        self.word, self.keyword = word, keyword
+        self.line, self.column, self.pos_in_stream = line, column, pos
+
+
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_]+")
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    grammar = grammar_path().read_text(encoding="utf-8")
+    builder = _Builder()
+
+    # Where a name cannot follow, the contextual lexer matches a keyword as a prefix: `rulefoo {`
+    # would read as `rule foo {`. A keyword must end where the word ends.
+    def whole_word(tok: Token) -> Token:
+        rest = _WORD_CHAR.match(builder.text, tok.end_pos)
+        if rest:
+            raise _GluedKeyword(str(tok) + rest.group(), str(tok), tok.line, tok.column, tok.start_pos)
+        return tok
+
+    keywords = {w.upper() for w in re.findall(r'"([a-z_]+)"', grammar)} | {"MODALITY", "ROLE"}
     return Lark(
-        grammar_path().read_text(encoding="utf-8"),
+        grammar,
         parser="lalr",
         lexer="contextual",
         keep_all_tokens=True,
         maybe_placeholders=True,
-        transformer=_Builder(),
+        transformer=builder,
+        lexer_callbacks={k: whole_word for k in keywords},
     )
 
 
@@ -84,6 +109,7 @@ class _Builder(Transformer):
     """
 
     file = "<string>"
+    text = ""
     diags: list[Diagnostic] = []
 
     def _span(self, children) -> Span:
@@ -292,6 +318,7 @@ _TERMINAL_WORDS = {
     "EQUAL": "`=`",
     "DOT": "`.`",
     "$END": "the end of the file",
+    "SPEC": 'the header `spec NAME version "1.0.0"`',
 }
 _RULE_FIELDS = {"MODALITY", "AUTHORITY", "SEVERITY", "WHEN", "UNLESS", "TAGS", "WEIGHT", "CHECK", "AXIS", "EXAMPLE"}
 _TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRIDE", "REMOVE"}
@@ -300,6 +327,8 @@ _TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRI
 def _describe(names: set[str]) -> str:
     names = set(names)
     parts: list[str] = []
+    if {"LPAR", "NAME"} <= names <= {"LPAR", "NAME", "NOT"}:
+        return "a check such as `max_words(100)`"
     if _RULE_FIELDS <= names:
         parts.append("a rule field (a statement such as `must \"...\"`, or `authority`, `severity`, `when`, "
                      "`unless`, `tags`, `weight`, `check`, `axis`, `example`)")
@@ -375,9 +404,18 @@ def _offset(text: str, line: int, col: int) -> int:
     return pos + col - 1
 
 
+_BLOCK_KEYWORDS = ("rule", "default", "override", "section", "example")
+
+
 def _blocks(text: str):
-    """Yield (keyword start, close end, header) for every rule-like block with matched braces."""
-    stack: list[tuple[int, str | None]] = []
+    """Find the ``{`` blocks of ``text``.
+
+    Returns ``(found, stack)``: ``found`` holds (keyword start, close end, keyword) for every
+    rule-like block with matched braces; ``stack`` the blocks still open at the end, as
+    (``{`` offset, label such as ``section tone``, offset of its keyword), the last two None
+    when no keyword opens the block.
+    """
+    stack: list[tuple[int, tuple[int, str] | None, str | None, int | None]] = []
     words: list[tuple[int, str]] = []
     found = []
     for kind, start, end, s in _scan(text):
@@ -387,30 +425,71 @@ def _blocks(text: str):
             header = None
             if len(words) >= 2 and words[-2][1] in ("rule", "default", "override"):
                 header = words[-2]
-            stack.append((start, header))
+            label = keyword_at = None
+            for i in range(len(words) - 1, -1, -1):
+                if words[i][1] in _BLOCK_KEYWORDS:
+                    name = words[i + 1][1] if i + 1 < len(words) else '"'
+                    label = words[i][1] if name == '"' else f"{words[i][1]} {name}"
+                    keyword_at = words[i][0]
+                    break
+            stack.append((start, header, label, keyword_at))
             words.clear()
         elif kind == "close":
             words.clear()
             if stack:
-                _, header = stack.pop()
+                _, header, _, _ = stack.pop()
                 if header is not None:
                     found.append((header[0], end, header[1]))
         else:
             if kind == "str":
                 words.append((start, '"'))
-    return found, stack
+    return found, [(start, label, keyword_at) for start, _, label, keyword_at in stack]
 
 
-def _unclosed(text: str, pos: int) -> tuple[int, str] | None:
+def _unclosed(text: str, pos: int) -> tuple[int, str | None, int | None] | None:
     _, stack = _blocks(text[:pos])
-    if stack:
-        start, header = stack[-1]
-        return start, (header[1] if header else "block")
-    return None
+    return stack[-1] if stack else None
+
+
+_DECLARATIONS = frozenset({"RULE", "DEFAULT", "SECTION", "OVERRIDE", "REMOVE", "IMPORT", "EXTENDS"})
+
+
+def _unclosed_before(text: str, pos: int, e: UnexpectedInput) -> tuple[int, str | None, int | None] | None:
+    """The block left open when a declaration keyword appears inside it (a forgotten `}`)."""
+    tok = getattr(e, "token", None)
+    expected = set(getattr(e, "expected", None) or ())
+    if not isinstance(e, UnexpectedToken) or tok is None or tok.type not in _DECLARATIONS:
+        return None
+    if tok.type in expected or "RBRACE" not in expected:
+        return None
+    return _unclosed(text, pos)
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
 def _blank(text: str, start: int, end: int) -> str:
     return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+
+
+_KEYWORDS = frozenset({
+    "must", "must_not", "should", "should_not", "authority", "severity", "when", "unless", "tags", "weight",
+    "check", "axis", "example", "rule", "default", "section", "override", "remove", "import", "extends",
+})
+
+
+def _keyword_taken_as_value(text: str, pos: int, file: str) -> Diagnostic | None:
+    """`authority` with its value missing swallows the next keyword as the value
+    (`authority\n check ...` reads as authority `check`); name the real mistake."""
+    toks = [(start, end, s) for kind, start, end, s in _scan(text[:pos]) if kind == "word"][-2:]
+    if len(toks) == 2 and toks[0][2] in ("authority", "severity") and toks[1][2] in _KEYWORDS:
+        start, end, word = toks[1]
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        return Diagnostic("E101", f"expected a value after `{toks[0][2]}`, found the keyword `{word}`",
+                          Span(file, line, col, line, col + len(word)))
+    return None
 
 
 def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
@@ -418,12 +497,23 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
     if line is None or line < 1:
         line, col = text.count("\n") + 1, 1
     pos = _offset(text, line, col)
+    if isinstance(e, _GluedKeyword):
+        return Diagnostic("E101", f"`{e.word}` is not a keyword here; did you mean `{e.keyword}`?",
+                          Span(file, line, col, line, col + len(e.word)))
     if isinstance(e, UnexpectedCharacters):
         ch = text[pos] if pos < len(text) else ""
         span = Span(file, line, col, line, col + 1)
+        if ch == '"' and text[max(0, pos - 2):pos] == '""':
+            # `"""abc` lexes as the empty string `""` and then an unclosed `"abc`.
+            start = pos - 3 if text[pos - 3:pos - 2] == "r" else pos - 2
+            col = start - (text.rfind("\n", 0, start) + 1) + 1
+            return Diagnostic("E103", 'this """ string is never closed; end it with """',
+                              Span(file, line, col, line, col + 3))
         if ch == '"' or text[pos:pos + 2] == 'r"':
             return Diagnostic("E103", "this string is never closed (a plain string must end on the same line; "
                               "use \"\"\"...\"\"\" for several lines)", span)
+        if ch in "\u201c\u201d\u201e\u2018\u2019\u00ab\u00bb":
+            return Diagnostic("E102", f"typographic quote `{ch}`; write strings in straight double quotes \"...\"", span)
         return Diagnostic("E102", f"unexpected character `{ch}`; strings go in double quotes and comments start with `#`", span)
     tok = getattr(e, "token", None)
     expected = set(getattr(e, "expected", None) or getattr(e, "accepts", None) or ())
@@ -431,7 +521,8 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
         span = Span(file, line, col, line, col)
         op = _unclosed(text, len(text))
         if op is not None:
-            start, what = op
+            start, what, _ = op
+            what = f"the `{what}` block" if what else "a block"
             sl = text.count("\n", 0, start) + 1
             sc = start - (text.rfind("\n", 0, start) + 1) + 1
             lines = text.splitlines() or [""]
@@ -439,16 +530,30 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
             span = Span(file, last, len(lines[-1]) + 1, last, len(lines[-1]) + 1)
             return Diagnostic(
                 "E104",
-                f"the file ends before `{what}` opened at line {sl} is closed; expected `}}`",
+                f"the file ends before {what} opened at line {sl} is closed; expected `}}`",
                 span,
-                ((f"`{what}` opened here", Span(file, sl, sc, sl, sc + 1)),),
+                ((f"{what} opened here", Span(file, sl, sc, sl, sc + 1)),),
             )
+        if expected == {"SPEC"}:
+            return Diagnostic("E104", 'the file is empty; a spec file starts with `spec NAME version "1.0.0"`',
+                              Span(file, 1, 1, 1, 1))
         return Diagnostic("E104", f"the file ends too early; expected {_describe(expected)}", span)
     assert tok is not None
     span = Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    op = _unclosed_before(text, pos, e)
+    if op is not None:
+        brace, what, _ = op
+        what = f"the `{what}` block" if what else "a block"
+        sl, sc = _line_col(text, brace)
+        return Diagnostic("E101", f"expected `}}` to close {what} opened at line {sl}, found {_token_words(tok)}",
+                          span, ((f"{what} opened here", Span(file, sl, sc, sl, sc + 1)),))
+    valued = _keyword_taken_as_value(text, pos, file)
+    if valued is not None:
+        return valued
     prev = _previous_token(text, pos)
     where = f" after {prev}" if prev else ""
-    return Diagnostic("E101", f"expected {_describe(expected)}{where}, found {_token_words(tok)}", span)
+    wanted = "a value" if expected == {"NAME"} and prev in ("`authority`", "`severity`") else _describe(expected)
+    return Diagnostic("E101", f"expected {wanted}{where}, found {_token_words(tok)}", span)
 
 
 def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
@@ -460,15 +565,20 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
         builder_diags: list[Diagnostic] = []
         lark = _parser()
         builder: _Builder = lark.options.transformer
-        builder.file, builder.diags = file, builder_diags
+        builder.file, builder.text, builder.diags = file, work, builder_diags
         try:
             tree = lark.parse(work, on_error=None)
         except UnexpectedInput as e:
             d = _error_to_diag(work, file, e)
             diags.append(d)
             pos = _offset(work, d.span.start_line, d.span.start_col)
+            op = _unclosed_before(work, pos, e)
+            if op is not None:  # blank the unclosed block up to the keyword that showed it
+                brace, _, keyword_at = op
+                work = _blank(work, keyword_at if keyword_at is not None else brace, pos)
+                continue
             blocks, _ = _blocks(work)
-            enclosing = [b for b in blocks if b[0] <= pos < b[1]]
+            enclosing = [b for b in blocks if b[0] < pos < b[1]]
             if not enclosing or d.code == "E104":
                 break
             start, end, _ = max(enclosing, key=lambda b: b[0])  # innermost
