@@ -15,6 +15,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from specc.diagnostics import Span
+from specc.syntax import ast
+from specc.syntax.fmt import format_check, format_number
+
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
 Modality = Literal["must", "must_not", "should", "should_not"]
@@ -80,28 +84,29 @@ CheckAnd.model_rebuild()
 CheckOr.model_rebuild()
 
 
-def check_source(check: Check, _top: bool = True) -> str:
-    """The canonical text of a check, as the formatter writes it."""
+def check_source(check: Check) -> str:
+    """The canonical text of a check, as the formatter writes it (one printer: `specc.syntax.fmt`)."""
+    return format_check(_check_ast(check))
+
+
+_NOWHERE = Span("", 0, 0, 0, 0)
+
+
+def _check_ast(check: Check) -> ast.CheckExpr:
     if isinstance(check, CheckCall):
-        if not check.args and check.name in ("is_json", "refuses"):
-            return check.name
-        return f"{check.name}({', '.join(_arg_source(a) for a in check.args)})"
+        args = [_arg_ast(a) for a in check.args]
+        return ast.CheckCall(ast.Name(check.name, _NOWHERE), args, not args, _NOWHERE)
     if isinstance(check, CheckNot):
-        inner = check_source(check.operand, False)
-        return f"not {inner}"
-    joiner = f" {check.op} "
-    body = joiner.join(check_source(o, False) for o in check.operands)
-    return body if _top else f"({body})"
+        return ast.CheckNot(_check_ast(check.operand), _NOWHERE)
+    return ast.CheckBin(check.op, [_check_ast(o) for o in check.operands], _NOWHERE)
 
 
-def _arg_source(a: CheckArgValue) -> str:
+def _arg_ast(a: CheckArgValue) -> ast.CheckArg:
     if isinstance(a, tuple):
-        return "[" + ", ".join(json.dumps(x, ensure_ascii=False) for x in a) + "]"
+        return ast.ValueList([ast.Str(x, _NOWHERE) for x in a], _NOWHERE)
     if isinstance(a, str):
-        if "\\" in a and '"' not in a:
-            return f'r"{a}"'
-        return json.dumps(a, ensure_ascii=False)
-    return repr(a)
+        return ast.Str(a, _NOWHERE)
+    return ast.Number(a, format_number(a), _NOWHERE)
 
 
 # -- examples, axes ---------------------------------------------------------------------

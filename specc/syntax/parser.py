@@ -21,6 +21,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from specc.diagnostics import Diagnostic, Span
 from specc.resources import grammar_path
 from specc.syntax import ast
+from specc.syntax.lalr import FastLALR
 
 MAX_RECOVERIES = 50
 
@@ -35,6 +36,11 @@ class _GluedKeyword(UnexpectedInput):
 
 
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_]+")
+
+
+@lru_cache(maxsize=1)
+def _fast_parser(lark: Lark) -> FastLALR:
+    return FastLALR(lark)
 
 
 @lru_cache(maxsize=1)
@@ -567,7 +573,11 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
         builder: _Builder = lark.options.transformer
         builder.file, builder.text, builder.diags = file, work, builder_diags
         try:
-            tree = lark.parse(work, on_error=None)
+            # The fast driver builds the same tree; on any error lark parses again and reports it.
+            tree = _fast_parser(lark).parse(work)
+            if tree is None:
+                builder_diags.clear()
+                tree = lark.parse(work, on_error=None)
         except UnexpectedInput as e:
             d = _error_to_diag(work, file, e)
             diags.append(d)
@@ -588,10 +598,12 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
             raise e.orig_exc
         else:
             header, *items = tree
+            line, seen = 1, 0  # lines counted incrementally: linear in the size of the file
             for m in re.finditer(r'r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*"|#[^\n]*', text):
                 s = m.group()
                 if s.startswith("#"):
-                    line = text.count("\n", 0, m.start()) + 1
+                    line += text.count("\n", seen, m.start())
+                    seen = m.start()
                     col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
                     comments.append(ast.Comment(s.rstrip(), line, col))
             # After recoveries the tree lacks the broken rules; it is still returned so that
