@@ -1,0 +1,191 @@
+"""The two sides of a diff: a spec file, a spec at a git revision, or a compiled dataset.
+
+``open_side(arg)`` decides which, in this order:
+
+1. a directory holding ``manifest.json`` is a compiled dataset;
+2. an existing file is a spec file;
+3. ``REV:path`` where ``REV`` is a commit of the git repository around the current directory
+   is the spec ``path`` at that revision. As with ``git show``, ``path`` is relative to the
+   repository root, or to the current directory when written ``REV:./path``. Its imports are
+   read from the same revision (stdlib imports come from the installed specc).
+
+Anything else is a :class:`DiffError` with a message for the user (the CLI exits 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from specc.diagnostics import Diagnostic, SourceCache
+from specc.diff.model import SideInfo
+from specc.ir.model import Spec
+from specc.ir.resolve import Reader, load
+
+
+class DiffError(Exception):
+    """A side cannot be opened. ``diagnostics`` are the spec's errors, if that is why."""
+
+    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None,
+                 sources: SourceCache | None = None):
+        super().__init__(message)
+        self.diagnostics = diagnostics or []
+        self.sources = sources or SourceCache()
+
+
+@dataclass(frozen=True)
+class SpecSide:
+    info: SideInfo
+    spec: Spec
+
+
+@dataclass(frozen=True)
+class DatasetSide:
+    info: SideInfo
+    path: Path
+    manifest: dict
+
+
+Side = SpecSide | DatasetSide
+
+
+def open_side(arg: str, cwd: Path | None = None) -> Side:
+    cwd = Path(cwd or Path.cwd())
+    path = cwd / arg
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            return open_dataset(path, arg)
+        raise DiffError(f"{arg}: a directory, but not a compiled dataset (it has no manifest.json)")
+    if path.is_file():
+        return _spec_side(load(path), SideInfo(kind="spec", source=arg))
+    rev, sep, rel = arg.partition(":")
+    if sep and rev and rel:
+        repo = git_toplevel(cwd)
+        if repo is None:
+            raise DiffError(f"{arg}: no such file; and as REV:path it needs a git repository around "
+                            f"the current directory")
+        sha = resolve_revision(repo, rev)
+        if sha is None:
+            raise DiffError(f"{arg}: `{rev}` is not a revision of the git repository at {repo}")
+        return open_git(repo, rev, sha, rel, cwd)
+    raise DiffError(f"{arg}: no such file, dataset directory or REV:path")
+
+
+def _spec_side(result, info: SideInfo) -> SpecSide:
+    if not result.ok:
+        raise DiffError(f"{info.source}: {len(result.errors)} error(s); fix them first "
+                        f"(see `specc check`)", result.errors, result.sources)
+    s = result.spec
+    return SpecSide(SideInfo(kind=info.kind, source=info.source, id=s.id, version=s.version, hash=s.hash), s)
+
+
+# -- git -------------------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+
+
+def git_toplevel(cwd: Path) -> Path | None:
+    try:
+        p = _git(cwd, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:  # git is not installed
+        return None
+    if p.returncode != 0:
+        return None
+    return Path(p.stdout.decode().strip()).resolve()
+
+
+def resolve_revision(repo: Path, rev: str) -> str | None:
+    if rev.startswith("-"):
+        return None
+    p = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    return p.stdout.decode().strip() if p.returncode == 0 else None
+
+
+class GitReader(Reader):
+    """Reads files under the repository root from one commit; files elsewhere (the stdlib)
+    from disk. Paths are the files' would-be locations in the working tree."""
+
+    def __init__(self, repo: Path, rev: str, sha: str):
+        self.repo, self.rev, self.sha = repo, rev, sha
+
+    def _rel(self, path: Path) -> str | None:
+        try:
+            return PurePosixPath(Path(os.path.normpath(path)).relative_to(self.repo)).as_posix()
+        except ValueError:
+            return None
+
+    def read(self, path: Path) -> str:
+        rel = self._rel(path)
+        if rel is None:
+            return super().read(path)
+        p = _git(self.repo, "cat-file", "blob", f"{self.sha}:{rel}")
+        if p.returncode != 0:
+            raise FileNotFoundError(f"{self.rev}:{rel}")
+        return p.stdout.decode("utf-8")
+
+    def display(self, path: Path) -> str:
+        rel = self._rel(path)
+        return super().display(path) if rel is None else f"{self.rev}:{rel}"
+
+    def resolve(self, path: Path) -> Path:
+        return Path(os.path.normpath(path if path.is_absolute() else self.repo / path))
+
+
+def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path) -> SpecSide:
+    if rel.startswith(("./", "../")) or rel in (".", ".."):
+        target = Path(os.path.normpath(cwd.resolve() / rel))
+    else:
+        target = Path(os.path.normpath(repo / rel))
+    reader = GitReader(repo, rev, sha)
+    shown = f"{rev}:{rel}"
+    relpath = reader._rel(target)
+    if relpath is None:
+        raise DiffError(f"{shown}: the path is outside the git repository at {repo}")
+    if _git(repo, "cat-file", "-e", f"{sha}:{relpath}").returncode != 0:
+        hint = ""
+        if not rel.startswith("./") and Path(cwd).resolve() != repo:
+            hint = (f" (after `:` a path is relative to the repository root; "
+                    f"write {rev}:./{rel} for one relative to the current directory)")
+        raise DiffError(f"{shown}: {rev} has no file {relpath}{hint}")
+    return _spec_side(load(target, reader), SideInfo(kind="git", source=shown))
+
+
+# -- datasets --------------------------------------------------------------------------------
+
+
+def open_dataset(path: Path, shown: str) -> DatasetSide:
+    mpath = path / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DiffError(f"{shown}: cannot read manifest.json: {e}") from None
+    except json.JSONDecodeError as e:
+        raise DiffError(f"{shown}/manifest.json is not valid JSON: {e}") from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise DiffError(f"{shown}/manifest.json: {problem}")
+    spec = manifest.get("spec") or {}
+    info = SideInfo(kind="dataset", source=shown, id=spec.get("id"), version=spec.get("version"),
+                    hash=spec.get("hash"))
+    return DatasetSide(info, path, manifest)
+
+
+def manifest_problem(m) -> str | None:
+    """Why a manifest cannot be diffed, or None. Checks the parts the diff relies on."""
+    if not isinstance(m, dict):
+        return "expected a JSON object"
+    rules = m.get("rules")
+    if not isinstance(rules, dict):
+        return "has no `rules` object (rule id -> hash and record ids); was it written by `specc compile`?"
+    for rid, entry in rules.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str) \
+                or not isinstance(entry.get("records"), list):
+            return f"rule {rid!r} needs a `hash` string and a `records` list"
+    if "spec" in m and not isinstance(m["spec"], dict):
+        return "`spec` should be an object with id, version and hash"
+    return None
