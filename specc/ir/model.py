@@ -172,7 +172,7 @@ class Rule(_Frozen):
             "unless": sorted(self.unless),
             "tags": sorted(self.tags),
             "weight": self.weight,
-            "checks": sorted(canonical_json(c.model_dump(mode="json")) for c in self.checks),
+            "checks": canonical_checks(self.checks),
             "examples": sorted(
                 canonical_json(e.model_dump(mode="json", exclude={"span"})) for e in self.examples
             ),
@@ -211,6 +211,30 @@ class Spec(_Frozen):
             "rules": sorted(r.hash for r in self.rules),
         }
         return self.model_copy(update={"hash": content_hash(meaning)})
+
+
+def _canon(check) -> object:
+    """A check as JSON with meaning-neutral differences removed: nested `and`/`or` flattened
+    and their operands sorted (`a and b` == `b and a`)."""
+    if isinstance(check, CheckCall):
+        return {"call": check.name, "args": [list(a) if isinstance(a, tuple) else a for a in check.args]}
+    if isinstance(check, CheckNot):
+        return {"not": _canon(check.operand)}
+    cls = type(check)
+    flat: list = []
+    for o in check.operands:
+        flat.extend(o.operands if isinstance(o, cls) else [o])
+    return {check.op: sorted({canonical_json(_canon(o)) for o in flat})}
+
+
+def canonical_checks(checks) -> list[str]:
+    """A rule's checks all must hold, so two `check` lines mean the same as one `and`: the
+    hash sees the set of top-level conjuncts, each in canonical form."""
+    conjuncts: set[str] = set()
+    for c in checks:
+        for part in (c.operands if isinstance(c, CheckAnd) else (c,)):
+            conjuncts.add(canonical_json(_canon(part)))
+    return sorted(conjuncts)
 
 
 def canonical_json(obj) -> str:
