@@ -547,3 +547,8 @@ def test_hash_treats_check_lines_as_one_conjunction_and_ignores_operand_order():
     assert h(one) == h(two)
     assert h(one) != h(other)
     assert h(one) != h(flipped)
+
+
+def test_refuses_reads_curly_apostrophes():
+    assert checklib.is_refusal("I can\u2019t help with that request.")
+    assert not checklib.is_refusal("Sure \u2014 here\u2019s how to reset your password.")

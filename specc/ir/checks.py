@@ -54,7 +54,8 @@ REFUSAL_WINDOW = 300
 
 def is_refusal(text: str) -> bool:
     """The documented heuristic behind ``refuses``: a refusal phrase near the start."""
-    return _REFUSAL_RE.search(text[:REFUSAL_WINDOW]) is not None
+    window = text[:REFUSAL_WINDOW].replace("\u2019", "'").replace("\u02bc", "'")  # curly apostrophes
+    return _REFUSAL_RE.search(window) is not None
 
 
 @lru_cache(maxsize=4096)

@@ -72,7 +72,7 @@ def _examples_by_span(units) -> dict[tuple, ast.Example]:
 def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
     written = _examples_by_span(units)
     for r in spec.rules:
-        if not r.checks:
+        if not r.checks or not r.examples:
             continue
         check = " and ".join(r.check_sources)
         for e in r.examples:

@@ -17,6 +17,9 @@ Semantics (documented in the README's language reference):
 
 from __future__ import annotations
 
+import difflib
+import functools
+import gc
 import os
 import re
 from dataclasses import dataclass, field
@@ -59,7 +62,7 @@ class Reader:
     """Reads spec files from the file system. Subclass to read from elsewhere (git)."""
 
     def read(self, path: Path) -> str:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # editors on Windows may start a file with a BOM
 
     def display(self, path: Path) -> str:
         try:
@@ -92,6 +95,29 @@ class LoadResult:
         return self.spec is not None and not self.errors
 
 
+def _gc_paused(fn):
+    """Run ``fn`` with the cyclic garbage collector off.
+
+    Loading builds hundreds of thousands of small acyclic objects (tokens, AST nodes, IR
+    models); each full collection walks all of them, which made load time grow faster than
+    the spec (measured in bench/README.md). Nothing cyclic is left behind worth collecting
+    mid-load; the collector is back on as soon as ``fn`` returns.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return wrapper
+
+
+@_gc_paused
 def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> LoadResult:
     """Load, resolve and validate the spec at ``path`` (and everything it imports)."""
     reader = reader or Reader()
@@ -232,10 +258,16 @@ class _Resolver:
             rel = name[len(STDLIB_PREFIX):].replace(".", "/") + ".spec"
             path = stdlib_dir() / rel
             if not path.is_file():
-                known = sorted(p.stem for p in stdlib_dir().glob("*.spec"))
-                self.diags.append(Diagnostic(
-                    "E204", f"no stdlib module `{name}`; available: {', '.join('std.' + k for k in known)}",
-                    item.span))
+                known = sorted(STDLIB_PREFIX + p.relative_to(stdlib_dir()).with_suffix("").as_posix().replace("/", ".")
+                               for p in stdlib_dir().rglob("*.spec"))
+                close = difflib.get_close_matches(name, known, n=1)
+                if close:
+                    hint = f"; did you mean `{close[0]}`?"
+                elif known:
+                    hint = f"; available: {', '.join(known)}"
+                else:
+                    hint = " (the standard library has no modules)"
+                self.diags.append(Diagnostic("E204", f"no stdlib module `{name}`{hint}", item.span))
                 return None
             return path
         target = PurePosixPath(item.target)
@@ -314,11 +346,15 @@ class _Resolver:
             if not values:
                 self.diags.append(Diagnostic("E212", f"axis `{name}` has no values", decl.span))
                 continue
-            dup = sorted({v for v in values if values.count(v) > 1})
-            if dup:
-                self.diags.append(Diagnostic("E212", f"axis `{name}` lists {dup[0]!r} more than once", decl.span))
-            if any(not v.strip() for v in values):
-                self.diags.append(Diagnostic("E212", f"axis `{name}` has an empty value", decl.span))
+            first_seen: dict[str, Span] = {}
+            for v in decl.values:
+                if v.value in first_seen:
+                    self.diags.append(Diagnostic("E212", f"axis `{name}` lists {v.value!r} more than once", v.span,
+                                                 (("first listed here", first_seen[v.value]),)))
+                else:
+                    first_seen[v.value] = v.span
+                if not v.value.strip():
+                    self.diags.append(Diagnostic("E212", f"axis `{name}` has an empty value", v.span))
             out[name] = Axis(name=name, values=tuple(dict.fromkeys(values)))
         return out
 
@@ -427,9 +463,9 @@ class _Resolver:
             elif f.key in ("authority", "severity"):
                 allowed = AUTHORITIES if f.key == "authority" else SEVERITIES
                 if f.value.value not in allowed:
-                    self.diags.append(Diagnostic(
-                        "E218", f"unknown {f.key} `{f.value.value}`; expected one of {', '.join(allowed)}",
-                        f.value.span))
+                    close = difflib.get_close_matches(f.value.value, allowed, n=1)
+                    hint = f"did you mean `{close[0]}`?" if close else f"expected one of {', '.join(allowed)}"
+                    self.diags.append(Diagnostic("E218", f"unknown {f.key} `{f.value.value}`; {hint}", f.value.span))
                     ok = False
                 out[f.key] = f.value.value
             elif f.key in ("when", "unless"):
@@ -568,8 +604,9 @@ class _Resolver:
         name = c.name.value
         pred = checklib.PREDICATES.get(name)
         if pred is None:
-            self.diags.append(Diagnostic(
-                "E301", f"unknown check `{name}`; available: {', '.join(sorted(checklib.PREDICATES))}", c.name.span))
+            close = difflib.get_close_matches(name, checklib.PREDICATES, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"available: {', '.join(sorted(checklib.PREDICATES))}"
+            self.diags.append(Diagnostic("E301", f"unknown check `{name}`; {hint}", c.name.span))
             return None
         if len(c.args) != len(pred.params):
             want = len(pred.params)
