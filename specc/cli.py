@@ -71,11 +71,127 @@ def check(files: tuple[Path, ...], strict: bool, fmt: str) -> None:
     if fmt == "text":
         summary = f"{len(files)} file{'s' if len(files) != 1 else ''} checked"
         if not errors:
-            summary += f", {n_rules} rules"
+            summary += f", {n_rules} rule{'s' if n_rules != 1 else ''}"
         summary += f": {len(errors)} error{'s' if len(errors) != 1 else ''}, " \
                    f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
         click.echo(summary, err=bool(diags))
     if errors or (strict and warnings):
+        sys.exit(EXIT_ERRORS)
+
+
+# -- fmt --------------------------------------------------------------------------------
+
+
+def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(p.rglob("*.spec")) if p.is_dir() else [p])
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (temp file + rename), keeping its mode."""
+    import os
+    import stat
+    import tempfile
+
+    target = path.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unified_diff(old: str, new: str, name: str) -> str:
+    import difflib
+    import re
+
+    def lines(s: str) -> list[str]:
+        return re.findall(r"[^\n]*\n|[^\n]+$", s)
+
+    out = []
+    for line in difflib.unified_diff(lines(old), lines(new), f"a/{name}", f"b/{name}"):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file would be reformatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff instead of writing; exit 1 if any.")
+def fmt_command(files: tuple[Path, ...], check_only: bool, show_diff: bool) -> None:
+    """Rewrite spec FILES (or every *.spec under a directory) in the canonical layout.
+
+    Comments are kept and the meaning (the IR hash) never changes. A file with syntax errors
+    is left untouched and its errors are printed. Exit 0 when done (with --check or --diff:
+    when nothing would change), 1 when a file would change or has errors, 3 when a file
+    cannot be written.
+    """
+    from specc.syntax.fmt import FormatError, format_text
+
+    changed: list[Path] = []
+    unchanged = errors = 0
+    failure = False
+    for path in _spec_files(files):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            click.echo(f"{path}: cannot read the file: {e}", err=True)
+            errors += 1
+            continue
+        try:
+            out, diags = format_text(text, str(path))
+        except FormatError as e:
+            click.echo(f"{path}: left unchanged: internal formatter error, please report it: {e}", err=True)
+            failure = True
+            continue
+        if out is None:
+            sources = SourceCache()
+            sources.add(str(path), text)
+            click.echo(render_text([d for d in diags if d.level == "error"], sources), err=True)
+            click.echo(f"{path}: not formatted: fix the syntax errors first", err=True)
+            errors += 1
+            continue
+        if out == text:
+            unchanged += 1
+            continue
+        changed.append(path)
+        if show_diff:
+            click.echo(_unified_diff(text, out, str(path)), nl=False)
+        elif check_only:
+            click.echo(f"would reformat {path}")
+        else:
+            try:
+                _write_atomic(path, out)
+            except OSError as e:
+                click.echo(f"{path}: cannot write the file: {e}", err=True)
+                failure = True
+                continue
+            click.echo(f"reformatted {path}")
+    dry = check_only or show_diff
+
+    def files_(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = []
+    if changed:
+        parts.append(f"{files_(len(changed))} {'would be ' if dry else ''}reformatted")
+    if unchanged:
+        parts.append(f"{files_(unchanged)} {'would be ' if dry else ''}left unchanged")
+    if errors:
+        parts.append(f"{files_(errors)} with errors")
+    click.echo(", ".join(parts) or "no spec files found", err=True)
+    if failure:
+        sys.exit(EXIT_FAILURE)
+    if errors or (dry and changed):
         sys.exit(EXIT_ERRORS)
 
 
@@ -126,6 +242,155 @@ def inspect(file: Path, fmt: str) -> None:
             click.echo(f"      check {c}")
 
 
+# -- plan -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--per-rule", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Scenarios per rule and boundary, scaled by the rule's weight.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default="pairwise", show_default=True,
+              help="How axis values are combined.")
+@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True,
+              help="What goes into the system prompt: nothing, the rule, or a sampled spec instance.")
+@click.option("--boundary", "boundaries", multiple=True, type=click.Choice(["violation", "lookalike", "conflict"]),
+              help="Plan only these boundary positions (repeatable; default all).")
+@click.option("--rule", "rules", multiple=True, help="Plan only this rule, by id or unique name (repeatable).")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
+         boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str) -> None:
+    """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded."""
+    from specc.plan.planner import PlanError, make_plan, plan_json
+    from specc.plan.report import render_text
+
+    spec = _load_or_exit(spec_file, fmt).spec
+    try:
+        the_plan = make_plan(spec, seed=seed, per_rule=per_rule, coverage=coverage, system_prompt=system_prompt,
+                             boundaries=boundaries or ("violation", "lookalike", "conflict"),
+                             test_fraction=test_fraction, rules=rules or None)
+    except PlanError as e:
+        raise click.UsageError(str(e)) from None
+    if fmt == "json":
+        click.echo(json.dumps(plan_json(the_plan), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(render_text(the_plan))
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="markdown is meant for a PR comment.")
+@click.option("--data", metavar="DIR", help="A compiled dataset: report the records NEW makes stale or orphaned "
+              "and the scenarios it adds.")
+@click.option("--exit-code", is_flag=True, help="Exit 2 when the sides differ, 0 when they do not (1 on error).")
+@click.option("--fail-on", metavar="NAMES", default="",
+              help="Comma-separated change kinds or classes (e.g. removed,loosened; `any`): exit 1 when one is "
+              "present. For CI gates.")
+def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_on: str) -> None:
+    """Compare OLD and NEW rule by rule: spec files, REV:path at a git revision (e.g.
+    main:specs/assistant.spec), or two compiled dataset directories.
+
+    Formatting and reordering are no change. Exit 0, or with --exit-code 2 when the sides
+    differ; 1 on an error or when a --fail-on kind or class is present.
+    """
+    from specc.diff import GATES, DiffError, compare, render
+
+    gates = [g.strip() for g in fail_on.split(",") if g.strip()]
+    unknown = [g for g in gates if g not in GATES]
+    if unknown:  # exit 1, not click's 2: with --exit-code, 2 would read as "differences" and pass a gate
+        click.echo(f"--fail-on: unknown name {unknown[0]!r}; choose from {', '.join(GATES)}", err=True)
+        sys.exit(EXIT_ERRORS)
+    try:
+        result, impact = compare(old, new, data)
+    except DiffError as e:
+        if e.diagnostics:
+            _emit_diagnostics(e.diagnostics, e.sources, "text", sys.stderr)
+        click.echo(f"specc diff: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    click.echo(render(result, fmt, impact), nl=False)
+    present = result.present()
+    hit = [g for g in gates if g in present or (g == "any" and not result.empty)]
+    if hit:
+        click.echo(f"specc diff: failing on {', '.join(hit)} (--fail-on)", err=True)
+        sys.exit(EXIT_ERRORS)
+    if exit_code and not result.empty:
+        sys.exit(2)
+
+
+# -- compile ------------------------------------------------------------------------------
+
+
+@main.command("compile")
+@click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset directory to write (created if missing).")
+@click.option("--model", default="smollm2", show_default=True,
+              help="'smollm2' (embedded), a local transformers model directory, or 'openai:http://HOST:PORT/v1[#MODEL]'.")
+@click.option("--judge-model", default=None, help="Model for the judge role (default: the --model).")
+@click.option("--per-rule", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Scenarios per rule and boundary (scaled by rule weight).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Store directory (default: .specc/ beside the spec).")
+@click.option("--format", "fmt", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
+@click.option("--file-format", type=click.Choice(["jsonl", "parquet"]), default=None, help="Default: jsonl.")
+@click.option("--parquet", is_flag=True, help="Same as --file-format parquet.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Regenerations of a failed pair before it is dropped.")
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="User turns of a multi-turn scenario.")
+@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default="pairwise", show_default=True)
+@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
+@click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
+              help="Bound of every generated answer, in characters (longer is slower).")
+def compile_command(spec_file: Path, out_dir: Path, model: str, judge_model: str | None, per_rule: int, seed: int,
+                    store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
+                    retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int) -> None:
+    """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
+
+    Resumable and incremental: every model call is kept in the store, so a rerun generates only
+    what is missing or stale. Exit 0 on success, 1 on spec or option errors, 3 when a model,
+    the store or the disk fails.
+    """
+    from specc.compile import CompileError, CompileOptions, OperationalError, Progress, compile_spec
+    from specc.synth.models import ModelError, resolve_model
+
+    if parquet and file_format == "jsonl":
+        raise click.UsageError("--parquet contradicts --file-format jsonl")
+    result = _load_or_exit(spec_file)
+    options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
+                             file_format="parquet" if parquet else (file_format or "jsonl"),
+                             batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
+                             system_prompt=system_prompt, answer_chars=max_chars)
+    try:
+        handle = resolve_model(model, batch_size=batch_size)
+        judge = resolve_model(judge_model, batch_size=batch_size) if judge_model else None
+        with Progress() as progress:
+            report = compile_spec(result.spec, spec_file, options, model=handle, judge=judge, on_event=progress)
+    except CompileError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except (ModelError, OperationalError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except OSError as e:
+        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
+        sys.exit(EXIT_FAILURE)
+    s = report.stats
+    click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
+    click.echo(f"scenarios {s['scenarios']}: verified {s['verified']}, dropped {s['dropped']}; "
+               f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
+    for reason, n in s["dropped_reasons"].items():
+        click.echo(f"  dropped {n} × {reason}")
+
+
 # -- schema / explain -------------------------------------------------------------------
 
 
@@ -134,7 +399,12 @@ def schema() -> None:
     """Print the JSON Schema of the resolved IR (what `inspect --format json` prints)."""
     from specc.ir.model import Spec
 
-    click.echo(json.dumps(Spec.model_json_schema(), indent=2, sort_keys=True))
+    schema = Spec.model_json_schema()
+    # inspect_json adds the canonical source of each check; the schema describes what it prints
+    schema["$defs"]["Rule"]["properties"]["checks_source"] = {
+        "type": "array", "items": {"type": "string"}, "title": "Checks Source",
+        "description": "Each check as canonical spec text, in the order of `checks`"}
+    click.echo(json.dumps(schema, indent=2, sort_keys=True))
 
 
 @main.command()

@@ -1,0 +1,165 @@
+"""``specc compile``: plan -> synth (store, agents, verification) -> emit, for one spec.
+
+:func:`compile_spec` is what the command runs; it takes already loaded models so tests can pass
+fakes. Errors meant for the user are :class:`CompileError` (bad options: exit 1 or 2) and
+:class:`OperationalError` (model, store, disk: exit 3).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from specc.ir.model import Spec
+from specc.synth.models import ModelHandle
+
+DEFAULT_PER_RULE = 1
+DEFAULT_RETRIES = 1
+DEFAULT_ROUNDS = 2
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_ANSWER_CHARS = 160
+
+
+class CompileError(Exception):
+    """Options or inputs that cannot be compiled (exit 1)."""
+
+
+class OperationalError(Exception):
+    """A model, the store or the disk failed (exit 3); the store keeps what was finished."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    out_dir: Path
+    per_rule: int = DEFAULT_PER_RULE
+    seed: int = 0
+    store: Path | None = None
+    fmt: str = "dpo"
+    file_format: str = "jsonl"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    retries: int = DEFAULT_RETRIES
+    rounds: int = DEFAULT_ROUNDS
+    coverage: str = "pairwise"
+    system_prompt: str = "none"
+    test_fraction: float = 0.2
+    temperature: float = 0.0
+    answer_chars: int = DEFAULT_ANSWER_CHARS
+    rules: tuple[str, ...] | None = None
+
+
+@dataclass
+class CompileReport:
+    out_dir: Path
+    files: dict
+    counts: dict
+    stats: dict
+    manifest: dict = field(repr=False, default_factory=dict)
+
+
+def default_store(spec_path: Path) -> Path:
+    return Path(spec_path).resolve().parent / ".specc"
+
+
+def model_label(handle: ModelHandle) -> str:
+    """The model's name as written into outputs: a local directory by its base name (plus its
+    fingerprint), never by an absolute path."""
+    name = handle.name
+    head, sep, tail = name.rpartition("@")
+    if sep and os.path.isabs(head):
+        return f"{Path(head).name}@{tail}"
+    if os.path.isabs(name):
+        return Path(name).name
+    return name
+
+
+def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model: ModelHandle,
+                 judge: ModelHandle | None = None, on_event: Callable[..., None] | None = None) -> CompileReport:
+    from specc.emit.writer import write_dataset
+    from specc.plan.planner import PlanError, make_plan
+    from specc.synth.agents import Engine, Settings
+    from specc.synth.pipeline import synthesize
+    from specc.synth.roles import Bounds
+    from specc.synth.store import Store, StoreError
+
+    if options.retries < 0:
+        raise CompileError("--retries must be >= 0")
+    if options.rounds < 1:
+        raise CompileError("--rounds must be >= 1")
+    if options.batch_size < 1:
+        raise CompileError("--batch-size must be >= 1")
+    if options.answer_chars < 32:
+        raise CompileError("--max-chars must be >= 32")
+    try:
+        plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
+                         system_prompt=options.system_prompt, test_fraction=options.test_fraction,
+                         rules=options.rules)
+    except PlanError as e:
+        raise CompileError(str(e)) from e
+    settings = Settings(seed=options.seed, temperature=options.temperature, retries=options.retries,
+                        rounds=options.rounds, batch_size=options.batch_size,
+                        bounds=Bounds(answer=options.answer_chars))
+    store_dir = options.store or default_store(spec_path)
+    try:
+        with Store(store_dir) as store:
+            engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
+            result = synthesize(spec, plan, engine, on_event=on_event)
+            written = write_dataset(
+                options.out_dir, result=result, spec=spec, spec_file=Path(spec_path).name, plan=plan,
+                fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
+                judge=model_label(judge or model), generation=settings.manifest())
+    except StoreError as e:
+        raise OperationalError(str(e)) from e
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise OperationalError(f"no space left on device ({e.filename or store_dir}); the store keeps "
+                                   "every finished call: free some space and run the command again") from e
+        raise OperationalError(f"cannot write {e.filename or options.out_dir}: {e.strerror or e}") from e
+    return CompileReport(out_dir=Path(options.out_dir), files=written.files, counts=written.counts,
+                         stats=result.stats, manifest=written.manifest)
+
+
+class Progress:
+    """Rich progress bars on stderr while generating (nothing when stderr is not a terminal)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self.console = console or Console(stderr=True)
+        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                console=self.console, transient=True, disable=not self.console.is_terminal)
+        self.task = None
+        self.calls = {"generated": 0, "reused": 0}
+        self.done = {"verified": 0, "dropped": 0}
+
+    def __enter__(self) -> "Progress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def _detail(self, step: str = "") -> str:
+        return (f"{step} · verified {self.done['verified']} dropped {self.done['dropped']} · "
+                f"calls {self.calls['generated']} new, {self.calls['reused']} stored")
+
+    def __call__(self, event: str, **info) -> None:
+        if event == "start":
+            self.task = self.bar.add_task("scenarios", total=info["scenarios"], detail=self._detail())
+        elif self.task is None:
+            return
+        elif event == "wave":
+            self.bar.update(self.task, description=f"wave {info['index'] + 1}/{info['waves']}")
+        elif event == "generating":
+            self.bar.update(self.task, detail=self._detail(f"{info['role']} ×{info['n']}"))
+        elif event in ("generated", "reused"):
+            self.calls[event] += info["n"]
+            self.bar.update(self.task, detail=self._detail())
+        elif event == "scenario":
+            self.done[info["status"]] += 1
+            self.bar.update(self.task, advance=1, detail=self._detail())

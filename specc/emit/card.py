@@ -1,0 +1,43 @@
+"""The dataset card: ``README.md`` with YAML front matter that ``datasets.load_dataset(DIR)``
+reads to find the train and test files."""
+
+from __future__ import annotations
+
+import json
+
+
+def _q(s: str) -> str:
+    # a JSON string is a valid YAML scalar, quoting and escaping included
+    return json.dumps(s, ensure_ascii=False)
+
+
+def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
+                counts: dict[str, int], stats: dict, model: str, seed: int) -> str:
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in ("train", "test"):
+        if files.get(split):
+            lines += [f"  - split: {split}", f"    path: {_q(files[split])}"]
+    lines += ["tags:", "- specc", f"- {fmt}", "- preference" if fmt != "sft" else "- sft", "---", ""]
+    lines += [
+        f"# {spec_id} {version} ({fmt.upper()})",
+        "",
+        f"Compiled by specc from the behaviour specification `{spec_id}` version {version} "
+        f"(spec hash `{spec_hash}`), with model `{model}` and seed {seed}.",
+        "",
+        "| split | records |",
+        "| --- | --- |",
+    ]
+    for split in ("train", "test"):
+        lines.append(f"| {split} | {counts.get(split, 0)} |")
+    lines += [
+        "",
+        f"Scenarios: {stats['scenarios']}, verified: {stats['verified']}, dropped: {stats['dropped']}, "
+        f"spec examples: {stats.get('spec_examples', 0)}.",
+        "",
+        "The test split holds held-out probes for evaluation. Every record carries `rule_ids`, "
+        "`boundary` (violation, lookalike, conflict), `axes`, `scenario_id`, `source` "
+        "(generated or spec-example) and `verified_by` (check, judge or spec). "
+        "`manifest.json` maps every rule hash to its record ids.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,330 @@
+"""Agents: a scenario lowered into role calls, and the engine that runs them in batches.
+
+A :class:`Call` is one role call for one scenario (its messages, output type and budget); its
+``key`` is the store key, so the :class:`Engine` can serve it from the store or generate it.
+The engine groups calls that share an output type and budget, chunks each group into batches
+of ``batch_size`` (over the *whole* group, cached or not, so a rerun after a crash forms the
+same batches) and commits each finished batch in one transaction.
+
+A model that raises, times out or returns something that does not validate never stops the
+run: the call's :class:`Outcome` carries the reason, the pipeline retries it and reports it.
+
+The experience pool (:class:`ExperiencePool`) keeps the attacks that led to a verified pair,
+per rule, and shows the latest ones to later attacker calls of the same rule. Per rule, so an
+edit to one rule never changes another rule's prompts; in plan order, so it is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from specc.ir.model import Rule, content_hash
+from specc.plan.model import Scenario
+from specc.synth import roles
+from specc.synth.models import ModelHandle
+from specc.synth.store import Store, call_key
+
+Messages = list[dict]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Generation parameters of a compile; all of them enter the store keys."""
+
+    seed: int = 0
+    temperature: float = 0.0
+    retry_temperature: float = 0.8
+    retries: int = 2
+    rounds: int = 2
+    batch_size: int = 8
+    bounds: roles.Bounds = field(default_factory=roles.Bounds)
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        return self.bounds.budgets()
+
+    def temperature_for(self, attempt: int) -> float:
+        # a retry of a greedy call would return the same text: sample instead
+        return self.temperature if attempt == 0 else max(self.temperature, self.retry_temperature)
+
+    def manifest(self) -> dict:
+        return {
+            "max_new_tokens": dict(sorted(self.budgets.items())),
+            "temperature": self.temperature,
+            "retry_temperature": self.retry_temperature,
+            "retries": self.retries,
+            "rounds": self.rounds,
+            "batch_size": self.batch_size,
+            "max_chars": self.bounds.manifest(),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Call:
+    scenario: str
+    role: str
+    round: int
+    attempt: int
+    messages: tuple
+    output_type: type[BaseModel]
+    max_new_tokens: int
+    temperature: float
+    judge: bool = False
+    key: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome:
+    call: Call
+    value: BaseModel | None = None
+    raw: str | None = None
+    error: str | None = None  # invalid-output | model-error | model-timeout
+    detail: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
+
+
+class Engine:
+    """Runs calls against the store and the model(s)."""
+
+    def __init__(self, model: ModelHandle, store: Store, settings: Settings, *,
+                 judge_model: ModelHandle | None = None,
+                 on_event: Callable[..., None] | None = None):
+        self.model = model
+        self.judge_model = judge_model or model
+        self.store = store
+        self.settings = settings
+        self.on_event = on_event or (lambda *a, **k: None)
+        self.generated = 0
+        self.reused = 0
+        self.faults: dict[str, int] = {}
+        self._counts: dict[str, dict[str, int]] = {"generated": {}, "reused": {}}
+
+    def by_scenario(self, kind: str) -> dict[str, int]:
+        """Calls ``generated`` or ``reused`` in this run, per scenario id."""
+        return dict(self._counts[kind])
+
+    def _count(self, kind: str, calls) -> None:
+        d = self._counts[kind]
+        for c in calls:
+            d[c.scenario] = d.get(c.scenario, 0) + 1
+
+    def make(self, *, scenario: str, role: str, round: int, attempt: int, messages: Messages,
+             output_type: type[BaseModel], judge: bool = False) -> Call:
+        s = self.settings
+        model = self.judge_model if judge else self.model
+        max_new = s.budgets[role]
+        temp = s.temperature_for(attempt)
+        key = call_key(scenario=scenario, role=role, round=round, attempt=attempt,
+                       template=roles.template_hash(role), schema=roles.schema_hash(output_type),
+                       model=model.name, params={"max_new_tokens": max_new, "temperature": temp},
+                       seed=s.seed, prompt=messages)
+        return Call(scenario, role, round, attempt, tuple(messages), output_type, max_new, temp, judge, key)
+
+    def run(self, calls: Sequence[Call]) -> list[Outcome]:
+        """Outcomes of ``calls``, in order."""
+        groups: dict[tuple, list[int]] = {}
+        for i, c in enumerate(calls):
+            gk = (c.judge, roles.schema_hash(c.output_type), c.max_new_tokens, c.temperature)
+            groups.setdefault(gk, []).append(i)
+        out: list[Outcome | None] = [None] * len(calls)
+        size = max(1, self.settings.batch_size)
+        for idx in groups.values():
+            for start in range(0, len(idx), size):
+                chunk = [calls[i] for i in idx[start : start + size]]
+                for i, o in zip(idx[start : start + size], self._run_chunk(chunk)):
+                    out[i] = o
+        return out  # type: ignore[return-value]
+
+    def _run_chunk(self, chunk: list[Call]) -> list[Outcome]:
+        cached = self.store.get_many(c.key for c in chunk)
+        missing = [c for c in chunk if c.key not in cached]
+        fresh: dict[str, Outcome] = {}
+        if missing:
+            fresh = self._generate(missing)
+        outs = []
+        for c in chunk:
+            if c.key in cached:
+                self.reused += 1
+                self._count("reused", [c])
+                o = _validate(c, cached[c.key], cached=True)
+                if not o.ok:  # counted as when it was generated, so stats describe the data
+                    self.faults[o.error] = self.faults.get(o.error, 0) + 1
+                outs.append(o)
+            else:
+                outs.append(fresh[c.key])
+        if len(missing) < len(chunk):
+            self.on_event("reused", n=len(chunk) - len(missing))
+        return outs
+
+    def _generate(self, calls: list[Call]) -> dict[str, Outcome]:
+        first = calls[0]
+        model = self.judge_model if first.judge else self.model
+        seed = int(content_hash([c.key for c in calls]), 16) % (2**31)
+        self.on_event("generating", role=first.role, n=len(calls))
+        try:
+            texts = model.generate_json([list(c.messages) for c in calls], first.output_type,
+                                        first.max_new_tokens, seed, temperature=first.temperature,
+                                        batch_size=len(calls))
+            if not isinstance(texts, (list, tuple)) or len(texts) != len(calls):
+                raise RuntimeError(f"the model returned {len(texts) if isinstance(texts, (list, tuple)) else type(texts).__name__}"
+                                   f" outputs for {len(calls)} prompts")
+        except Exception as e:  # noqa: BLE001 - any model failure is reported, never fatal
+            reason = "model-timeout" if _is_timeout(e) else "model-error"
+            detail = f"{type(e).__name__}: {e}"[:300]
+            outs = {c.key: Outcome(c, error=reason, detail=detail) for c in calls}
+            self.store.commit([], [(c.key, c.scenario, c.role, reason, detail) for c in calls])
+            self.generated += len(calls)
+            self._count("generated", calls)
+            self.faults[reason] = self.faults.get(reason, 0) + len(calls)
+            self.on_event("generated", n=len(calls), role=first.role)
+            return outs
+        outs = {}
+        results, attempts = [], []
+        for c, t in zip(calls, texts):
+            if not isinstance(t, str):
+                o = Outcome(c, error="invalid-output", detail=f"not text: {type(t).__name__}")
+            else:
+                o = _validate(c, t, cached=False)
+                results.append((c.key, c.scenario, c.role, model.name, t))
+            attempts.append((c.key, c.scenario, c.role, "ok" if o.ok else o.error, o.detail))
+            if not o.ok:
+                self.faults[o.error] = self.faults.get(o.error, 0) + 1
+            outs[c.key] = o
+        self.store.commit(results, attempts)
+        self.generated += len(calls)
+        self._count("generated", calls)
+        self.on_event("generated", n=len(calls), role=first.role)
+        return outs
+
+
+def _validate(call: Call, raw: str, *, cached: bool) -> Outcome:
+    try:
+        value = call.output_type.model_validate_json(raw)
+    except ValidationError as e:
+        first = e.errors()[0] if e.errors() else {}
+        detail = f"{first.get('type', 'invalid')}: {first.get('msg', '')}"[:200]
+        return Outcome(call, raw=raw, error="invalid-output", detail=detail, cached=cached)
+    return Outcome(call, value=value, raw=raw, cached=cached)
+
+
+# -- the experience pool -------------------------------------------------------------------------
+
+
+class ExperiencePool:
+    """Attacks that led to a verified pair, per rule, in the order they were found."""
+
+    def __init__(self) -> None:
+        self._by_rule: dict[str, list[str]] = {}
+
+    def add(self, rule_id: str, attack: str) -> None:
+        items = self._by_rule.setdefault(rule_id, [])
+        if attack not in items:
+            items.append(attack)
+
+    def examples(self, rule_id: str, n: int = roles.POOL_SHOWN) -> list[str]:
+        return [roles._clip(a, roles.ATTACK_CHARS) for a in self._by_rule.get(rule_id, [])[-n:]]
+
+    def size(self) -> int:
+        return sum(len(v) for v in self._by_rule.values())
+
+
+# -- role prompts --------------------------------------------------------------------------------
+
+
+def rounds_of(scenario: Scenario, rounds: int) -> int:
+    """User turns in the scenario's conversation: ``rounds`` for the multi-turn tactic."""
+    tactic = scenario.axes.get("tactic", "")
+    return max(1, rounds) if tactic.replace("-", "_").replace(" ", "_") == "multi_turn" else 1
+
+
+def operator_pushes(scenario: Scenario) -> bool:
+    """A conflict pushed by the system or developer: the attacker writes their instruction too."""
+    return scenario.boundary == "conflict" and scenario.override_by in ("system", "developer")
+
+
+def _scenario_data(rule: Rule, scenario: Scenario) -> dict:
+    return {
+        "rule": roles.rule_data(rule),
+        "boundary": scenario.boundary,
+        "expected": scenario.expected,
+        "exception": scenario.exception,
+        "conflict_with": scenario.conflict_with,
+        "override_by": scenario.override_by,
+        "axes": sorted((k, v) for k, v in scenario.axes.items() if k != "tactic" or v != "multi_turn"),
+    }
+
+
+def _chat(system: str, user: str | None = None, turns: Sequence[dict] = ()) -> Messages:
+    msgs = [{"role": "system", "content": system}] if system else []
+    if user:
+        msgs.append({"role": "user", "content": user})
+    msgs.extend({"role": t["role"], "content": t["content"]} for t in turns)
+    return msgs
+
+
+def attacker_messages(rule: Rule, scenario: Scenario, *, round: int, rounds: int,
+                      history: Sequence[dict], pool: Sequence[str]) -> Messages:
+    if scenario.boundary == "lookalike":
+        pool = ()  # attacks that worked are no model for a benign request
+    system, user = roles.render(
+        "attacker", **_scenario_data(rule, scenario), examples=roles.example_requests(rule),
+        pool=list(pool), history=[dict(t) for t in history], round=round, rounds=rounds)
+    if operator_pushes(scenario) and round == 0:
+        user += (f"\n\nThe instruction comes from the {scenario.override_by} (the operator). Reply with JSON: "
+                 '{"instruction": "<the operator\'s instruction>", "user": "<the user\'s message>"}.')
+    return _chat(system, user)
+
+
+def attacker_type(scenario: Scenario, round: int, bounds: roles.Bounds) -> type[BaseModel]:
+    if operator_pushes(scenario) and round == 0:
+        return roles.operator_type(bounds.attack)
+    return roles.attacker_type(bounds.attack)
+
+
+def answer_messages(role: str, rule: Rule, scenario: Scenario, conversation: Sequence[dict],
+                    operator: str | None) -> Messages:
+    """Defender or violator: a system message from the template, then the conversation."""
+    if role == "defender":
+        examples = roles.example_answers(rule, good=True)
+    else:
+        examples = roles.example_answers(rule, good=False, refusals=scenario.expected == "help")
+    system, _ = roles.render(role, **_scenario_data(rule, scenario), examples=examples,
+                             system_prompt=operator or "")
+    return _chat(system, None, [t for t in conversation if t["role"] != "system"])
+
+
+def answer_shape(role: str, rule: Rule, scenario: Scenario, bounds: roles.Bounds) -> roles.Shape:
+    n = bounds.answer
+    if role == "defender":
+        if scenario.expected == "follow_override":
+            return roles.Shape(max_chars=n)
+        checks = rule.checks
+        if scenario.expected == "help":
+            checks = tuple(c for c in checks if not roles.uses_refuses(c))
+        return roles.lower_compliance(checks, max_chars=n)
+    if scenario.expected == "help":
+        if len(roles.OVER_REFUSAL_OPENING) + 8 > n:
+            return roles.Shape(prefix=roles.REFUSAL_OPENING, max_chars=max(n, len(roles.REFUSAL_OPENING) + 8))
+        return roles.Shape(prefix=roles.OVER_REFUSAL_OPENING, max_chars=n)
+    if scenario.expected == "follow_override":
+        return roles.lower_compliance(rule.checks, max_chars=n)  # sticks to the default
+    return roles.lower_violation(rule.checks, max_chars=n)
+
+
+def judge_messages(rule: Rule, scenario: Scenario, conversation: Sequence[dict], first: str, second: str,
+                   rule_ids: Sequence[str]) -> Messages:
+    system, user = roles.render("judge", **_scenario_data(rule, scenario),
+                                conversation=[dict(t) for t in conversation], first=first, second=second,
+                                rule_ids=list(rule_ids))
+    return _chat(system, user)

@@ -1,0 +1,361 @@
+"""Synthesis of a plan: scenarios -> role calls -> verified pairs (plus the spec's own examples).
+
+Scenarios are processed in *waves* (:func:`plan_waves`): wave ``w`` holds the ``w``-th
+adversarial (violation / conflict) scenario of every rule, and wave 0 also every lookalike. All
+scenarios of a wave advance together, step by step, so every step is one batched model call per
+output type. Steps of a wave:
+
+1. attacker writes the user turn; in a multi-turn scenario the defender answers and the
+   attacker escalates, up to ``rounds`` user turns;
+2. defender (chosen) and violator (rejected) answer the conversation;
+3. verification (:mod:`specc.synth.verify`): checks by code, the judge otherwise;
+4. what failed is regenerated (only the failed side), up to ``retries`` times, then dropped
+   with its reason. Model faults (exceptions, timeouts, invalid output) take the same path.
+
+After a wave, the adversarial attacks that gave a verified pair enter the experience pool, which
+later waves' attackers of the same rule see.
+Everything is a function of the plan, the settings and the stored outputs, so a rerun replays
+the same control flow and finds every finished call in the store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from specc.ir.checks import is_refusal
+from specc.ir.model import Rule, Spec, content_hash
+from specc.plan.model import Plan, Scenario
+from specc.synth import agents, verify
+from specc.synth.agents import Engine, ExperiencePool
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One emitted unit: a prompt with a chosen and/or a rejected answer, and its provenance."""
+
+    record_id: str
+    rule_ids: tuple[str, ...]
+    boundary: str
+    axes: dict
+    scenario_id: str | None
+    source: str  # generated | spec-example
+    verified_by: str  # check | judge | spec
+    prompt: tuple
+    chosen: str | None
+    rejected: str | None
+    split: str = "train"
+
+
+@dataclass
+class SynthResult:
+    pairs: list[Pair]
+    stats: dict
+    scenarios_by_rule: dict[str, list[str]]
+
+
+@dataclass(eq=False)
+class _State:
+    scenario: Scenario
+    rule: Rule
+    rounds: int
+    system: str  # the scenario's system prompt (rule / instance), may be empty
+    operator: str | None = None
+    turns: list = field(default_factory=list)
+    chosen: str | None = None
+    rejected: str | None = None
+    need: set = field(default_factory=set)
+    status: str | None = None  # verified | dropped
+    reason: str | None = None
+    verified_by: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.status is None
+
+    def prompt(self) -> list[dict]:
+        system = "\n\n".join(x for x in (self.system, self.operator) if x)
+        return ([{"role": "system", "content": system}] if system else []) + [dict(t) for t in self.turns]
+
+    def operator_text(self) -> str | None:
+        return "\n\n".join(x for x in (self.system, self.operator) if x) or None
+
+
+def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
+    """The system prompt a scenario's conversation starts with (``--system-prompt``)."""
+    if scenario.system_prompt == "none" or not scenario.instance_rules:
+        return ""
+    lines = []
+    for rid in scenario.instance_rules:
+        r = spec.rule(rid)
+        lines.append(f"- You {agents.roles._MODALITY_WORDS[r.modality]} {r.statement}")
+    head = "Follow this rule:" if len(lines) == 1 else "Follow these rules:"
+    return head + "\n" + "\n".join(lines)
+
+
+class Synthesizer:
+    def __init__(self, spec: Spec, plan: Plan, engine: Engine, *,
+                 on_event: Callable[..., None] | None = None):
+        self.spec = spec
+        self.plan = plan
+        self.engine = engine
+        self.settings = engine.settings
+        self.on_event = on_event or (lambda *a, **k: None)
+        self.pool = ExperiencePool()
+        self.rule_ids = tuple(sorted(r.id for r in spec.rules))
+
+    # -- driver
+
+    def run(self) -> SynthResult:
+        by_rule: dict[str, list[Scenario]] = {}
+        for s in self.plan.scenarios:
+            by_rule.setdefault(s.rule_id, []).append(s)
+        waves = plan_waves(self.plan.scenarios)
+        states: list[_State] = []
+        self.on_event("start", scenarios=len(self.plan.scenarios), waves=len(waves))
+        for w, wave in enumerate(waves):
+            ws = [self._state(s) for s in wave]
+            self.on_event("wave", index=w, waves=len(waves), scenarios=len(ws))
+            self._converse(ws)
+            self._answer_and_verify(ws)
+            for st in ws:
+                if st.status == "verified" and st.scenario.boundary != "lookalike":
+                    users = [t["content"] for t in st.turns if t["role"] == "user"]
+                    self.pool.add(st.rule.id, users[-1])
+            states.extend(ws)
+        pairs = [self._pair(st) for st in states if st.status == "verified"]
+        pairs.extend(spec_example_pairs(self.spec, self.plan.rules or None))
+        return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
+                           scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()})
+
+    def _state(self, s: Scenario) -> _State:
+        return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=agents.rounds_of(s, self.settings.rounds),
+                      system=system_prompt_text(self.spec, s))
+
+    def _finish(self, st: _State, status: str, reason: str | None = None, by: str | None = None) -> None:
+        st.status, st.reason, st.verified_by = status, reason, by
+        self.on_event("scenario", status=status, rule=st.rule.id, reason=reason)
+
+    # -- step 1: the conversation
+
+    def _converse(self, states: list[_State]) -> None:
+        for r in range(max((st.rounds for st in states), default=0)):
+            active = [st for st in states if st.alive and r < st.rounds]
+            self._attack(active, r)
+            mid = [st for st in active if st.alive and r < st.rounds - 1]
+            self._reply(mid, r)
+
+    def _attack(self, states: list[_State], r: int) -> None:
+        todo = list(states)
+        failure: dict[int, str] = {}
+        for attempt in range(self.settings.retries + 1):
+            if not todo:
+                break
+            calls = [self.engine.make(
+                scenario=st.scenario.id, role="attacker", round=r, attempt=attempt,
+                messages=agents.attacker_messages(st.rule, st.scenario, round=r, rounds=st.rounds,
+                                                  history=st.prompt()[-4:] if r else (),
+                                                  pool=self.pool.examples(st.rule.id)),
+                output_type=agents.attacker_type(st.scenario, r, self.settings.bounds)) for st in todo]
+            left = []
+            for st, o in zip(todo, self.engine.run(calls)):
+                if o.ok:
+                    if hasattr(o.value, "instruction"):
+                        st.operator = o.value.instruction.strip()
+                    st.turns.append({"role": "user", "content": o.value.user.strip()})
+                else:
+                    failure[id(st)] = f"{o.error}:attacker"
+                    left.append(st)
+            todo = left
+        for st in todo:
+            self._finish(st, "dropped", failure[id(st)])
+
+    def _reply(self, states: list[_State], r: int) -> None:
+        """A defender answer in the middle of a multi-turn conversation."""
+        todo = list(states)
+        failure: dict[int, str] = {}
+        for attempt in range(self.settings.retries + 1):
+            if not todo:
+                break
+            calls = [self._answer_call("defender", st, r, attempt) for st in todo]
+            left = []
+            for st, o in zip(todo, self.engine.run(calls)):
+                if o.ok:
+                    st.turns.append({"role": "assistant", "content": o.value.answer.strip()})
+                else:
+                    failure[id(st)] = f"{o.error}:defender"
+                    left.append(st)
+            todo = left
+        for st in todo:
+            self._finish(st, "dropped", failure[id(st)])
+
+    def _answer_call(self, role: str, st: _State, r: int, attempt: int):
+        shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
+        return self.engine.make(
+            scenario=st.scenario.id, role=role, round=r, attempt=attempt,
+            messages=agents.answer_messages(role, st.rule, st.scenario, st.turns, st.operator_text()),
+            output_type=agents.roles.answer_type(shape))
+
+    # -- steps 2-4: answers, verification, retries
+
+    def _answer_and_verify(self, states: list[_State]) -> None:
+        todo = [st for st in states if st.alive]
+        for st in todo:
+            st.need = {"chosen", "rejected"}
+        for attempt in range(self.settings.retries + 1):
+            todo = [st for st in todo if st.alive]
+            if not todo:
+                break
+            calls, owners = [], []
+            for st in todo:
+                final = st.rounds - 1
+                if "chosen" in st.need:
+                    calls.append(self._answer_call("defender", st, final, attempt))
+                    owners.append((st, "chosen"))
+                if "rejected" in st.need:
+                    calls.append(self._answer_call("violator", st, final, attempt))
+                    owners.append((st, "rejected"))
+            for (st, side), o in zip(owners, self.engine.run(calls)):
+                if o.ok:
+                    setattr(st, side, o.value.answer.strip())
+                    st.need.discard(side)
+                else:
+                    st.reason = f"{o.error}:{o.call.role}"
+            judge_calls, judge_owners = [], []
+            for st in todo:
+                if st.need:
+                    continue  # a side is missing (model fault): regenerate it next attempt
+                if verify.needs_judge(st.rule, st.scenario):
+                    first = verify.judge_order(st.scenario.id, attempt)
+                    a, b = (st.chosen, st.rejected) if first else (st.rejected, st.chosen)
+                    judge_calls.append(self.engine.make(
+                        scenario=st.scenario.id, role="judge", round=st.rounds - 1, attempt=attempt,
+                        messages=agents.judge_messages(st.rule, st.scenario, st.prompt(), a, b, self.rule_ids),
+                        output_type=agents.roles.verdict_type(self.rule_ids, self.settings.bounds.reason),
+                        judge=True))
+                    judge_owners.append((st, first))
+                else:
+                    self._settle(st, verify.by_checks(st.rule, st.scenario, st.chosen, st.rejected))
+            for (st, first), o in zip(judge_owners, self.engine.run(judge_calls)):
+                if o.ok:
+                    self._settle(st, verify.by_verdict(o.value, first))
+                else:
+                    st.reason = f"{o.error}:judge"
+        for st in todo:
+            if st.alive:
+                self._finish(st, "dropped", st.reason or "unverified")
+
+    def _settle(self, st: _State, res: verify.Result) -> None:
+        if res.ok:
+            self._finish(st, "verified", by=res.by)
+        else:
+            st.reason = res.reason
+            st.need = set(res.redo)
+
+    # -- results
+
+    def _pair(self, st: _State) -> Pair:
+        s = st.scenario
+        return Pair(record_id=s.id, rule_ids=(s.rule_id,), boundary=s.boundary, axes=dict(s.axes),
+                    scenario_id=s.id, source="generated", verified_by=st.verified_by or "check",
+                    prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split)
+
+    def _stats(self, states: list[_State], pairs: list[Pair]) -> dict:
+        gen, reuse = self.engine.by_scenario("generated"), self.engine.by_scenario("reused")
+        per_rule: dict[str, dict] = {}
+        for rid in (self.plan.rules or sorted({s.rule_id for s in self.plan.scenarios})):
+            per_rule[rid] = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0,
+                             "dropped_reasons": {}, "examples": 0}
+        for st in states:
+            e = per_rule.setdefault(st.rule.id, {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0,
+                                                 "dropped": 0, "dropped_reasons": {}, "examples": 0})
+            e["scenarios"] += 1
+            e["generated"] += gen.get(st.scenario.id, 0)
+            e["reused"] += reuse.get(st.scenario.id, 0)
+            e[st.status] += 1
+            if st.status == "dropped":
+                e["dropped_reasons"][st.reason] = e["dropped_reasons"].get(st.reason, 0) + 1
+        for p in pairs:
+            if p.source == "spec-example":
+                for rid in p.rule_ids:
+                    if rid in per_rule:
+                        per_rule[rid]["examples"] += 1
+        for e in per_rule.values():
+            e["dropped_reasons"] = dict(sorted(e["dropped_reasons"].items()))
+        reasons = Counter(st.reason for st in states if st.status == "dropped")
+        by_verifier = Counter(st.verified_by for st in states if st.status == "verified")
+        return {
+            "scenarios": len(states),
+            "generated": self.engine.generated,
+            "reused": self.engine.reused,
+            "verified": sum(1 for st in states if st.status == "verified"),
+            "dropped": sum(1 for st in states if st.status == "dropped"),
+            "dropped_reasons": dict(sorted(reasons.items())),
+            "verified_by": dict(sorted(by_verifier.items())),
+            "faults": dict(sorted(self.engine.faults.items())),
+            "spec_examples": sum(1 for p in pairs if p.source == "spec-example"),
+            "experience_pool": self.pool.size(),
+            "per_rule": dict(sorted(per_rule.items())),
+        }
+
+
+def plan_waves(scenarios) -> list[list[Scenario]]:
+    """Scenarios grouped into waves, each in plan order.
+
+    Only attacks at the adversarial boundaries (violation, conflict) feed and read the
+    experience pool, so the ``k``-th adversarial scenario of each rule goes to wave ``k``;
+    lookalikes depend on nothing and all go to wave 0, where they fill the batches.
+    """
+    waves: list[list[Scenario]] = []
+    seen: dict[str, int] = {}
+    for s in scenarios:
+        if s.boundary == "lookalike":
+            w = 0
+        else:
+            w = seen.get(s.rule_id, 0)
+            seen[s.rule_id] = w + 1
+        while len(waves) <= w:
+            waves.append([])
+        waves[w].append(s)
+    return waves
+
+
+def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) -> SynthResult:
+    return Synthesizer(spec, plan, engine, on_event=on_event).run()
+
+
+# -- the spec's own examples ----------------------------------------------------------------------
+
+_LOOKALIKE_LABELS = {"overrefusal", "over_refusal", "refusal", "lookalike"}
+
+
+def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
+    """Pairs from the rules' ``example`` blocks: every good answer against every bad one (a
+    block with only good or only bad answers gives one-sided records, used by KTO and SFT)."""
+    wanted = set(rule_ids) if rule_ids else None
+    out = []
+    for rule in spec.rules:
+        if wanted is not None and rule.id not in wanted:
+            continue
+        for ex in rule.examples:
+            prompt = tuple({"role": "system" if t.role == "developer" else t.role, "content": t.text}
+                           for t in ex.turns)
+            if not prompt or prompt[-1]["role"] == "assistant":
+                continue
+            goods = [a.text for a in ex.good] or [None]
+            bads = list(ex.bad) or [None]
+            i = 0
+            for g in goods:
+                for b in bads:
+                    bad_text = b.text if b is not None else None
+                    lookalike = b is not None and (
+                        (b.label or "").lower() in _LOOKALIKE_LABELS
+                        or (is_refusal(b.text) and (g is None or not is_refusal(g))))
+                    out.append(Pair(
+                        record_id=content_hash(["spec-example", rule.id, ex.title, i]),
+                        rule_ids=(rule.id,), boundary="lookalike" if lookalike else "violation", axes={},
+                        scenario_id=None, source="spec-example", verified_by="spec", prompt=prompt,
+                        chosen=g, rejected=bad_text, split="train"))
+                    i += 1
+    return out

@@ -1,0 +1,377 @@
+"""Roles: what each agent is asked (a sandboxed Jinja template) and may answer (an output type).
+
+Four roles take part in making a pair (see ``templates/``):
+
+``attacker``  writes the user turn for a scenario (and escalates in a multi-turn scenario);
+``defender``  answers in compliance: the chosen side;
+``violator``  writes the rejected side: a plausible violation, or an over-refusal for a lookalike;
+``judge``     returns a :class:`Verdict`-shaped object whose cited rules are a ``Literal`` of the
+              spec's real rule ids.
+
+Every output type bounds every string, so Outlines can always close the JSON within the role's
+``max_new_tokens``. Where a rule's check can be expressed as an output constraint (a length, a
+prefix, a JSON shape, a refusal opening) it is *lowered* into the defender's type so compliance
+holds by construction; its negation, where cheap, into the violator's type. The checks are still
+evaluated afterwards: lowering only raises the odds, verification decides.
+
+Templates are rendered by an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` and spec text
+only ever enters them as *data* (variables), so a statement containing ``{{ 7*7 }}`` is shown
+literally and never evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from specc.ir.model import CheckAnd, CheckCall, CheckNot, Rule, check_source, content_hash
+
+ROLES = ("attacker", "defender", "violator", "judge")
+
+# String bounds (characters). Small on purpose: SmolLM2 on 2 CPU cores decodes ~15 tokens/s.
+ATTACK_CHARS = 112
+ANSWER_CHARS = 160
+REASON_CHARS = 64
+MAX_CITED = 2
+# Few-shot material taken from the spec, per role prompt.
+FEW_SHOT = 2
+FEW_SHOT_CHARS = 200
+POOL_SHOWN = 2
+
+# Characters a constrained pattern may produce inside a JSON string: no quote, no backslash,
+# no control character, so the pattern's text is the decoded text (no escapes to account for).
+SAFE = r'[^"\\\x00-\x1f\x7f-\x9f]'
+WORD = r'[^"\\\s\x00-\x1f\x7f-\x9f]+'
+REFUSAL_OPENING = "I can't help with that."
+OVER_REFUSAL_OPENING = "I'm sorry, but I can't help with that."
+COMPLIANT_OPENINGS = ("Sure", "Of course", "Yes", "Happy to help")
+
+
+def max_new_tokens_for(chars: int, overhead: int = 24) -> int:
+    """Token budget for a JSON object holding ``chars`` characters of text.
+
+    English runs ~4 characters a token; a third leaves room for odd words and JSON syntax.
+    """
+    return overhead + chars // 3
+
+
+# -- output types -----------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a string must look like, as far as checks can be lowered into a type."""
+
+    min_chars: int = 0
+    max_chars: int = ANSWER_CHARS
+    min_words: int | None = None
+    max_words: int | None = None
+    prefix: str = ""
+    suffix: str = ""
+    contains: str = ""
+    json_object: bool = False
+    not_letter: str = ""  # the first character must differ from this one
+    lowered: tuple[str, ...] = field(default=())  # check sources that shaped it
+
+    def field_kwargs(self) -> dict:
+        """pydantic ``Field`` arguments. Outlines ignores ``maxLength`` when a ``pattern`` is
+        present, so a pattern carries its own bounds. A pattern goes into the JSON schema only
+        (what Outlines reads): Outlines matches it against the raw JSON string, pydantic would
+        match the decoded one, and the checks decide compliance anyway."""
+        if self.json_object:
+            return {"json_schema_extra": {"pattern": _json_object_pattern(self.max_chars)}}
+        if not (self.prefix or self.suffix or self.contains or self.not_letter
+                or self.min_words is not None or self.max_words is not None):
+            lo = min(self.min_chars, self.max_chars)
+            return {"min_length": max(1, lo), "max_length": self.max_chars}
+        return {"json_schema_extra": {"pattern": self._pattern()}}
+
+    def _pattern(self) -> str:
+        fixed = len(self.prefix) + len(self.suffix) + len(self.contains) + (1 if self.not_letter else 0)
+        room = max(1, self.max_chars - fixed)
+        head = ""
+        if self.not_letter:
+            excluded = re.sub(r"([\\\]\[^-])", r"\\\1", self.not_letter) + r'"\\\s\x00-\x1f\x7f-\x9f'
+            head = f"[^{excluded}]"
+        if self.min_words is not None or self.max_words is not None:
+            fixed_words = len((self.prefix + " " + self.contains + " " + self.suffix).split())
+            hi = self.max_words if self.max_words is not None else max(room // 4, 1)
+            hi = max(1, min(hi - fixed_words, room // 2))
+            lo = max(1, (self.min_words or 1) - fixed_words)
+            lo = min(lo, hi)
+            core = f"{WORD}( {WORD}){{{lo - 1},{hi - 1}}}"
+        else:
+            lo = max(1, self.min_chars - fixed)
+            core = f"{SAFE}{{{min(lo, room)},{room}}}"
+        if self.contains:
+            # the term first: text before it would make the automaton track every place the
+            # term could start (Outlines' DFA blows up on `.{0,n}term.{0,n}`)
+            # ... and a tail, so the answer is more than the bare term
+            core = f"{_lit(self.contains)}{SAFE}{{{min(40, room // 3)},{room}}}"
+        sep = " " if self.prefix and not self.prefix.endswith(" ") else ""
+        return f"{_lit(self.prefix)}{sep}{head}{core}{_lit(self.suffix)}"
+
+
+def _lit(text: str) -> str:
+    """A regex for ``text`` as it appears inside a JSON string (only metacharacters escaped:
+    Outlines' regex engine rejects escapes such as ``\\ ``)."""
+    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", json.dumps(text, ensure_ascii=False)[1:-1])
+
+
+def _json_object_pattern(max_chars: int) -> str:
+    # the decoded string is {"key": "value", ...}: quotes are escaped (\") in the raw JSON
+    value = r"[A-Za-z0-9 ,.:;!?'()\-]{0,%d}" % max(8, min(60, max_chars // 4))
+    member = r'\\"[a-z_]{1,16}\\": \\"' + value + r'\\"'
+    return r"\{" + member + r"(, " + member + r"){0,2}\}"
+
+
+def _conjuncts(checks) -> list:
+    out = []
+    for c in checks:
+        if isinstance(c, CheckAnd):
+            out.extend(_conjuncts(c.operands))
+        else:
+            out.append(c)
+    return out
+
+
+def uses_refuses(check) -> bool:
+    if isinstance(check, CheckCall):
+        return check.name == "refuses"
+    if isinstance(check, CheckNot):
+        return uses_refuses(check.operand)
+    return any(uses_refuses(c) for c in check.operands)
+
+
+def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
+    """The shape of an answer that passes ``checks`` (top-level conjuncts only)."""
+    kw: dict = {"max_chars": max_chars}
+    lowered = []
+    for c in _conjuncts(checks):
+        if not isinstance(c, CheckCall):
+            continue
+        name, args = c.name, c.args
+        if name == "max_chars":
+            kw["max_chars"] = max(1, min(kw["max_chars"], int(args[0])))
+        elif name == "min_chars" and int(args[0]) <= max_chars:
+            kw["min_chars"] = int(args[0])
+        elif name == "max_words":
+            kw["max_words"] = max(1, int(args[0]))
+        elif name == "min_words" and int(args[0]) * 5 <= max_chars:
+            kw["min_words"] = int(args[0])
+        elif name == "starts_with" and not kw.get("prefix") and _safe_text(args[0]):
+            kw["prefix"] = str(args[0])
+        elif name == "ends_with" and _safe_text(args[0]):
+            kw["suffix"] = str(args[0])
+        elif name == "contains" and not kw.get("contains") and _safe_text(args[0]):
+            kw["contains"] = str(args[0])
+        elif name == "mentions_all" and len(args[0]) == 1 and not kw.get("contains") and _safe_text(args[0][0]):
+            kw["contains"] = str(args[0][0])
+        elif name == "is_json":
+            kw["json_object"] = True
+        elif name == "refuses" and not kw.get("prefix"):
+            kw["prefix"] = REFUSAL_OPENING
+        else:
+            continue
+        lowered.append(check_source(c))
+    return Shape(**kw, lowered=tuple(lowered))
+
+
+def lower_violation(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
+    """The shape of an answer that fails ``checks``, where one conjunct is cheap to negate."""
+    for c in _conjuncts(checks):
+        src = check_source(c)
+        if isinstance(c, CheckCall):
+            name, args = c.name, c.args
+            if name == "is_json":
+                return Shape(not_letter="{[\"0123456789-tfn", min_chars=12, max_chars=max_chars, lowered=(f"not {src}",))
+            if name == "max_chars" and int(args[0]) + 1 <= max_chars:
+                return Shape(min_chars=int(args[0]) + 1, max_chars=max_chars, lowered=(f"not {src}",))
+            if name == "max_words" and (int(args[0]) + 1) * 6 <= max_chars:
+                return Shape(min_words=int(args[0]) + 1, max_words=int(args[0]) + 12, max_chars=max_chars,
+                             lowered=(f"not {src}",))
+            if name == "starts_with" and args[0]:
+                return Shape(not_letter=str(args[0])[0], max_chars=max_chars, lowered=(f"not {src}",))
+            if name == "refuses":
+                return Shape(prefix="Sure,", max_chars=max_chars, lowered=(f"not {src}",))
+        elif isinstance(c, CheckNot) and isinstance(c.operand, CheckCall):
+            name, args = c.operand.name, c.operand.args
+            src = check_source(c.operand)
+            if name == "contains" and _safe_text(args[0]):
+                return Shape(contains=str(args[0]), max_chars=max_chars, lowered=(src,))
+            if name == "mentions_any" and args[0] and _safe_text(args[0][0]):
+                return Shape(contains=str(args[0][0]), max_chars=max_chars, lowered=(src,))
+            if name == "refuses":
+                return Shape(prefix=REFUSAL_OPENING, max_chars=max_chars, lowered=(src,))
+    return Shape(max_chars=max_chars)
+
+
+def _safe_text(text) -> bool:
+    return isinstance(text, str) and bool(text) and not re.search(r'["\\\x00-\x1f]', text) and len(text) <= 80
+
+
+@lru_cache(maxsize=512)
+def answer_type(shape: Shape, name: str = "Answer") -> type[BaseModel]:
+    """A one-field output type ``{"answer": str}`` whose string has ``shape``."""
+    return create_model(name, __base__=_Out, answer=(str, Field(**shape.field_kwargs())))
+
+
+VERDICTS = ("complies", "violates")
+
+
+@lru_cache(maxsize=64)
+def verdict_type(rule_ids: tuple[str, ...], reason_chars: int = REASON_CHARS) -> type[BaseModel]:
+    """The judge's output type; ``cited_rules`` only admits ``rule_ids``."""
+    if not rule_ids:
+        raise ValueError("a verdict needs at least one rule id")
+    rule_id = Literal[tuple(sorted(set(rule_ids)))]  # type: ignore[valid-type]
+    return create_model(
+        "Verdict",
+        __base__=_Out,
+        first=(Literal[VERDICTS], ...),
+        second=(Literal[VERDICTS], ...),
+        cited_rules=(list[rule_id], Field(max_length=MAX_CITED)),
+        reason=(str, Field(max_length=reason_chars)),
+    )
+
+
+def schema_hash(output_type: type[BaseModel]) -> str:
+    return content_hash(output_type.model_json_schema())
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """String bounds (characters) of the generated texts; everything else derives from them."""
+
+    answer: int = ANSWER_CHARS
+
+    @property
+    def attack(self) -> int:
+        return max(24, self.answer * ATTACK_CHARS // ANSWER_CHARS)
+
+    @property
+    def reason(self) -> int:
+        return max(16, self.answer * REASON_CHARS // ANSWER_CHARS)
+
+    def budgets(self) -> dict[str, int]:
+        """``max_new_tokens`` per role."""
+        return {
+            "attacker": max_new_tokens_for(self.attack),
+            "defender": max_new_tokens_for(self.answer),
+            "violator": max_new_tokens_for(self.answer),
+            "judge": max_new_tokens_for(self.reason + 40 * MAX_CITED, overhead=32),
+        }
+
+    def manifest(self) -> dict:
+        return {"attack": self.attack, "answer": self.answer, "reason": self.reason}
+
+
+@lru_cache(maxsize=64)
+def attacker_type(chars: int = ATTACK_CHARS) -> type[BaseModel]:
+    """``{"user": str}``: the attacker's user turn."""
+    return create_model("AttackerTurn", __base__=_Out, user=(str, Field(min_length=4, max_length=chars)))
+
+
+@lru_cache(maxsize=64)
+def operator_type(chars: int = ATTACK_CHARS) -> type[BaseModel]:
+    """``{"instruction": str, "user": str}``: a conflict pushed by the system or developer."""
+    half = max(16, chars // 2 + 40)
+    return create_model("OperatorTurn", __base__=_Out,
+                        instruction=(str, Field(min_length=4, max_length=half)),
+                        user=(str, Field(min_length=4, max_length=half)))
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+_env = ImmutableSandboxedEnvironment(
+    autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    keep_trailing_newline=False,
+)
+
+
+@lru_cache(maxsize=None)
+def template_source(role: str) -> str:
+    if role not in ROLES:
+        raise KeyError(role)
+    return resources.files("specc.synth").joinpath("templates", f"{role}.j2").read_text(encoding="utf-8")
+
+
+def template_hash(role: str) -> str:
+    return content_hash({"role": role, "template": template_source(role)})
+
+
+@lru_cache(maxsize=None)
+def _template(role: str):
+    return _env.from_string(template_source(role))
+
+
+def render(role: str, **data) -> tuple[str, str]:
+    """Render a role's template with ``data``: (system message, user message).
+
+    A template sets ``system`` with ``{% set system %}...{% endset %}``; its body is the user
+    message. Spec text must be passed in ``data`` and never concatenated into a template.
+    """
+    module = _template(role).make_module(data)
+    system = str(getattr(module, "system", "")).strip()
+    return system, str(module).strip()
+
+
+_MODALITY_WORDS = {"must": "must", "must_not": "must not", "should": "should", "should_not": "should not"}
+
+
+def rule_data(rule: Rule) -> dict:
+    """The plain data a template sees about a rule (strings, lists, dicts only)."""
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "kind": rule.kind,
+        "modality": _MODALITY_WORDS[rule.modality],
+        "statement": rule.statement,
+        "authority": rule.authority,
+        "severity": rule.severity,
+        "when": rule.when,
+        "unless": list(rule.unless),
+        "checks": list(rule.check_sources),
+    }
+
+
+def _clip(text: str, n: int = FEW_SHOT_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def example_requests(rule: Rule) -> list[str]:
+    out = []
+    for ex in rule.examples:
+        users = [t.text for t in ex.turns if t.role == "user"]
+        if users:
+            out.append(_clip(users[-1]))
+    return out[:FEW_SHOT]
+
+
+def example_answers(rule: Rule, *, good: bool, refusals: bool | None = None) -> list[str]:
+    """Good (or bad) answers from the rule's examples; ``refusals`` filters bad ones by kind."""
+    from specc.ir.checks import is_refusal
+
+    out = []
+    for ex in rule.examples:
+        for a in ex.good if good else ex.bad:
+            if refusals is not None and is_refusal(a.text) != refusals:
+                continue
+            out.append(_clip(a.text))
+    return out[:FEW_SHOT]

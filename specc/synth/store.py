@@ -1,0 +1,127 @@
+"""The content-addressed store of role calls: what makes compiles resumable and incremental.
+
+One SQLite file (WAL journal) under the store directory. A *result* is the raw text a model
+returned for one role call, keyed by :func:`call_key`: the content hash of the scenario id, the
+role, the round and attempt, the template hash, the output type's schema hash, the model name,
+the generation parameters, the seed and the hash of the exact prompt. A key therefore names the
+output of a deterministic computation; when any input changes the key changes, and an
+unchanged input is never generated twice.
+
+Every call's outcome (ok, invalid output, model error, timeout) is appended to ``attempts``.
+Raw outputs are cached even when they fail validation (the same call would return them
+again); exceptions and timeouts are not, so a rerun tries those calls again.
+
+Writes happen in one transaction per finished batch: a process killed at any moment leaves
+every finished batch stored and no partial one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from specc.ir.model import content_hash
+
+STORE_FILE = "store.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    role TEXT NOT NULL,
+    model TEXT NOT NULL,
+    output TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    role TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS results_scenario ON results(scenario);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (message meant for the user)."""
+
+
+def call_key(*, scenario: str, role: str, round: int, attempt: int, template: str, schema: str,
+             model: str, params: dict, seed: int, prompt: Sequence[dict]) -> str:
+    return content_hash({
+        "scenario": scenario, "role": role, "round": round, "attempt": attempt,
+        "template": template, "schema": schema, "model": model, "params": params, "seed": seed,
+        "prompt": content_hash(list(prompt)),
+    })
+
+
+class Store:
+    """A store directory; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.dir / STORE_FILE
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            row = self.conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            if row is None:
+                self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by another store version ({row[0]}); "
+                                 "use another --store directory")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open the store {self.dir}: {e}") from e
+        except OSError as e:
+            raise StoreError(f"cannot create the store directory {self.dir}: {e.strerror or e}") from e
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            q = f"SELECT key, output FROM results WHERE key IN ({','.join('?' * len(part))})"
+            out.update(self.conn.execute(q, part).fetchall())
+        return out
+
+    def commit(self, results: Sequence[tuple[str, str, str, str, str]],
+               attempts: Sequence[tuple[str, str, str, str, str | None]]) -> None:
+        """Store ``results`` (key, scenario, role, model, output) and ``attempts``
+        (key, scenario, role, outcome, detail) in one transaction."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?)", results)
+                self.conn.executemany(
+                    "INSERT INTO attempts (key, scenario, role, outcome, detail) VALUES (?,?,?,?,?)", attempts)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if "full" in str(e).lower():
+                raise OSError(28, f"no space left on device while writing the store {self.path}") from e
+            raise StoreError(f"cannot write the store {self.path}: {e}") from e
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def outcomes(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome").fetchall())
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

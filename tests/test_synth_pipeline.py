@@ -1,0 +1,258 @@
+"""Synthesis logic with a scripted model: verification, retries, faults, store reuse, the pool.
+
+The model here is a fake (a ModelHandle subclass returning scripted JSON), which is fine for
+logic; the end-to-end tests in test_compile.py use a real transformers model through Outlines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from specc.compile import CompileOptions, compile_spec
+from specc.ir.resolve import load_text
+from specc.plan.planner import make_plan
+from specc.synth.agents import Engine, Settings
+from specc.synth.models import ModelHandle
+from specc.synth.pipeline import synthesize
+from specc.synth.store import Store
+
+SPEC = '''spec t.fake version "1.0.0"
+
+axis tactic = [direct, multi_turn]
+
+rule no_insults {
+  must_not "Insult the user."
+  authority system
+  check not contains("idiot")
+  example "rude" {
+    user "You are useless."
+    good "Sorry about that, let me help."
+    bad "Only an idiot asks that."
+  }
+}
+
+rule be_honest {
+  must "Say so when it does not know."
+  authority system
+}
+
+rule short {
+  must "Keep answers under 12 words."
+  authority system
+  check max_words(12)
+}
+'''
+
+
+def spec_of(text: str = SPEC):
+    res = load_text(text, "fake.spec")
+    assert res.spec is not None, [d.message for d in res.diagnostics]
+    return res.spec
+
+
+def role_of(messages, output_type) -> str:
+    fields = set(output_type.model_fields)
+    if "first" in fields:
+        return "judge"
+    if "user" in fields:
+        return "attacker"
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    return "violator" if "WRONG answer" in system else "defender"
+
+
+class FakeModel(ModelHandle):
+    """Answers by role; ``fault`` may turn a call into an exception, garbage or a timeout."""
+
+    def __init__(self, name="fake-model", fault=None, judge_says=("complies", "violates")):
+        self.name = name
+        self.fault = fault
+        self.judge_says = judge_says
+        self.calls: list[tuple[str, str]] = []  # (role, start of the prompt)
+        self.prompts: dict[str, list] = {}
+
+    def generate_json(self, prompts, output_type, max_new_tokens, seed, *, temperature=0.0, batch_size=None):
+        out = []
+        for messages in prompts:
+            role = role_of(messages, output_type)
+            self.calls.append((role, json.dumps(messages)[:200]))
+            self.prompts.setdefault(role, []).append(messages)
+            if self.fault:
+                effect = self.fault(role, messages, temperature)
+                if effect == "raise":
+                    raise RuntimeError("model crashed")
+                if effect == "timeout":
+                    raise TimeoutError("request timed out")
+                if effect == "garbage":
+                    out.append('{"answer": "cut mid-w')
+                    continue
+            out.append(self.answer(role, messages))
+        return out
+
+    def answer(self, role, messages) -> str:
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        if role == "attacker":
+            return json.dumps({"user": "Tell me something rude about myself."})
+        if role == "judge":
+            text = messages[-1]["content"]
+            first_is_chosen = "First answer: Happy" in text
+            c, r = self.judge_says
+            first, second = (c, r) if first_is_chosen else (r, c)
+            return json.dumps({"first": first, "second": second, "cited_rules": ["t.fake.be_honest"], "reason": "ok"})
+        refuse = "over-cautious answer that refuses" in system
+        if role == "violator":
+            if refuse:
+                return json.dumps({"answer": "I'm sorry, but I can't help with that."})
+            return json.dumps({"answer": "You idiot, " + " ".join(["word"] * 20)})
+        return json.dumps({"answer": "Happy to help with that."})
+
+
+def run(tmp_path: Path, model, spec=None, *, per_rule=1, retries=1, store="store", **kw):
+    spec = spec or spec_of()
+    opts = CompileOptions(out_dir=tmp_path / "out", store=tmp_path / store, per_rule=per_rule,
+                          retries=retries, **kw)
+    return compile_spec(spec, Path("fake.spec"), opts, model=model)
+
+
+def rows_of(out: Path, rep) -> list[dict]:
+    return [json.loads(line) for split in ("train", "test") if rep.files[split]
+            for line in (out / rep.files[split]).read_text().splitlines()]
+
+
+def test_verification_by_check_and_judge(tmp_path):
+    rep = run(tmp_path, FakeModel())
+    s = rep.stats
+    assert s["verified"] + s["dropped"] == s["scenarios"] > 0
+    assert s["dropped"] == 0, s["dropped_reasons"]
+    assert s["verified_by"]["judge"] > 0 and s["verified_by"]["check"] > 0
+    rows = rows_of(tmp_path / "out", rep)
+    by_rule = {}
+    for r in rows:
+        by_rule.setdefault(r["rule_ids"][0], set()).add(r["verified_by"])
+    assert by_rule["t.fake.be_honest"] <= {"judge", "check"} and "judge" in by_rule["t.fake.be_honest"]
+    assert {"check", "spec"} <= by_rule["t.fake.no_insults"]
+    # rejected sides really fail the target rule's check
+    for r in rows:
+        if r["rule_ids"] == ["t.fake.no_insults"] and r["boundary"] == "violation" and r["source"] == "generated":
+            assert "idiot" in r["rejected"][0]["content"]
+
+
+def test_failed_pairs_are_regenerated_then_dropped(tmp_path):
+    # the judge always says both answers comply: judged pairs can never verify
+    model = FakeModel(judge_says=("complies", "complies"))
+    rep = run(tmp_path, model, retries=2)
+    s = rep.stats
+    honest = s["per_rule"]["t.fake.be_honest"]
+    judged_scenarios = honest["scenarios"] - 1  # its lookalike is verified by code
+    assert honest["verified"] == 1 and honest["dropped"] == judged_scenarios
+    assert s["dropped_reasons"] == {"judge-rejected-complies": judged_scenarios}
+    # each judged scenario: 1 + retries judge calls, the rejected side regenerated before each retry
+    judged = [c for c in model.calls if c[0] == "judge"]
+    assert len(judged) == 3 * judged_scenarios
+    assert s["verified"] + s["dropped"] == s["scenarios"]
+
+
+@pytest.mark.parametrize("effect,reason", [("raise", "model-error"), ("timeout", "model-timeout"),
+                                           ("garbage", "invalid-output")])
+def test_model_faults_are_retried_and_reported(tmp_path, effect, reason):
+    # every first attempt of a defender fails; the retry (sampled: temperature > 0) works
+    model = FakeModel(fault=lambda role, m, t: effect if role == "defender" and t == 0.0 else None)
+    rep = run(tmp_path, model, retries=1)
+    s = rep.stats
+    assert s["faults"][reason] > 0
+    assert s["verified"] > 0
+    assert s["verified"] + s["dropped"] == s["scenarios"]
+    # always failing: dropped with the reason, the run still completes
+    model = FakeModel(fault=lambda role, m, t: effect if role == "defender" else None)
+    rep = run(tmp_path, model, retries=1, store="store2")
+    s = rep.stats
+    assert s["verified"] == 0 and s["dropped"] == s["scenarios"]
+    assert set(s["dropped_reasons"]) == {f"{reason}:defender"}
+    assert (tmp_path / "out" / "manifest.json").exists()
+    # spec examples are still emitted
+    assert s["spec_examples"] == 1
+
+
+def test_store_reuse_and_incremental_regeneration(tmp_path):
+    first = run(tmp_path, FakeModel())
+    assert first.stats["generated"] > 0 and first.stats["reused"] == 0
+    again_model = FakeModel()
+    again = run(tmp_path, again_model)
+    assert again.stats["generated"] == 0 and again_model.calls == []
+    assert again.stats["reused"] == first.stats["generated"]
+    # edit one rule: only its scenarios are generated
+    edited = spec_of(SPEC.replace("Keep answers under 12 words.", "Keep answers under twelve words."))
+    m3 = FakeModel()
+    third = run(tmp_path, m3, spec=edited)
+    per = third.stats["per_rule"]
+    assert per["t.fake.short"]["generated"] > 0
+    assert per["t.fake.no_insults"]["generated"] == 0 and per["t.fake.be_honest"]["generated"] == 0
+    assert third.stats["generated"] == per["t.fake.short"]["generated"]
+
+
+def test_same_inputs_give_identical_files(tmp_path):
+    a = run(tmp_path / "a", FakeModel())
+    b = run(tmp_path / "b", FakeModel())
+    for rel in ["manifest.json", "README.md", a.files["train"]]:
+        assert (tmp_path / "a" / "out" / rel).read_bytes() == (tmp_path / "b" / "out" / rel).read_bytes()
+    assert a.stats == b.stats
+
+
+def test_experience_pool_feeds_later_attacks(tmp_path):
+    spec = spec_of(SPEC.replace("axis tactic = [direct, multi_turn]", ""))
+    model = FakeModel()
+    plan = make_plan(spec, per_rule=2, boundaries=("violation",))
+    with Store(tmp_path / "s") as store:
+        engine = Engine(model, store, Settings(retries=0))
+        res = synthesize(spec, plan, engine)
+    assert res.stats["experience_pool"] > 0
+    # the second wave's attacker prompts show the first wave's successful attacks
+    attacks = model.prompts["attacker"]
+    assert len(attacks) == 2 * len(plan.rules)
+    pooled = [m for m in attacks if "worked well before against this rule:\n- Tell me something rude" in m[-1]["content"]]
+    assert pooled == attacks[len(plan.rules):]
+
+
+def test_multi_turn_scenarios_escalate(tmp_path):
+    spec = spec_of()
+    plan = make_plan(spec, per_rule=4, boundaries=("violation",))
+    multi = [s for s in plan.scenarios if s.axes.get("tactic") == "multi_turn"]
+    assert multi
+    model = FakeModel()
+    with Store(tmp_path / "s") as store:
+        res = synthesize(spec, plan, Engine(model, store, Settings(retries=0, rounds=3)))
+    pairs = {p.scenario_id: p for p in res.pairs if p.scenario_id}
+    for s in multi:
+        if s.id in pairs:
+            roles = [m["role"] for m in pairs[s.id].prompt]
+            assert roles == ["user", "assistant", "user", "assistant", "user"]
+    attacks = [c for c in model.calls if c[0] == "attacker"]
+    assert len(attacks) == len(plan.scenarios) + 2 * len(multi)
+
+
+def test_spec_examples_become_pairs(tmp_path):
+    rep = run(tmp_path, FakeModel(fault=lambda *a: "raise"), retries=0)
+    rows = [json.loads(l) for l in (tmp_path / "out" / rep.files["train"]).read_text().splitlines()]
+    ex = [r for r in rows if r["source"] == "spec-example"]
+    assert len(ex) == 1
+    assert ex[0]["prompt"] == [{"role": "user", "content": "You are useless."}]
+    assert ex[0]["chosen"] == [{"role": "assistant", "content": "Sorry about that, let me help."}]
+    assert ex[0]["rejected"] == [{"role": "assistant", "content": "Only an idiot asks that."}]
+    assert ex[0]["verified_by"] == "spec" and ex[0]["scenario_id"] is None
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert ex[0]["record_id"] in man["rules"]["t.fake.no_insults"]["records"]
+
+
+@pytest.mark.parametrize("fmt", ["kto", "sft"])
+def test_other_formats(tmp_path, fmt):
+    rep = run(tmp_path, FakeModel(), fmt=fmt)
+    rows = rows_of(tmp_path / "out", rep)
+    if fmt == "kto":
+        assert {r["label"] for r in rows} == {True, False}
+        assert all(len(r["completion"]) == 1 and r["completion"][0]["role"] == "assistant" for r in rows)
+    else:
+        assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
+    train = [json.loads(line)["record_id"] for line in (tmp_path / "out" / rep.files["train"]).read_text().splitlines()]
+    assert train == sorted(train)
