@@ -146,49 +146,48 @@ class Synthesizer:
             mid = [st for st in active if st.alive and r < st.rounds - 1]
             self._reply(mid, r)
 
-    def _attack(self, states: list[_State], r: int) -> None:
+    def _with_retries(self, states: list[_State], role: str, make_call, accept) -> None:
+        """One call per state, failed calls retried up to --retries; a state whose call never
+        succeeds is dropped with the last failure as its reason."""
         todo = list(states)
         failure: dict[int, str] = {}
         for attempt in range(self.settings.retries + 1):
             if not todo:
                 break
-            calls = [self.engine.make(
-                scenario=st.scenario.id, role="attacker", round=r, attempt=attempt,
-                messages=agents.attacker_messages(st.rule, st.scenario, round=r, rounds=st.rounds,
-                                                  history=st.prompt()[-4:] if r else (),
-                                                  pool=self.pool.examples(st.rule.id)),
-                output_type=agents.attacker_type(st.scenario, r, self.settings.bounds)) for st in todo]
             left = []
-            for st, o in zip(todo, self.engine.run(calls)):
+            for st, o in zip(todo, self.engine.run([make_call(st, attempt) for st in todo])):
                 if o.ok:
-                    if hasattr(o.value, "instruction"):
-                        st.operator = o.value.instruction.strip()
-                    st.turns.append({"role": "user", "content": o.value.user.strip()})
+                    accept(st, o.value)
                 else:
-                    failure[id(st)] = f"{o.error}:attacker"
+                    failure[id(st)] = f"{o.error}:{role}"
                     left.append(st)
             todo = left
         for st in todo:
             self._finish(st, "dropped", failure[id(st)])
 
+    def _attack(self, states: list[_State], r: int) -> None:
+        def call(st: _State, attempt: int):
+            return self.engine.make(
+                scenario=st.scenario.id, role="attacker", round=r, attempt=attempt,
+                messages=agents.attacker_messages(st.rule, st.scenario, round=r, rounds=st.rounds,
+                                                  history=st.prompt()[-4:] if r else (),
+                                                  pool=self.pool.examples(st.rule.id)),
+                output_type=agents.attacker_type(st.scenario, r, self.settings.bounds))
+
+        def accept(st: _State, value) -> None:
+            if hasattr(value, "instruction"):
+                st.operator = value.instruction.strip()
+            st.turns.append({"role": "user", "content": value.user.strip()})
+
+        self._with_retries(states, "attacker", call, accept)
+
     def _reply(self, states: list[_State], r: int) -> None:
         """A defender answer in the middle of a multi-turn conversation."""
-        todo = list(states)
-        failure: dict[int, str] = {}
-        for attempt in range(self.settings.retries + 1):
-            if not todo:
-                break
-            calls = [self._answer_call("defender", st, r, attempt) for st in todo]
-            left = []
-            for st, o in zip(todo, self.engine.run(calls)):
-                if o.ok:
-                    st.turns.append({"role": "assistant", "content": o.value.answer.strip()})
-                else:
-                    failure[id(st)] = f"{o.error}:defender"
-                    left.append(st)
-            todo = left
-        for st in todo:
-            self._finish(st, "dropped", failure[id(st)])
+        self._with_retries(
+            states, "defender",
+            lambda st, attempt: self._answer_call("defender", st, r, attempt),
+            lambda st, value: st.turns.append({"role": "assistant", "content": value.answer.strip()}),
+        )
 
     def _answer_call(self, role: str, st: _State, r: int, attempt: int):
         shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
