@@ -15,6 +15,7 @@ import click
 
 from specc import __version__
 from specc.diagnostics import CODES, Diagnostic, SourceCache, render_github, render_json, render_text
+from specc.files import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -89,27 +90,6 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (temp file + rename), keeping its mode."""
-    import os
-    import stat
-    import tempfile
-
-    target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _unified_diff(old: str, new: str, name: str) -> str:
     import difflib
     import re
@@ -170,7 +150,7 @@ def fmt_command(files: tuple[Path, ...], check_only: bool, show_diff: bool) -> N
             click.echo(f"would reformat {path}")
         else:
             try:
-                _write_atomic(path, out)
+                write_atomic(path, out.encode("utf-8"))
             except OSError as e:
                 click.echo(f"{path}: cannot write the file: {e}", err=True)
                 failure = True

@@ -196,7 +196,7 @@ def test_full_disk_exits_3_and_keeps_the_store(tmp_path, monkeypatch):
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(writer, "_atomic_write", full)
+    monkeypatch.setattr(writer, "write_atomic", full)
     res = CliRunner().invoke(main, ["compile", str(SPEC), "-o", str(tmp_path / "out"), "--store",
                                     str(tmp_path / "s")])
     assert res.exit_code == 3, res.output

@@ -7,12 +7,11 @@ so a crash leaves each file either old or new, never half written; the manifest 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from specc.emit import card, formats, manifest
+from specc.files import write_atomic
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -23,19 +22,6 @@ class Written:
     files: dict[str, str | None]  # split -> path relative to dir
     counts: dict[str, int]
     manifest: dict
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -72,7 +58,7 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         # an empty split is left out: `datasets` refuses a split with no data
         if rows[split]:
             blob = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
-            _atomic_write(out_dir / rel, blob)
+            write_atomic(out_dir / rel, blob)
             files[split] = rel
         else:
             files[split] = None
@@ -83,9 +69,9 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=result.stats, model=model, seed=seed)
-    _atomic_write(out_dir / "README.md", text.encode("utf-8"))
+    write_atomic(out_dir / "README.md", text.encode("utf-8"))
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats)
-    _atomic_write(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"))
+    write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"))
     return Written(out_dir, files, counts, man)
