@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from specc import __version__
-from specc.diagnostics import CODES, Diagnostic, SourceCache, render_github, render_json, render_text
+from specc.diagnostics import CODES, Diagnostic, SourceCache, dedupe, render_github, render_json, render_text
 from specc.files import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
@@ -61,11 +61,7 @@ def check(files: tuple[Path, ...], strict: bool, fmt: str) -> None:
             sources.add(name, tree.text)
         if result.spec is not None:
             n_rules += len(result.spec.rules)
-    seen, diags = set(), []
-    for d in sorted(all_diags, key=Diagnostic.sort_key):
-        if (d.code, d.span, d.message) not in seen:
-            seen.add((d.code, d.span, d.message))
-            diags.append(d)
+    diags = dedupe(all_diags)
     errors = [d for d in diags if d.level == "error"]
     warnings = [d for d in diags if d.level == "warning"]
     _emit_diagnostics(diags, sources, fmt)

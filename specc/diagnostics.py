@@ -179,6 +179,18 @@ class Diagnostic:
         }
 
 
+def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in source order, each (code, span, message) once (the first one seen)."""
+    seen: set = set()
+    out: list[Diagnostic] = []
+    for d in diags:
+        key = (d.code, d.span, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return sorted(out, key=Diagnostic.sort_key)
+
+
 class SpecError(Exception):
     """Raised where work cannot go on (e.g. compile on a spec with errors)."""
 

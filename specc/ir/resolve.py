@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from specc.diagnostics import Diagnostic, SourceCache, Span
+from specc.diagnostics import Diagnostic, SourceCache, Span, dedupe
 from specc.ir import checks as checklib
 from specc.ir.model import (
     AUTHORITIES,
@@ -132,7 +132,7 @@ def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> L
         from specc.ir.lint import run_lints
 
         r.diags.extend(run_lints(spec, r.units_in_order()))
-    diags = _dedupe(r.diags)
+    diags = dedupe(r.diags)
     if any(d.level == "error" for d in diags):
         spec = None
     return LoadResult(spec, diags, r.sources, {u.display: u.ast for u in r.units.values()})
@@ -157,14 +157,6 @@ class _TextReader(Reader):
         return path.name if path == self.path else super().display(path)
 
 
-def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen, out = set(), []
-    for d in diags:
-        k = (d.code, d.span, d.message)
-        if k not in seen:
-            seen.add(k)
-            out.append(d)
-    return sorted(out, key=Diagnostic.sort_key)
 
 
 # -- units: one parsed file and what it references -------------------------------------

@@ -18,7 +18,7 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from specc.diagnostics import Diagnostic, Span
+from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.resources import grammar_path
 from specc.syntax import ast
 from specc.syntax.lalr import FastLALR
@@ -608,16 +608,7 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
                     comments.append(ast.Comment(s.rstrip(), line, col))
             # After recoveries the tree lacks the broken rules; it is still returned so that
             # later phases report the problems of the rules that did parse.
-            return ast.SpecFile(file, header, items, comments, text), _dedupe(diags + builder_diags)
-    return None, _dedupe(diags)
+            return ast.SpecFile(file, header, items, comments, text), dedupe(diags + builder_diags)
+    return None, dedupe(diags)
 
 
-def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen = set()
-    out = []
-    for d in diags:
-        key = (d.code, d.span, d.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return sorted(out, key=Diagnostic.sort_key)
