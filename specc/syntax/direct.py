@@ -1,0 +1,445 @@
+"""A direct parser for well-formed spec files: one regular expression per construct and a
+recursive descent that follows ``grammar/spec.lark`` rule by rule, building AST nodes on the
+spot.
+
+Why it exists: a table-driven LALR parse in Python pays a loop turn, a token object and a
+reduce callback for every one of a large spec's tokens (35 per rule). Here a whole field line
+(``must_not "..."``, ``authority root``, ``when "..."``) is one regular-expression match and
+one node, which is what brings 5,000 rules under a second (``bench/README.md``).
+
+Its contract is narrow and tested (``tests/test_direct.py``): for any text it either returns
+exactly the AST and comments that the lark parser builds, or raises :class:`Decline`, and then
+the caller parses with lark, which reports errors and does recovery. It never reports an
+error itself, so the grammar file stays the one definition of the language and of its error
+messages. Token patterns (strings, names, numbers, whitespace, comments) are taken from lark's
+compiled grammar; the structure below mirrors the grammar's rules, and ``GRAMMAR_SHA256``
+pins the grammar it was written against, so a grammar change fails a test until this module
+is reviewed.
+
+Quirks of the lark builder kept here on purpose (the ASTs must be equal):
+
+* a parenthesised check is its inner node: its span (and so the enclosing node's) does not
+  include the parentheses;
+* a one-operand ``and``/``or`` is its operand; nested ones are not flattened;
+* an ``axis`` line inside a rule is wrapped in a ``Field("axis", ...)`` with the axis's span.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from bisect import bisect_right
+
+from specc.diagnostics import Span
+from specc.syntax import ast
+
+GRAMMAR_SHA256 = "595c11213c383ae4211c3b273896f592061065544fbaf57a0e1d57b71f828d25"
+
+
+class Decline(Exception):
+    """The text is not one this parser handles (usually: it has an error); parse it with lark."""
+
+
+_NOT_WORD = r"(?![A-Za-z0-9_])"  # a keyword must end where the word ends (parser.whole_word)
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _decode(raw: str) -> str:
+    """A STRING token's value, as ``parser.decode_string``; an unknown escape declines (lark
+    then reports E105)."""
+    if raw[0] == '"' and raw[1] != '"' and "\\" not in raw:
+        return raw[1:-1]  # the common case: a plain one-line string without escapes
+    is_raw = raw[0] == "r"
+    body = raw[1:] if is_raw else raw
+    triple = body.startswith('"""')
+    inner = body[3:-3] if triple else body[1:-1]
+    if not is_raw and "\\" in inner:
+        def sub(m: re.Match) -> str:
+            ch = m.group(1)
+            if ch not in _ESCAPES:
+                raise Decline
+            return _ESCAPES[ch]
+
+        inner = _ESCAPE.sub(sub, inner)
+    return inspect.cleandoc(inner) if triple else inner
+
+
+class DirectParser:
+    """Build with the token patterns of the lark grammar; ``parse`` returns
+    ``(items, comments)`` (``items[0]`` the header) or raises :class:`Decline`.
+
+    Every regular expression starts with the skip pattern (whitespace and comments,
+    possessive: it never backtracks), so a token costs one match; comments are collected
+    from the skipped text, which is found by one ``str.find`` of ``#``.
+    """
+
+    def __init__(self, patterns: dict[str, str]):
+        string, name, modality, role = patterns["STRING"], patterns["NAME"], patterns["MODALITY"], patterns["ROLE"]
+        number = re.sub(r"\((?!\?)", "(?:", patterns["NUMBER"])  # no unnamed groups: lastgroup must name the token
+        ws = patterns["WS"].replace("])+", "])++")
+        skip = f"(?:{ws}|{patterns['COMMENT']}+)*+"
+        c = re.compile
+        self._comment = c(patterns["COMMENT"]).finditer
+        # One token of a check, a list or the header. Keywords read as names and are told
+        # apart by value: where the grammar wants a keyword, a longer word is a mistake
+        # (parser.whole_word) and declines.
+        self._tok = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").match
+        # A field line in one match; lastgroup says which (v1: statement, v2: authority or
+        # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
+        self._field = c(
+            rf"{skip}(?:(?P<mod>{modality}){_NOT_WORD}(?P<s1>{skip})(?P<v1>{string})"
+            rf"|(?P<k2>authority|severity){_NOT_WORD}(?P<s2>{skip})(?P<v2>{name})"
+            rf"|(?P<k3>when|unless){_NOT_WORD}(?P<s3>{skip})(?P<v3>{string})"
+            rf"|(?P<k4>tags|weight|check|axis|example){_NOT_WORD}"
+            r"|(?P<end>\}))"
+        ).match
+        self._top = c(
+            rf"{skip}(?:(?P<kw>import|extends|axis|section|rule|default|override|remove){_NOT_WORD}|(?P<eof>\Z))"
+        ).match
+        self._section_item = c(rf"{skip}(?:(?P<kw>axis|section|rule|default){_NOT_WORD}|(?P<end>\}}))").match
+        self._example_item = c(
+            rf"{skip}(?:(?P<role>{role}){_NOT_WORD}|(?P<kw>good|bad){_NOT_WORD}|(?P<end>\}}))"
+        ).match
+
+    def parse(self, text: str, file: str) -> tuple[list, list[ast.Comment]]:
+        self.text, self.file = text, file
+        self.pos = 0
+        self.la: re.Match | None = None  # a token looked at and not taken (checks)
+        self.comments: list[ast.Comment] = []
+        starts = [0]
+        starts.extend(m.end() for m in re.finditer("\n", text))
+        self.starts = starts
+        items: list = [self.header()]
+        while True:
+            m = self.at(self._top)
+            kw = m.lastgroup == "kw" and m.group("kw")
+            if not kw:
+                return items, self.comments
+            if kw in ("rule", "default", "override"):
+                items.append(self.rule(kw, m))
+            elif kw == "section":
+                items.append(self.section(m))
+            elif kw == "axis":
+                items.append(self.axis(self.start(m, "kw")))
+            elif kw == "remove":
+                name = self.dotted()
+                items.append(ast.Remove(name, self.joined(self.start(m, "kw"), name.span)))
+            else:  # import, extends
+                if self.peek_string():
+                    target = self.string()
+                    value, is_path = target.value, True
+                else:
+                    target = self.dotted()
+                    value, is_path = target.value, False
+                node = ast.Import if kw == "import" else ast.Extends
+                items.append(node(value, is_path, self.joined(self.start(m, "kw"), target.span)))
+
+    # -- positions and tokens --------------------------------------------------------------
+
+    def at(self, match) -> re.Match:
+        """Match ``match`` (a pattern that starts with the skip) here and move past it."""
+        self.la = None  # a token looked at and not taken is matched again from its start
+        m = match(self.text, self.pos)
+        if m is None:
+            raise Decline
+        a = m.start(m.lastgroup)  # the token, or a field line's value
+        if a != self.pos and self.text.find("#", self.pos, a) >= 0:
+            self.comments_in(self.pos, a)
+        self.pos = m.end()
+        return m
+
+    def take(self) -> re.Match:
+        """The next token (``lastgroup``: s string, n name, u number, p punctuation, eof)."""
+        m = self.la
+        if m is not None:
+            self.la = None
+            self.pos = m.end()
+            return m
+        return self.at(self._tok)
+
+    def peek(self) -> re.Match:
+        m = self.la
+        if m is None:
+            m = self.la = self.at(self._tok)
+            self.pos = m.start(m.lastgroup)  # the skipped text is consumed, the token is not
+        return m
+
+    def comments_in(self, a: int, b: int) -> None:
+        starts = self.starts
+        for m in self._comment(self.text, a, b):
+            s = m.start()
+            line = bisect_right(starts, s)
+            self.comments.append(ast.Comment(m.group().rstrip(), line, s - starts[line - 1] + 1))
+
+    def start(self, m: re.Match, group: str) -> tuple[int, int]:
+        """(line, column) where ``group`` of ``m`` starts."""
+        pos = m.start(group)
+        line = bisect_right(self.starts, pos)
+        return line, pos - self.starts[line - 1] + 1
+
+    def token_span(self, m: re.Match, group: str) -> Span:
+        a, b = m.span(group)
+        starts = self.starts
+        line = bisect_right(starts, a)
+        col = a - starts[line - 1] + 1
+        if self.text.find("\n", a, b) < 0:
+            return Span(self.file, line, col, line, col + b - a)
+        end = bisect_right(starts, b)
+        return Span(self.file, line, col, end, b - starts[end - 1] + 1)
+
+    def joined(self, start: tuple[int, int], last: Span) -> Span:
+        return Span(self.file, start[0], start[1], last.end_line, last.end_col)
+
+    def expect(self, word: str) -> re.Match:
+        m = self.take()
+        if m.lastgroup not in ("n", "p") or m.group(m.lastgroup) != word:
+            raise Decline
+        return m
+
+    def maybe(self, word: str) -> re.Match | None:
+        m = self.peek()
+        if m.lastgroup not in ("n", "p") or m.group(m.lastgroup) != word:
+            return None
+        return self.take()
+
+    def string(self) -> ast.Str:
+        m = self.take()
+        if m.lastgroup != "s":
+            raise Decline
+        return ast.Str(_decode(m.group("s")), self.token_span(m, "s"))
+
+    def name(self) -> ast.Name:
+        m = self.take()
+        if m.lastgroup != "n":
+            raise Decline
+        return ast.Name(m.group("n"), self.token_span(m, "n"))
+
+    def number(self, m: re.Match, group: str) -> ast.Number:
+        text = m.group(group)
+        value: int | float = float(text) if "." in text else int(text)
+        return ast.Number(value, text, self.token_span(m, group))
+
+    def dotted(self) -> ast.Name:
+        first = last = self.name()
+        if self.maybe(".") is None:
+            return first
+        parts = [first.value]
+        while True:
+            last = self.name()
+            parts.append(last.value)
+            if self.maybe(".") is None:
+                break
+        return ast.Name(".".join(parts), self.joined((first.span.start_line, first.span.start_col), last.span))
+
+    def peek_string(self) -> bool:
+        return self.peek().lastgroup == "s"
+
+    # -- declarations ----------------------------------------------------------------------
+
+    def header(self) -> ast.Header:
+        spec = self.expect("spec")
+        name = self.dotted()
+        self.expect("version")
+        version = self.string()
+        doc = self.string() if self.peek_string() else None
+        return ast.Header(name, version, doc, self.joined(self.start(spec, "n"), (doc or version).span))
+
+    def value_list(self) -> ast.ValueList:
+        m = self.expect("[")
+        items: list = []
+        while True:
+            t = self.take()
+            group = t.lastgroup
+            if group == "s":
+                items.append(ast.Str(_decode(t.group("s")), self.token_span(t, "s")))
+            elif group == "n":
+                items.append(ast.Name(t.group("n"), self.token_span(t, "n")))
+            elif group == "p" and t.group("p") == "]":
+                break
+            else:
+                raise Decline
+            t = self.take()
+            if t.lastgroup != "p":
+                raise Decline
+            if t.group("p") == "]":
+                break
+            if t.group("p") != ",":
+                raise Decline
+            # `,` then a value or the closing `]` (a trailing comma); `[,]` and `[a,,]` decline
+            if self.maybe("]") is not None:
+                break
+        return ast.ValueList(items, Span(self.file, *self.start(m, "p"), *self.here()))
+
+    def here(self) -> tuple[int, int]:
+        """(line, column) of the current position: the end of the token just taken."""
+        line = bisect_right(self.starts, self.pos)
+        return line, self.pos - self.starts[line - 1] + 1
+
+    def axis(self, start: tuple[int, int]) -> ast.AxisDecl:
+        name = self.name()
+        self.expect("=")
+        values = self.value_list()
+        return ast.AxisDecl(name, values.items, self.joined(start, values.span))
+
+    def section(self, m: re.Match) -> ast.Section:
+        name = self.name()
+        title = self.string() if self.peek_string() else None
+        self.expect("{")
+        items: list = []
+        while True:
+            i = self.at(self._section_item)
+            if i.lastgroup == "end":
+                return ast.Section(name, title, items, self.joined(self.start(m, "kw"), self.token_span(i, "end")))
+            kw = i.group("kw")
+            if kw == "axis":
+                items.append(self.axis(self.start(i, "kw")))
+            elif kw == "section":
+                items.append(self.section(i))
+            else:
+                items.append(self.rule(kw, i))
+
+    def rule(self, kind: str, m: re.Match) -> ast.RuleDecl:
+        name = self.dotted() if kind == "override" else self.name()
+        self.expect("{")
+        fields: list[ast.Field] = []
+        text, match, file, starts = self.text, self._field, self.file, self.starts
+        while True:
+            f = self.at(match)
+            group = f.lastgroup
+            if group == "end":
+                return ast.RuleDecl(kind, name, fields, self.joined(self.start(m, "kw"), self.token_span(f, "end")))
+            if group == "k4":
+                kw = f.group("k4")
+                if kw == "check":
+                    expr = self.check_or()
+                    fields.append(ast.Field("check", expr, self.joined(self.start(f, "k4"), expr.span)))
+                elif kw == "tags":
+                    values = self.value_list()
+                    fields.append(ast.Field("tags", values, self.joined(self.start(f, "k4"), values.span)))
+                elif kw == "weight":
+                    t = self.take()
+                    if t.lastgroup != "u":
+                        raise Decline
+                    n = self.number(t, "u")
+                    fields.append(ast.Field("weight", n, self.joined(self.start(f, "k4"), n.span)))
+                elif kw == "axis":
+                    axis = self.axis(self.start(f, "k4"))
+                    fields.append(ast.Field("axis", axis, axis.span))
+                else:
+                    example = self.example(f)
+                    fields.append(ast.Field("example", example, example.span))
+                continue
+            # (comments between the keyword and the value were collected by `at`: its skipped
+            # text runs up to the start of the last group)
+            value_span = self.token_span(f, group)
+            kw_group = "mod" if group == "v1" else "k" + group[1]
+            a = f.start(kw_group)
+            if text.find("\n", a, f.start(group)) < 0:  # keyword and value on one line
+                span = Span(file, value_span.start_line, value_span.start_col - (f.start(group) - a),
+                            value_span.end_line, value_span.end_col)
+            else:
+                span = self.joined(self.start(f, kw_group), value_span)
+            if group == "v1":
+                value = (f.group("mod"), ast.Str(_decode(f.group("v1")), value_span))
+                key = "statement"
+            elif group == "v2":
+                value = ast.Name(f.group("v2"), value_span)
+                key = f.group("k2")
+            else:
+                value = ast.Str(_decode(f.group("v3")), value_span)
+                key = f.group("k3")
+            fields.append(ast.Field(key, value, span))
+
+    # -- examples --------------------------------------------------------------------------
+
+    def example(self, m: re.Match) -> ast.Example:
+        title = self.string()
+        self.expect("{")
+        items: list = []
+        while True:
+            i = self.at(self._example_item)
+            group = i.lastgroup
+            if group == "end":
+                return ast.Example(title, items, self.joined(self.start(m, "k4"), self.token_span(i, "end")))
+            if group == "role":
+                said = self.string()
+                items.append(ast.Turn(i.group("role"), said, self.joined(self.start(i, "role"), said.span)))
+                continue
+            kind = i.group("kw")
+            label = None
+            if kind == "bad" and not self.peek_string():
+                label = self.name()
+            said = self.string()
+            reason = self.string() if self.maybe("because") is not None else None
+            items.append(ast.Answer(kind, label, said, reason, self.joined(self.start(i, "kw"), (reason or said).span)))
+
+    # -- checks ----------------------------------------------------------------------------
+    # A node's span runs from its first child's start to its last child's end, where a
+    # parenthesised expression counts as its inner node (lark's builder does the same).
+
+    def check_or(self):
+        first = self.check_and()
+        if self.maybe("or") is None:
+            return first
+        operands = [first, self.check_and()]
+        while self.maybe("or") is not None:
+            operands.append(self.check_and())
+        return ast.CheckBin("or", operands, self.joined((first.span.start_line, first.span.start_col),
+                                                        operands[-1].span))
+
+    def check_and(self):
+        first = self.check_not()
+        if self.maybe("and") is None:
+            return first
+        operands = [first, self.check_not()]
+        while self.maybe("and") is not None:
+            operands.append(self.check_not())
+        return ast.CheckBin("and", operands, self.joined((first.span.start_line, first.span.start_col),
+                                                         operands[-1].span))
+
+    def check_not(self):
+        t = self.take()
+        group = t.lastgroup
+        if group == "n":
+            word = t.group("n")
+            if word == "not":
+                operand = self.check_not()
+                return ast.CheckNot(operand, self.joined(self.start(t, "n"), operand.span))
+            name = ast.Name(word, self.token_span(t, "n"))
+            if self.maybe("(") is None:
+                return ast.CheckCall(name, [], True, name.span)
+            return self.call(name)
+        if group == "p" and t.group("p") == "(":
+            inner = self.check_or()
+            self.expect(")")
+            return inner
+        raise Decline
+
+    def call(self, name: ast.Name) -> ast.CheckCall:
+        args: list = []
+        while True:
+            t = self.take()
+            group = t.lastgroup
+            if group == "s":
+                args.append(ast.Str(_decode(t.group("s")), self.token_span(t, "s")))
+            elif group == "u":
+                args.append(self.number(t, "u"))
+            elif group == "p" and t.group("p") == "[":
+                self.la = t
+                args.append(self.value_list())
+            elif group == "p" and t.group("p") == ")":
+                break
+            else:
+                raise Decline
+            t = self.take()
+            if t.lastgroup != "p":
+                raise Decline
+            if t.group("p") == ")":
+                break
+            if t.group("p") != ",":
+                raise Decline
+            if self.maybe(")") is not None:
+                break
+        s = name.span
+        return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self.here()))
