@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from specc.resources import grammar_path
 from specc.syntax import direct
@@ -127,3 +129,15 @@ def test_long_whitespace_before_an_error_is_linear():
     text = 'spec a version "1.0.0"\nrule r {\n' + " \t\n" * 20000 + "@\n}\n"
     tree, diags = P.parse(text, "t.spec")
     assert diags and diags[0].code == "E102"
+
+
+STRINGY = st.tuples(st.sampled_from(['"', 'r"', '"""', 'r"""', "x"]),
+                    st.text(alphabet=st.sampled_from(list('"\\\nrab #\t')), max_size=24)).map("".join)
+
+
+@given(STRINGY)
+@SETTINGS
+def test_fast_string_pattern_matches_what_the_grammar_does(text):
+    lark_match = re.compile(direct.LARK_STRING).match(text)
+    fast_match = re.compile(direct.FAST_STRING).match(text)
+    assert (lark_match and lark_match.group()) == (fast_match and fast_match.group())

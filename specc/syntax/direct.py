@@ -36,6 +36,21 @@ from specc.syntax import ast
 GRAMMAR_SHA256 = "595c11213c383ae4211c3b273896f592061065544fbaf57a0e1d57b71f828d25"
 
 
+# The grammar's STRING terminal, as lark compiles it, and the same language written so that
+# the regex engine runs a character class per stretch of text instead of an alternation per
+# character (three times faster on long strings). Every alternative of the original is
+# deterministic (at each character only one can match), so greedy and possessive matching
+# agree and both find the same end; tests/test_direct.py compares them on generated strings.
+LARK_STRING = r'''(?:r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*")'''
+FAST_STRING = (r'''(?:r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'''
+               r'''|r?"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+")''')
+
+
+# Words that start a rule field: outside brackets they end a check expression.
+_FIELD_WORDS = frozenset({"must", "must_not", "should", "should_not", "authority", "severity", "when", "unless",
+                          "tags", "weight", "check", "axis", "example"})
+
+
 class Decline(Exception):
     """The text is not one this parser handles (usually: it has an error); parse it with lark."""
 
@@ -75,7 +90,10 @@ class DirectParser:
     """
 
     def __init__(self, patterns: dict[str, str]):
-        string, name, modality, role = patterns["STRING"], patterns["NAME"], patterns["MODALITY"], patterns["ROLE"]
+        name, modality, role = patterns["NAME"], patterns["MODALITY"], patterns["ROLE"]
+        if patterns["STRING"].replace("\n", "\\n") != LARK_STRING:  # lark writes the newline itself
+            raise ValueError("the grammar's STRING terminal changed; update FAST_STRING in specc/syntax/direct.py")
+        string = FAST_STRING
         number = re.sub(r"\((?!\?)", "(?:", patterns["NUMBER"])  # no unnamed groups: lastgroup must name the token
         ws = patterns["WS"].replace("])+", "])++")
         skip = f"(?:{ws}|{patterns['COMMENT']}+)*+"
@@ -84,6 +102,7 @@ class DirectParser:
         # One token of a check, a list or the header. Keywords read as names and are told
         # apart by value: where the grammar wants a keyword, a longer word is a mistake
         # (parser.whole_word) and declines.
+        self._tokens = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").finditer
         self._tok = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").match
         # A field line in one match; lastgroup says which (v1: statement, v2: authority or
         # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
@@ -94,6 +113,10 @@ class DirectParser:
             rf"|(?P<k4>tags|weight|check|axis|example){_NOT_WORD}"
             r"|(?P<end>\}))"
         ).match
+        # A list on one line with single spaces or tabs: one match, then its items.
+        item = f"(?:{string}|{name})"
+        self._list = c(rf"{skip}(?P<open>\[)[ \t]*+(?P<body>(?:{item}[ \t]*+,[ \t]*+)*+(?:{item}[ \t]*+)?+)\]").match
+        self._items = c(f"(?P<s>{string})|(?P<n>{name})").finditer
         self._top = c(
             rf"{skip}(?:(?P<kw>import|extends|axis|section|rule|default|override|remove){_NOT_WORD}|(?P<eof>\Z))"
         ).match
@@ -246,6 +269,29 @@ class DirectParser:
         return ast.Header(name, version, doc, self.joined(self.start(spec, "n"), (doc or version).span))
 
     def value_list(self) -> ast.ValueList:
+        self.la = None
+        text = self.text
+        m = self._list(text, self.pos)
+        if m is None or text.find("\n", m.start("open"), m.end()) >= 0:
+            return self.value_list_tokens()
+        a = m.start("open")
+        if a != self.pos and text.find("#", self.pos, a) >= 0:
+            self.comments_in(self.pos, a)
+        self.pos = m.end()
+        line = bisect_right(self.starts, a)
+        base = self.starts[line - 1] - 1  # column = offset - base
+        file = self.file
+        items: list = []
+        for t in self._items(text, m.start("body"), m.end("body")):
+            s, e = t.span()
+            if t.lastgroup == "s":
+                items.append(ast.Str(_decode(t.group()), Span(file, line, s - base, line, e - base)))
+            else:
+                items.append(ast.Name(t.group(), Span(file, line, s - base, line, e - base)))
+        return ast.ValueList(items, Span(file, line, a - base, line, self.pos - base))
+
+    def value_list_tokens(self) -> ast.ValueList:
+        """A list over several lines, or with comments: token by token."""
         m = self.expect("[")
         items: list = []
         while True:
@@ -273,8 +319,11 @@ class DirectParser:
 
     def here(self) -> tuple[int, int]:
         """(line, column) of the current position: the end of the token just taken."""
-        line = bisect_right(self.starts, self.pos)
-        return line, self.pos - self.starts[line - 1] + 1
+        return self._at(self.pos)
+
+    def _at(self, pos: int) -> tuple[int, int]:
+        line = bisect_right(self.starts, pos)
+        return line, pos - self.starts[line - 1] + 1
 
     def axis(self, start: tuple[int, int]) -> ast.AxisDecl:
         name = self.name()
@@ -312,7 +361,7 @@ class DirectParser:
             if group == "k4":
                 kw = f.group("k4")
                 if kw == "check":
-                    expr = self.check_or()
+                    expr = self.check()
                     fields.append(ast.Field("check", expr, self.joined(self.start(f, "k4"), expr.span)))
                 elif kw == "tags":
                     values = self.value_list()
@@ -375,71 +424,148 @@ class DirectParser:
             items.append(ast.Answer(kind, label, said, reason, self.joined(self.start(i, "kw"), (reason or said).span)))
 
     # -- checks ----------------------------------------------------------------------------
-    # A node's span runs from its first child's start to its last child's end, where a
+    # The tokens of a check are read first, up to the next field or `}`, then parsed from the
+    # list. A node's span runs from its first child's start to its last child's end, where a
     # parenthesised expression counts as its inner node (lark's builder does the same).
+
+    def check(self):
+        text = self.text
+        toks: list[tuple[str, str, int, int]] = []
+        prev = self.pos
+        depth = 0
+        for t in self._tokens(text, prev):
+            if t.start() != prev:
+                raise Decline  # text that is no token
+            kind = t.lastgroup
+            value = t.group(kind)
+            if kind == "n":
+                if depth == 0 and value in _FIELD_WORDS:
+                    break
+            elif kind == "p":
+                if value in "([":
+                    depth += 1
+                elif value in ")]":
+                    depth -= 1
+                elif value != ",":  # `{`, `}`, `=`, `.`: never inside a check
+                    break
+            elif kind == "eof":
+                break
+            a = t.start(kind)
+            if a != prev and text.find("#", prev, a) >= 0:
+                self.comments_in(prev, a)
+            prev = t.end()
+            toks.append((kind, value, a, prev))
+        self.pos = prev
+        self.toks, self.i = toks, 0
+        expr = self.check_or()
+        if self.i != len(toks):
+            raise Decline
+        return expr
+
+    def _next_is(self, kind: str, value: str) -> bool:
+        i = self.i
+        if i < len(self.toks) and self.toks[i][0] == kind and self.toks[i][1] == value:
+            self.i = i + 1
+            return True
+        return False
+
+    def _take_token(self) -> tuple[str, str, int, int]:
+        i = self.i
+        if i >= len(self.toks):
+            raise Decline
+        self.i = i + 1
+        return self.toks[i]
+
+    def _span_of(self, a: int, b: int) -> Span:
+        starts = self.starts
+        line = bisect_right(starts, a)
+        col = a - starts[line - 1] + 1
+        if self.text.find("\n", a, b) < 0:
+            return Span(self.file, line, col, line, col + b - a)
+        end = bisect_right(starts, b)
+        return Span(self.file, line, col, end, b - starts[end - 1] + 1)
+
+    def _joined_nodes(self, first, last) -> Span:
+        a, b = first.span, last.span
+        return Span(self.file, a.start_line, a.start_col, b.end_line, b.end_col)
 
     def check_or(self):
         first = self.check_and()
-        if self.maybe("or") is None:
+        if not self._next_is("n", "or"):
             return first
         operands = [first, self.check_and()]
-        while self.maybe("or") is not None:
+        while self._next_is("n", "or"):
             operands.append(self.check_and())
-        return ast.CheckBin("or", operands, self.joined((first.span.start_line, first.span.start_col),
-                                                        operands[-1].span))
+        return ast.CheckBin("or", operands, self._joined_nodes(first, operands[-1]))
 
     def check_and(self):
         first = self.check_not()
-        if self.maybe("and") is None:
+        if not self._next_is("n", "and"):
             return first
         operands = [first, self.check_not()]
-        while self.maybe("and") is not None:
+        while self._next_is("n", "and"):
             operands.append(self.check_not())
-        return ast.CheckBin("and", operands, self.joined((first.span.start_line, first.span.start_col),
-                                                         operands[-1].span))
+        return ast.CheckBin("and", operands, self._joined_nodes(first, operands[-1]))
 
     def check_not(self):
-        t = self.take()
-        group = t.lastgroup
-        if group == "n":
-            word = t.group("n")
-            if word == "not":
+        kind, value, a, b = self._take_token()
+        if kind == "n":
+            if value == "not":
                 operand = self.check_not()
-                return ast.CheckNot(operand, self.joined(self.start(t, "n"), operand.span))
-            name = ast.Name(word, self.token_span(t, "n"))
-            if self.maybe("(") is None:
+                s = operand.span
+                return ast.CheckNot(operand, Span(self.file, *self._at(a), s.end_line, s.end_col))
+            name = ast.Name(value, self._span_of(a, b))
+            if not self._next_is("p", "("):
                 return ast.CheckCall(name, [], True, name.span)
             return self.call(name)
-        if group == "p" and t.group("p") == "(":
+        if kind == "p" and value == "(":
             inner = self.check_or()
-            self.expect(")")
+            if not self._next_is("p", ")"):
+                raise Decline
             return inner
         raise Decline
 
     def call(self, name: ast.Name) -> ast.CheckCall:
         args: list = []
-        while True:
-            t = self.take()
-            group = t.lastgroup
-            if group == "s":
-                args.append(ast.Str(_decode(t.group("s")), self.token_span(t, "s")))
-            elif group == "u":
-                args.append(self.number(t, "u"))
-            elif group == "p" and t.group("p") == "[":
-                self.la = t
-                args.append(self.value_list())
-            elif group == "p" and t.group("p") == ")":
-                break
-            else:
-                raise Decline
-            t = self.take()
-            if t.lastgroup != "p":
-                raise Decline
-            if t.group("p") == ")":
-                break
-            if t.group("p") != ",":
-                raise Decline
-            if self.maybe(")") is not None:
-                break
+        if not self._next_is("p", ")"):
+            while True:
+                kind, value, a, b = self._take_token()
+                if kind == "s":
+                    args.append(ast.Str(_decode(value), self._span_of(a, b)))
+                elif kind == "u":
+                    number: int | float = float(value) if "." in value else int(value)
+                    args.append(ast.Number(number, value, self._span_of(a, b)))
+                elif kind == "p" and value == "[":
+                    args.append(self.token_list(a))
+                else:
+                    raise Decline
+                if self._next_is("p", ")"):
+                    break
+                if not self._next_is("p", ",") :
+                    raise Decline
+                if self._next_is("p", ")"):  # a trailing comma
+                    break
         s = name.span
-        return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self.here()))
+        end = self.toks[self.i - 1][3]
+        return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self._at(end)))
+
+    def token_list(self, start: int) -> ast.ValueList:
+        """A value list inside a check, from its tokens (the `[` is taken)."""
+        items: list = []
+        if not self._next_is("p", "]"):
+            while True:
+                kind, value, a, b = self._take_token()
+                if kind == "s":
+                    items.append(ast.Str(_decode(value), self._span_of(a, b)))
+                elif kind == "n":
+                    items.append(ast.Name(value, self._span_of(a, b)))
+                else:
+                    raise Decline
+                if self._next_is("p", "]"):
+                    break
+                if not self._next_is("p", ","):
+                    raise Decline
+                if self._next_is("p", "]"):
+                    break
+        end = self.toks[self.i - 1][3]
+        return ast.ValueList(items, Span(self.file, *self._at(start), *self._at(end)))
