@@ -3,14 +3,16 @@ and the evaluation of every check predicate."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from specc.ir import checks as checklib
+from specc.ir import model
 from specc.ir import resolve
-from specc.ir.model import CheckCall
+from specc.ir.model import CheckCall, canonical_json
 from specc.ir.resolve import load, load_text
 from specc.resources import stdlib_dir
 from specc.syntax.parser import parse
@@ -409,6 +411,31 @@ def test_hash_changes_with_every_meaning_bearing_field(field):
     if field != "spec axis":  # a spec axis reaches every rule
         assert before["acme.hash.concise"] == after["acme.hash.concise"]
     assert spec_before != spec_after
+
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = sorted(p for d in ("examples", "stdlib", "tests/fixtures") for p in (REPO / d).rglob("*.spec"))
+
+
+def _reference_meaning_json(rule) -> str:
+    """The hashed text as defined: the meaning dict through json.dumps, examples via model_dump."""
+    meaning = rule.meaning()
+    meaning["examples"] = sorted(canonical_json(e.model_dump(mode="json", exclude={"span"})) for e in rule.examples)
+    meaning["checks"] = sorted({canonical_json(model._canon(part)) for c in rule.checks
+                                for part in (c.operands if isinstance(c, model.CheckAnd) else (c,))})
+    return json.dumps(meaning, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(REPO)))
+def test_fast_rule_hash_is_the_hash_of_the_reference_json(path):
+    result = load(path)
+    rules = list(result.spec.rules) if result.spec else []
+    odd = [r.model_copy(update={"weight": w, "checks": (model.CheckCall(name="max_chars", args=(a,)),)})
+           for r in rules[:1] for w, a in ((0.1, 1.5), (float("inf"), -0.0), (1e300, True), (2.0, ("é", '"')))]
+    for rule in rules + odd:
+        assert model._rule_meaning_json(rule) == _reference_meaning_json(rule)
+        if rule in rules:
+            assert rule.hash == model.content_hash(json.loads(_reference_meaning_json(rule)))
 
 
 def test_spec_hash_depends_on_the_spec_id():

@@ -9,8 +9,10 @@ sits in, not the order of declarations, of ``unless`` clauses, tags or examples.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from types import SimpleNamespace
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -161,26 +163,16 @@ class Rule(_Frozen):
 
     def meaning(self) -> dict:
         """The meaning-bearing fields, canonically ordered: what the hash covers."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "modality": self.modality,
-            "statement": self.statement,
-            "authority": self.authority,
-            "severity": self.severity,
-            "when": self.when,
-            "unless": sorted(self.unless),
-            "tags": sorted(self.tags),
-            "weight": self.weight,
-            "checks": canonical_checks(self.checks),
-            "examples": sorted(
-                canonical_json(e.model_dump(mode="json", exclude={"span"})) for e in self.examples
-            ),
-            "axes": sorted(canonical_json({"name": a.name, "values": sorted(a.values)}) for a in self.axes),
-        }
+        return _rule_meaning(self)
 
     def with_hash(self) -> "Rule":
-        return self.model_copy(update={"hash": content_hash(self.meaning())})
+        return self.model_copy(update={"hash": _sha(_rule_meaning_json(self))})
+
+    @classmethod
+    def hashed(cls, **fields) -> "Rule":
+        """``Rule(**fields).with_hash()`` built in one go (the resolver makes thousands). Every
+        meaning-bearing field must be given, already of its final type."""
+        return cls(**fields, hash=_sha(_rule_meaning_json(SimpleNamespace(**fields))))
 
     @property
     def check_sources(self) -> tuple[str, ...]:
@@ -207,10 +199,116 @@ class Spec(_Frozen):
     def with_hash(self) -> "Spec":
         meaning = {
             "id": self.id,
-            "axes": sorted(canonical_json({"name": a.name, "values": sorted(a.values)}) for a in self.axes),
+            "axes": sorted(_axis_json(a.name, a.values) for a in self.axes),
             "rules": sorted(r.hash for r in self.rules),
         }
         return self.model_copy(update={"hash": content_hash(meaning)})
+
+
+def _rule_meaning(r) -> dict:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "modality": r.modality,
+        "statement": r.statement,
+        "authority": r.authority,
+        "severity": r.severity,
+        "when": r.when,
+        "unless": sorted(r.unless),
+        "tags": sorted(r.tags),
+        "weight": r.weight,
+        "checks": canonical_checks(r.checks),
+        "examples": sorted(canonical_json(_example_meaning(e)) for e in r.examples),
+        "axes": sorted(_axis_json(a.name, a.values) for a in r.axes),
+    }
+
+
+_STR = json.encoder.encode_basestring  # a str as a JSON string literal, non-ASCII kept (C)
+
+
+def _strs_json(items) -> str:
+    """canonical_json of a list of strings."""
+    return "[" + ",".join(map(_STR, items)) + "]"
+
+
+def _rule_meaning_json(r) -> str:
+    """``canonical_json(_rule_meaning(r))``, assembled by hand: the keys in sorted order, the
+    nested JSON strings made once. The same text (tests/test_resolve.py compares them), three
+    times faster, and a 5,000-rule spec hashes 5,000 of these on every load."""
+    return "".join((
+        '{"authority":', _STR(r.authority),
+        ',"axes":', _axes_json(r.axes),
+        ',"checks":', _strs_json(canonical_checks(r.checks)),
+        ',"examples":', _strs_json(sorted(_example_json(e) for e in r.examples)) if r.examples else "[]",
+        ',"id":', _STR(r.id),
+        ',"kind":', _STR(r.kind),
+        ',"modality":', _STR(r.modality),
+        ',"severity":', _STR(r.severity),
+        ',"statement":', _STR(r.statement),
+        ',"tags":', _strs_json(sorted(r.tags)),
+        ',"unless":', _strs_json(sorted(r.unless)),
+        ',"weight":', _value_json(r.weight),
+        ',"when":', "null" if r.when is None else _STR(r.when),
+        "}",
+    ))
+
+
+_AXES_JSON: dict[int, tuple[tuple, str]] = {}
+
+
+def _axes_json(axes: tuple["Axis", ...]) -> str:
+    """The rules of a section share one axes tuple: its JSON is made once (kept by identity)."""
+    hit = _AXES_JSON.get(id(axes))
+    if hit is not None and hit[0] is axes:
+        return hit[1]
+    text = _strs_json(sorted(_axis_json(a.name, a.values) for a in axes))
+    if len(_AXES_JSON) > 4096:
+        _AXES_JSON.clear()
+    _AXES_JSON[id(axes)] = (axes, text)
+    return text
+
+
+def _value_json(v) -> str:
+    """canonical_json of a check argument or a weight, without an encoder call for the usual
+    types (a string, a whole number, a finite float, a list of strings)."""
+    t = type(v)
+    if t is str:
+        return _STR(v)
+    if t is int or (t is float and v - v == 0):  # finite: json writes repr(); nan and inf differ
+        return repr(v)
+    if (t is tuple or t is list) and all(type(x) is str for x in v):
+        return _strs_json(v)
+    return _ENCODE(v)
+
+
+def _example_json(e: "Example") -> str:
+    """``canonical_json(_example_meaning(e))``, written out."""
+    def answers(items) -> str:
+        return "[" + ",".join(
+            '{"label":' + ("null" if a.label is None else _STR(a.label))
+            + ',"reason":' + ("null" if a.reason is None else _STR(a.reason))
+            + ',"text":' + _STR(a.text) + "}"
+            for a in items) + "]"
+
+    turns = ",".join('{"role":' + _STR(t.role) + ',"text":' + _STR(t.text) + "}" for t in e.turns)
+    return ('{"bad":' + answers(e.bad) + ',"good":' + answers(e.good) + ',"title":' + _STR(e.title)
+            + ',"turns":[' + turns + "]}")
+
+
+def _example_meaning(e: Example) -> dict:
+    """``e.model_dump(mode="json", exclude={"span"})``, written out: the same dict, 10x faster."""
+    return {
+        "title": e.title,
+        "turns": [{"role": t.role, "text": t.text} for t in e.turns],
+        "good": [{"text": a.text, "label": a.label, "reason": a.reason} for a in e.good],
+        "bad": [{"text": a.text, "label": a.label, "reason": a.reason} for a in e.bad],
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_json(name: str, values: tuple[str, ...]) -> str:
+    """An axis as canonical JSON (cached: every rule in a section carries the same axes)."""
+    return canonical_json({"name": name, "values": sorted(values)})
 
 
 def _canon(check) -> object:
@@ -227,20 +325,43 @@ def _canon(check) -> object:
     return {check.op: sorted({canonical_json(_canon(o)) for o in flat})}
 
 
+def _canon_json(check) -> str:
+    """``canonical_json(_canon(check))``, written out (the same text; tests compare them)."""
+    if isinstance(check, CheckCall):
+        args = "[" + ",".join(map(_value_json, check.args)) + "]"
+        return '{"args":' + args + ',"call":' + _STR(check.name) + "}"
+    if isinstance(check, CheckNot):
+        return '{"not":' + _canon_json(check.operand) + "}"
+    cls = type(check)
+    flat: list = []
+    for o in check.operands:
+        flat.extend(o.operands if isinstance(o, cls) else [o])
+    return "{" + _STR(check.op) + ":" + _strs_json(sorted({_canon_json(o) for o in flat})) + "}"
+
+
 def canonical_checks(checks) -> list[str]:
     """A rule's checks all must hold, so two `check` lines mean the same as one `and`: the
     hash sees the set of top-level conjuncts, each in canonical form."""
     conjuncts: set[str] = set()
     for c in checks:
         for part in (c.operands if isinstance(c, CheckAnd) else (c,)):
-            conjuncts.add(canonical_json(_canon(part)))
+            conjuncts.add(_canon_json(part))
     return sorted(conjuncts)
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """What ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
+    returns, without building an encoder per call."""
+    return _ENCODE(obj)
 
 
 def content_hash(obj) -> str:
     """The one hash of specc: sha256 over canonical JSON, hex, 16 bytes shown."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:32]
+    return _sha(canonical_json(obj))
+
+
+def _sha(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

@@ -182,6 +182,7 @@ class _Resolver:
         self.spec_ids: dict[str, _Unit] = {}
         self.root_dir = Path.cwd()
         self.root_axes: dict[str, Axis] = {}
+        self._axes_cache: dict[int, tuple[dict[str, Axis], tuple[Axis, ...]]] = {}
 
     def units_in_order(self) -> list[_Unit]:
         return list(self.units.values())
@@ -506,10 +507,14 @@ class _Resolver:
                 "E209", f"rule `{decl.name.value}` has no statement; add `must \"...\"`, `must_not`, `should` "
                 "or `should_not`", decl.name.span))
             return None
-        rule_axes = dict(axes)
-        rule_axes.update(self.axes_of(fields["axis"]))
+        if fields["axis"]:
+            rule_axes = dict(axes)
+            rule_axes.update(self.axes_of(fields["axis"]))
+            effective_axes = tuple(rule_axes[k] for k in sorted(rule_axes))
+        else:
+            effective_axes = self._sorted_axes(axes)
         modality, statement = fields["statement"]
-        rule = Rule(
+        return Rule.hashed(
             id=f"{sid}.{decl.name.value}",
             name=decl.name.value,
             spec=sid,
@@ -524,11 +529,18 @@ class _Resolver:
             weight=fields.get("weight", DEFAULT_WEIGHT),
             checks=tuple(fields["check"]),
             examples=tuple(fields["example"]),
-            axes=tuple(rule_axes[k] for k in sorted(rule_axes)),
+            axes=effective_axes,
             section=section,
             span=_source_span(decl.span),
         )
-        return rule.with_hash()
+
+    def _sorted_axes(self, axes: dict[str, Axis]) -> tuple[Axis, ...]:
+        """A scope's axes by name; the rules of one section share the scope's dict."""
+        key = id(axes)
+        cached = self._axes_cache.get(key)
+        if cached is None or cached[0] is not axes:
+            cached = self._axes_cache[key] = (axes, tuple(axes[k] for k in sorted(axes)))
+        return cached[1]
 
     def apply_override(self, base: Rule, decl: ast.RuleDecl) -> Rule | None:
         fields = self.fields_of(decl)
@@ -617,10 +629,12 @@ class _Resolver:
                    "strlist": "a list of strings"}
 
     def check_arg(self, fname: str, a, t: str):
-        bad = Diagnostic("E303", f"`{fname}` takes {self._TYPE_WORDS[t]} here", a.span)
+        def bad():
+            return Diagnostic("E303", f"`{fname}` takes {self._TYPE_WORDS[t]} here", a.span)
+
         if t in ("str", "regex"):
             if not isinstance(a, ast.Str):
-                self.diags.append(bad)
+                self.diags.append(bad())
                 return None
             if t == "regex":
                 try:
@@ -637,12 +651,12 @@ class _Resolver:
             return a.value
         if t == "int":
             if not isinstance(a, ast.Number) or not isinstance(a.value, int) or a.value < 0:
-                self.diags.append(bad)
+                self.diags.append(bad())
                 return None
             return a.value
         if t == "strlist":
             if not isinstance(a, ast.ValueList) or not a.items:
-                self.diags.append(bad)
+                self.diags.append(bad())
                 return None
             return tuple(v.value for v in a.items)
         raise AssertionError(t)
