@@ -102,7 +102,8 @@ class DirectParser:
         # One token of a check, a list or the header. Keywords read as names and are told
         # apart by value: where the grammar wants a keyword, a longer word is a mistake
         # (parser.whole_word) and declines.
-        self._tokens = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").finditer
+        self._token_scanner = c(
+            rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").scanner
         self._tok = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").match
         # A field line in one match; lastgroup says which (v1: statement, v2: authority or
         # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
@@ -425,16 +426,20 @@ class DirectParser:
 
     # -- checks ----------------------------------------------------------------------------
     # The tokens of a check are read first, up to the next field or `}`, then parsed from the
-    # list. A node's span runs from its first child's start to its last child's end, where a
-    # parenthesised expression counts as its inner node (lark's builder does the same).
+    # list by one loop per parenthesis level: `not`* atom, joined by `and`, then by `or`,
+    # as the grammar's check_or / check_and / check_not rules do. A node's span runs from its
+    # first child's start to its last child's end, where a parenthesised expression counts as
+    # its inner node (lark's builder does the same).
 
     def check(self):
         text = self.text
         toks: list[tuple[str, str, int, int]] = []
         prev = self.pos
         depth = 0
-        for t in self._tokens(text, prev):
-            if t.start() != prev:
+        match = self._token_scanner(text, prev).match
+        while True:
+            t = match()
+            if t is None:
                 raise Decline  # text that is no token
             kind = t.lastgroup
             value = t.group(kind)
@@ -456,25 +461,62 @@ class DirectParser:
             prev = t.end()
             toks.append((kind, value, a, prev))
         self.pos = prev
-        self.toks, self.i = toks, 0
-        expr = self.check_or()
-        if self.i != len(toks):
+        expr, i = self.check_expr(toks, 0)
+        if i != len(toks):
             raise Decline
         return expr
 
-    def _next_is(self, kind: str, value: str) -> bool:
-        i = self.i
-        if i < len(self.toks) and self.toks[i][0] == kind and self.toks[i][1] == value:
-            self.i = i + 1
-            return True
-        return False
+    def check_expr(self, toks: list, i: int):
+        """check_or from ``toks[i]``; returns (node, index after it)."""
+        n = len(toks)
+        ors: list = []
+        ands: list = []
+        while True:
+            nots: list[int] = []
+            while True:
+                if i >= n:
+                    raise Decline
+                kind, value, a, b = toks[i]
+                i += 1
+                if kind == "n" and value == "not":
+                    nots.append(a)
+                else:
+                    break
+            if kind == "n":
+                name = ast.Name(value, self._span_of(a, b))
+                if i < n and toks[i][1] == "(" and toks[i][0] == "p":
+                    node, i = self.call(name, toks, i + 1)
+                else:
+                    node = ast.CheckCall(name, [], True, name.span)
+            elif kind == "p" and value == "(":
+                node, i = self.check_expr(toks, i)
+                if i >= n or toks[i][1] != ")" or toks[i][0] != "p":
+                    raise Decline
+                i += 1
+            else:
+                raise Decline
+            for a in reversed(nots):
+                s = node.span
+                node = ast.CheckNot(node, Span(self.file, *self._at(a), s.end_line, s.end_col))
+            ands.append(node)
+            if i < n and toks[i][0] == "n":
+                op = toks[i][1]
+                if op == "and":
+                    i += 1
+                    continue
+                if op == "or":
+                    i += 1
+                    ors.append(self._bin("and", ands))
+                    ands = []
+                    continue
+            ors.append(self._bin("and", ands))
+            return self._bin("or", ors), i
 
-    def _take_token(self) -> tuple[str, str, int, int]:
-        i = self.i
-        if i >= len(self.toks):
-            raise Decline
-        self.i = i + 1
-        return self.toks[i]
+    def _bin(self, op: str, nodes: list):
+        if len(nodes) == 1:
+            return nodes[0]
+        a, b = nodes[0].span, nodes[-1].span
+        return ast.CheckBin(op, nodes, Span(self.file, a.start_line, a.start_col, b.end_line, b.end_col))
 
     def _span_of(self, a: int, b: int) -> Span:
         starts = self.starts
@@ -485,87 +527,65 @@ class DirectParser:
         end = bisect_right(starts, b)
         return Span(self.file, line, col, end, b - starts[end - 1] + 1)
 
-    def _joined_nodes(self, first, last) -> Span:
-        a, b = first.span, last.span
-        return Span(self.file, a.start_line, a.start_col, b.end_line, b.end_col)
-
-    def check_or(self):
-        first = self.check_and()
-        if not self._next_is("n", "or"):
-            return first
-        operands = [first, self.check_and()]
-        while self._next_is("n", "or"):
-            operands.append(self.check_and())
-        return ast.CheckBin("or", operands, self._joined_nodes(first, operands[-1]))
-
-    def check_and(self):
-        first = self.check_not()
-        if not self._next_is("n", "and"):
-            return first
-        operands = [first, self.check_not()]
-        while self._next_is("n", "and"):
-            operands.append(self.check_not())
-        return ast.CheckBin("and", operands, self._joined_nodes(first, operands[-1]))
-
-    def check_not(self):
-        kind, value, a, b = self._take_token()
-        if kind == "n":
-            if value == "not":
-                operand = self.check_not()
-                s = operand.span
-                return ast.CheckNot(operand, Span(self.file, *self._at(a), s.end_line, s.end_col))
-            name = ast.Name(value, self._span_of(a, b))
-            if not self._next_is("p", "("):
-                return ast.CheckCall(name, [], True, name.span)
-            return self.call(name)
-        if kind == "p" and value == "(":
-            inner = self.check_or()
-            if not self._next_is("p", ")"):
-                raise Decline
-            return inner
-        raise Decline
-
-    def call(self, name: ast.Name) -> ast.CheckCall:
+    def call(self, name: ast.Name, toks: list, i: int):
+        """The arguments of a call from ``toks[i]`` (after its `(`); returns (node, index)."""
+        n = len(toks)
         args: list = []
-        if not self._next_is("p", ")"):
-            while True:
-                kind, value, a, b = self._take_token()
-                if kind == "s":
-                    args.append(ast.Str(_decode(value), self._span_of(a, b)))
-                elif kind == "u":
-                    number: int | float = float(value) if "." in value else int(value)
-                    args.append(ast.Number(number, value, self._span_of(a, b)))
-                elif kind == "p" and value == "[":
-                    args.append(self.token_list(a))
-                else:
-                    raise Decline
-                if self._next_is("p", ")"):
-                    break
-                if not self._next_is("p", ",") :
-                    raise Decline
-                if self._next_is("p", ")"):  # a trailing comma
-                    break
+        want_arg = True  # at the start or after a comma: an argument, or `)`
+        while True:
+            if i >= n:
+                raise Decline
+            kind, value, a, b = toks[i]
+            i += 1
+            if kind == "p" and value == ")":
+                break
+            if not want_arg:
+                if kind == "p" and value == ",":
+                    want_arg = True
+                    continue
+                raise Decline
+            if kind == "s":
+                args.append(ast.Str(_decode(value), self._span_of(a, b)))
+            elif kind == "u":
+                number: int | float = float(value) if "." in value else int(value)
+                args.append(ast.Number(number, value, self._span_of(a, b)))
+            elif kind == "p" and value == "[":
+                node, i = self.token_list(toks, i, a)
+                args.append(node)
+            else:
+                raise Decline
+            want_arg = False
         s = name.span
-        end = self.toks[self.i - 1][3]
-        return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self._at(end)))
+        end = toks[i - 1][3]
+        return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self._at(end))), i
 
-    def token_list(self, start: int) -> ast.ValueList:
-        """A value list inside a check, from its tokens (the `[` is taken)."""
+    def token_list(self, toks: list, i: int, start: int):
+        """A value list inside a check from ``toks[i]`` (after its `[`); returns (node, index)."""
+        n = len(toks)
         items: list = []
-        if not self._next_is("p", "]"):
-            while True:
-                kind, value, a, b = self._take_token()
-                if kind == "s":
-                    items.append(ast.Str(_decode(value), self._span_of(a, b)))
-                elif kind == "n":
-                    items.append(ast.Name(value, self._span_of(a, b)))
-                else:
-                    raise Decline
-                if self._next_is("p", "]"):
-                    break
-                if not self._next_is("p", ","):
-                    raise Decline
-                if self._next_is("p", "]"):
-                    break
-        end = self.toks[self.i - 1][3]
-        return ast.ValueList(items, Span(self.file, *self._at(start), *self._at(end)))
+        while True:
+            if i >= n:
+                raise Decline
+            kind, value, a, b = toks[i]
+            i += 1
+            if kind == "s":
+                items.append(ast.Str(_decode(value), self._span_of(a, b)))
+            elif kind == "n":
+                items.append(ast.Name(value, self._span_of(a, b)))
+            elif kind == "p" and value == "]" and not items:
+                break
+            else:
+                raise Decline
+            if i >= n or toks[i][0] != "p":
+                raise Decline
+            value = toks[i][1]
+            i += 1
+            if value == "]":
+                break
+            if value != ",":
+                raise Decline
+            if i < n and toks[i][1] == "]" and toks[i][0] == "p":  # a trailing comma
+                i += 1
+                break
+        end = toks[i - 1][3]
+        return ast.ValueList(items, Span(self.file, *self._at(start), *self._at(end))), i
