@@ -118,6 +118,7 @@ class DirectParser:
         item = f"(?:{string}|{name})"
         self._list = c(rf"{skip}(?P<open>\[)[ \t]*+(?P<body>(?:{item}[ \t]*+,[ \t]*+)*+(?:{item}[ \t]*+)?+)\]").match
         self._items = c(f"(?P<s>{string})|(?P<n>{name})").finditer
+        self._rule_head = c(rf"[ \t\f\r\n]*+(?P<n>{name})[ \t\f\r\n]*+\{{").match
         self._top = c(
             rf"{skip}(?:(?P<kw>import|extends|axis|section|rule|default|override|remove){_NOT_WORD}|(?P<eof>\Z))"
         ).match
@@ -350,56 +351,82 @@ class DirectParser:
                 items.append(self.rule(kw, i))
 
     def rule(self, kind: str, m: re.Match) -> ast.RuleDecl:
-        name = self.dotted() if kind == "override" else self.name()
-        self.expect("{")
+        head = None if kind == "override" else self._rule_head(self.text, self.pos)
+        if head is not None and self.text.find("#", self.pos, head.end()) < 0:  # `NAME {`, no comments
+            self.pos = head.end()
+            name = ast.Name(head.group("n"), self.token_span(head, "n"))
+        else:
+            name = self.dotted() if kind == "override" else self.name()
+            self.expect("{")
         fields: list[ast.Field] = []
         text, match, file, starts = self.text, self._field, self.file, self.starts
-        while True:
-            f = self.at(match)
+        find, append = text.find, fields.append
+        self.la = None
+        pos = self.pos
+        while True:  # `at(self._field)`, written out: this loop runs for every field line
+            f = match(text, pos)
+            if f is None:
+                raise Decline
             group = f.lastgroup
+            va, vb = f.span(group)  # the value (or the keyword, or `}`); comments come before it
+            if va != pos and find("#", pos, va) >= 0:
+                self.comments_in(pos, va)
+            pos = vb
             if group == "end":
-                return ast.RuleDecl(kind, name, fields, self.joined(self.start(m, "kw"), self.token_span(f, "end")))
+                self.pos = pos
+                end_line = bisect_right(starts, va)
+                return ast.RuleDecl(kind, name, fields, Span(file, *self.start(m, "kw"), end_line,
+                                                             vb - starts[end_line - 1] + 1))
             if group == "k4":
+                self.pos = pos
                 kw = f.group("k4")
                 if kw == "check":
                     expr = self.check()
-                    fields.append(ast.Field("check", expr, self.joined(self.start(f, "k4"), expr.span)))
+                    append(ast.Field("check", expr, self.joined(self.start(f, "k4"), expr.span)))
                 elif kw == "tags":
                     values = self.value_list()
-                    fields.append(ast.Field("tags", values, self.joined(self.start(f, "k4"), values.span)))
+                    append(ast.Field("tags", values, self.joined(self.start(f, "k4"), values.span)))
                 elif kw == "weight":
                     t = self.take()
                     if t.lastgroup != "u":
                         raise Decline
                     n = self.number(t, "u")
-                    fields.append(ast.Field("weight", n, self.joined(self.start(f, "k4"), n.span)))
+                    append(ast.Field("weight", n, self.joined(self.start(f, "k4"), n.span)))
                 elif kw == "axis":
                     axis = self.axis(self.start(f, "k4"))
-                    fields.append(ast.Field("axis", axis, axis.span))
+                    append(ast.Field("axis", axis, axis.span))
                 else:
                     example = self.example(f)
-                    fields.append(ast.Field("example", example, example.span))
+                    append(ast.Field("example", example, example.span))
+                self.la = None
+                pos = self.pos
                 continue
-            # (comments between the keyword and the value were collected by `at`: its skipped
-            # text runs up to the start of the last group)
-            value_span = self.token_span(f, group)
-            kw_group = "mod" if group == "v1" else "k" + group[1]
-            a = f.start(kw_group)
-            if text.find("\n", a, f.start(group)) < 0:  # keyword and value on one line
-                span = Span(file, value_span.start_line, value_span.start_col - (f.start(group) - a),
-                            value_span.end_line, value_span.end_col)
-            else:
-                span = self.joined(self.start(f, kw_group), value_span)
+            raw = f.group(group)
+            line = bisect_right(starts, va)
+            col = va - starts[line - 1] + 1
+            if group == "v2" or "\n" not in raw:
+                value_span = Span(file, line, col, line, col + vb - va)
+            else:  # a triple-quoted string over several lines
+                end_line = bisect_right(starts, vb)
+                value_span = Span(file, line, col, end_line, vb - starts[end_line - 1] + 1)
             if group == "v1":
-                value = (f.group("mod"), ast.Str(_decode(f.group("v1")), value_span))
+                a = f.start("mod")
+                value = (f.group("mod"), ast.Str(_decode(raw), value_span))
                 key = "statement"
             elif group == "v2":
-                value = ast.Name(f.group("v2"), value_span)
+                a = f.start("k2")
+                value = ast.Name(raw, value_span)
                 key = f.group("k2")
             else:
-                value = ast.Str(_decode(f.group("v3")), value_span)
+                a = f.start("k3")
+                value = ast.Str(_decode(raw), value_span)
                 key = f.group("k3")
-            fields.append(ast.Field(key, value, span))
+            if find("\n", a, va) < 0:  # keyword and value on one line
+                span = Span(file, line, col - (va - a), value_span.end_line, value_span.end_col)
+            else:
+                kw_line = bisect_right(starts, a)
+                span = Span(file, kw_line, a - starts[kw_line - 1] + 1, value_span.end_line, value_span.end_col)
+            append(ast.Field(key, value, span))
 
     # -- examples --------------------------------------------------------------------------
 
