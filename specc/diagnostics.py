@@ -215,12 +215,16 @@ class SourceCache:
 
     def __init__(self) -> None:
         self._texts: dict[str, list[str]] = {}
+        self._unsplit: dict[str, str] = {}  # split into lines when a diagnostic first needs one
 
     def add(self, file: str, text: str) -> None:
-        self._texts[file] = text.splitlines()
+        self._unsplit[file] = text
+        self._texts.pop(file, None)
 
     def line(self, file: str, lineno: int) -> str | None:
         lines = self._texts.get(file)
+        if lines is None and file in self._unsplit:
+            lines = self._texts[file] = self._unsplit.pop(file).splitlines()
         if lines is None:
             try:
                 lines = Path(file).read_text(encoding="utf-8").splitlines()
