@@ -105,7 +105,7 @@ def generate(n_rules: int, seed: int = SEED) -> str:
     while i < n_rules:
         s = i // per_section
         out.append(f'section area{s} "Area {s}" {{')
-        out.append(f"  axis tactic = [direct, roleplay, hypothetical]")
+        out.append("  axis tactic = [direct, roleplay, hypothetical]")
         out.append(f'  section detail{s} "Details" {{')
         for _ in range(min(per_section, n_rules - i)):
             out.append(_rule(rng, i))

@@ -205,13 +205,7 @@ class DirectParser:
 
     def token_span(self, m: re.Match, group: str) -> Span:
         a, b = m.span(group)
-        starts = self.starts
-        line = bisect_right(starts, a)
-        col = a - starts[line - 1] + 1
-        if self.text.find("\n", a, b) < 0:
-            return Span(self.file, line, col, line, col + b - a)
-        end = bisect_right(starts, b)
-        return Span(self.file, line, col, end, b - starts[end - 1] + 1)
+        return self._span_of(a, b)
 
     def joined(self, start: tuple[int, int], last: Span) -> Span:
         return Span(self.file, start[0], start[1], last.end_line, last.end_col)
@@ -546,6 +540,7 @@ class DirectParser:
         return ast.CheckBin(op, nodes, Span(self.file, a.start_line, a.start_col, b.end_line, b.end_col))
 
     def _span_of(self, a: int, b: int) -> Span:
+        """The span of text[a:b], a token (only a triple-quoted string can cover lines)."""
         starts = self.starts
         line = bisect_right(starts, a)
         col = a - starts[line - 1] + 1
