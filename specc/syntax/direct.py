@@ -26,12 +26,12 @@ Quirks of the lark builder kept here on purpose (the ASTs must be equal):
 
 from __future__ import annotations
 
-import inspect
 import re
 from bisect import bisect_right
 
 from specc.diagnostics import Span
 from specc.syntax import ast
+from specc.syntax.strings import decode_string
 
 GRAMMAR_SHA256 = "595c11213c383ae4211c3b273896f592061065544fbaf57a0e1d57b71f828d25"
 
@@ -56,28 +56,15 @@ class Decline(Exception):
 
 
 _NOT_WORD = r"(?![A-Za-z0-9_])"  # a keyword must end where the word ends (parser.whole_word)
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
-_ESCAPE = re.compile(r"\\(.)", re.S)
-
-
 def _decode(raw: str) -> str:
-    """A STRING token's value, as ``parser.decode_string``; an unknown escape declines (lark
-    then reports E105)."""
+    """A STRING token's value (``decode_string``); a string with an unknown escape declines,
+    and lark then reports E105."""
     if raw[0] == '"' and raw[1] != '"' and "\\" not in raw:
         return raw[1:-1]  # the common case: a plain one-line string without escapes
-    is_raw = raw[0] == "r"
-    body = raw[1:] if is_raw else raw
-    triple = body.startswith('"""')
-    inner = body[3:-3] if triple else body[1:-1]
-    if not is_raw and "\\" in inner:
-        def sub(m: re.Match) -> str:
-            ch = m.group(1)
-            if ch not in _ESCAPES:
-                raise Decline
-            return _ESCAPES[ch]
-
-        inner = _ESCAPE.sub(sub, inner)
-    return inspect.cleandoc(inner) if triple else inner
+    value, error = decode_string(raw)
+    if error is not None:
+        raise Decline
+    return value
 
 
 class DirectParser:
@@ -102,9 +89,8 @@ class DirectParser:
         # One token of a check, a list or the header. Keywords read as names and are told
         # apart by value: where the grammar wants a keyword, a longer word is a mistake
         # (parser.whole_word) and declines.
-        self._token_scanner = c(
-            rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").scanner
-        self._tok = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))").match
+        token = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))")
+        self._tok, self._token_scanner = token.match, token.scanner
         # A field line in one match; lastgroup says which (v1: statement, v2: authority or
         # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
         self._field = c(
@@ -130,7 +116,7 @@ class DirectParser:
     def parse(self, text: str, file: str) -> tuple[list, list[ast.Comment]]:
         self.text, self.file = text, file
         self.pos = 0
-        self.la: re.Match | None = None  # a token looked at and not taken (checks)
+        self.la: re.Match | None = None  # a token looked at and not taken (peek, maybe)
         self.comments: list[ast.Comment] = []
         starts = [0]
         starts.extend(m.end() for m in re.finditer("\n", text))
@@ -199,9 +185,7 @@ class DirectParser:
 
     def start(self, m: re.Match, group: str) -> tuple[int, int]:
         """(line, column) where ``group`` of ``m`` starts."""
-        pos = m.start(group)
-        line = bisect_right(self.starts, pos)
-        return line, pos - self.starts[line - 1] + 1
+        return self._at(m.start(group))
 
     def token_span(self, m: re.Match, group: str) -> Span:
         a, b = m.span(group)
@@ -311,13 +295,10 @@ class DirectParser:
             # `,` then a value or the closing `]` (a trailing comma); `[,]` and `[a,,]` decline
             if self.maybe("]") is not None:
                 break
-        return ast.ValueList(items, Span(self.file, *self.start(m, "p"), *self.here()))
-
-    def here(self) -> tuple[int, int]:
-        """(line, column) of the current position: the end of the token just taken."""
-        return self._at(self.pos)
+        return ast.ValueList(items, Span(self.file, *self.start(m, "p"), *self._at(self.pos)))
 
     def _at(self, pos: int) -> tuple[int, int]:
+        """(line, column) of an offset, both 1-based."""
         line = bisect_right(self.starts, pos)
         return line, pos - self.starts[line - 1] + 1
 

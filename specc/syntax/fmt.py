@@ -24,7 +24,8 @@ from decimal import Decimal
 
 from specc.diagnostics import Diagnostic
 from specc.syntax import ast
-from specc.syntax.parser import decode_string, parse
+from specc.syntax.parser import parse
+from specc.syntax.strings import decode_string
 
 INDENT = "  "
 

@@ -13,7 +13,6 @@ again, so one run reports the errors of several broken rules.
 
 from __future__ import annotations
 
-import inspect
 import re
 from functools import lru_cache
 
@@ -24,6 +23,7 @@ from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.resources import grammar_path
 from specc.syntax import ast
 from specc.syntax.direct import Decline, DirectParser
+from specc.syntax.strings import decode_string
 
 MAX_RECOVERIES = 50
 
@@ -71,35 +71,6 @@ def _parser() -> Lark:
         transformer=builder,
         lexer_callbacks={k: whole_word for k in keywords},
     )
-
-
-# -- strings ------------------------------------------------------------------------------
-
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
-_ESCAPE_RE = re.compile(r"\\(.)", re.S)
-
-
-def decode_string(raw: str) -> tuple[str, str | None]:
-    """Turn a STRING token into its value. Returns (value, error message or None)."""
-    is_raw = raw.startswith("r")
-    body = raw[1:] if is_raw else raw
-    triple = body.startswith('"""')
-    inner = body[3:-3] if triple else body[1:-1]
-    error = None
-    if not is_raw:
-        def sub(m: re.Match) -> str:
-            nonlocal error
-            ch = m.group(1)
-            if ch in _ESCAPES:
-                return _ESCAPES[ch]
-            if error is None:
-                error = f"unknown escape `\\{ch}` in a string; use a raw string r\"...\" for regular expressions"
-            return "\\" + ch
-
-        inner = _ESCAPE_RE.sub(sub, inner)
-    if triple:
-        inner = inspect.cleandoc(inner)
-    return inner, error
 
 
 # -- tree building ------------------------------------------------------------------------
