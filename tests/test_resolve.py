@@ -417,11 +417,23 @@ REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted(p for d in ("examples", "stdlib", "tests/fixtures") for p in (REPO / d).rglob("*.spec"))
 
 
+def _reference_canon(check) -> object:
+    """A check as the dict its canonical JSON encodes (the definition model._canon_json follows)."""
+    if isinstance(check, model.CheckCall):
+        return {"call": check.name, "args": [list(a) if isinstance(a, tuple) else a for a in check.args]}
+    if isinstance(check, model.CheckNot):
+        return {"not": _reference_canon(check.operand)}
+    flat: list = []
+    for o in check.operands:
+        flat.extend(o.operands if isinstance(o, type(check)) else [o])
+    return {check.op: sorted({canonical_json(_reference_canon(o)) for o in flat})}
+
+
 def _reference_meaning_json(rule) -> str:
     """The hashed text as defined: the meaning dict through json.dumps, examples via model_dump."""
     meaning = rule.meaning()
     meaning["examples"] = sorted(canonical_json(e.model_dump(mode="json", exclude={"span"})) for e in rule.examples)
-    meaning["checks"] = sorted({canonical_json(model._canon(part)) for c in rule.checks
+    meaning["checks"] = sorted({canonical_json(_reference_canon(part)) for c in rule.checks
                                 for part in (c.operands if isinstance(c, model.CheckAnd) else (c,))})
     return json.dumps(meaning, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 

@@ -311,22 +311,11 @@ def _axis_json(name: str, values: tuple[str, ...]) -> str:
     return canonical_json({"name": name, "values": sorted(values)})
 
 
-def _canon(check) -> object:
-    """A check as JSON with meaning-neutral differences removed: nested `and`/`or` flattened
-    and their operands sorted (`a and b` == `b and a`)."""
-    if isinstance(check, CheckCall):
-        return {"call": check.name, "args": [list(a) if isinstance(a, tuple) else a for a in check.args]}
-    if isinstance(check, CheckNot):
-        return {"not": _canon(check.operand)}
-    cls = type(check)
-    flat: list = []
-    for o in check.operands:
-        flat.extend(o.operands if isinstance(o, cls) else [o])
-    return {check.op: sorted({canonical_json(_canon(o)) for o in flat})}
-
-
 def _canon_json(check) -> str:
-    """``canonical_json(_canon(check))``, written out (the same text; tests compare them)."""
+    """A check as canonical JSON text, meaning-neutral differences removed: nested `and`/`or`
+    flattened and their operands sorted (`a and b` == `b and a`). The JSON of
+    ``{"call": name, "args": [...]}``, ``{"not": operand}`` or ``{op: [operand JSON, ...]}``,
+    written out (tests/test_resolve.py builds the dicts and compares)."""
     if isinstance(check, CheckCall):
         args = "[" + ",".join(map(_value_json, check.args)) + "]"
         return '{"args":' + args + ',"call":' + _STR(check.name) + "}"
