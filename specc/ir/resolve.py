@@ -182,7 +182,6 @@ class _Resolver:
         self.spec_ids: dict[str, _Unit] = {}
         self.root_dir = Path.cwd()
         self.root_axes: dict[str, Axis] = {}
-        self._axes_cache: dict[int, tuple[dict[str, Axis], tuple[Axis, ...]]] = {}
 
     def units_in_order(self) -> list[_Unit]:
         return list(self.units.values())
@@ -368,6 +367,7 @@ class _Resolver:
         names: dict[str, Span] = {}
 
         def walk(items, section: tuple[str, ...], axes: dict[str, Axis]):
+            by_name = tuple(axes[k] for k in sorted(axes))  # the scope's axes, shared by its rules
             for it in items:
                 if isinstance(it, ast.Section):
                     inner = dict(axes)
@@ -386,7 +386,7 @@ class _Resolver:
                             it.name.span))
                         continue
                     names[name] = it.name.span
-                    rule = self.rule_from_decl(it, sid, section, axes)
+                    rule = self.rule_from_decl(it, sid, section, by_name)
                     if rule is not None:
                         own[qid] = rule
 
@@ -498,7 +498,8 @@ class _Resolver:
         return out if ok else None
 
     def rule_from_decl(self, decl: ast.RuleDecl, sid: str, section: tuple[str, ...],
-                       axes: dict[str, Axis]) -> Rule | None:
+                       axes: tuple[Axis, ...]) -> Rule | None:
+        """``axes``: the enclosing scope's effective axes, sorted by name."""
         fields = self.fields_of(decl)
         if fields is None:
             return None
@@ -507,12 +508,11 @@ class _Resolver:
                 "E209", f"rule `{decl.name.value}` has no statement; add `must \"...\"`, `must_not`, `should` "
                 "or `should_not`", decl.name.span))
             return None
+        effective_axes = axes
         if fields["axis"]:
-            rule_axes = dict(axes)
+            rule_axes = {a.name: a for a in axes}
             rule_axes.update(self.axes_of(fields["axis"]))
             effective_axes = tuple(rule_axes[k] for k in sorted(rule_axes))
-        else:
-            effective_axes = self._sorted_axes(axes)
         modality, statement = fields["statement"]
         return Rule.hashed(
             id=f"{sid}.{decl.name.value}",
@@ -533,14 +533,6 @@ class _Resolver:
             section=section,
             span=_source_span(decl.span),
         )
-
-    def _sorted_axes(self, axes: dict[str, Axis]) -> tuple[Axis, ...]:
-        """A scope's axes by name; the rules of one section share the scope's dict."""
-        key = id(axes)
-        cached = self._axes_cache.get(key)
-        if cached is None or cached[0] is not axes:
-            cached = self._axes_cache[key] = (axes, tuple(axes[k] for k in sorted(axes)))
-        return cached[1]
 
     def apply_override(self, base: Rule, decl: ast.RuleDecl) -> Rule | None:
         fields = self.fields_of(decl)
