@@ -46,9 +46,12 @@ FAST_STRING = (r'''(?:r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'''
                r'''|r?"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+")''')
 
 
-# Words that start a rule field: outside brackets they end a check expression.
-_FIELD_WORDS = frozenset({"must", "must_not", "should", "should_not", "authority", "severity", "when", "unless",
-                          "tags", "weight", "check", "axis", "example"})
+# The words that start a rule field (the grammar's `field` rule), by what follows them.
+_NAME_FIELDS = ("authority", "severity")  # then a NAME
+_STRING_FIELDS = ("when", "unless")  # then a STRING, as after a MODALITY
+_OTHER_FIELDS = ("tags", "weight", "check", "axis", "example")
+# Outside brackets, any of them (or a modality) ends a check expression.
+_FIELD_WORDS = frozenset(("must", "must_not", "should", "should_not") + _NAME_FIELDS + _STRING_FIELDS + _OTHER_FIELDS)
 
 
 class Decline(Exception):
@@ -95,9 +98,9 @@ class DirectParser:
         # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
         self._field = c(
             rf"{skip}(?:(?P<mod>{modality}){_NOT_WORD}(?P<s1>{skip})(?P<v1>{string})"
-            rf"|(?P<k2>authority|severity){_NOT_WORD}(?P<s2>{skip})(?P<v2>{name})"
-            rf"|(?P<k3>when|unless){_NOT_WORD}(?P<s3>{skip})(?P<v3>{string})"
-            rf"|(?P<k4>tags|weight|check|axis|example){_NOT_WORD}"
+            rf"|(?P<k2>{'|'.join(_NAME_FIELDS)}){_NOT_WORD}(?P<s2>{skip})(?P<v2>{name})"
+            rf"|(?P<k3>{'|'.join(_STRING_FIELDS)}){_NOT_WORD}(?P<s3>{skip})(?P<v3>{string})"
+            rf"|(?P<k4>{'|'.join(_OTHER_FIELDS)}){_NOT_WORD}"
             r"|(?P<end>\}))"
         ).match
         # A list on one line with single spaces or tabs: one match, then its items.
@@ -271,31 +274,14 @@ class DirectParser:
         return ast.ValueList(items, Span(file, line, a - base, line, self.pos - base))
 
     def value_list_tokens(self) -> ast.ValueList:
-        """A list over several lines, or with comments: token by token."""
-        m = self.expect("[")
-        items: list = []
-        while True:
-            t = self.take()
-            group = t.lastgroup
-            if group == "s":
-                items.append(ast.Str(_decode(t.group("s")), self.token_span(t, "s")))
-            elif group == "n":
-                items.append(ast.Name(t.group("n"), self.token_span(t, "n")))
-            elif group == "p" and t.group("p") == "]":
-                break
-            else:
-                raise Decline
-            t = self.take()
-            if t.lastgroup != "p":
-                raise Decline
-            if t.group("p") == "]":
-                break
-            if t.group("p") != ",":
-                raise Decline
-            # `,` then a value or the closing `]` (a trailing comma); `[,]` and `[a,,]` decline
-            if self.maybe("]") is not None:
-                break
-        return ast.ValueList(items, Span(self.file, *self.start(m, "p"), *self._at(self.pos)))
+        """A list over several lines, or with comments: from its tokens."""
+        toks = self.tokens(one_list=True)
+        if not toks or toks[0][0] != "p" or toks[0][1] != "[":
+            raise Decline
+        node, i = self.token_list(toks, 1, toks[0][2])
+        if i != len(toks):
+            raise Decline
+        return node
 
     def _at(self, pos: int) -> tuple[int, int]:
         """(line, column) of an offset, both 1-based."""
@@ -433,7 +419,10 @@ class DirectParser:
     # first child's start to its last child's end, where a parenthesised expression counts as
     # its inner node (lark's builder does the same).
 
-    def check(self):
+    def tokens(self, one_list: bool = False) -> list[tuple[str, str, int, int]]:
+        """The tokens from here as (kind, text, start, end): those of a check, up to the next
+        field word outside brackets or a brace; with ``one_list``, those of the value list that
+        starts here, through its closing `]`. Moves past them and collects their comments."""
         text = self.text
         toks: list[tuple[str, str, int, int]] = []
         prev = self.pos
@@ -446,14 +435,14 @@ class DirectParser:
             kind = t.lastgroup
             value = t.group(kind)
             if kind == "n":
-                if depth == 0 and value in _FIELD_WORDS:
+                if depth == 0 and value in _FIELD_WORDS and not one_list:
                     break
             elif kind == "p":
                 if value in "([":
                     depth += 1
                 elif value in ")]":
                     depth -= 1
-                elif value != ",":  # `{`, `}`, `=`, `.`: never inside a check
+                elif value != ",":  # `{`, `}`, `=`, `.`: never inside a check or a list
                     break
             elif kind == "eof":
                 break
@@ -462,7 +451,13 @@ class DirectParser:
                 self.comments_in(prev, a)
             prev = t.end()
             toks.append((kind, value, a, prev))
+            if one_list and depth == 0:
+                break
         self.pos = prev
+        return toks
+
+    def check(self):
+        toks = self.tokens()
         expr, i = self.check_expr(toks, 0)
         if i != len(toks):
             raise Decline
@@ -563,7 +558,7 @@ class DirectParser:
         return ast.CheckCall(name, args, False, Span(self.file, s.start_line, s.start_col, *self._at(end))), i
 
     def token_list(self, toks: list, i: int, start: int):
-        """A value list inside a check from ``toks[i]`` (after its `[`); returns (node, index)."""
+        """A value list from ``toks[i]`` (after its `[`); returns (node, index)."""
         n = len(toks)
         items: list = []
         while True:
