@@ -13,7 +13,7 @@ added, as a recompile would leave them. Times, end to end through :func:`specc.d
 Target: each at most ``MANIFEST_TARGET_S`` seconds.
 
 ``recompile`` — a generated ``--rules``-rule spec (default 50) compiled from scratch with the
-tiny random model (``specc.synth.models.build_tiny_model``), then one rule's statement edited and
+tiny random model (``tests/tinymodel.py``), then one rule's statement edited and
 the spec compiled again with the same store. Target: the recompile takes at most 10 % of the
 clean compile, and only the edited rule's scenarios are generated again (the manifest's
 ``stats.per_rule[*].generated`` is 0 for every other rule).
@@ -143,7 +143,10 @@ def bench_recompile(n_rules: int, work: Path, per_rule: int, rounds: int, retrie
     from specc.compile import CompileOptions, compile_spec
     from specc.ir.resolve import load
     from specc.plan.planner import make_plan
-    from specc.synth.models import build_tiny_model, resolve_model
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tinymodel import build_tiny_model
+
+    from specc.synth.engines import resolve_model
 
     model = resolve_model(str(build_tiny_model(work / "tiny")), reuse=False)
     edited = n_rules // 2

@@ -307,8 +307,20 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset directory to write (created if missing).")
 @click.option("--model", default="smollm2", show_default=True,
-              help="'smollm2' (embedded), a local transformers model directory, or 'openai:http://HOST:PORT/v1[#MODEL]'.")
+              help="'smollm2' (embedded), 'llamacpp:FILE.gguf', a local transformers model directory, or "
+                   "'openai:http://HOST:PORT/v1[#MODEL]'.")
+@click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
+              help="Engine of the embedded model: auto takes llama.cpp when specc[fast] is installed.")
 @click.option("--judge-model", default=None, help="Model for the judge role (default: the --model).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Requests in flight to an OpenAI-compatible server.")
+@click.option("--dialect", type=click.Choice(["json_schema", "json_object", "structured_outputs"]),
+              default="json_schema", show_default=True,
+              help="How a server is asked for JSON: OpenAI/vLLM/llama.cpp's C++ server (json_schema), "
+                   "llama-cpp-python's server (json_object), vLLM's own (structured_outputs).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+              help="Seconds one server request may take before it is retried.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the llama.cpp engine.")
 @click.option("--per-rule", type=click.IntRange(min=1), default=1, show_default=True,
               help="Scenarios per rule and boundary (scaled by rule weight).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -326,7 +338,8 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
 @click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
 @click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
               help="Bound of every generated answer, in characters (longer is slower).")
-def compile_command(spec_file: Path, out_dir: Path, model: str, judge_model: str | None, per_rule: int, seed: int,
+def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, judge_model: str | None,
+                    concurrency: int, dialect: str, timeout: float, threads: int | None, per_rule: int, seed: int,
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
@@ -336,7 +349,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, judge_model: str
     the store or the disk fails.
     """
     from specc.compile import CompileError, CompileOptions, OperationalError, Progress, compile_spec
-    from specc.synth.models import ModelError, resolve_model
+    from specc.synth.engines import ModelError, resolve_model
 
     if parquet and file_format == "jsonl":
         raise click.UsageError("--parquet contradicts --file-format jsonl")
@@ -346,8 +359,10 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, judge_model: str
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars)
     try:
-        handle = resolve_model(model, batch_size=batch_size)
-        judge = resolve_model(judge_model, batch_size=batch_size) if judge_model else None
+        engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
+                           timeout=timeout, threads=threads)
+        handle = resolve_model(model, **engine_opts)
+        judge = resolve_model(judge_model, **engine_opts) if judge_model else None
         with Progress() as progress:
             report = compile_spec(result.spec, spec_file, options, model=handle, judge=judge, on_event=progress)
     except CompileError as e:
@@ -361,6 +376,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, judge_model: str
         sys.exit(EXIT_FAILURE)
     s = report.stats
     click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
+    click.echo(f"model {report.manifest['model']['name']} on {handle.engine}"
+               + (f"; judge {report.manifest['model']['judge']} on {judge.engine}" if judge else ""))
     click.echo(f"scenarios {s['scenarios']}: verified {s['verified']}, dropped {s['dropped']}; "
                f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
     for reason, n in s["dropped_reasons"].items():

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from specc.ir.model import Spec
-from specc.synth.models import ModelHandle
+from specc.synth.engines import EngineFault, ModelHandle
 
 DEFAULT_PER_RULE = 1
 DEFAULT_RETRIES = 1
@@ -109,7 +109,12 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
             written = write_dataset(
                 options.out_dir, result=result, spec=spec, spec_file=Path(spec_path).name, plan=plan,
                 fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
-                judge=model_label(judge or model), generation=settings.manifest())
+                judge=model_label(judge or model), generation=settings.manifest(),
+                engines={"model": model.engine, "judge": (judge or model).engine,
+                         "params": dict(sorted(model.params.items()))})
+    except EngineFault as e:
+        raise OperationalError(f"{e}\nevery call that finished is kept in the store ({store_dir}): "
+                               "run the same command again to continue") from e
     except StoreError as e:
         raise OperationalError(str(e)) from e
     except OSError as e:

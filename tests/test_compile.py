@@ -33,14 +33,14 @@ CLI_ARGS = ["--per-rule", "1", "--seed", "0", "--max-chars", "40", "--retries", 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from specc.synth.models import build_tiny_model
+    from tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture(scope="session")
 def handle(tiny_model):
-    from specc.synth.models import resolve_model
+    from specc.synth.engines import resolve_model
 
     return resolve_model(str(tiny_model), batch_size=4)
 
@@ -188,7 +188,7 @@ def test_compile_unknown_model_exits_3(tmp_path):
 
 def test_full_disk_exits_3_and_keeps_the_store(tmp_path, monkeypatch):
     from specc.emit import writer
-    from specc.synth import models
+    from specc.synth import engines as models
     from test_synth_pipeline import FakeModel
 
     monkeypatch.setattr(models, "resolve_model", lambda *a, **k: FakeModel())

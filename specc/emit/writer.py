@@ -42,7 +42,7 @@ def _parquet(rows: list[dict], fmt: str, axes: list[str]) -> bytes:
 
 
 def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
-                  seed: int, model: str, judge: str, generation: dict) -> Written:
+                  seed: int, model: str, judge: str, generation: dict, engines: dict | None = None) -> Written:
     if fmt not in formats.FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if file_format not in FILE_FORMATS:
@@ -71,7 +71,7 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
                             counts=counts, stats=result.stats, model=model, seed=seed)
     write_atomic(out_dir / "README.md", text.encode("utf-8"))
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
-                                  seed=seed, model=model, judge=judge, generation=generation, rows=rows,
+                                  seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats)
     write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"))
     return Written(out_dir, files, counts, man)

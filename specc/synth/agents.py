@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
 from specc.synth import roles
-from specc.synth.models import ModelHandle
+from specc.synth.engines import EngineFault, ModelHandle
 from specc.synth.store import Store, call_key
 
 Messages = list[dict]
@@ -127,7 +127,7 @@ class Engine:
         temp = s.temperature_for(attempt)
         key = call_key(scenario=scenario, role=role, round=round, attempt=attempt,
                        template=roles.template_hash(role), schema=roles.schema_hash(output_type),
-                       model=model.name, params={"max_new_tokens": max_new, "temperature": temp},
+                       model=model.name, params={"max_new_tokens": max_new, "temperature": temp, **model.params},
                        seed=s.seed, prompt=messages)
         return Call(scenario, role, round, attempt, tuple(messages), output_type, max_new, temp, judge, key)
 
@@ -138,8 +138,11 @@ class Engine:
             gk = (c.judge, roles.schema_hash(c.output_type), c.max_new_tokens, c.temperature)
             groups.setdefault(gk, []).append(i)
         out: list[Outcome | None] = [None] * len(calls)
-        size = max(1, self.settings.batch_size)
-        for idx in groups.values():
+        for (judge, *_), idx in groups.items():
+            # a batch is what the engine takes at once: the settings' batch, or more requests in
+            # flight for a server engine that asks for them
+            model = self.judge_model if judge else self.model
+            size = max(1, self.settings.batch_size, getattr(model, "concurrency", 0) or 0)
             for start in range(0, len(idx), size):
                 chunk = [calls[i] for i in idx[start : start + size]]
                 for i, o in zip(idx[start : start + size], self._run_chunk(chunk)):
@@ -170,16 +173,23 @@ class Engine:
     def _generate(self, calls: list[Call]) -> dict[str, Outcome]:
         first = calls[0]
         model = self.judge_model if first.judge else self.model
-        seed = int(content_hash([c.key for c in calls]), 16) % (2**31)
+        # one seed per call, from its key: an engine that generates each prompt on its own gives
+        # a call the same text whatever batch it is in (what lets shards merge byte for byte)
+        seeds = [call_seed(c.key) for c in calls]
         self.on_event("generating", role=first.role, n=len(calls))
         try:
             texts = model.generate_json([list(c.messages) for c in calls], first.output_type,
-                                        first.max_new_tokens, seed, temperature=first.temperature,
-                                        batch_size=len(calls))
+                                        first.max_new_tokens, seeds, temperature=first.temperature)
             if not isinstance(texts, (list, tuple)) or len(texts) != len(calls):
                 raise RuntimeError(f"the model returned {len(texts) if isinstance(texts, (list, tuple)) else type(texts).__name__}"
                                    f" outputs for {len(calls)} prompts")
-        except Exception as e:  # noqa: BLE001 - any model failure is reported, never fatal
+        except EngineFault as e:
+            # the engine is gone (server down, died, timing out): keep what finished, then stop
+            done = [(c, e.done[i]) for i, c in enumerate(calls) if isinstance(e.done.get(i), str)]
+            if done:
+                self._record(model, done)
+            raise
+        except Exception as e:  # noqa: BLE001 - a failure of these prompts is reported, never fatal
             reason = "model-timeout" if _is_timeout(e) else "model-error"
             detail = f"{type(e).__name__}: {e}"[:300]
             outs = {c.key: Outcome(c, error=reason, detail=detail) for c in calls}
@@ -189,9 +199,13 @@ class Engine:
             self.faults[reason] = self.faults.get(reason, 0) + len(calls)
             self.on_event("generated", n=len(calls), role=first.role)
             return outs
+        return self._record(model, list(zip(calls, texts)))
+
+    def _record(self, model: ModelHandle, done: list[tuple[Call, object]]) -> dict[str, Outcome]:
+        """Validate and store finished calls (one transaction)."""
         outs = {}
         results, attempts = [], []
-        for c, t in zip(calls, texts):
+        for c, t in done:
             if not isinstance(t, str):
                 o = Outcome(c, error="invalid-output", detail=f"not text: {type(t).__name__}")
             else:
@@ -202,10 +216,16 @@ class Engine:
                 self.faults[o.error] = self.faults.get(o.error, 0) + 1
             outs[c.key] = o
         self.store.commit(results, attempts)
+        calls = [c for c, _ in done]
         self.generated += len(calls)
         self._count("generated", calls)
-        self.on_event("generated", n=len(calls), role=first.role)
+        self.on_event("generated", n=len(calls), role=calls[0].role)
         return outs
+
+
+def call_seed(key: str) -> int:
+    """The seed of one call: a function of its store key alone."""
+    return int(key[:8], 16) % (2**31)
 
 
 def _validate(call: Call, raw: str, *, cached: bool) -> Outcome:
