@@ -196,10 +196,10 @@ class Recorder:
 
         orig_json = handle.generate_json
 
-        def generate_json(prompts, output_type, max_new_tokens, seed, **kw):
+        def generate_json(prompts, output_type, max_new_tokens, seeds, **kw):
             first = len(rec.calls)
             t0 = time.perf_counter()
-            out = orig_json(prompts, output_type, max_new_tokens, seed, **kw)
+            out = orig_json(prompts, output_type, max_new_tokens, seeds, **kw)
             rec.json_calls.append({"prompts": [list(m) for m in prompts], "calls": (first, len(rec.calls)),
                                    "seconds": time.perf_counter() - t0,
                                    "temperature": float(kw.get("temperature") or 0.0)})
@@ -234,9 +234,10 @@ class Recorder:
         try:
             for b in batches:
                 self.force = (b["lengths"], b["ended"])
+                handle.batch_size = len(b["messages"])  # the compile's batch, as one
                 try:
-                    _texts, n = handle.generate_raw(b["messages"], max(b["lengths"]), seed=0,
-                                                    temperature=b["sampling_t"], batch_size=len(b["messages"]))
+                    _texts, n = handle.generate_raw(b["messages"], max(b["lengths"]), [0] * len(b["messages"]),
+                                                    temperature=b["sampling_t"])
                 finally:
                     self.force = None
                 self.raw_counted += n
@@ -378,9 +379,9 @@ def warm_up(handle) -> None:
         a: str = Field(max_length=8)
 
     msgs = [[{"role": "user", "content": "Say hi."}]] * 2
-    handle.generate_raw(msgs, 4, seed=0, batch_size=2)
+    handle.generate_raw(msgs, 4, [0, 0])
     if hasattr(handle, "generate_json"):
-        handle.generate_json(msgs, _W, 4, seed=0, batch_size=2)
+        handle.generate_json(msgs, _W, 4, [0, 0])
     _clear_outlines(handle)
 
 
@@ -420,7 +421,7 @@ def main(argv=None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
-        handle = resolve_model(args.model, batch_size=max(args.batch_sizes), reuse=False)
+        handle = resolve_model(args.model, engine="transformers", batch_size=max(args.batch_sizes), reuse=False)
         load_s = time.perf_counter() - t0
         rec = Recorder(handle)
         warm_up(handle)
