@@ -384,6 +384,38 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         click.echo(f"  dropped {n} × {reason}")
 
 
+# -- audit --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-over", type=click.FloatRange(0.0, 1.0), default=None, metavar="RATE",
+              help="Exit 1 when more than RATE (0-1) of the records fail a gate. For CI.")
+def audit(directory: Path, fmt: str, fail_over: float | None) -> None:
+    """Run the quality gates (`specc explain Q101`...) over the TRL dataset in DIR (*.jsonl, *.parquet in
+    DIR or under DIR/data/): DPO, KTO or SFT records, from specc or elsewhere.
+
+    Exit 0, or 1 when DIR cannot be read (missing, no data files, a malformed record) or when
+    --fail-over RATE is given and more than RATE of the records are flagged.
+    """
+    from specc.audit import AuditError, audit_dataset, render_text
+
+    try:
+        report = audit_dataset(directory)
+    except AuditError as e:
+        click.echo(f"specc audit: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    if fmt == "json":
+        click.echo(json.dumps({**report.as_json(), "fail_over": fail_over}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(report))
+    if fail_over is not None and report.rate > fail_over:
+        click.echo(f"specc audit: {report.flagged} of {report.records} records ({report.rate:.1%}) fail a gate, "
+                   f"over --fail-over {fail_over:g}", err=True)
+        sys.exit(EXIT_ERRORS)
+
+
 # -- schema / explain -------------------------------------------------------------------
 
 
@@ -403,12 +435,16 @@ def schema() -> None:
 @main.command()
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
-    """Explain a diagnostic CODE (e.g. E101 or unknown-check); without CODE, list them all."""
+    """Explain a diagnostic CODE (e.g. E101 or unknown-check) or a quality gate (e.g. Q101 or
+    parroted-instructions); without CODE, list them all."""
+    from specc.synth.gates import GATES
+
+    entries = [*CODES.values(), *GATES]
     if code is None:
-        for c in CODES.values():
+        for c in entries:
             click.echo(f"{c.code}  {c.name:<26} {c.summary}")
         return
-    match = CODES.get(code.upper()) or next((c for c in CODES.values() if c.name == code.lower()), None)
+    match = next((c for c in entries if c.code == code.upper() or c.name == code.lower()), None)
     if match is None:
         click.echo(f"unknown diagnostic code {code!r}; run `specc explain` for the list", err=True)
         sys.exit(EXIT_USAGE)

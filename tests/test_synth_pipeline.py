@@ -105,7 +105,9 @@ class FakeModel(ModelHandle):
         if role == "violator":
             if refuse:
                 return json.dumps({"answer": "I'm sorry, but I can't help with that."})
-            return json.dumps({"answer": "You idiot, " + " ".join(["word"] * 20)})
+            # over 12 words (fails `short`), with "idiot" (fails `no_insults`); not a loop (gate Q107)
+            return json.dumps({"answer": "You idiot, anyone who had read the manual would know the answer "
+                                         "to this simple question already."})
         return json.dumps({"answer": "Happy to help with that."})
 
 

@@ -8,9 +8,11 @@ output type. Steps of a wave:
 1. attacker writes the user turn; in a multi-turn scenario the defender answers and the
    attacker escalates, up to ``rounds`` user turns;
 2. defender (chosen) and violator (rejected) answer the conversation;
-3. verification (:mod:`specc.synth.verify`): checks by code, the judge otherwise;
+3. the quality gates (:mod:`specc.synth.gates`) on every user turn and answer as it arrives,
+   then verification (:mod:`specc.synth.verify`): checks by code, the judge otherwise;
 4. what failed is regenerated (only the failed side), up to ``retries`` times, then dropped
-   with its reason. Model faults (exceptions, timeouts, invalid output) take the same path.
+   with its reason. Model faults (exceptions, timeouts, invalid output) and gated texts
+   (``gate:NAME:ROLE``) take the same path.
 
 After a wave, the adversarial attacks that gave a verified pair enter the experience pool, which
 later waves' attackers of the same rule see.
@@ -21,13 +23,14 @@ the same control flow and finds every finished call in the store.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Callable
 
 from specc.ir.checks import is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
-from specc.synth import agents, verify
+from specc.synth import agents, gates, verify
 from specc.synth.agents import Engine, ExperiencePool
 
 
@@ -104,6 +107,7 @@ class Synthesizer:
         self.on_event = on_event or (lambda *a, **k: None)
         self.pool = ExperiencePool()
         self.rule_ids = tuple(sorted(r.id for r in spec.rules))
+        self.gated: Counter = Counter()  # gate:NAME:ROLE -> texts it failed, retried ones included
 
     # -- driver
 
@@ -146,17 +150,23 @@ class Synthesizer:
             mid = [st for st in active if st.alive and r < st.rounds - 1]
             self._reply(mid, r)
 
-    def _with_retries(self, states: list[_State], role: str, make_call, accept) -> None:
+    def _with_retries(self, states: list[_State], role: str, make_call, accept, screen=None) -> None:
         """One call per state, failed calls retried up to --retries; a state whose call never
-        succeeds is dropped with the last failure as its reason."""
+        succeeds is dropped with the last failure as its reason. ``screen(st, call, value)``
+        gives the gate failure of an output (retried like a fault) or None."""
         todo = list(states)
         failure: dict[int, str] = {}
         for attempt in range(self.settings.retries + 1):
             if not todo:
                 break
             left = []
-            for st, o in zip(todo, self.engine.run([make_call(st, attempt) for st in todo])):
-                if o.ok:
+            calls = [make_call(st, attempt) for st in todo]
+            for st, c, o in zip(todo, calls, self.engine.run(calls)):
+                gated = screen(st, c, o.value) if o.ok and screen else None
+                if gated is not None:
+                    failure[id(st)] = self._gate_reason(gated, role)
+                    left.append(st)
+                elif o.ok:
                     accept(st, o.value)
                 else:
                     failure[id(st)] = f"{o.error}:{role}"
@@ -179,7 +189,16 @@ class Synthesizer:
                 st.operator = value.instruction.strip()
             st.turns.append({"role": "user", "content": value.user.strip()})
 
-        self._with_retries(states, "attacker", call, accept)
+        def screen(st: _State, c, value) -> gates.Failure | None:
+            ctx = self._gate_context(st)
+            if hasattr(value, "instruction"):
+                f = gates.first_failure("operator", value.instruction.strip(),
+                                        replace(ctx, limits=_bound(c.output_type, "instruction")))
+                if f is not None:
+                    return f
+            return gates.first_failure("user", value.user.strip(), replace(ctx, limits=_bound(c.output_type, "user")))
+
+        self._with_retries(states, "attacker", call, accept, screen)
 
     def _reply(self, states: list[_State], r: int) -> None:
         """A defender answer in the middle of a multi-turn conversation."""
@@ -187,6 +206,7 @@ class Synthesizer:
             states, "defender",
             lambda st, attempt: self._answer_call("defender", st, r, attempt),
             lambda st, value: st.turns.append({"role": "assistant", "content": value.answer.strip()}),
+            lambda st, c, value: self._screen_answer(st, "defender", value.answer.strip()),
         )
 
     def _answer_call(self, role: str, st: _State, r: int, attempt: int):
@@ -217,14 +237,24 @@ class Synthesizer:
                     owners.append((st, "rejected"))
             for (st, side), o in zip(owners, self.engine.run(calls)):
                 if o.ok:
-                    setattr(st, side, o.value.answer.strip())
-                    st.need.discard(side)
+                    text = o.value.answer.strip()
+                    setattr(st, side, text)
+                    gated = self._screen_answer(st, o.call.role, text)
+                    if gated is None:
+                        st.need.discard(side)
+                    else:  # kept in `need`: regenerated next attempt, never judged
+                        st.reason = self._gate_reason(gated, o.call.role)
                 else:
                     st.reason = f"{o.error}:{o.call.role}"
             judge_calls, judge_owners = [], []
             for st in todo:
                 if st.need:
-                    continue  # a side is missing (model fault): regenerate it next attempt
+                    continue  # a side is missing (model fault) or gated: regenerate it next attempt
+                gated = gates.pair_failure(st.chosen, st.rejected, self._gate_context(st))
+                if gated is not None:  # which side is at fault is unknown: both are regenerated
+                    st.reason = self._gate_reason(gated, "pair")
+                    st.need = {"chosen", "rejected"}
+                    continue
                 if verify.needs_judge(st.rule, st.scenario):
                     first = verify.judge_order(st.scenario.id, attempt)
                     a, b = (st.chosen, st.rejected) if first else (st.rejected, st.chosen)
@@ -244,6 +274,26 @@ class Synthesizer:
         for st in todo:
             if st.alive:
                 self._finish(st, "dropped", st.reason or "unverified")
+
+    # -- quality gates
+
+    def _gate_context(self, st: _State) -> gates.Context:
+        r = st.rule
+        texts = (f"{agents.roles._MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
+                 *r.unless)
+        users = tuple(t["content"] for t in st.turns if t["role"] == "user")
+        return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users)
+
+    def _screen_answer(self, st: _State, role: str, text: str) -> gates.Failure | None:
+        """The first gate a defender or violator answer fails; the answer's bound is its shape's."""
+        shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
+        ctx = replace(self._gate_context(st), limits=(shape.max_chars,), max_words=shape.max_words)
+        return gates.first_failure("chosen" if role == "defender" else "rejected", text, ctx)
+
+    def _gate_reason(self, failure: gates.Failure, role: str) -> str:
+        reason = failure.reason(role)
+        self.gated[reason] += 1
+        return reason
 
     def _settle(self, st: _State, res: verify.Result) -> None:
         if res.ok:
@@ -293,10 +343,39 @@ class Synthesizer:
             "dropped_reasons": dict(sorted(reasons.items())),
             "verified_by": dict(sorted(by_verifier.items())),
             "faults": dict(sorted(self.engine.faults.items())),
+            "gate_failures": dict(sorted(self.gated.items())),
+            "spec_example_gate_warnings": spec_example_warnings(pairs),
             "spec_examples": sum(1 for p in pairs if p.source == "spec-example"),
             "experience_pool": self.pool.size(),
             "per_rule": dict(sorted(per_rule.items())),
         }
+
+
+@lru_cache(maxsize=256)
+def _bound(output_type, name: str) -> tuple[int, ...]:
+    """The ``maxLength`` of an output type's string field (empty when a pattern bounds it)."""
+    prop = output_type.model_json_schema().get("properties", {}).get(name, {})
+    return (int(prop["maxLength"]),) if "maxLength" in prop else ()
+
+
+def spec_example_warnings(pairs: list[Pair]) -> dict[str, int]:
+    """Gate names -> spec-example pairs that fail them. The author's examples are never dropped
+    (they are the spec), only reported: an example that fails a gate is probably a poor one."""
+    out: Counter = Counter()
+    for p in pairs:
+        if p.source != "spec-example":
+            continue
+        users = tuple(m["content"] for m in p.prompt if m["role"] == "user")
+        ctx = gates.Context(user_turns=users)
+        found = {f.gate.name for u in users for f in gates.failures("user", u, ctx)}
+        if p.chosen is not None:
+            found |= {f.gate.name for f in gates.failures("chosen", p.chosen, ctx)}
+        if p.rejected is not None:
+            found |= {f.gate.name for f in gates.failures("rejected", p.rejected, ctx)}
+        if p.chosen is not None and p.rejected is not None:
+            found |= {f.gate.name for f in gates.failures("pair", p.chosen, replace(ctx, other=p.rejected))}
+        out.update(found)
+    return dict(sorted(out.items()))
 
 
 def plan_waves(scenarios) -> list[list[Scenario]]:

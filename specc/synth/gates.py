@@ -1,0 +1,452 @@
+"""Quality gates: what makes a generated text unfit for a pair, decided by code.
+
+Each gate is a small function ``(text, ctx) -> detail | None`` in :data:`GATES` (like
+``ir/lint.py``'s ``LINTS``), with a stable code and name (``Q101 parroted-instructions``), a
+one-line summary and a doc paragraph that ``specc explain`` shows. A gate applies to some
+*kinds* of text:
+
+``user``      a user turn written by the attacker;
+``operator``  a system / developer instruction written by the attacker (a pushed conflict);
+``chosen``    a defender answer (the chosen side, or a defender reply inside a conversation);
+``rejected``  a violator answer (the rejected side);
+``pair``      the two sides together (the gate gets the chosen text, ``ctx.other`` the rejected).
+
+Gates are pure Python and regular expressions, deterministic and fast; they never call a model.
+They are built to be precise: a borderline text passes. Comparisons run on *words*: the text
+NFKC-normalised, case-folded, curly apostrophes straightened, split into runs of letters and
+digits (so case, whitespace and punctuation never matter; ``first-time`` is ``first time``).
+
+The prompt scaffolding the gates look for (instruction sentences, ``<placeholders>``, JSON
+example keys, ``Label:`` lines) is read from the role templates in ``synth/templates/`` at first
+use, so it follows the templates when they change.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Callable, Iterable
+
+KINDS = ("user", "operator", "chosen", "rejected", "pair")
+
+# -- thresholds (documented in each gate's doc and in docs/quality.md) ------------------------
+
+INSTRUCTION_RUN = 5  # words in a row copied from a template's own sentences
+RULE_RUN = 4  # a run of at least this many words counts as copied from the rule text
+RULE_COPIED = 0.75  # share of a user turn's words inside such runs
+PROMPT_RUN = 3
+PROMPT_COPIED = 0.8  # share of a chosen answer's words inside runs copied from the user turns
+PROMPT_MIN_WORDS = 6  # below this only a verbatim echo (a contiguous copy) counts
+NEAR_IDENTICAL = 0.9  # word-multiset Jaccard of the two sides
+LOOP_REPEATS = {1: 4, 2: 3, 3: 3, 4: 3}  # n-gram length -> repeats in a row; longer phrases: 2
+LOOP_LONGEST = 24
+LOOP_DISTINCT = 0.5  # distinct / all word trigrams, for texts of LOOP_MIN_WORDS or more
+LOOP_MIN_WORDS = 20
+CUT_SLACK = 2  # a text within this many characters of its bound was cut by the bound
+MIN_WORDS = 2
+
+STOPWORDS = frozenset("""
+a an the and or but nor so yet if then than as of at by for from in into on onto to with without
+about over under up down out off i me my mine we us our ours you your yours he him his she her hers
+it its they them their theirs this that these those there here what which who whom whose when where
+why how is am are was were be been being do does did done have has had having will would shall
+should can could may might must not no s t m re ve ll d just also very all any some each every
+please ok okay""".split())
+NEGATIONS = frozenset("not no never t cannot nothing none nor without neither".split())
+DANGLING = frozenset("a an the and or but because of my your our their its than if whether such very".split())
+OPEN_ENDINGS = tuple(":;,-–—(/&+=[{")
+
+
+def words(text: str) -> list[str]:
+    """The comparison form of a text: its words, normalised (see the module doc)."""
+    t = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'").replace("\u02bc", "'")
+    return re.findall(r"[^\W_]+", t)
+
+
+def _ngrams(tokens: list[str], n: int) -> Iterable[tuple[str, ...]]:
+    return (tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _covered(tokens: list[str], grams: set, n: int) -> int:
+    """How many of ``tokens`` lie inside a run of ``n`` or more words that is also in the source
+    whose ``n``-grams are ``grams``."""
+    mask = [False] * len(tokens)
+    for i in range(len(tokens) - n + 1):
+        if tuple(tokens[i : i + n]) in grams:
+            for j in range(i, i + n):
+                mask[j] = True
+    return sum(mask)
+
+
+def _contiguous(needle: list[str], hay: list[str]) -> bool:
+    n = len(needle)
+    return any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
+
+
+# -- the templates' scaffolding ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scaffolding:
+    """What the role prompts say themselves, read from the templates."""
+
+    instruction_grams: frozenset  # INSTRUCTION_RUN-grams of the templates' sentences
+    placeholders: tuple[str, ...]  # inner text of "<...>" example values, as words
+    keys: tuple[str, ...]  # JSON keys of the example outputs
+    labels: tuple[str, ...]  # "Label:" line openings, as words
+
+
+@lru_cache(maxsize=1)
+def scaffolding() -> Scaffolding:
+    from jinja2 import nodes
+
+    from specc.synth import roles
+
+    grams: set = set()
+    placeholders: set = set()
+    keys: set = set()
+    labels: set = {"user", "assistant", "system"}  # the `role: content` lines of a shown conversation
+    for role in roles.ROLES:
+        tree = roles._env.parse(roles.template_source(role))
+        for node in tree.find_all(nodes.TemplateData):
+            data = node.data
+            toks = words(data)
+            for g in _ngrams(toks, INSTRUCTION_RUN):
+                if sum(1 for w in g if w not in STOPWORDS) >= 2:
+                    grams.add(g)
+            for m in re.finditer(r"<([^<>{}\"]+)>", data):
+                placeholders.add(" ".join(words(m.group(1))))
+            for m in re.finditer(r'"(\w+)":\s*"<', data):
+                keys.add(m.group(1).casefold())
+            for m in re.finditer(r"(?m)^\s*([A-Z][\w' ]{0,60}):", data):
+                labels.add(" ".join(words(m.group(1))))
+    labels |= keys
+    return Scaffolding(frozenset(grams), tuple(sorted(p for p in placeholders if p)), tuple(sorted(keys)),
+                       tuple(sorted(labels, key=lambda s: (-len(s), s))))
+
+
+# -- context ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a gate may compare a text with. Every field is optional: a gate whose material is
+    missing passes (``specc audit`` on a foreign dataset knows no rule and no axes)."""
+
+    rule_texts: tuple[str, ...] = ()  # the rule's statement (with its modality), when, unless
+    axes: tuple[tuple[str, str], ...] = ()  # (axis name, value) of the scenario
+    user_turns: tuple[str, ...] = ()  # the conversation's user turns before this answer
+    limits: tuple[int, ...] = ()  # character bounds the text was generated under
+    max_words: int | None = None  # a word bound it was generated under (a lowered max_words check)
+    other: str | None = None  # the rejected side, for ``pair`` gates
+
+    def cut_by_bound(self, text: str) -> bool:
+        """Whether ``text`` reached a bound it was generated under (so the bound may have cut it)."""
+        n = len(text)
+        if any(limit - CUT_SLACK <= n <= limit for limit in self.limits):
+            return True
+        return self.max_words is not None and len(text.split()) >= self.max_words
+
+
+# -- the gates ------------------------------------------------------------------------------------
+
+_NARRATION = re.compile(
+    r"^(?:(?:the|a|an|this) users?\b"
+    r"|(?:here is|here s|this is) (?:a|the|my) (?:realistic |harmless )?message\b"
+    r"|(?:a|the) (?:realistic |harmless )?message (?:that|in which|to|for)\b)"
+    r"|\bthe user (?:wants|asks|asked|requests|requested|is asking|would like|says|said|writes|wrote)\b"
+    r"|\b(?:the|this) (?:assistant|ai) s rule\b"
+)
+
+
+def parroted_instructions(text: str, ctx: Context, *, kind: str = "user") -> str | None:
+    toks = words(text)
+    sc = scaffolding()
+    for g in _ngrams(toks, INSTRUCTION_RUN):
+        if g in sc.instruction_grams:
+            return f"copies the role instructions: \"{' '.join(g)}\""
+    if kind == "user":
+        m = _NARRATION.search(" ".join(toks))
+        if m:
+            return f"describes the task instead of being the message: \"{m.group(0)}\""
+    return None
+
+
+def parroted_rule(text: str, ctx: Context) -> str | None:
+    toks = words(text)
+    if len(toks) < RULE_RUN or not ctx.rule_texts:
+        return None
+    grams = {g for r in ctx.rule_texts for g in _ngrams(words(r), RULE_RUN)}
+    share = _covered(toks, grams, RULE_RUN) / len(toks)
+    if share >= RULE_COPIED:
+        return f"{share:.0%} of its words are the rule's own text"
+    return None
+
+
+def bare_axis_value(text: str, ctx: Context) -> str | None:
+    if not ctx.axes:
+        return None
+    rest = " " + " ".join(words(text)) + " "
+    found = []
+    phrases = {" ".join(words(v)) for _, v in ctx.axes} | {" ".join(words(n)) for n, _ in ctx.axes}
+    for p in sorted((p for p in phrases if p), key=lambda p: (-len(p), p)):
+        if f" {p} " in rest:
+            found.append(p)
+            rest = rest.replace(f" {p} ", " ")
+    if not found or any(w not in STOPWORDS for w in rest.split()):
+        return None
+    return f"only the scenario's axis value: \"{found[0]}\""
+
+
+# "<the wrong reply>", "<the operator's instruction>": two or more plain words in angle brackets
+# (not "<br>", "<a href=...>", "<class 'int'>", "x < y > z")
+_PLACEHOLDER = re.compile(r"<[A-Za-z]+(?:'[A-Za-z]+)?(?: [A-Za-z]+(?:'[A-Za-z]+)?)+>")
+
+
+def scaffolding_copy(text: str, ctx: Context) -> str | None:
+    sc = scaffolding()
+    m = _PLACEHOLDER.search(text)
+    if m:
+        return f"contains a placeholder: {m.group(0)!r}"
+    for key in sc.keys:
+        if re.search(rf'[{{,]\s*"{re.escape(key)}"\s*:', text):
+            return f"contains the JSON envelope of the output (\"{key}\":)"
+    toks = words(text)
+    joined = " " + " ".join(toks) + " "
+    for p in sc.placeholders:
+        if f" {p} " in joined and all(w in STOPWORDS for w in joined.replace(f" {p} ", " ").split()):
+            return f"is the prompt's example value \"{p}\""
+    labels = list(sc.labels) + [" ".join(words(n)) for n, _ in ctx.axes]
+    for line in re.split(r"\n|(?<=[.!?])\s+", text):
+        head = line.split(":", 1)[0] if ":" in line else ""
+        if head and " ".join(words(head)) in labels:
+            return f"copies the prompt's label \"{head.strip()}:\""
+    return None
+
+
+def parroted_prompt(text: str, ctx: Context) -> str | None:
+    toks = words(text)
+    if not toks:
+        return None
+    for turn in ctx.user_turns:
+        u = words(turn)
+        if len(toks) >= 2 and _contiguous(toks, u):
+            return "repeats the user turn word for word"
+        if len(toks) >= PROMPT_MIN_WORDS:
+            share = _covered(toks, set(_ngrams(u, PROMPT_RUN)), PROMPT_RUN) / len(toks)
+            if share >= PROMPT_COPIED:
+                return f"{share:.0%} of its words are copied from the user turn"
+    return None
+
+
+def identical_sides(text: str, ctx: Context) -> str | None:
+    if ctx.other is None:
+        return None
+    a, b = words(text), words(ctx.other)
+    if not a or not b:
+        return None
+    if a == b:
+        return "the chosen and rejected answers are the same text"
+    ca, cb = Counter(a), Counter(b)
+    inter = sum((ca & cb).values())
+    union = sum((ca | cb).values())
+    jaccard = inter / union
+    if jaccard < NEAR_IDENTICAL:
+        return None
+    differ = set((ca - cb) + (cb - ca))
+    if any(w in NEGATIONS or any(ch.isdigit() for ch in w) for w in differ):
+        return None  # a minimal pair: the sides differ in a negation or a number
+    return f"the sides share {jaccard:.0%} of their words"
+
+
+def repetition(text: str, ctx: Context) -> str | None:
+    toks = words(text)
+    n_tok = len(toks)
+    for n in range(1, min(LOOP_LONGEST, n_tok // 2) + 1):
+        need = LOOP_REPEATS.get(n, 2)
+        for i in range(0, n_tok - n * need + 1):
+            g = toks[i : i + n]
+            if 2 * sum(1 for w in g if any(ch.isalpha() for ch in w)) < n:
+                continue  # mostly numbers ("4242 4242 4242 4242", a pasted receipt): not a loop
+            reps, j = 1, i + n
+            while toks[j : j + n] == g:
+                reps, j = reps + 1, j + n
+            if reps >= need:
+                return f"\"{' '.join(g)}\" {reps} times in a row"
+    if n_tok >= LOOP_MIN_WORDS:
+        tri = list(_ngrams(toks, 3))
+        distinct = len(set(tri)) / len(tri)
+        if distinct < LOOP_DISTINCT:
+            return f"only {distinct:.0%} of its word trigrams are distinct"
+    return None
+
+
+def fragment(text: str, ctx: Context) -> str | None:
+    t = text.rstrip()
+    if not t or ctx.cut_by_bound(text.strip()):
+        return None
+    last = t[-1]
+    if last in OPEN_ENDINGS:
+        return f"ends with {last!r}"
+    if last.isalnum():
+        toks = words(t)
+        if toks and toks[-1] in DANGLING:
+            return f"ends with the dangling word \"{toks[-1]}\""
+    return None
+
+
+def too_short(text: str, ctx: Context) -> str | None:
+    n = len(words(text))
+    if n == 0:
+        return "empty" if not text.strip() else "no words"
+    if n < MIN_WORDS:
+        return f"{n} word"
+    return None
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    code: str
+    name: str
+    kinds: frozenset
+    summary: str
+    doc: str
+    fn: Callable[..., str | None]
+    level: str = "gate"
+
+    def __call__(self, text: str, ctx: Context, kind: str) -> str | None:
+        if self.fn is parroted_instructions:
+            return self.fn(text, ctx, kind=kind)
+        return self.fn(text, ctx)
+
+
+_KIND_WORDS = {"user": "user turns", "operator": "operator instructions", "chosen": "chosen answers",
+               "rejected": "rejected answers", "pair": "chosen-rejected pairs"}
+
+
+def _g(code, name, kinds, summary, doc, fn) -> Gate:
+    ks = kinds.split()
+    doc += (f" Applies to {', '.join(_KIND_WORDS[k] for k in ks)}. In `specc compile` a failing text is "
+            f"regenerated like a failed pair; a scenario it ends is counted as `gate:{name}:ROLE` "
+            "(ROLE: attacker, defender, violator or pair) in `stats.dropped_reasons`.")
+    return Gate(code, name, frozenset(ks), summary, doc, fn)
+
+
+GATES: tuple[Gate, ...] = (
+    _g("Q101", "parroted-instructions", "user operator chosen rejected",
+       "the text repeats the role prompt's instructions instead of doing the task",
+       f"The text contains {INSTRUCTION_RUN} or more words in a row of a role template's own sentences "
+       "(e.g. \"The assistant's rule: it should not ...\", \"Write the message itself, in the first "
+       "person\"), at least two of them not stop words; or, for a user turn, it narrates the task in "
+       "the third person instead of being the message (\"The user requested a message that would break "
+       "the rule of ...\", \"A message that pressures ...\"). The sentences are read from "
+       "specc/synth/templates/*.j2, so the gate follows the templates.",
+       parroted_instructions),
+    _g("Q102", "parroted-rule", "user",
+       "the user turn repeats the rule's own text",
+       f"At least {RULE_COPIED:.0%} of the user turn's words lie in runs of {RULE_RUN} or more words "
+       "copied from the rule's statement (with its modality), `when` or `unless` text. A realistic "
+       "request may reuse a few of the rule's words (\"Can you add a new shipping address to my "
+       "account?\" against \"... asks to add a new shipping address\" is 50%: it passes); a turn that "
+       "is the rule read back is not a test of it.",
+       parroted_rule),
+    _g("Q103", "bare-axis-value", "user",
+       "the user turn is only a scenario axis value",
+       "Once the scenario's axis values and names (persona, tactic, ...) and stop words are taken "
+       "away, nothing is left: \"first-time customer\", \"Persona: journalist\", \"I'm a journalist.\" "
+       "The attacker echoed the scenario's description instead of writing a request.",
+       bare_axis_value),
+    _g("Q104", "scaffolding", "user operator chosen rejected",
+       "the text copies the prompt's scaffolding (placeholder, JSON example, label)",
+       "The text contains a `<placeholder>` (angle brackets around two or more words, like the "
+       "templates' \"<the wrong reply>\"), the JSON envelope of the output (`{\"answer\": ...`), is "
+       "little more than a template's example value (\"The wrong reply\", \"your reply\"), or opens a "
+       "line or sentence with one of the prompt's labels (\"Task:\", \"Exception:\", \"user:\", an axis "
+       "name such as \"Persona:\"). Placeholders, keys and labels are read from the templates.",
+       scaffolding_copy),
+    _g("Q105", "parroted-prompt", "chosen",
+       "the chosen answer repeats the user turn",
+       f"The chosen answer is a contiguous copy of a user turn (two words or more), or, from "
+       f"{PROMPT_MIN_WORDS} words on, {PROMPT_COPIED:.0%} or more of its words lie in runs of "
+       f"{PROMPT_RUN}+ words copied from a user turn. Echoing the question is not an answer.",
+       parroted_prompt),
+    _g("Q106", "identical-sides", "pair",
+       "the chosen and rejected answers are (nearly) the same",
+       f"The two sides' words are equal, or their word-multiset Jaccard overlap is at least "
+       f"{NEAR_IDENTICAL:.0%} (at most about one word in twenty differs) and the difference holds no "
+       "negation and no number. A pair whose sides differ in a negation or a number (\"30 days\" vs "
+       "\"90 days\") is a minimal pair and passes. Both sides are regenerated.",
+       identical_sides),
+    _g("Q107", "repetition", "user operator chosen rejected",
+       "the text loops (a word or phrase repeated)",
+       "The same word appears 4 times in a row, a phrase of 2-4 words 3 times in a row, or a phrase of "
+       f"5-{LOOP_LONGEST} words twice in a row (\"I'm sorry, I'm sorry, I'm sorry\"); or a text of "
+       f"{LOOP_MIN_WORDS}+ words has fewer than {LOOP_DISTINCT:.0%} distinct word trigrams. Runs of "
+       "numbers (\"4242 4242 4242 4242\") are not loops.",
+       repetition),
+    _g("Q108", "fragment", "user operator chosen",
+       "the text stops mid-sentence although its length bound did not cut it",
+       "The text ends with `:`, `;`, `,`, a dash, an opening bracket or `/` (\"The answer is:\"), or "
+       "with a word that cannot end a sentence (an article, `and`, `or`, `but`, `because`, `of`, a "
+       f"possessive such as `your`, `than`, `if`). A text that reached its character bound (within "
+       f"{CUT_SLACK} characters of --max-chars or the role's bound) was cut by construction: Outlines "
+       "closes the string there, so the gate does not judge it; raise --max-chars for whole sentences.",
+       fragment),
+    _g("Q109", "too-short", "user operator chosen rejected",
+       "the text is empty or a single word",
+       f"Fewer than {MIN_WORDS} words (runs of letters or digits): \"\", \"...\", \"OK\", \"{{}}\". "
+       "\"Return declined.\" (two words) passes: a curt answer can be a realistic rejected side.",
+       too_short),
+)
+
+BY_CODE = {g.code: g for g in GATES}
+BY_NAME = {g.name: g for g in GATES}
+
+
+def find(code_or_name: str) -> Gate | None:
+    return BY_CODE.get(code_or_name.upper()) or BY_NAME.get(code_or_name.lower())
+
+
+@dataclass(frozen=True)
+class Failure:
+    gate: Gate
+    detail: str
+
+    def reason(self, role: str) -> str:
+        """The drop reason of a scenario this failure ended: ``gate:NAME:ROLE``."""
+        return f"gate:{self.gate.name}:{role}"
+
+
+def failures(kind: str, text: str, ctx: Context = Context()) -> list[Failure]:
+    """Every gate of ``kind`` that ``text`` fails, in table order."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    out = []
+    for g in GATES:
+        if kind in g.kinds:
+            detail = g(text, ctx, kind)
+            if detail is not None:
+                out.append(Failure(g, detail))
+    return out
+
+
+def first_failure(kind: str, text: str, ctx: Context = Context()) -> Failure | None:
+    """The first gate of ``kind`` (table order) that ``text`` fails, or None."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    for g in GATES:
+        if kind in g.kinds:
+            detail = g(text, ctx, kind)
+            if detail is not None:
+                return Failure(g, detail)
+    return None
+
+
+def pair_failure(chosen: str, rejected: str, ctx: Context = Context()) -> Failure | None:
+    return first_failure("pair", chosen, replace(ctx, other=rejected))
