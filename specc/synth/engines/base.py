@@ -110,7 +110,7 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "transformers": (("torch", "transformers", "outlines"),
                      "pip install torch==2.13.0 && pip install 'specc[compile]'"),
     "llamacpp": (("llama_cpp", "outlines"), "pip install 'specc[fast]'   (builds llama.cpp: ~8 min on 2 cores)"),
-    "openai": (("openai", "outlines"), "pip install 'specc[openai]'"),
+    "openai": (("openai",), "pip install 'specc[openai]'"),
 }
 
 
