@@ -302,6 +302,22 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
 # -- compile ------------------------------------------------------------------------------
 
 
+class _ShardType(click.ParamType):
+    """``K/N`` (1-based) -> (K, N); anything else is a usage error (exit 2)."""
+
+    name = "K/N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from specc.plan.shard import ShardError, parse_shard
+
+        try:
+            return parse_shard(value)
+        except ShardError as e:
+            self.fail(str(e), param, ctx)
+
+
 @main.command("compile")
 @click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -338,10 +354,14 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
 @click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
 @click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
               help="Bound of every generated answer, in characters (longer is slower).")
+@click.option("--shard", type=_ShardType(), default=None,
+              help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
+                   "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
 def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, judge_model: str | None,
                     concurrency: int, dialect: str, timeout: float, threads: int | None, per_rule: int, seed: int,
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
-                    retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int) -> None:
+                    retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
+                    shard: tuple[int, int] | None) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -357,7 +377,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
                              file_format="parquet" if parquet else (file_format or "jsonl"),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
-                             system_prompt=system_prompt, answer_chars=max_chars)
+                             system_prompt=system_prompt, answer_chars=max_chars, shard=shard)
     try:
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
@@ -382,6 +402,50 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
     for reason, n in s["dropped_reasons"].items():
         click.echo(f"  dropped {n} × {reason}")
+    if shard:
+        info = report.manifest["shard"]
+        click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "
+                   "rules; combine all shards with `specc merge OUT DIR…`")
+
+
+# -- merge --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dirs", metavar="DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
+    """Combine the outputs of `specc compile --shard K/N` (every K of one N) into the dataset OUT.
+
+    OUT gets the same data files, README.md and manifest.json as the unsharded compile of the same
+    spec, seed and settings from a fresh store, byte for byte, when each prompt's output does not
+    depend on its batch: true on llama.cpp, on a batch-invariant server (vLLM with
+    VLLM_BATCH_INVARIANT=1; each request carries its own seed) and on the transformers engine at
+    --batch-size 1 only (its batches pad prompts). See docs/scale.md. Refuses (exit 1) shards of
+    different specs, seeds, plans, settings, formats or models, a missing or duplicated shard, and
+    an OUT that is not empty and not a specc dataset; exit 3 when OUT cannot be written.
+    """
+    from specc.emit.merge import MergeError, merge as merge_shards
+
+    try:
+        merged = merge_shards(out_dir, list(dirs))
+    except MergeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except OSError as e:
+        click.echo(f"error: cannot write {e.filename or out_dir}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    for w in merged.warnings:
+        click.echo(f"warning: {w}", err=True)
+    w = merged.written
+    if fmt == "json":
+        click.echo(json.dumps({"out": str(out_dir), "shards": [str(s.dir) for s in merged.shards],
+                               "files": w.files, "counts": w.counts, "warnings": merged.warnings}, indent=2))
+        return
+    n = len(merged.shards)
+    click.echo(f"merged {n} shard{'s' if n != 1 else ''} into {out_dir}: {w.counts['train']} train, "
+               f"{w.counts['test']} test records ({w.manifest['format']})")
 
 
 # -- audit --------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class CompileOptions:
     temperature: float = 0.0
     answer_chars: int = DEFAULT_ANSWER_CHARS
     rules: tuple[str, ...] | None = None
+    # (K, N): compile only shard K of N (1-based) of the plan, see specc.plan.shard
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -59,8 +61,13 @@ class CompileReport:
     manifest: dict = field(repr=False, default_factory=dict)
 
 
-def default_store(spec_path: Path) -> Path:
-    return Path(spec_path).resolve().parent / ".specc"
+def default_store(spec_path: Path, shard: tuple[int, int] | None = None) -> Path:
+    """``.specc/`` beside the spec; a shard's own ``.specc/shard-K-of-N/`` so that shards run side
+    by side never share one SQLite file unless ``--store`` says so (WAL on a local disk would be
+    safe, on a network file system it is not)."""
+    root = Path(spec_path).resolve().parent / ".specc"
+    return root / f"shard-{shard[0]}-of-{shard[1]}" if shard else root
+
 
 
 def model_label(handle: ModelHandle) -> str:
@@ -98,10 +105,19 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                          rules=options.rules)
     except PlanError as e:
         raise CompileError(str(e)) from e
+    shard_info = None
+    if options.shard is not None:
+        from specc.plan.shard import ShardError, shard, shard_manifest
+
+        try:
+            shard_info = shard_manifest(plan, *options.shard)
+            plan = shard(plan, *options.shard)
+        except ShardError as e:
+            raise CompileError(f"--shard: {e}") from e
     settings = Settings(seed=options.seed, temperature=options.temperature, retries=options.retries,
                         rounds=options.rounds, batch_size=options.batch_size,
                         bounds=Bounds(answer=options.answer_chars))
-    store_dir = options.store or default_store(spec_path)
+    store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
             engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
@@ -111,7 +127,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                 fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
                 judge=model_label(judge or model), generation=settings.manifest(),
                 engines={"model": model.engine, "judge": (judge or model).engine,
-                         "params": dict(sorted(model.params.items()))})
+                         "params": dict(sorted(model.params.items()))}, shard=shard_info)
     except EngineFault as e:
         raise OperationalError(f"{e}\nevery call that finished is kept in the store ({store_dir}): "
                                "run the same command again to continue") from e

@@ -12,7 +12,7 @@ def _q(s: str) -> str:
 
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
-                counts: dict[str, int], stats: dict, model: str, seed: int) -> str:
+                counts: dict[str, int], stats: dict, model: str, seed: int, shard: dict | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
         if files.get(split):
@@ -24,6 +24,9 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         f"Compiled by specc from the behaviour specification `{spec_id}` version {version} "
         f"(spec hash `{spec_hash}`), with model `{model}` and seed {seed}.",
         "",
+        *([f"This is shard {shard['index']} of {shard['count']} ({len(shard['rules'])} of "
+           f"{len(shard['planned_rules'])} planned rules), not the whole dataset: `specc merge` combines "
+           "all the shards into it.", ""] if shard else []),
         "| split | records |",
         "| --- | --- |",
     ]

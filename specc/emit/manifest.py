@@ -14,7 +14,7 @@ from specc import __version__
 
 def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, seed: int, model: str,
                    judge: str, generation: dict, engines: dict | None = None, rows: dict[str, list[dict]], files: dict[str, str | None],
-                   scenarios_by_rule: dict[str, list[str]], stats: dict) -> dict:
+                   scenarios_by_rule: dict[str, list[str]], stats: dict, shard: dict | None = None) -> dict:
     records: dict[str, list[str]] = {}
     for split_rows in rows.values():
         for row in split_rows:
@@ -27,7 +27,7 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
             "records": sorted(set(records.get(rule.id, []))),
             "scenarios": sorted(scenarios_by_rule.get(rule.id, [])),
         }
-    return {
+    man = {
         "specc_version": __version__,
         "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash, "file": spec_file},
         "format": fmt,
@@ -43,6 +43,11 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
         "counts": {k: len(v) for k, v in rows.items()},
         "stats": stats,
     }
+    if shard is not None:
+        # a shard of a compile (`--shard K/N`): which slice of which plan; `specc merge` reads it.
+        # Last, so that the merged manifest (the unsharded one) is this one without the field.
+        man["shard"] = shard
+    return man
 
 
 def dumps(manifest: dict) -> str:

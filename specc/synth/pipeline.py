@@ -129,7 +129,8 @@ class Synthesizer:
                     self.pool.add(st.rule.id, users[-1])
             states.extend(ws)
         pairs = [self._pair(st) for st in states if st.status == "verified"]
-        pairs.extend(spec_example_pairs(self.spec, self.plan.rules or None))
+        # the planned rules' examples only: none for a plan (a shard) without rules
+        pairs.extend(spec_example_pairs(self.spec, self.plan.rules))
         return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
                            scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()})
 
@@ -411,7 +412,7 @@ _LOOKALIKE_LABELS = {"overrefusal", "over_refusal", "refusal", "lookalike"}
 def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
     """Pairs from the rules' ``example`` blocks: every good answer against every bad one (a
     block with only good or only bad answers gives one-sided records, used by KTO and SFT)."""
-    wanted = set(rule_ids) if rule_ids else None
+    wanted = set(rule_ids) if rule_ids is not None else None
     out = []
     for rule in spec.rules:
         if wanted is not None and rule.id not in wanted:

@@ -1,0 +1,408 @@
+"""``specc merge``: shard outputs (``specc compile --shard K/N``) combined into one dataset.
+
+The merged directory is written by the compile's own writer (:func:`specc.emit.writer.write_dataset`)
+from the shards' records and manifests, so its data files, ``README.md`` and ``manifest.json`` are
+byte for byte those of the unsharded compile of the same spec, seed and settings from a fresh
+store -- as long as each prompt's output does not depend on the batch it was generated in. That
+holds for the llama.cpp engine (each prompt on its own, with one seed from the call's store key),
+for a server that is batch-invariant (vLLM with ``VLLM_BATCH_INVARIANT=1``; every request carries
+that seed) and for the transformers engine at ``--batch-size 1``; transformers batches pad their
+prompts, so at a larger batch a shard's texts may differ from the unsharded compile's (the merge
+is still a valid dataset, and :func:`merge` says so in its warnings).
+
+How the parts combine: every rule belongs to exactly one shard, so the records, the scenarios and
+the per-rule stats of a rule come from its shard alone; the global counters of ``stats`` are sums
+and its counter tables (dropped reasons, verifiers, faults) are summed key by key. Every other
+manifest field (spec, seed, plan, generation settings, model and engine, the judge's calibration,
+which every shard measures on the same examples, ...) must be equal in all shards and is carried
+over; the merge writes into a staging directory beside OUT and moves the files into OUT only when
+the merged manifest reproduces every one of those fields.
+
+Nothing is written unless every check passes. :class:`MergeError` (exit 1) names what is wrong:
+a directory that is not a specc shard, shards that differ in a field (naming it and the dirs), a
+shard index missing or given twice, a shard whose data disagree with its manifest, or an ``OUT``
+that holds something other than a specc dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specc import __version__
+from specc.emit.writer import FILE_FORMATS, Written, write_dataset
+from specc.ir.model import content_hash
+from specc.plan.model import Plan
+from specc.plan.shard import shard_rules
+from specc.synth.pipeline import Pair, SynthResult
+
+# Manifest fields that differ from shard to shard (and are combined); every other field of a
+# shard's manifest must be equal in all shards (compared leaf by leaf, so that a message names
+# e.g. `generation.batch_size`). `rules` is compared as the map rule id -> rule hash.
+PER_SHARD = ("rules", "files", "counts", "stats", "shard")
+REQUIRED = ("specc_version", "spec", "format", "file_format", "seed", "model", "generation", "plan",
+            "rules", "files", "counts", "stats")
+SAME_SHARD = ("count", "planned_rules", "plan")
+
+
+class MergeError(Exception):
+    """Shards that cannot be merged, or an OUT that must not be written (exit 1)."""
+
+
+@dataclass
+class Shard:
+    dir: Path
+    manifest: dict
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def info(self) -> dict:
+        return self.manifest["shard"]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What the writer reads of a spec (its identity and rule hashes), taken from a manifest."""
+
+    id: str
+    version: str
+    hash: str
+    rules: tuple[_Rule, ...]
+
+
+@dataclass
+class Merged:
+    written: Written
+    shards: list[Shard]
+    warnings: list[str]
+
+
+def merge(out_dir: Path, dirs: list[Path]) -> Merged:
+    """Check the shard directories ``dirs`` and write their merged dataset into ``out_dir``."""
+    if not dirs:
+        raise MergeError("no shard directories given")
+    out_dir = Path(out_dir)
+    _check_out(out_dir, dirs)
+    shards = [read_shard(Path(d)) for d in dirs]
+    check_compatible(shards)
+    for s in shards:
+        _check_data(s)
+    first = shards[0].manifest
+    pairs = []
+    for s in shards:
+        try:
+            pairs.extend(pairs_of(s.rows, first["format"]))
+        except MergeError as e:
+            raise MergeError(f"{s.dir}: {e}") from None
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise MergeError(f"{s.dir}: a record is not a specc {first['format']} row ({type(e).__name__}: {e})") from None
+    scenarios: dict[str, list[str]] = {}
+    for s in shards:
+        for rid, entry in s.manifest["rules"].items():
+            if entry["scenarios"]:
+                scenarios.setdefault(rid, []).extend(entry["scenarios"])
+    stats = merge_stats([(s.dir, s.manifest["stats"]) for s in shards])
+    result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=stats, scenarios_by_rule=scenarios)
+    # the judge's calibration, equal in every shard (checked above); the writer reads it if present
+    result.judge = first.get("judge")
+    spec = _Spec(id=first["spec"]["id"], version=first["spec"]["version"], hash=first["spec"]["hash"],
+                 rules=tuple(_Rule(rid, e["hash"]) for rid, e in first["rules"].items()))
+    p = first["plan"]
+    plan = Plan(spec_id=spec.id, spec_version=spec.version, spec_hash=spec.hash, seed=first["seed"],
+                coverage=p["coverage"], per_rule=p["per_rule"], system_prompt=p["system_prompt"],
+                test_fraction=p["test_fraction"], boundaries=tuple(p["boundaries"]), scenarios=(),
+                rules=tuple(first["shard"]["planned_rules"]))
+    m = first["model"]
+    engines = ({"model": m["engine"], "judge": m["judge_engine"], "params": m["engine_params"]}
+               if "engine" in m else None)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.merge-", dir=out_dir.parent))
+    try:
+        staged = write_dataset(staging, result=result, spec=spec, spec_file=first["spec"]["file"], plan=plan,
+                               fmt=first["format"], file_format=first["file_format"], seed=first["seed"],
+                               model=m["name"], judge=m["judge"], generation=first["generation"], engines=engines)
+        lost = [k for k in first if k not in PER_SHARD and staged.manifest.get(k) != first[k]]
+        if lost:
+            raise MergeError(f"specc merge cannot reproduce the manifest field{'s' if len(lost) > 1 else ''} "
+                             f"{', '.join(lost)} of the shards; nothing was written to {out_dir}")
+        _install(staging, out_dir, staged.files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = Written(out_dir, staged.files, staged.counts, staged.manifest)
+    warnings = []
+    batch = first["generation"].get("batch_size", 1)
+    if "transformers" in (m.get("engine"), m.get("judge_engine")) and batch > 1:
+        warnings.append(f"the shards ran on the transformers engine at batch size {batch}: padded batches make a "
+                        "prompt's output depend on its batch-mates, so this merge is a valid dataset but may differ "
+                        "from an unsharded compile (compile with --batch-size 1, or on llama.cpp or a batch-invariant "
+                        "server, for byte-identical output)")
+    return Merged(written=written, shards=sorted(shards, key=lambda s: s.info["index"]), warnings=warnings)
+
+
+def _install(staging: Path, out_dir: Path, files: dict[str, str | None]) -> None:
+    """Move a staged dataset into ``out_dir`` file by file (``os.replace``, the manifest last),
+    removing the data files of an earlier dataset there that this one does not have."""
+    (out_dir / "data").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        for ext in FILE_FORMATS:
+            rel = f"data/{split}.{ext}"
+            if rel == files.get(split):
+                os.replace(staging / rel, out_dir / rel)
+            elif (out_dir / rel).exists():
+                (out_dir / rel).unlink()
+    os.replace(staging / "README.md", out_dir / "README.md")
+    os.replace(staging / "manifest.json", out_dir / "manifest.json")
+
+
+# -- reading and checking -------------------------------------------------------------------------
+
+
+def read_shard(d: Path) -> Shard:
+    """A shard directory's manifest and records; :class:`MergeError` when it is not a shard."""
+    if not d.is_dir():
+        raise MergeError(f"{d}: not a directory")
+    path = d / "manifest.json"
+    if not path.is_file():
+        raise MergeError(f"{d}: not a specc shard (no manifest.json)")
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MergeError(f"{d}: not a specc shard (manifest.json does not read as JSON: {e})") from None
+    if not isinstance(man, dict) or "specc_version" not in man or "spec" not in man:
+        raise MergeError(f"{d}: not a specc shard (manifest.json is not a specc manifest)")
+    info = man.get("shard")
+    if info is None:
+        raise MergeError(f"{d}: a specc dataset, but not a shard (its manifest has no `shard` field): "
+                         "merge the outputs of `specc compile --shard K/N`")
+    need = {"index": int, "count": int, "rules": list, "planned_rules": list, "plan": str}
+    if not isinstance(info, dict) or any(not isinstance(info.get(k), t) for k, t in need.items()):
+        raise MergeError(f"{d}: manifest.json has a malformed `shard` field")
+    missing = [k for k in REQUIRED if k not in man]
+    if missing:
+        raise MergeError(f"{d}: manifest.json lacks {', '.join(missing)}")
+    return Shard(dir=d, manifest=man, rows=_read_rows(d, man))
+
+
+def _read_rows(d: Path, man: dict) -> dict[str, list[dict]]:
+    ff = man["file_format"]
+    if ff not in FILE_FORMATS:
+        raise MergeError(f"{d}: unknown file format {ff!r} in manifest.json")
+    rows: dict[str, list[dict]] = {}
+    for split in ("train", "test"):
+        rel = man["files"].get(split)
+        if rel is None:
+            rows[split] = []
+            continue
+        if rel != f"data/{split}.{ff}":
+            raise MergeError(f"{d}: manifest.json names {rel!r} as the {split} file; expected data/{split}.{ff}")
+        path = d / rel
+        try:
+            if ff == "jsonl":
+                rows[split] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+            else:
+                import pyarrow.parquet as pq
+
+                rows[split] = pq.read_table(path).to_pylist()
+        except FileNotFoundError:
+            raise MergeError(f"{d}: {rel} is missing (manifest.json lists it)") from None
+        except Exception as e:  # noqa: BLE001 - any unreadable data file is the same user error
+            raise MergeError(f"{d}: {rel} cannot be read: {type(e).__name__}: {e}") from None
+    return rows
+
+
+def _leaves(value, prefix: str) -> dict[str, object]:
+    if isinstance(value, dict) and value:
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: value}
+
+
+def _fields(s: Shard) -> dict[str, object]:
+    m = s.manifest
+    out: dict[str, object] = {}
+    for name, value in m.items():
+        if name not in PER_SHARD:
+            out.update(_leaves(value, name))
+    out["rules"] = {rid: e.get("hash") for rid, e in m["rules"].items()}
+    for name in SAME_SHARD:
+        out[f"shard.{name}"] = m["shard"][name]
+    return out
+
+
+def _where(groups: dict[str, list[Shard]]) -> str:
+    return "; ".join(f"{v} in {', '.join(str(s.dir) for s in ss)}" for v, ss in groups.items())
+
+
+def check_compatible(shards: list[Shard]) -> None:
+    """Refuse shards of different compiles, a missing or duplicated index, or a wrong slice."""
+    fields = [_fields(s) for s in shards]
+    names = list(dict.fromkeys(k for f in fields for k in f))
+    problems = []
+    for name in names:
+        groups: dict[str, list[Shard]] = {}
+        for s, f in zip(shards, fields):
+            groups.setdefault(json.dumps(f.get(name, "(absent)"), sort_keys=True, ensure_ascii=False), []).append(s)
+        if len(groups) > 1:
+            shown = {(k if len(k) <= 80 else f"{k[:60]}… (hash {content_hash(k)[:8]})"): ss for k, ss in groups.items()}
+            problems.append(f"shards differ in {name}: {_where(shown)}")
+    if problems:
+        raise MergeError("these shards are not of one compile:\n  " + "\n  ".join(problems))
+    first = shards[0]
+    n = first.info["count"]
+    by_index: dict[int, list[Shard]] = {}
+    for s in shards:
+        by_index.setdefault(s.info["index"], []).append(s)
+    dup = {k: ss for k, ss in sorted(by_index.items()) if len(ss) > 1}
+    if dup:
+        raise MergeError("; ".join(f"shard {k}/{n} is given {len(ss)} times: {', '.join(str(s.dir) for s in ss)}"
+                                   for k, ss in dup.items()))
+    bad = sorted(k for k in by_index if not 1 <= k <= n)
+    if bad:
+        raise MergeError(f"shard index {bad[0]} is outside 1..{n}: {by_index[bad[0]][0].dir}")
+    missing = [k for k in range(1, n + 1) if k not in by_index]
+    if missing:
+        raise MergeError(f"missing shard{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(f'{k}/{n}' for k in missing)} (got {', '.join(f'{k}/{n}' for k in sorted(by_index))})")
+    for s in shards:
+        want = list(shard_rules(s.info["planned_rules"], s.info["index"], n))
+        if s.info["rules"] != want:
+            raise MergeError(f"{s.dir}: its rules are not those of shard {s.info['index']}/{n} of its plan "
+                             f"(has {len(s.info['rules'])}, expected {len(want)}): was manifest.json edited?")
+    if first.manifest["specc_version"] != __version__:
+        raise MergeError(f"the shards were compiled by specc {first.manifest['specc_version']}, this is specc "
+                         f"{__version__}: merge them with the version that compiled them")
+
+
+def _check_data(s: Shard) -> None:
+    """A shard's records agree with its manifest and belong to its rules."""
+    m, mine = s.manifest, set(s.info["rules"])
+    records: dict[str, set[str]] = {}
+    for split, rows in s.rows.items():
+        if len(rows) != m["counts"].get(split):
+            raise MergeError(f"{s.dir}: data/{split} holds {len(rows)} records, manifest.json counts "
+                             f"{m['counts'].get(split)}")
+        for row in rows:
+            rids = row.get("rule_ids") if isinstance(row, dict) else None
+            if not isinstance(rids, list) or not isinstance(row.get("record_id"), str):
+                raise MergeError(f"{s.dir}: data/{split} has a row that is not a specc record")
+            for rid in rids:
+                if rid not in mine:
+                    raise MergeError(f"{s.dir}: record {row['record_id']} is of rule {rid}, which shard "
+                                     f"{s.info['index']}/{s.info['count']} does not own")
+                records.setdefault(rid, set()).add(row["record_id"])
+    for rid, entry in m["rules"].items():
+        if set(entry.get("records", [])) != records.get(rid, set()):
+            raise MergeError(f"{s.dir}: the records of {rid} in manifest.json are not those in its data files")
+        if entry.get("scenarios") and rid not in mine:
+            raise MergeError(f"{s.dir}: manifest.json lists scenarios of {rid}, which this shard does not own")
+    extra = set(m["stats"].get("per_rule", {})) - mine
+    if extra:
+        raise MergeError(f"{s.dir}: stats of rules this shard does not own: {', '.join(sorted(extra))}")
+
+
+def _check_out(out: Path, dirs: list[Path]) -> None:
+    """OUT may be new, empty, or a specc dataset (which the merge replaces); never an input."""
+    target = out.resolve()
+    for d in dirs:
+        if Path(d).resolve() == target:
+            raise MergeError(f"OUT {out} is one of the shard directories: write the merge elsewhere")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise MergeError(f"OUT {out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    man = out / "manifest.json"
+    try:
+        ok = isinstance(data := json.loads(man.read_text(encoding="utf-8")), dict) and "specc_version" in data
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        ok = False
+    if not ok:
+        raise MergeError(f"OUT {out} is not empty and is not a specc dataset (no specc manifest.json): "
+                         "refusing to write into it; give a new or empty directory")
+
+
+# -- combining ------------------------------------------------------------------------------------
+
+
+def merge_stats(items: list[tuple[Path, dict]]) -> dict:
+    """Shards' ``stats`` combined: ``per_rule`` is a disjoint union, integers are summed and
+    tables of integers are summed key by key (keys sorted, as the pipeline writes them)."""
+    keys = list(items[0][1])
+    for d, s in items:
+        if list(s) != keys:
+            raise MergeError(f"{d}: its stats have other fields than {items[0][0]}'s")
+    out: dict = {}
+    for k in keys:
+        values = [s[k] for _, s in items]
+        if k == "per_rule":
+            merged: dict = {}
+            for d, s in items:
+                for rid, entry in s[k].items():
+                    if rid in merged:
+                        raise MergeError(f"{d}: stats of rule {rid} are in two shards")
+                    merged[rid] = entry
+            out[k] = dict(sorted(merged.items()))
+        elif all(type(v) is int for v in values):
+            out[k] = sum(values)
+        elif all(isinstance(v, dict) and all(type(x) is int for x in v.values()) for v in values):
+            table: dict[str, int] = {}
+            for v in values:
+                for name, x in v.items():
+                    table[name] = table.get(name, 0) + x
+            out[k] = dict(sorted(table.items()))
+        else:
+            raise MergeError(f"the stat {k!r} is neither a count nor a table of counts: it cannot be merged")
+    return out
+
+
+def _content(messages, where: str) -> str:
+    if not isinstance(messages, list) or len(messages) != 1 or messages[0].get("role") != "assistant":
+        raise MergeError(f"{where}: expected one assistant message")
+    return messages[0]["content"]
+
+
+def pairs_of(rows: dict[str, list[dict]], fmt: str) -> list[Pair]:
+    """The pairs that a shard's rows were made of (as far as ``fmt`` shows them): the writer makes
+    the same rows from them again, with the axis columns of the merged dataset."""
+    out = []
+    for split, split_rows in rows.items():
+        groups: dict[str, list[dict]] = {}
+        for row in split_rows:
+            groups.setdefault(row["record_id"], []).append(row)
+        for rid, group in groups.items():
+            head = group[0]
+            where = f"record {rid}"
+            chosen = rejected = None
+            if fmt == "dpo":
+                prompt = head["prompt"]
+                chosen, rejected = _content(head["chosen"], where), _content(head["rejected"], where)
+            elif fmt == "kto":
+                prompt = head["prompt"]
+                for row in group:
+                    if row["label"]:
+                        chosen = _content(row["completion"], where)
+                    else:
+                        rejected = _content(row["completion"], where)
+            elif fmt == "sft":
+                prompt = head["messages"][:-1]
+                chosen = _content(head["messages"][-1:], where)
+            else:
+                raise MergeError(f"unknown format {fmt!r}")
+            axes = {k: v for k, v in (head.get("axes") or {}).items() if v is not None}
+            out.append(Pair(record_id=rid, rule_ids=tuple(head["rule_ids"]), boundary=head["boundary"], axes=axes,
+                            scenario_id=head["scenario_id"], source=head["source"], verified_by=head["verified_by"],
+                            prompt=tuple(dict(m) for m in prompt), chosen=chosen, rejected=rejected, split=split))
+    return out
