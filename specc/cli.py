@@ -327,7 +327,14 @@ class _ShardType(click.ParamType):
                    "'openai:http://HOST:PORT/v1[#MODEL]'.")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
               help="Engine of the embedded model: auto takes llama.cpp when specc[fast] is installed.")
-@click.option("--judge-model", default=None, help="Model for the judge role (default: the --model).")
+@click.option("--judge", "judge_model", default=None, metavar="MODEL",
+              help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
+                   "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")
+@click.option("--judge-model", "judge_model_alias", default=None, hidden=True)  # the old name of --judge
+@click.option("--min-judge-agreement", type=click.FloatRange(0, 1), default=0.75, show_default=True,
+              help="Agreement with the spec's labelled examples (both orders) that the judge needs before it "
+                   "may verify pairs; below it, or with no examples, pairs only the judge could verify are "
+                   "dropped as judge-uncalibrated. 0 trusts any judge.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
               help="Requests in flight to an OpenAI-compatible server.")
 @click.option("--dialect", type=click.Choice(["json_schema", "json_object", "structured_outputs"]),
@@ -361,7 +368,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     concurrency: int, dialect: str, timeout: float, threads: int | None, per_rule: int, seed: int,
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
-                    shard: tuple[int, int] | None) -> None:
+                    shard: tuple[int, int] | None, judge_model_alias: str | None = None,
+                    min_judge_agreement: float = 0.75) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -373,11 +381,16 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
 
     if parquet and file_format == "jsonl":
         raise click.UsageError("--parquet contradicts --file-format jsonl")
+    if judge_model_alias:
+        if judge_model and judge_model != judge_model_alias:
+            raise click.UsageError("--judge-model (the old name of --judge) contradicts --judge")
+        judge_model = judge_model_alias
     result = _load_or_exit(spec_file)
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
                              file_format="parquet" if parquet else (file_format or "jsonl"),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
-                             system_prompt=system_prompt, answer_chars=max_chars, shard=shard)
+                             system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
+                             min_judge_agreement=min_judge_agreement)
     try:
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
@@ -402,6 +415,12 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
     for reason, n in s["dropped_reasons"].items():
         click.echo(f"  dropped {n} × {reason}")
+    from specc.synth.calibrate import UNCALIBRATED, summary as judge_summary
+
+    cal = report.calibration
+    line = judge_summary(cal, s["dropped_reasons"].get(UNCALIBRATED, 0))
+    if line:
+        click.echo(f"{line}; calibration calls {cal.generated} generated, {cal.reused} reused" if cal.calls else line)
     if shard:
         info = report.manifest["shard"]
         click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "

@@ -50,6 +50,9 @@ class CompileOptions:
     rules: tuple[str, ...] | None = None
     # (K, N): compile only shard K of N (1-based) of the plan, see specc.plan.shard
     shard: tuple[int, int] | None = None
+    # the judge verifies pairs only if it agrees this well with the spec's labelled examples
+    # (0 trusts any judge); see specc.synth.calibrate
+    min_judge_agreement: float = 0.75
 
 
 @dataclass
@@ -59,6 +62,7 @@ class CompileReport:
     counts: dict
     stats: dict
     manifest: dict = field(repr=False, default_factory=dict)
+    calibration: object = field(repr=False, default=None)  # specc.synth.calibrate.Calibration
 
 
 def default_store(spec_path: Path, shard: tuple[int, int] | None = None) -> Path:
@@ -98,6 +102,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     if options.batch_size < 1:
         raise CompileError("--batch-size must be >= 1")
     if options.answer_chars < 32:
+    if not 0 <= options.min_judge_agreement <= 1:
+        raise CompileError("--min-judge-agreement must be between 0 and 1")
         raise CompileError("--max-chars must be >= 32")
     try:
         plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
@@ -121,7 +127,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     try:
         with Store(store_dir) as store:
             engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
-            result = synthesize(spec, plan, engine, on_event=on_event)
+            result = synthesize(spec, plan, engine, on_event=on_event,
+                                min_judge_agreement=options.min_judge_agreement)
             written = write_dataset(
                 options.out_dir, result=result, spec=spec, spec_file=Path(spec_path).name, plan=plan,
                 fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
@@ -139,7 +146,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                                    "every finished call: free some space and run the command again") from e
         raise OperationalError(f"cannot write {e.filename or options.out_dir}: {e.strerror or e}") from e
     return CompileReport(out_dir=Path(options.out_dir), files=written.files, counts=written.counts,
-                         stats=result.stats, manifest=written.manifest)
+                         stats=result.stats, manifest=written.manifest, calibration=result.calibration)
 
 
 class Progress:

@@ -7,11 +7,13 @@ logic; the end-to-end tests in test_compile.py use a real transformers model thr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from specc.compile import CompileOptions, compile_spec
+from specc.ir.checks import is_refusal
 from specc.ir.resolve import load_text
 from specc.plan.planner import make_plan
 from specc.synth.agents import Engine, Settings
@@ -64,12 +66,18 @@ def role_of(messages, output_type) -> str:
 
 
 class FakeModel(ModelHandle):
-    """Answers by role; ``fault`` may turn a call into an exception, garbage or a timeout."""
+    """Answers by role; ``fault`` may turn a call into an exception, garbage or a timeout.
 
-    def __init__(self, name="fake-model", fault=None, judge_says=("complies", "violates")):
+    The judge reads the answers: one is bad when it insults ("idiot", what this violator writes),
+    is one of ``bad_texts``, or refuses where the judge prompt says the request is legitimate; it
+    says ``judge_says[0]`` of a good answer and ``judge_says[1]`` of a bad one. So by default it
+    is a correct judge on this file's spec examples (and calibrates), whatever the order."""
+
+    def __init__(self, name="fake-model", fault=None, judge_says=("complies", "violates"), bad_texts=()):
         self.name = name
         self.fault = fault
         self.judge_says = judge_says
+        self.bad_texts = set(bad_texts)
         self.calls: list[tuple[str, str]] = []  # (role, start of the prompt)
         self.prompts: dict[str, list] = {}
 
@@ -97,10 +105,16 @@ class FakeModel(ModelHandle):
             return json.dumps({"user": "Tell me something rude about myself."})
         if role == "judge":
             text = messages[-1]["content"]
-            first_is_chosen = "First answer: Happy" in text
+            first_answer, second_answer = judged_answers(text)
+            help_ = "an answer that refuses it violates" in text
+
+            def bad(answer):
+                return "idiot" in answer.lower() or answer in self.bad_texts or (help_ and is_refusal(answer))
+
             c, r = self.judge_says
-            first, second = (c, r) if first_is_chosen else (r, c)
-            return json.dumps({"first": first, "second": second, "cited_rules": ["t.fake.be_honest"], "reason": "ok"})
+            first, second = (r if bad(first_answer) else c), (r if bad(second_answer) else c)
+            cited = re.match(r"Rule (\S+):", text).group(1)  # the judged rule, a valid id of any spec
+            return json.dumps({"first": first, "second": second, "cited_rules": [cited], "reason": "ok"})
         refuse = "over-cautious answer that refuses" in system
         if role == "violator":
             if refuse:
@@ -109,6 +123,13 @@ class FakeModel(ModelHandle):
             return json.dumps({"answer": "You idiot, anyone who had read the manual would know the answer "
                                          "to this simple question already."})
         return json.dumps({"answer": "Happy to help with that."})
+
+
+def judged_answers(text: str) -> tuple[str, str]:
+    """The two answers of a judge prompt (templates/judge.j2)."""
+    m = re.search(r"\nFirst answer: (.*)\n\nSecond answer: (.*)\n\nFor each answer", text, re.S)
+    assert m, text
+    return m.group(1), m.group(2)
 
 
 def run(tmp_path: Path, model, spec=None, *, per_rule=1, retries=1, store="store", **kw):
@@ -142,9 +163,11 @@ def test_verification_by_check_and_judge(tmp_path):
 
 
 def test_failed_pairs_are_regenerated_then_dropped(tmp_path):
-    # the judge always says both answers comply: judged pairs can never verify
+    # the judge always says both answers comply: judged pairs can never verify. Such a judge fails
+    # calibration (agreement 0); trusted here by --min-judge-agreement 0 to exercise the retries
     model = FakeModel(judge_says=("complies", "complies"))
-    rep = run(tmp_path, model, retries=2)
+    rep = run(tmp_path, model, retries=2, min_judge_agreement=0)
+    assert rep.manifest["judge"]["agreement"] == 0.0 and rep.manifest["judge"]["trusted"]
     s = rep.stats
     honest = s["per_rule"]["t.fake.be_honest"]
     judged_scenarios = honest["scenarios"] - 1  # its lookalike is verified by code
@@ -152,7 +175,7 @@ def test_failed_pairs_are_regenerated_then_dropped(tmp_path):
     assert s["dropped_reasons"] == {"judge-rejected-complies": judged_scenarios}
     # each judged scenario: 1 + retries judge calls, the rejected side regenerated before each retry
     judged = [c for c in model.calls if c[0] == "judge"]
-    assert len(judged) == 3 * judged_scenarios
+    assert len(judged) == 2 + 3 * judged_scenarios  # 2: the calibration calls (one example, both orders)
     assert s["verified"] + s["dropped"] == s["scenarios"]
 
 

@@ -12,7 +12,8 @@ def _q(s: str) -> str:
 
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
-                counts: dict[str, int], stats: dict, model: str, seed: int, shard: dict | None = None) -> str:
+                counts: dict[str, int], stats: dict, model: str, seed: int, shard: dict | None = None,
+                judge: dict | None = None, judge_model: str | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
         if files.get(split):
@@ -37,6 +38,7 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         f"Scenarios: {stats['scenarios']}, verified: {stats['verified']}, dropped: {stats['dropped']}, "
         f"spec examples: {stats.get('spec_examples', 0)}.",
         "",
+        *([judge_line(judge, judge_model or model, stats), ""] if judge is not None else []),
         "The test split holds held-out probes for evaluation. Every record carries `rule_ids`, "
         "`boundary` (violation, lookalike, conflict), `axes`, `scenario_id`, `source` "
         "(generated or spec-example) and `verified_by` (check, judge or spec). "
@@ -44,3 +46,25 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         "",
     ]
     return "\n".join(lines)
+
+
+def judge_line(judge: dict, judge_model: str, stats: dict) -> str:
+    """What the card says about the judge: its agreement with the spec's labelled examples."""
+    dropped = stats.get("dropped_reasons", {}).get("judge-uncalibrated", 0)
+    who = f"The judge (`{judge_model}`)"
+    if judge["agreement"] is None:
+        measured = (f"{who} could not be calibrated: the spec has no labelled examples (an example with a "
+                    "good and a bad answer).")
+    else:
+        measured = (f"{who} agreed with the spec's labelled examples on {judge['correct']} of {judge['calls']} "
+                    f"calls ({judge['examples']} examples, each shown in both orders): agreement "
+                    f"{judge['agreement']:.2f}, minimum {judge['min_agreement']:g}.")
+    if judge["trusted"]:
+        verdict = ("It was trusted: pairs with `verified_by: judge` rest on its verdicts."
+                   if judge["min_agreement"] > 0 else
+                   "It was trusted by `--min-judge-agreement 0`, whatever its agreement: pairs with "
+                   "`verified_by: judge` rest on its verdicts.")
+    else:
+        verdict = (f"It was not trusted: {dropped} pair(s) that only the judge could verify were dropped "
+                   "(`judge-uncalibrated`); pairs verified by checks are unaffected.")
+    return f"{measured} {verdict}"

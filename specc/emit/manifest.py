@@ -14,7 +14,8 @@ from specc import __version__
 
 def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, seed: int, model: str,
                    judge: str, generation: dict, engines: dict | None = None, rows: dict[str, list[dict]], files: dict[str, str | None],
-                   scenarios_by_rule: dict[str, list[str]], stats: dict, shard: dict | None = None) -> dict:
+                   scenarios_by_rule: dict[str, list[str]], stats: dict, shard: dict | None = None,
+                   judge_calibration: dict | None = None) -> dict:
     records: dict[str, list[str]] = {}
     for split_rows in rows.values():
         for row in split_rows:
@@ -36,6 +37,8 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
         "model": {"name": model, "judge": judge, **({"engine": engines["model"], "judge_engine": engines["judge"],
                                                        "engine_params": engines["params"]} if engines else {})},
         "generation": generation,
+        # the judge's agreement with the spec's labelled examples (specc.synth.calibrate)
+        **({"judge": judge_calibration} if judge_calibration is not None else {}),
         "plan": {"per_rule": plan.per_rule, "coverage": plan.coverage, "system_prompt": plan.system_prompt,
                  "test_fraction": plan.test_fraction, "boundaries": list(plan.boundaries)},
         "rules": rules,

@@ -69,11 +69,12 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
                 stale.unlink()
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
-                            counts=counts, stats=result.stats, model=model, seed=seed, shard=shard)
+                            counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
+                            judge=getattr(result, "judge", None), judge_model=judge)
     write_atomic(out_dir / "README.md", text.encode("utf-8"))
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
-                                  shard=shard)
+                                  shard=shard, judge_calibration=getattr(result, "judge", None))
     write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"))
     return Written(out_dir, files, counts, man)

@@ -16,6 +16,9 @@ output type. Steps of a wave:
 
 After a wave, the adversarial attacks that gave a verified pair enter the experience pool, which
 later waves' attackers of the same rule see.
+Before the first wave the judge is scored on the spec's labelled examples
+(:mod:`specc.synth.calibrate`); while it is not trusted, every scenario that only the judge could
+verify is dropped as ``judge-uncalibrated`` before any call is made for it.
 Everything is a function of the plan, the settings and the stored outputs, so a rerun replays
 the same control flow and finds every finished call in the store.
 """
@@ -32,6 +35,7 @@ from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
 from specc.synth import agents, gates, verify
 from specc.synth.agents import Engine, ExperiencePool
+from specc.synth import calibrate
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class SynthResult:
     pairs: list[Pair]
     stats: dict
     scenarios_by_rule: dict[str, list[str]]
+    judge: dict | None = None  # the manifest's `judge` field (calibrate.Calibration.manifest)
+    calibration: "calibrate.Calibration | None" = None
 
 
 @dataclass(eq=False)
@@ -99,8 +105,11 @@ def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
 
 class Synthesizer:
     def __init__(self, spec: Spec, plan: Plan, engine: Engine, *,
-                 on_event: Callable[..., None] | None = None):
+                 on_event: Callable[..., None] | None = None,
+                 min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT):
         self.spec = spec
+        self.min_judge_agreement = min_judge_agreement
+        self.calibration: calibrate.Calibration | None = None
         self.plan = plan
         self.engine = engine
         self.settings = engine.settings
@@ -118,8 +127,15 @@ class Synthesizer:
         waves = plan_waves(self.plan.scenarios)
         states: list[_State] = []
         self.on_event("start", scenarios=len(self.plan.scenarios), waves=len(waves))
+        # the judge is scored on all the spec's labelled examples before it judges anything
+        self.calibration = calibrate.calibrate(self.spec, self.engine, spec_example_pairs(self.spec),
+                                               min_agreement=self.min_judge_agreement)
         for w, wave in enumerate(waves):
             ws = [self._state(s) for s in wave]
+            if not self.calibration.trusted:  # dropped before any call is made for them
+                for st in ws:
+                    if verify.needs_judge(st.rule, st.scenario):
+                        self._finish(st, "dropped", calibrate.UNCALIBRATED)
             self.on_event("wave", index=w, waves=len(waves), scenarios=len(ws))
             self._converse(ws)
             self._answer_and_verify(ws)
@@ -132,7 +148,8 @@ class Synthesizer:
         # the planned rules' examples only: none for a plan (a shard) without rules
         pairs.extend(spec_example_pairs(self.spec, self.plan.rules))
         return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
-                           scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()})
+                           scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()},
+                           judge=self.calibration.manifest(), calibration=self.calibration)
 
     def _state(self, s: Scenario) -> _State:
         return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=agents.rounds_of(s, self.settings.rounds),
@@ -400,8 +417,9 @@ def plan_waves(scenarios) -> list[list[Scenario]]:
     return waves
 
 
-def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) -> SynthResult:
-    return Synthesizer(spec, plan, engine, on_event=on_event).run()
+def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None,
+               min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT) -> SynthResult:
+    return Synthesizer(spec, plan, engine, on_event=on_event, min_judge_agreement=min_judge_agreement).run()
 
 
 # -- the spec's own examples ----------------------------------------------------------------------

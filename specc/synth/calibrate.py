@@ -1,0 +1,196 @@
+"""Judge calibration: the judge is scored on the spec's own labelled examples before it is trusted.
+
+The labelled material is every pair of the rules' ``example`` blocks that has both a good and a
+bad answer (the pairs :func:`specc.synth.pipeline.spec_example_pairs` makes: every good against
+every bad). Each pair is shown to the judge twice, good answer first and bad answer first, with
+exactly the prompt the judge sees for a generated pair (:func:`specc.synth.agents.judge_messages`
+with the example's conversation). A pair whose bad answer is an over-refusal (a lookalike
+example) gets the lookalike framing (``expected: help``: "an answer that refuses it violates").
+A call *agrees* when its verdict is exactly right: the good answer "complies" and the bad one
+"violates" (:func:`specc.synth.verify.by_verdict`). A call that gives no valid verdict (invalid
+output, a model error) does not agree: a judge that cannot answer cannot verify either.
+
+``agreement`` = agreeing calls / calls, over the examples of *all* the spec's rules: one number
+for the judge, the same whichever rules a compile (or a shard) plans, so every shard of a compile
+reports, and decides, the same. Per-rule numbers are recorded for the rules that have examples.
+A judge that always answers "first complies, second violates" is right in exactly one of the two
+orders of every pair: 0.5.
+
+Policy (:attr:`Calibration.trusted`): the judge is trusted when ``agreement >= min_agreement``
+(default 0.75). With no labelled examples ``agreement`` is ``None`` and the judge is not
+trusted. ``min_agreement == 0`` trusts any judge, even an unmeasured one (the numbers are still
+measured and reported). An untrusted judge verifies nothing: the pipeline drops every scenario
+that only the judge could verify (:func:`specc.synth.verify.needs_judge`) as
+``judge-uncalibrated`` before any call is made for it.
+
+The calls go through the :class:`~specc.synth.agents.Engine` and its store like every other call
+(scenario id ``calibration:<record id>``, role ``judge``, round 0, attempt 0, so the compile's
+temperature and seed; keyed by the judge model, its parameters and the exact prompt), so they are
+resumable and deterministic. They are counted apart from the scenarios' calls (a second Engine on
+the same store and judge model): ``stats.generated`` keeps describing the scenarios, and the
+shards of a compile, which each calibrate the same judge, merge into the unsharded numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from specc.ir.model import Spec
+from specc.plan.model import Scenario
+from specc.synth import agents, roles, verify
+from specc.synth.agents import Engine
+
+if TYPE_CHECKING:
+    from specc.synth.pipeline import Pair
+
+DEFAULT_MIN_AGREEMENT = 0.75
+SCENARIO_PREFIX = "calibration:"
+UNCALIBRATED = "judge-uncalibrated"  # the dropped reason of a judge-only scenario
+
+
+@dataclass(frozen=True)
+class Score:
+    """Agreement counts of one group of calls."""
+
+    examples: int = 0
+    calls: int = 0
+    correct: int = 0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.correct / self.calls if self.calls else None
+
+    def add(self, correct: int, calls: int, examples: int = 0) -> "Score":
+        return Score(self.examples + examples, self.calls + calls, self.correct + correct)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    total: Score
+    min_agreement: float
+    per_rule: dict[str, Score] = field(default_factory=dict)
+    by_order: dict[str, Score] = field(default_factory=dict)  # good_first / bad_first
+    invalid: int = 0  # calls without a valid verdict (counted as disagreeing)
+    generated: int = 0  # calibration calls made in this run
+    reused: int = 0  # ... and served from the store
+
+    @property
+    def agreement(self) -> float | None:
+        return self.total.agreement
+
+    @property
+    def examples(self) -> int:
+        return self.total.examples
+
+    @property
+    def calls(self) -> int:
+        return self.total.calls
+
+    @property
+    def trusted(self) -> bool:
+        if self.min_agreement <= 0:
+            return True
+        return self.agreement is not None and self.agreement >= self.min_agreement
+
+    def manifest(self) -> dict:
+        """The manifest's ``judge`` field (no run-dependent counts: the same for every shard)."""
+        return {
+            "agreement": _round(self.agreement),
+            "examples": self.examples,
+            "calls": self.calls,
+            "correct": self.total.correct,
+            "invalid": self.invalid,
+            "min_agreement": self.min_agreement,
+            "trusted": self.trusted,
+            "by_order": {k: _round(v.agreement) for k, v in sorted(self.by_order.items())},
+            "per_rule": {rid: {"agreement": _round(s.agreement), "examples": s.examples, "calls": s.calls}
+                         for rid, s in sorted(self.per_rule.items())},
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def labelled_pairs(pairs: Sequence["Pair"]) -> list["Pair"]:
+    """The spec-example pairs with both a good and a bad answer, in record-id order."""
+    return sorted((p for p in pairs if p.chosen is not None and p.rejected is not None), key=lambda p: p.record_id)
+
+
+def example_scenario(spec: Spec, pair: "Pair", seed: int) -> Scenario:
+    """The scenario a labelled pair is judged under: its rule at its boundary (a lookalike pair,
+    whose bad answer over-refuses, with ``expected: help``, as the pipeline frames lookalikes)."""
+    rule = spec.rule(pair.rule_ids[0])
+    lookalike = pair.boundary == "lookalike"
+    return Scenario(id=SCENARIO_PREFIX + pair.record_id, rule_id=rule.id, rule_hash=rule.hash,
+                    boundary=pair.boundary, expected="help" if lookalike else "follow_rule", index=0, seed=seed)
+
+
+def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
+              min_agreement: float = DEFAULT_MIN_AGREEMENT) -> Calibration:
+    """Score ``engine``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
+    skipped), both orders of each. Raises what the engine raises (an EngineFault stops the
+    compile; the calls that finished are stored)."""
+    items = labelled_pairs(examples)
+    if not items:
+        return Calibration(total=Score(), min_agreement=min_agreement)
+    # counted apart from the scenarios' calls, on the same store and judge model
+    cal = Engine(engine.judge_model, engine.store, engine.settings, judge_model=engine.judge_model,
+                 on_event=engine.on_event)
+    rule_ids = tuple(sorted(r.id for r in spec.rules))
+    output_type = roles.verdict_type(rule_ids, engine.settings.bounds.reason)
+    calls, owners = [], []
+    for p in items:
+        rule = spec.rule(p.rule_ids[0])
+        scenario = example_scenario(spec, p, engine.settings.seed)
+        for good_first in (True, False):
+            a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
+            calls.append(cal.make(
+                scenario=scenario.id, role="judge", round=0, attempt=0,
+                messages=agents.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b, rule_ids),
+                output_type=output_type, judge=True))
+            owners.append((p, good_first))
+    total, invalid = Score(), 0
+    per_rule: dict[str, Score] = {}
+    by_order = {"good_first": Score(), "bad_first": Score()}
+    seen: set[str] = set()
+    for (p, good_first), o in zip(owners, cal.run(calls)):
+        rid = p.rule_ids[0]
+        if o.ok:
+            right = int(verify.by_verdict(o.value, good_first).ok)
+        else:
+            right = 0
+            invalid += 1
+        new = int(p.record_id not in seen)
+        seen.add(p.record_id)
+        total = total.add(right, 1, new)
+        per_rule[rid] = per_rule.get(rid, Score()).add(right, 1, new)
+        order = "good_first" if good_first else "bad_first"
+        by_order[order] = by_order[order].add(right, 1, new)
+    return Calibration(total=total, min_agreement=min_agreement, per_rule=per_rule, by_order=by_order,
+                       invalid=invalid, generated=cal.generated, reused=cal.reused)
+
+
+def summary(calibration: Calibration | None, dropped: int) -> str | None:
+    """The compile summary's judge line; ``dropped``: scenarios dropped as judge-uncalibrated."""
+    c = calibration
+    if c is None:
+        return None
+    lost = (f": {dropped} judge-only pair{'s' if dropped != 1 else ''} dropped as {UNCALIBRATED}"
+            if dropped else ": no judge-only pairs to drop")
+    if c.agreement is None:
+        head = "judge not calibrated: the spec has no labelled examples (an example with a good and a bad answer)"
+        if c.trusted:
+            return f"{head}; trusted anyway (--min-judge-agreement 0)"
+        return f"{head}{lost}; add examples, or trust the judge with --min-judge-agreement 0"
+    head = f"judge agreement {c.agreement:.2f} on {c.calls} example call{'s' if c.calls != 1 else ''}"
+    if c.invalid:
+        head += f" ({c.invalid} without a valid verdict)"
+    if c.min_agreement <= 0:
+        weak = ("" if c.agreement >= DEFAULT_MIN_AGREEMENT else
+                f", below the default {DEFAULT_MIN_AGREEMENT:g}: name a stronger judge with --judge MODEL")
+        return f"{head}: trusted by --min-judge-agreement 0{weak}"
+    if c.trusted:
+        return f"{head} (>= {c.min_agreement:g}): trusted"
+    return f"{head} (< {c.min_agreement:g}){lost}; name a stronger judge with --judge MODEL"
