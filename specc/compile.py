@@ -73,7 +73,6 @@ def default_store(spec_path: Path, shard: tuple[int, int] | None = None) -> Path
     return root / f"shard-{shard[0]}-of-{shard[1]}" if shard else root
 
 
-
 def model_label(handle: ModelHandle) -> str:
     """The model's name as written into outputs: a local directory by its base name (plus its
     fingerprint), never by an absolute path."""
@@ -102,15 +101,19 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     if options.batch_size < 1:
         raise CompileError("--batch-size must be >= 1")
     if options.answer_chars < 32:
+        raise CompileError("--max-chars must be >= 32")
     if not 0 <= options.min_judge_agreement <= 1:
         raise CompileError("--min-judge-agreement must be between 0 and 1")
-        raise CompileError("--max-chars must be >= 32")
     try:
         plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
                          system_prompt=options.system_prompt, test_fraction=options.test_fraction,
                          rules=options.rules)
     except PlanError as e:
         raise CompileError(str(e)) from e
+    from specc.synth.verify import needs_judge
+
+    # measured on the whole plan, before a shard slices it: every shard decides alike
+    judge_needed = any(needs_judge(spec.rule(s.rule_id), s) for s in plan.scenarios)
     shard_info = None
     if options.shard is not None:
         from specc.plan.shard import ShardError, shard, shard_manifest
@@ -128,7 +131,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         with Store(store_dir) as store:
             engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
             result = synthesize(spec, plan, engine, on_event=on_event,
-                                min_judge_agreement=options.min_judge_agreement)
+                                min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
             written = write_dataset(
                 options.out_dir, result=result, spec=spec, spec_file=Path(spec_path).name, plan=plan,
                 fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
@@ -137,7 +140,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                          "params": dict(sorted(model.params.items()))}, shard=shard_info)
     except EngineFault as e:
         raise OperationalError(f"{e}\nevery call that finished is kept in the store ({store_dir}): "
-                               "run the same command again to continue") from e
+                               "once the cause is fixed, run the same command again to continue") from e
     except StoreError as e:
         raise OperationalError(str(e)) from e
     except OSError as e:

@@ -152,6 +152,21 @@ def test_position_biased_judge_is_caught_and_its_pairs_are_dropped(tmp_path):
     assert "agreement 0.50" in card and f"{dropped} pair(s) that only the judge could verify were dropped" in card
 
 
+def test_a_plan_that_needs_no_judge_makes_no_calibration_call(tmp_path):
+    """Only checkable rules, no overridable default: no pair rests on the judge, so it is not measured
+    (its examples would cost calls and decide nothing); the manifest and card say so."""
+    checkable = SPEC[: SPEC.index("rule be_honest")] + SPEC[SPEC.index("rule short"):]
+    model = FirstJudge()
+    rep = compile_(tmp_path, model, spec=spec_of(checkable))
+    j = rep.manifest["judge"]
+    assert j["needed"] is False and j["calls"] == 0 and j["agreement"] is None and j["examples"] == 1
+    assert not any(role == "judge" for role, _ in model.calls)
+    assert "judge-uncalibrated" not in rep.stats["dropped_reasons"] and rep.stats["verified"] > 0
+    assert not any(sid.startswith("calibration:") for sid in stored_scenarios(tmp_path / "store"))
+    assert calibrate.summary(rep.calibration, 0).startswith("judge not measured")
+    assert "was not measured and verified nothing" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_correct_judge_scores_one_and_its_pairs_are_emitted(tmp_path):
     rep = compile_(tmp_path, correct_judge())
     j = rep.manifest["judge"]

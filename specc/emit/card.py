@@ -52,6 +52,9 @@ def judge_line(judge: dict, judge_model: str, stats: dict) -> str:
     """What the card says about the judge: its agreement with the spec's labelled examples."""
     dropped = stats.get("dropped_reasons", {}).get("judge-uncalibrated", 0)
     who = f"The judge (`{judge_model}`)"
+    if not judge.get("needed", True):
+        return (f"{who} was not measured and verified nothing: no planned scenario needed it (every "
+                "generated pair is verified by the rules' checks).")
     if judge["agreement"] is None:
         measured = (f"{who} could not be calibrated: the spec has no labelled examples (an example with a "
                     "good and a bad answer).")

@@ -74,6 +74,7 @@ class Calibration:
     invalid: int = 0  # calls without a valid verdict (counted as disagreeing)
     generated: int = 0  # calibration calls made in this run
     reused: int = 0  # ... and served from the store
+    needed: bool = True  # False: no planned scenario needs the judge, so it was not measured
 
     @property
     def agreement(self) -> float | None:
@@ -96,6 +97,7 @@ class Calibration:
     def manifest(self) -> dict:
         """The manifest's ``judge`` field (no run-dependent counts: the same for every shard)."""
         return {
+            "needed": self.needed,
             "agreement": _round(self.agreement),
             "examples": self.examples,
             "calls": self.calls,
@@ -128,11 +130,14 @@ def example_scenario(spec: Spec, pair: "Pair", seed: int) -> Scenario:
 
 
 def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
-              min_agreement: float = DEFAULT_MIN_AGREEMENT) -> Calibration:
+              min_agreement: float = DEFAULT_MIN_AGREEMENT, needed: bool = True) -> Calibration:
     """Score ``engine``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
     skipped), both orders of each. Raises what the engine raises (an EngineFault stops the
-    compile; the calls that finished are stored)."""
+    compile; the calls that finished are stored). ``needed=False`` (no scenario of the plan needs
+    the judge) measures nothing: the calls would decide no pair."""
     items = labelled_pairs(examples)
+    if not needed:
+        return Calibration(total=Score(examples=len(items)), min_agreement=min_agreement, needed=False)
     if not items:
         return Calibration(total=Score(), min_agreement=min_agreement)
     # counted apart from the scenarios' calls, on the same store and judge model
@@ -177,6 +182,8 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
     c = calibration
     if c is None:
         return None
+    if not c.needed:
+        return "judge not measured: no planned scenario needs it (every pair is verified by checks)"
     lost = (f": {dropped} judge-only pair{'s' if dropped != 1 else ''} dropped as {UNCALIBRATED}"
             if dropped else ": no judge-only pairs to drop")
     if c.agreement is None:

@@ -106,9 +106,12 @@ def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
 class Synthesizer:
     def __init__(self, spec: Spec, plan: Plan, engine: Engine, *,
                  on_event: Callable[..., None] | None = None,
-                 min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT):
+                 min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT, judge_needed: bool | None = None):
         self.spec = spec
         self.min_judge_agreement = min_judge_agreement
+        # whether any scenario needs the judge; None: this plan's. A shard passes the whole plan's,
+        # so every shard measures (or skips) the judge alike and their manifests agree
+        self.judge_needed = judge_needed
         self.calibration: calibrate.Calibration | None = None
         self.plan = plan
         self.engine = engine
@@ -128,8 +131,11 @@ class Synthesizer:
         states: list[_State] = []
         self.on_event("start", scenarios=len(self.plan.scenarios), waves=len(waves))
         # the judge is scored on all the spec's labelled examples before it judges anything
+        needed = self.judge_needed
+        if needed is None:
+            needed = any(verify.needs_judge(self.spec.rule(s.rule_id), s) for s in self.plan.scenarios)
         self.calibration = calibrate.calibrate(self.spec, self.engine, spec_example_pairs(self.spec),
-                                               min_agreement=self.min_judge_agreement)
+                                               min_agreement=self.min_judge_agreement, needed=needed)
         for w, wave in enumerate(waves):
             ws = [self._state(s) for s in wave]
             if not self.calibration.trusted:  # dropped before any call is made for them
@@ -418,8 +424,10 @@ def plan_waves(scenarios) -> list[list[Scenario]]:
 
 
 def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None,
-               min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT) -> SynthResult:
-    return Synthesizer(spec, plan, engine, on_event=on_event, min_judge_agreement=min_judge_agreement).run()
+               min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT,
+               judge_needed: bool | None = None) -> SynthResult:
+    return Synthesizer(spec, plan, engine, on_event=on_event, min_judge_agreement=min_judge_agreement,
+                       judge_needed=judge_needed).run()
 
 
 # -- the spec's own examples ----------------------------------------------------------------------
