@@ -367,12 +367,13 @@ def test_429_and_503_are_retried_then_succeed(server, caplog):
     out_type = roles.attacker_type(40)
     prompts = [[{"role": "user", "content": "Ask me about cats."}]]
     seeds = [5]
-    direct = oa.load(server.url, None, concurrency=1, dialect="json_object").generate_json(prompts, out_type, 24, seeds,
-                                                                                        temperature=0.8)
     with Fake(flaky, models=(str(smollm2_gguf_path()),)) as fake, caplog.at_level(logging.WARNING, "specc.openai"):
         h = oa.load(fake.url, None, concurrency=2, dialect="json_object", tries=4, backoff=0.05)
-        got = h.generate_json(prompts, out_type, 24, seeds, temperature=0.8)
-    assert got == direct  # sampled, yet the same: the retried requests carry the same seeds
+        [got] = h.generate_json(prompts, out_type, 24, seeds, temperature=0.8)
+    out_type.model_validate_json(got)  # the real server's answer, passed through
+    # a retry is the same request: same seed, messages and schema (llama-cpp-python's server does
+    # not reproduce a sampled text for a seed across requests, so the texts are not compared)
+    assert fake.bodies[0] == fake.bodies[1] == fake.bodies[2] and fake.bodies[0]["seed"] == 5
     assert h.retries == {"HTTP 429": 1, "HTTP 503": 1} and h.requests == 1 + 1 + 2  # models, prompt, retries
     assert len(fake.bodies) == 3
     msgs = [r.getMessage() for r in caplog.records]
