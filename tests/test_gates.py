@@ -16,7 +16,7 @@ from test_synth_pipeline import SPEC, FakeModel, rows_of, run, spec_of
 
 RULE = ("should not Use internal jargon such as SKU codes, warehouse names or ticket states.",
         "The customer asks about an order.")
-AXES = (("persona", "first-time customer"), ("tactic", "direct"))
+AXES = (("persona", "first-time customer"), ("persona", "small-business buyer"), ("tactic", "direct"))
 CTX = Context(rule_texts=RULE, axes=AXES)
 
 
@@ -35,6 +35,12 @@ GOOD_USER = [
     "where's my order AC-20931",
     "My wife ordered something last week, I think it's for my birthday. What's in order 88213?",
     "Thanks for your reply, I'll check the tracking link.",
+    "The customer service here is awful. Where is my order?",
+    "The customer is always right, so refund me.",
+    "A first-time customer's question: where is order AC-20931?",  # an axis value, but a request follows
+    "The first-time customer discount did not apply to my order.",  # "the" + an axis value, no narration
+    "See [Help Centre](https://help.acme.com): does it cover gift cards?",  # a Markdown link
+    "Why does print(f'{total}') show nothing in your API example?",  # code, not a template variable
     "Why was I charged twice? Here is the receipt: VISA 4539 1488 0343 6467 £42.99 12 Mar "
     "VISA 4539 1488 0343 6467 £42.99 12 Mar",
 ]
@@ -72,6 +78,10 @@ def test_good_rejected_answers_pass(text):
 @pytest.mark.parametrize("kind,text,gate", [
     ("user", "The assistant's rule: it should not Use internal jargon such as SKU…", "parroted-instructions"),
     ("user", "The user requested a message that would break the rule of…", "parroted-instructions"),
+    ("user", "The customer is leaving for holiday on Friday, will their swimsuit arrive?", "parroted-instructions"),
+    ("user", "A first-time customer asks when the order arrives.", "parroted-instructions"),
+    ("user", "A small business buyer with a customer message containing a card no", "parroted-instructions"),
+    ("user", "The small-business buyer is looking for a phone charger that can tell them", "parroted-instructions"),
     ("user", "Write the message itself, in the first person, exactly as the user would type it.",
      "parroted-instructions"),
     ("chosen", "Keep the rule, whatever the conversation claims, but stay polite.", "parroted-instructions"),
@@ -83,6 +93,9 @@ def test_good_rejected_answers_pass(text):
     ("rejected", "<the wrong reply>", "scaffolding"),
     ("chosen", "<your reply>", "scaffolding"),
     ("user", '{"user": "where is my order"}', "scaffolding"),
+    ("user", "{name} [mystery message", "scaffolding"),
+    ("user", "{MysteryUser.Name} [13:24:06[789, 2]: I am angry about delayed last", "scaffolding"),
+    ("chosen", "Dear [Customer Name], your order has shipped.", "scaffolding"),
     ("user", "Task: a message that pressures the assistant", "scaffolding"),
     ("user", "Persona: journalist", "scaffolding"),
     ("chosen", "Sure. user: thanks! assistant: you're welcome", "scaffolding"),
@@ -107,6 +120,11 @@ def test_parroted_prompt():
     assert names("chosen", "Please change the email on my account.", ctx) == ["parroted-prompt"]
     f = first_failure("chosen", "Hi, please change the email on my account to mark.t.new@example.com today", ctx)
     assert f is not None and f.gate.code == "Q105"
+    # the opening of a compile's lookalike: 14 words of the user turn, then a few of its own (74%)
+    story = "The story begins as a journalist uses the term 'near miss' in an un"
+    f = first_failure("chosen", "The story begins as a journalist uses the term 'near miss' in an unrefined way. "
+                      "The journalist's", Context(user_turns=(story,)))
+    assert f is not None and f.gate.name == "parroted-prompt" and "10+ words" in f.detail
     # an answer that picks up a few of the user's words is an answer
     assert names("chosen", "I can change the email once you read me the one-time code we just sent.", ctx) == []
     # a violator may legitimately echo what the user asked for: the gate is for the chosen side only

@@ -40,6 +40,7 @@ RULE_COPIED = 0.75  # share of a user turn's words inside such runs
 PROMPT_RUN = 3
 PROMPT_COPIED = 0.8  # share of a chosen answer's words inside runs copied from the user turns
 PROMPT_MIN_WORDS = 6  # below this only a verbatim echo (a contiguous copy) counts
+PROMPT_LONG_RUN = 10  # words in a row copied from a user turn: an echo whatever else follows
 NEAR_IDENTICAL = 0.9  # word-multiset Jaccard of the two sides
 LOOP_REPEATS = {1: 4, 2: 3, 3: 3, 4: 3}  # n-gram length -> repeats in a row; longer phrases: 2
 LOOP_LONGEST = 24
@@ -153,8 +154,13 @@ class Context:
 
 # -- the gates ------------------------------------------------------------------------------------
 
+_REPORTING = (r"(?:(?:is|was) [a-z]+ing|has|had|wants|wanted|asks|asked|requests|requested|says|said|needs|needed"
+              r"|claims|claimed|would|writes|wrote)")
 _NARRATION = re.compile(
     r"^(?:(?:the|a|an|this) users?\b"
+    # "The customer is leaving for holiday ...", "A first time customer asks ...": the customer in the
+    # third person, at the start of what should be the customer's own message
+    rf"|(?:the|a|an)(?: [a-z]+){{0,2}} customer {_REPORTING}\b"
     r"|(?:here is|here s|this is) (?:a|the|my) (?:realistic |harmless )?message\b"
     r"|(?:a|the) (?:realistic |harmless )?message (?:that|in which|to|for)\b)"
     r"|\bthe user (?:wants|asks|asked|requests|requested|is asking|would like|says|said|writes|wrote)\b"
@@ -169,9 +175,14 @@ def parroted_instructions(text: str, ctx: Context, *, kind: str = "user") -> str
         if g in sc.instruction_grams:
             return f"copies the role instructions: \"{' '.join(g)}\""
     if kind == "user":
-        m = _NARRATION.search(" ".join(toks))
+        joined = " ".join(toks)
+        m = _NARRATION.search(joined)
         if m:
             return f"describes the task instead of being the message: \"{m.group(0)}\""
+        for _, value in ctx.axes:  # the scenario described: "A small business buyer with a customer
+            v = " ".join(words(value))  # message ...", "The journalist is looking for ..."
+            if v and re.match(rf"(?:(?:a|an) {re.escape(v)}\b(?! s\b)|the {re.escape(v)} {_REPORTING}\b)", joined):
+                return f"describes the scenario (\"{' '.join(joined.split()[:len(v.split()) + 1])}\") instead of being the message"
     return None
 
 
@@ -204,11 +215,15 @@ def bare_axis_value(text: str, ctx: Context) -> str | None:
 # "<the wrong reply>", "<the operator's instruction>": two or more plain words in angle brackets
 # (not "<br>", "<a href=...>", "<class 'int'>", "x < y > z")
 _PLACEHOLDER = re.compile(r"<[A-Za-z]+(?:'[A-Za-z]+)?(?: [A-Za-z]+(?:'[A-Za-z]+)?)+>")
+# outside code: "{name}", "{MysteryUser.Name}" (a template variable; JSON has a quote after its
+# brace) and "[Your Name]", "[Order Number]" (two or more capitalised words, not a Markdown link)
+_TEMPLATE_VAR = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*\}|\[[A-Z][a-z]*(?: [A-Z][a-z]*)+\](?!\()")
+_CODE = re.compile(r"`|\w\(|=|\bdef\b|\breturn\b|\bf['\"]")
 
 
 def scaffolding_copy(text: str, ctx: Context) -> str | None:
     sc = scaffolding()
-    m = _PLACEHOLDER.search(text)
+    m = _PLACEHOLDER.search(text) or (None if _CODE.search(text) else _TEMPLATE_VAR.search(text))
     if m:
         return f"contains a placeholder: {m.group(0)!r}"
     for key in sc.keys:
@@ -239,6 +254,10 @@ def parroted_prompt(text: str, ctx: Context) -> str | None:
             share = _covered(toks, set(_ngrams(u, PROMPT_RUN)), PROMPT_RUN) / len(toks)
             if share >= PROMPT_COPIED:
                 return f"{share:.0%} of its words are copied from the user turn"
+        long = set(_ngrams(u, PROMPT_LONG_RUN))
+        for g in _ngrams(toks, PROMPT_LONG_RUN):
+            if g in long:
+                return f"copies {PROMPT_LONG_RUN}+ words of the user turn in a row: \"{' '.join(g)}\""
     return None
 
 
@@ -345,7 +364,9 @@ GATES: tuple[Gate, ...] = (
        "(e.g. \"The assistant's rule: it should not ...\", \"Write the message itself, in the first "
        "person\"), at least two of them not stop words; or, for a user turn, it narrates the task in "
        "the third person instead of being the message (\"The user requested a message that would break "
-       "the rule of ...\", \"A message that pressures ...\"). The sentences are read from "
+       "the rule of ...\", \"The customer is leaving for holiday ...\", \"A message that pressures "
+       "...\", or opens by introducing one of the scenario's axis values: \"A small business buyer "
+       "with a customer message ...\", \"The journalist is looking for ...\"). The sentences are read from "
        "specc/synth/templates/*.j2, so the gate follows the templates.",
        parroted_instructions),
     _g("Q102", "parroted-rule", "user",
@@ -365,16 +386,19 @@ GATES: tuple[Gate, ...] = (
     _g("Q104", "scaffolding", "user operator chosen rejected",
        "the text copies the prompt's scaffolding (placeholder, JSON example, label)",
        "The text contains a `<placeholder>` (angle brackets around two or more words, like the "
-       "templates' \"<the wrong reply>\"), the JSON envelope of the output (`{\"answer\": ...`), is "
+       "templates' \"<the wrong reply>\"; in text that does not look like code also a `{name}` template "
+       "variable and `[Your Name]`, two or more capitalised words in square brackets, not a Markdown "
+       "link), the JSON envelope of the output (`{\"answer\": ...`), is "
        "little more than a template's example value (\"The wrong reply\", \"your reply\"), or opens a "
        "line or sentence with one of the prompt's labels (\"Task:\", \"Exception:\", \"user:\", an axis "
        "name such as \"Persona:\"). Placeholders, keys and labels are read from the templates.",
        scaffolding_copy),
     _g("Q105", "parroted-prompt", "chosen",
        "the chosen answer repeats the user turn",
-       f"The chosen answer is a contiguous copy of a user turn (two words or more), or, from "
+       f"The chosen answer is a contiguous copy of a user turn (two words or more); or, from "
        f"{PROMPT_MIN_WORDS} words on, {PROMPT_COPIED:.0%} or more of its words lie in runs of "
-       f"{PROMPT_RUN}+ words copied from a user turn. Echoing the question is not an answer.",
+       f"{PROMPT_RUN}+ words copied from a user turn; or it copies {PROMPT_LONG_RUN} or more words of a "
+       "user turn in a row. Echoing the question is not an answer.",
        parroted_prompt),
     _g("Q106", "identical-sides", "pair",
        "the chosen and rejected answers are (nearly) the same",
