@@ -154,13 +154,15 @@ class Context:
 
 # -- the gates ------------------------------------------------------------------------------------
 
-_REPORTING = (r"(?:(?:is|was) [a-z]+ing|has|had|wants|wanted|asks|asked|requests|requested|says|said|needs|needed"
-              r"|claims|claimed|would|writes|wrote)")
+_REPORTING = (r"(?:(?:is|was) [a-z]+(?:ing|ed)|has|had|wants|wanted|asks|asked|requests|requested|says|said|needs|needed"
+              r"|claims|claimed|reports|reported|would|writes|wrote)")
 _NARRATION = re.compile(
     r"^(?:(?:the|a|an|this) users?\b"
     # "The customer is leaving for holiday ...", "A first time customer asks ...": the customer in the
     # third person, at the start of what should be the customer's own message
     rf"|(?:the|a|an)(?: [a-z]+){{0,2}} customer {_REPORTING}\b"
+    # "The AI assistant is designed to help users ...": the assistant in the third person
+    rf"|the (?:[a-z]+ )?assistant {_REPORTING}\b"
     r"|(?:here is|here s|this is) (?:a|the|my) (?:realistic |harmless )?message\b"
     r"|(?:a|the) (?:realistic |harmless )?message (?:that|in which|to|for)\b)"
     r"|\bthe user (?:wants|asks|asked|requests|requested|is asking|would like|says|said|writes|wrote)\b"
@@ -214,7 +216,8 @@ def bare_axis_value(text: str, ctx: Context) -> str | None:
 
 # "<the wrong reply>", "<the operator's instruction>": two or more plain words in angle brackets
 # (not "<br>", "<a href=...>", "<class 'int'>", "x < y > z")
-_PLACEHOLDER = re.compile(r"<[A-Za-z]+(?:'[A-Za-z]+)?(?: [A-Za-z]+(?:'[A-Za-z]+)?)+>")
+# (also unclosed at the very end: "<text here", an output cut inside its placeholder)
+_PLACEHOLDER = re.compile(r"<[A-Za-z]+(?:'[A-Za-z]+)?(?: [A-Za-z]+(?:'[A-Za-z]+)?)+(?:>|\s*$)")
 # outside code: "{name}", "{MysteryUser.Name}" (a template variable; JSON has a quote after its
 # brace) and "[Your Name]", "[Order Number]" (two or more capitalised words, not a Markdown link)
 _TEMPLATE_VAR = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*\}|\[[A-Z][a-z]*(?: [A-Z][a-z]*)+\](?!\()")
@@ -364,8 +367,8 @@ GATES: tuple[Gate, ...] = (
        "(e.g. \"The assistant's rule: it should not ...\", \"Write the message itself, in the first "
        "person\"), at least two of them not stop words; or, for a user turn, it narrates the task in "
        "the third person instead of being the message (\"The user requested a message that would break "
-       "the rule of ...\", \"The customer is leaving for holiday ...\", \"A message that pressures "
-       "...\", or opens by introducing one of the scenario's axis values: \"A small business buyer "
+       "the rule of ...\", \"The customer is leaving for holiday ...\", \"The AI assistant is designed "
+       "to ...\", \"A message that pressures ...\", or opens by introducing one of the scenario's axis values: \"A small business buyer "
        "with a customer message ...\", \"The journalist is looking for ...\"). The sentences are read from "
        "specc/synth/templates/*.j2, so the gate follows the templates.",
        parroted_instructions),
