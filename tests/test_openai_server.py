@@ -446,10 +446,36 @@ def test_portable_pattern_keeps_the_meaning():
         r"[A-Za-z ,.()\-]{0,8}": "a-b (c).",
         r"a\.{2}b\$": "a..b$",
         r"^abc$": "abc",
+        r'[^"\\\s\x00-\x1f]+( [^"\\\s\x00-\x1f]+){0,3}': "three short words",  # roles.WORD, word-bounded
+        r"\d{2}\s[a-z]+": "42 apples",
     }
     for pattern, sample in cases.items():
         p = oa.portable_pattern(pattern)
         assert p.startswith("^(") and p.endswith(")$") and "\\." not in p and "\\-" not in p, p
+        assert "\\s" not in p and "\\S" not in p and "\\d" not in p, p
         assert re.fullmatch(p, sample) and re.fullmatch(pattern, sample)
         assert not re.fullmatch(p, sample + "\"")
     assert not re.fullmatch(oa.portable_pattern(r"a\.b"), "axb")
+    word = oa.portable_pattern(r'[^"\\\s\x00-\x1f]+( [^"\\\s\x00-\x1f]+){0,3}')
+    assert not re.fullmatch(word, "two\twords") and not re.fullmatch(word, "one  two")
+    nonspace = oa.portable_pattern(r"\S+")
+    assert re.fullmatch(nonspace, "a-b") and not re.fullmatch(nonspace, "a b") and "\\S" not in nonspace
+
+
+def test_word_bounded_and_not_starting_patterns_run_on_the_real_server(server):
+    """`\\s` in a schema pattern (roles.WORD, the not_letter head) killed llama-cpp-python's server
+    ("unknown escape"); sent in portable form, the server answers and stays up."""
+    import re
+
+    h = oa.load(server.url, None, concurrency=1, dialect="json_object", tries=1)
+    prompt = [[{"role": "user", "content": "Say something kind."}]]
+    shape = roles.Shape(not_letter="I", max_chars=40)  # [^I"\\\s...]: a char-bounded pattern
+    out_type = roles.answer_type(shape)
+    # a JSON string char is at most 4 tokens: room for the whole bounded answer
+    [text] = h.generate_json(prompt, out_type, 4 * shape.max_chars + 24, [3])
+    answer = json.loads(text)["answer"]
+    assert re.fullmatch(out_type.model_json_schema()["properties"]["answer"]["pattern"], answer), answer
+    # a word-bounded pattern bounds words, not their length (the token budget does): a reply, cut or not
+    [text] = h.generate_json(prompt, roles.answer_type(roles.Shape(max_words=6, max_chars=48)), 40, [3])
+    assert text.lstrip().startswith("{")
+    assert server.proc.poll() is None  # the server is still up

@@ -64,6 +64,12 @@ MAX_RETRY_AFTER = 60.0
 LIST_TIMEOUT = 30.0  # the bound of listing the models at load
 
 
+# ASCII members of the shorthand classes (Python's \s also takes Unicode spaces such as U+00A0:
+# the portable form lets those through as word characters; the checks decide compliance anyway)
+_CLASSES = {"s": "\\x09-\\x0D\\x20", "d": "0-9"}
+_NEGATED = {"S", "D"}
+
+
 def portable_pattern(pattern: str) -> str:
     """``pattern`` as every server's schema-to-grammar converter reads it, with the same meaning.
 
@@ -72,7 +78,9 @@ def portable_pattern(pattern: str) -> str:
     - an escaped punctuation character (``\\.``, ``\\-``, ``\\\\`` ...) written as a hex escape,
       inside a character class (``[\\x2E]``: one atom, so a quantifier after it still applies to it
       alone): llama-cpp-python 0.3.36 copies ``\\.`` into its grammar, which llama.cpp cannot parse,
-      and the server then crashes.
+      and the server then crashes;
+    - the class shorthands ``\\s`` and ``\\d`` (and ``\\S``, ``\\D`` outside a class) as explicit
+      ASCII ranges: llama.cpp's grammar parser rejects them ("unknown escape") and the server dies.
     """
     out: list[str] = []
     i, n, in_class = 0, len(pattern), False
@@ -80,7 +88,11 @@ def portable_pattern(pattern: str) -> str:
         c = pattern[i]
         if c == "\\" and i + 1 < n:
             e = pattern[i + 1]
-            if e.isalnum() or ord(e) > 0xFF:
+            if e in _CLASSES:  # \s, \d: llama.cpp's grammar parser knows no class shorthand
+                out.append(_CLASSES[e] if in_class else f"[{_CLASSES[e]}]")
+            elif e in _NEGATED and not in_class:
+                out.append(f"[^{_CLASSES[e.lower()]}]")
+            elif e.isalnum() or ord(e) > 0xFF:
                 out.append(pattern[i : i + 2])
             else:
                 hexed = f"\\x{ord(e):02X}"
