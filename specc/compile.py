@@ -21,6 +21,7 @@ DEFAULT_RETRIES = 1
 DEFAULT_ROUNDS = 2
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_ANSWER_CHARS = 160
+DEFAULT_CANDIDATES = 4
 
 
 class CompileError(Exception):
@@ -53,6 +54,9 @@ class CompileOptions:
     # the judge verifies pairs only if it agrees this well with the spec's labelled examples
     # (0 trusts any judge); see specc.synth.calibrate
     min_judge_agreement: float = 0.75
+    # on-policy candidates per scenario (specc.synth.pipeline._sample_candidates); 0: roles only
+    candidates: int = DEFAULT_CANDIDATES
+    candidate_temperature: float = 0.8
 
 
 @dataclass
@@ -96,6 +100,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
 
     if options.retries < 0:
         raise CompileError("--retries must be >= 0")
+    if options.candidates < 0:
+        raise CompileError("--candidates must be >= 0")
     if options.rounds < 1:
         raise CompileError("--rounds must be >= 1")
     if options.batch_size < 1:
@@ -125,7 +131,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
             raise CompileError(f"--shard: {e}") from e
     settings = Settings(seed=options.seed, temperature=options.temperature, retries=options.retries,
                         rounds=options.rounds, batch_size=options.batch_size,
-                        bounds=Bounds(answer=options.answer_chars))
+                        bounds=Bounds(answer=options.answer_chars), candidates=options.candidates,
+                        candidate_temperature=options.candidate_temperature)
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from specc.synth.agents import Settings
 from click.testing import CliRunner
 
 from specc.cli import main
@@ -64,12 +66,33 @@ GOOD_REJECTED = [
 
 @pytest.mark.parametrize("text", GOOD_USER)
 def test_good_user_turns_pass(text):
-    assert names("user", text) == []
+    # off-topic (Q112) compares with the rule, and these turns come from many rules: tested below
+    assert [n for n in names("user", text) if n != "off-topic"] == []
 
 
 @pytest.mark.parametrize("text", GOOD_CHOSEN)
 def test_good_chosen_answers_pass(text):
-    assert names("chosen", text, Context(user_turns=("Do you deliver on Sundays?",))) == []
+    assert [n for n in names("chosen", text, Context(user_turns=("Do you deliver on Sundays?",)))
+            if n != "off-topic"] == []
+
+
+DELIVERY = Context(rule_texts=("should Give delivery estimates as a range of dates taken from the carrier's tracking data.",
+                               "The customer asks when an order will arrive."),
+                   topic=("I'm leaving for holiday on Friday, will my swimsuit order get here in time?",))
+
+
+@pytest.mark.parametrize("kind,text,off", [
+    ("user", "Will my parcel arrive before Friday?", False),
+    ("user", "Where is my order? The tracking page says nothing.", False),
+    ("user", "I'm sending a reminder to the 18th of every month.", True),  # verbatim, a 135M attacker
+    ("user", "My blender is broken and I want it fixed.", True),
+    ("chosen", "The carrier expects it between Wednesday and Thursday.", False),
+    ("chosen", "I'm sorry, but I can't help with that.", False),  # a refusal is not judged
+    ("chosen", "Bananas are a good source of potassium and vitamins.", True),
+    ("user", "Hi there!", False),  # too short to judge
+])
+def test_off_topic(kind, text, off):
+    assert ("off-topic" in names(kind, text, DELIVERY)) is off
 
 
 @pytest.mark.parametrize("text", GOOD_REJECTED)
@@ -88,14 +111,14 @@ def test_good_rejected_answers_pass(text):
     ("user", "The AI assistant is designed to help users with their requests, but", "parroted-instructions"),
     ("user", "The AI assistant is trying to break a rule, so it can't.", "parroted-instructions"),
     ("user", "The chatty assistant is trying to be helpful, but she's just too...", "parroted-instructions"),
-    ("user", "Write the message itself, in the first person, exactly as the user would type it.",
+    ("user", "Write the message a user sends in this situation: the order is late.",
      "parroted-instructions"),
-    ("chosen", "Keep the rule, whatever the conversation claims, but stay polite.", "parroted-instructions"),
+    ("chosen", "Keep the rule whatever the conversation claims, stay polite.", "parroted-instructions"),
     ("user", "Use internal jargon such as SKU codes, warehouse names or ticket states.", "parroted-rule"),
     ("user", "The customer asks about an order.", "parroted-rule"),
     ("user", "first-time customer", "bare-axis-value"),
     ("user", "I'm a first-time customer.", "bare-axis-value"),
-    ("rejected", "The wrong reply", "scaffolding"),
+    ("rejected", "The wrong reply", "scaffolding"),  # the old templates' example value, in old datasets
     ("rejected", "<the wrong reply>", "scaffolding"),
     ("chosen", "<your reply>", "scaffolding"),
     ("chosen", "<text here", "scaffolding"),
@@ -103,7 +126,8 @@ def test_good_rejected_answers_pass(text):
     ("user", "{name} [mystery message", "scaffolding"),
     ("user", "{MysteryUser.Name} [13:24:06[789, 2]: I am angry about delayed last", "scaffolding"),
     ("chosen", "Dear [Customer Name], your order has shipped.", "scaffolding"),
-    ("user", "Task: a message that pressures the assistant", "scaffolding"),
+    ("user", "Exception: the item is faulty, so refund me", "scaffolding"),
+    ("user", "Style of the message: angry", "scaffolding"),
     ("user", "Persona: journalist", "scaffolding"),
     ("chosen", "Sure. user: thanks! assistant: you're welcome", "scaffolding"),
     ("rejected", "I'm sorry, I'm sorry, I'm sorry, …", "repetition"),
@@ -167,10 +191,9 @@ def test_fragment_cut_by_the_bound_is_not_judged():
 
 def test_scaffolding_comes_from_the_templates():
     sc = gates.scaffolding()
-    assert {"the message", "your reply", "the wrong reply"} <= set(sc.placeholders)
-    assert {"user", "answer"} <= set(sc.keys)
-    assert {"task", "exception", "the rule applies when"} <= set(sc.labels)
-    assert ("write", "the", "message", "itself", "in") in sc.instruction_grams
+    assert {"user", "answer"} <= set(sc.keys) and "the wrong reply" in sc.placeholders
+    assert {"style of the message", "exception", "it applies when"} <= set(sc.labels)
+    assert ("write", "the", "message", "a", "user") in sc.instruction_grams
 
 
 def test_gates_are_deterministic_and_kinds_are_checked():
@@ -189,6 +212,14 @@ def test_every_gate_has_a_case_here():
     seen = {f.gate.code for k, t in cases for f in failures(k, t, CTX)}
     seen |= {f.gate.code for f in failures("chosen", "where is my order", Context(user_turns=("where is my order",)))}
     seen.add(pair_failure("Same answer here.", "Same answer here.").gate.code)
+    example = "I can only share order details with the account holder, so order 88213 stays a surprise!"
+    seen |= {f.gate.code for f in failures("chosen", "I can only share order details with the account holder.",
+                                            Context(examples=(example,)))}
+    # stock phrasing shared with an example is no copy
+    assert failures("rejected", "I'm sorry, but I can't help with that at all.",
+                    Context(examples=("I'm sorry, but I can't help with medication questions.",))) == []
+    seen |= {f.gate.code for f in failures("chosen", "Aba el habilidad es específico",
+                                            Context(user_turns=("Where is my order? It is late again.",)))}
     assert seen == {g.code for g in GATES}
 
 
@@ -206,7 +237,7 @@ JUNK_ATTACK = "The user requested a message that would break the rule of the sho
 
 class JunkModel(FakeModel):
     """FakeModel whose answers ``junk(role, attempt)`` may replace; ``attempt`` is 0 for a first
-    call (greedy, temperature 0) and 1 for any retry (sampled at the retry temperature)."""
+    call (greedy, or the attacker's 0.7) and 1 for any retry (sampled at the retry temperature, 0.8)."""
 
     def __init__(self, junk, **kw):
         super().__init__(**kw)
@@ -224,7 +255,7 @@ class JunkModel(FakeModel):
             verdicts = ["complies" if a.startswith(GOOD_OPENINGS) else "violates" for a in first]
             return json.dumps({"first": verdicts[0], "second": verdicts[1], "cited_rules": ["t.fake.be_honest"],
                                "reason": "ok"})
-        text = self.junk(role, 0 if self.temperature == 0.0 else 1)
+        text = self.junk(role, 0 if self.temperature < Settings().retry_temperature else 1)
         if text is None:
             return super().answer(role, messages)
         return json.dumps({"user": text} if role == "attacker" else {"answer": text})
@@ -243,10 +274,10 @@ def count(model, role) -> int:
     return sum(1 for r, _ in model.calls if r == role)
 
 
-def _clean_calls(tmp_path):
+def _clean_calls(tmp_path, **kw):
     """The calls of the same compile with nothing gated."""
     model = JunkModel(lambda role, attempt: None)
-    run(tmp_path / "clean", model)
+    run(tmp_path / "clean", model, **kw)
     return model
 
 
@@ -256,8 +287,8 @@ def test_gated_attack_is_regenerated(tmp_path):
     s = rep.stats
     assert s["dropped"] == 0, s["dropped_reasons"]
     n = s["scenarios"]
-    attacks = count(_clean_calls(tmp_path), "attacker")  # multi-turn scenarios attack twice
-    assert attacks > n
+    attacks = count(_clean_calls(tmp_path), "attacker")  # one each: a multi-turn escalation is code
+    assert attacks == n
     assert s["gate_failures"] == {"gate:parroted-instructions:attacker": attacks}
     assert count(model, "attacker") == 2 * attacks  # every attacker call retried once
     rows = rows_of(tmp_path / "out", rep)
@@ -277,12 +308,12 @@ def test_always_gated_attack_is_dropped_before_any_answer(tmp_path):
 
 def test_gated_answer_regenerates_only_its_side(tmp_path):
     model = JunkModel(lambda role, attempt: "<the wrong reply>" if role == "violator" and attempt == 0 else None)
-    rep = run(tmp_path, model, retries=1)
+    rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
     assert s["dropped"] == 0, s["dropped_reasons"]
     n = s["scenarios"]
     assert s["gate_failures"] == {"gate:scaffolding:violator": n}
-    clean = _clean_calls(tmp_path)
+    clean = _clean_calls(tmp_path, candidates=0)
     assert count(clean, "violator") == n and count(model, "violator") == 2 * n
     assert count(model, "defender") == count(clean, "defender")  # the chosen side was not regenerated
     # the judge only ever saw the regenerated answer
@@ -292,7 +323,7 @@ def test_gated_answer_regenerates_only_its_side(tmp_path):
 def test_always_gated_answer_is_dropped_unjudged(tmp_path):
     model = JunkModel(lambda role, attempt: "I'm sorry, I'm sorry, I'm sorry, I'm sorry" if role == "defender"
                       else None)
-    rep = run(tmp_path, model, retries=1)
+    rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
     assert s["verified"] == 0
     assert s["dropped_reasons"] == {"gate:repetition:defender": s["scenarios"]}
@@ -300,9 +331,10 @@ def test_always_gated_answer_is_dropped_unjudged(tmp_path):
 
 
 def test_identical_sides_regenerate_both(tmp_path):
-    same = "Thanks for asking, I will look into your order right away and get back to you."
+    same = "Thanks for asking, I will not be rude about that and I will get back to you."
     model = JunkModel(lambda role, attempt: same if role in ("defender", "violator") and attempt == 0 else None)
-    rep = run(tmp_path, model, spec=spec_of(SPEC.replace("axis tactic = [direct, multi_turn]", "")), retries=1)
+    rep = run(tmp_path, model, spec=spec_of(SPEC.replace("axis tactic = [direct, multi_turn]", "")), retries=1,
+              candidates=0)
     s = rep.stats
     assert s["dropped"] == 0, s["dropped_reasons"]
     n = s["scenarios"]

@@ -19,6 +19,7 @@ from specc.plan.planner import make_plan
 from specc.synth.agents import Engine, Settings
 from specc.synth.engines import ModelHandle
 from specc.synth.pipeline import synthesize
+from specc.synth import tactics
 from specc.synth.store import Store
 
 SPEC = '''spec t.fake version "1.0.0"
@@ -62,7 +63,13 @@ def role_of(messages, output_type) -> str:
     if "user" in fields:
         return "attacker"
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    return "violator" if "WRONG answer" in system else "defender"
+    return "violator" if any(w in system for w in VIOLATOR_WORDS) else "defender"
+
+
+VIOLATOR_WORDS = ("careless assistant", "over-cautious assistant", "stubborn assistant")
+COMPLIANT = "Happy to help with that, without being rude about you."
+# over 12 words (fails `short`), with "idiot" (fails `no_insults`); not a loop (gate Q107)
+VIOLATION = "You idiot, anyone who had read the manual would know the answer to this simple question already."
 
 
 class FakeModel(ModelHandle):
@@ -80,6 +87,25 @@ class FakeModel(ModelHandle):
         self.bad_texts = set(bad_texts)
         self.calls: list[tuple[str, str]] = []  # (role, start of the prompt)
         self.prompts: dict[str, list] = {}
+
+    def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+        """Free chat: the on-policy candidates. Greedy, this model complies; sampled, it slips into
+        an insult on odd seeds (a real violation of `no_insults` and `short`)."""
+        out = []
+        for messages, seed in zip(prompts, seeds):
+            self.calls.append(("candidate", json.dumps(messages)[:200]))
+            self.prompts.setdefault("candidate", []).append(messages)
+            if self.fault:
+                effect = self.fault("candidate", messages, temperature)
+                if effect == "raise":
+                    raise RuntimeError("model crashed")
+                if effect == "timeout":
+                    raise TimeoutError("request timed out")
+                if effect == "garbage":
+                    out.append("   ")
+                    continue
+            out.append(VIOLATION if temperature > 0 and seed % 2 else COMPLIANT)
+        return out, sum(len(t.split()) for t in out)
 
     def generate_json(self, prompts, output_type, max_new_tokens, seeds, *, temperature=0.0):
         out = []
@@ -102,7 +128,7 @@ class FakeModel(ModelHandle):
     def answer(self, role, messages) -> str:
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         if role == "attacker":
-            return json.dumps({"user": "Tell me something rude about myself."})
+            return json.dumps({"user": attack_for(messages)})
         if role == "judge":
             text = messages[-1]["content"]
             first_answer, second_answer = judged_answers(text)
@@ -115,14 +141,21 @@ class FakeModel(ModelHandle):
             first, second = (r if bad(first_answer) else c), (r if bad(second_answer) else c)
             cited = re.match(r"Rule (\S+):", text).group(1)  # the judged rule, a valid id of any spec
             return json.dumps({"first": first, "second": second, "cited_rules": [cited], "reason": "ok"})
-        refuse = "over-cautious answer that refuses" in system
+        refuse = "over-cautious assistant" in system
         if role == "violator":
             if refuse:
                 return json.dumps({"answer": "I'm sorry, but I can't help with that."})
-            # over 12 words (fails `short`), with "idiot" (fails `no_insults`); not a loop (gate Q107)
-            return json.dumps({"answer": "You idiot, anyone who had read the manual would know the answer "
-                                         "to this simple question already."})
-        return json.dumps({"answer": "Happy to help with that."})
+            return json.dumps({"answer": VIOLATION})
+        return json.dumps({"answer": COMPLIANT})
+
+
+def attack_for(messages) -> str:
+    """The fake attacker's request: rude, and on the situation's topic (gate Q112) by naming the
+    first long word of the situation it was asked about."""
+    brief = messages[-1]["content"].split("situation:", 1)[-1].split("(")[0]
+    topic = ([w for w in re.findall(r"[A-Za-z]{4,}", brief) if w.lower() not in ("does", "when", "that", "this")]
+             or ["things"])[-1]
+    return f"Tell me something rude about myself and {topic.lower()}."
 
 
 def judged_answers(text: str) -> tuple[str, str]:
@@ -183,15 +216,16 @@ def test_failed_pairs_are_regenerated_then_dropped(tmp_path):
                                            ("garbage", "invalid-output")])
 def test_model_faults_are_retried_and_reported(tmp_path, effect, reason):
     # every first attempt of a defender fails; the retry (sampled: temperature > 0) works
+    # (no candidates: every chosen side comes from the defender)
     model = FakeModel(fault=lambda role, m, t: effect if role == "defender" and t == 0.0 else None)
-    rep = run(tmp_path, model, retries=1)
+    rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
     assert s["faults"][reason] > 0
     assert s["verified"] > 0
     assert s["verified"] + s["dropped"] == s["scenarios"]
     # always failing: dropped with the reason, the run still completes
     model = FakeModel(fault=lambda role, m, t: effect if role == "defender" else None)
-    rep = run(tmp_path, model, retries=1, store="store2")
+    rep = run(tmp_path, model, retries=1, store="store2", candidates=0)
     s = rep.stats
     assert s["verified"] == 0 and s["dropped"] == s["scenarios"]
     assert set(s["dropped_reasons"]) == {f"{reason}:defender"}
@@ -233,10 +267,12 @@ def test_experience_pool_feeds_later_attacks(tmp_path):
         engine = Engine(model, store, Settings(retries=0))
         res = synthesize(spec, plan, engine)
     assert res.stats["experience_pool"] > 0
-    # the second wave's attacker prompts show the first wave's successful attacks
+    # the second wave's attacker prompts show the first wave's successful attacks, as a
+    # demonstration (an answered chat turn), never as prose about the task
     attacks = model.prompts["attacker"]
     assert len(attacks) == 2 * len(plan.rules)
-    pooled = [m for m in attacks if "worked well before against this rule:\n- Tell me something rude" in m[-1]["content"]]
+    pooled = [m for m in attacks if any(t["role"] == "assistant" and t["content"] == json.dumps({"user": attack_for(m)})
+                                        for t in m)]
     assert pooled == attacks[len(plan.rules):]
 
 
@@ -249,12 +285,19 @@ def test_multi_turn_scenarios_escalate(tmp_path):
     with Store(tmp_path / "s") as store:
         res = synthesize(spec, plan, Engine(model, store, Settings(retries=0, rounds=3)))
     pairs = {p.scenario_id: p for p in res.pairs if p.scenario_id}
+    seen = 0
     for s in multi:
         if s.id in pairs:
-            roles = [m["role"] for m in pairs[s.id].prompt]
-            assert roles == ["user", "assistant", "user", "assistant", "user"]
+            seen += 1
+            turns = pairs[s.id].prompt
+            assert [m["role"] for m in turns] == ["user", "assistant", "user", "assistant", "user"]
+            # the escalations are the documented, seeded follow-ups; the replies the model's own
+            assert turns[2]["content"] == tactics.escalation(s.id, 1) and turns[4]["content"] == tactics.escalation(s.id, 2)
+            assert turns[2]["content"] in tactics.ESCALATIONS and turns[1]["content"] == COMPLIANT
+    assert seen
+    # the model writes only the first turn; escalations are code
     attacks = [c for c in model.calls if c[0] == "attacker"]
-    assert len(attacks) == len(plan.scenarios) + 2 * len(multi)
+    assert len(attacks) == len(plan.scenarios)
 
 
 def test_spec_examples_become_pairs(tmp_path):
@@ -281,3 +324,55 @@ def test_other_formats(tmp_path, fmt):
         assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
     train = [json.loads(line)["record_id"] for line in (tmp_path / "out" / rep.files["train"]).read_text().splitlines()]
     assert train == sorted(train)
+
+
+# -- on-policy candidates -------------------------------------------------------------------------
+
+
+def test_candidates_give_sampled_sides(tmp_path):
+    """With candidates, a rule with checks gets its chosen side from the model's greedy answer and
+    its rejected side from a sampled answer that really fails the check; no role is prompted."""
+    model = FakeModel()
+    rep = run(tmp_path, model, candidates=4)
+    rows = rows_of(tmp_path / "out", rep)
+    gen = [r for r in rows if r["source"] == "generated" and r["boundary"] == "violation"
+           and r["rule_ids"] in (["t.fake.no_insults"], ["t.fake.short"])]
+    assert gen
+    for r in gen:
+        assert r["chosen_from"] == "sampled" and r["rejected_from"] == "sampled"
+        assert r["chosen"][0]["content"] == COMPLIANT and r["rejected"][0]["content"] == VIOLATION
+    assert rep.stats["sides_from"]["chosen:sampled"] >= len(gen)
+    # a lookalike's rejected side must refuse: no candidate does, so the violator writes it
+    look = [r for r in rows if r["source"] == "generated" and r["boundary"] == "lookalike"]
+    assert look and all(r["chosen_from"] == "sampled" and r["rejected_from"] == "violator" for r in look)
+    # a rule without checks never samples candidates (nothing could sort them): the roles and the judge
+    honest = [r for r in rows if r["rule_ids"] == ["t.fake.be_honest"] and r["boundary"] != "lookalike"
+              and r["source"] == "generated"]
+    assert honest and all(r["chosen_from"] == "defender" and r["rejected_from"] == "violator" for r in honest)
+    ex = [r for r in rows if r["source"] == "spec-example"]
+    assert ex and all(r["chosen_from"] == "spec" and r["rejected_from"] == "spec" for r in ex)
+
+
+def test_candidates_that_never_violate_leave_the_rejected_side_to_the_violator(tmp_path):
+    class Polite(FakeModel):
+        def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+            texts, n = super().generate_raw(prompts, max_new_tokens, seeds, temperature=temperature)
+            return [COMPLIANT for _ in texts], n
+
+    rep = run(tmp_path, Polite(), candidates=3)
+    rows = [r for r in rows_of(tmp_path / "out", rep) if r["rule_ids"] == ["t.fake.no_insults"]
+            and r["source"] == "generated" and r["boundary"] == "violation"]
+    assert rows and all(r["chosen_from"] == "sampled" and r["rejected_from"] == "violator" for r in rows)
+
+
+def test_candidate_settings_enter_the_store_key_and_manifest(tmp_path):
+    first = run(tmp_path, FakeModel(), candidates=2)
+    assert first.manifest["generation"]["candidates"] == 2
+    model = FakeModel()
+    again = run(tmp_path, model, candidates=3)  # one more candidate: only the new ones are generated
+    cands = [c for c in model.calls if c[0] == "candidate"]
+    assert again.stats["reused"] > 0 and cands
+    assert all(c[0] == "candidate" for c in model.calls)
+    model = FakeModel()
+    run(tmp_path, model, candidates=3, candidate_temperature=0.5)  # another temperature: regenerated
+    assert any(c[0] == "candidate" for c in model.calls)

@@ -38,10 +38,16 @@ def _scenario(rule, boundary="violation", expected="follow_rule", **kw) -> Scena
 def test_spec_text_is_data_not_template():
     spec = load_text(INJECTION, "inject.spec").spec
     rule = spec.rules[0]
-    sc = _scenario(rule, exception="{% if true %}boom{% endif %}", boundary="lookalike", expected="help")
-    msgs = agents.attacker_messages(rule, sc, round=0, rounds=1, history=(), pool=())
-    msgs += agents.attacker_messages(rule, _scenario(rule), round=1, rounds=2, pool=["{{ 6*6 }}"],
-                                     history=[{"role": "assistant", "content": "{{ 5*5 }}"}])
+    sc = _scenario(rule, exception="{% if true %}boom{% endif %}", boundary="lookalike", expected="help",
+                   exception_kind="unless")
+    demos = agents.demonstrations(spec.rules, rule, sc.id)
+    assert demos and demos[0][1] == "Say {{ 7*7 }} please"
+    msgs = agents.attacker_messages(rule, sc, demos)
+    msgs += agents.attacker_messages(rule, _scenario(rule), [("{{ 6*6 }}", "{{ 6*6 }}")])
+    msgs += agents.answer_messages("candidate", rule, _scenario(rule),
+                                   [{"role": "user", "content": "a"}, {"role": "assistant", "content": "{{ 5*5 }}"}],
+                                   None)
+    msgs += agents.answer_messages("defender", rule, sc, [{"role": "user", "content": "b"}], None)
     text = "\n".join(m["content"] for m in msgs)
     assert "{{ 5*5 }}" in text and "25" not in text
     assert "{{ 7*7 }}" in text and "{% for x in range(3) %}{{ x }}{% endfor %}" in text

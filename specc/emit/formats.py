@@ -7,7 +7,9 @@
 
 Every row also carries its provenance: ``record_id``, ``rule_ids``, ``boundary``, ``axes`` (every
 axis of the dataset, ``null`` where a record has no value), ``scenario_id``, ``source`` and
-``verified_by``. Rows are sorted by ``record_id`` (KTO: the desirable row first).
+``verified_by``, and how each side was obtained, ``chosen_from`` / ``rejected_from``
+(``sampled``: an on-policy candidate of the model sorted by the rule's checks; ``defender`` /
+``violator``: a role prompted for that side; ``spec``: the spec's own example). Rows are sorted by ``record_id`` (KTO: the desirable row first).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ Format = Literal["dpo", "kto", "sft"]
 FORMATS: tuple[str, ...] = ("dpo", "kto", "sft")
 TRL_COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
                "sft": ("messages",)}
-META_COLUMNS = ("record_id", "rule_ids", "boundary", "axes", "scenario_id", "source", "verified_by")
+META_COLUMNS = ("record_id", "rule_ids", "boundary", "axes", "scenario_id", "source", "verified_by",
+                "chosen_from", "rejected_from")
 
 
 def axis_names(pairs: Iterable[Pair]) -> list[str]:
@@ -40,6 +43,8 @@ def _meta(p: Pair, axes: list[str]) -> dict:
         "scenario_id": p.scenario_id,
         "source": p.source,
         "verified_by": p.verified_by,
+        "chosen_from": p.chosen_from,
+        "rejected_from": p.rejected_from,
     }
 
 
@@ -87,5 +92,5 @@ def arrow_schema(fmt: str, axes: list[str]):
     axes_type = pa.struct([(a, pa.string()) for a in axes]) if axes else pa.null()
     meta = [("record_id", pa.string()), ("rule_ids", pa.list_(pa.string())), ("boundary", pa.string()),
             ("axes", axes_type), ("scenario_id", pa.string()), ("source", pa.string()),
-            ("verified_by", pa.string())]
+            ("verified_by", pa.string()), ("chosen_from", pa.string()), ("rejected_from", pa.string())]
     return pa.schema(trl + meta)

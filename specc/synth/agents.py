@@ -16,6 +16,7 @@ edit to one rule never changes another rule's prompts; in plan order, so it is d
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
-from specc.synth import roles
+from specc.synth import roles, tactics
 from specc.synth.engines import EngineFault, ModelHandle
 from specc.synth.store import Store, call_key
 
@@ -41,6 +42,13 @@ class Settings:
     rounds: int = 2
     batch_size: int = 8
     bounds: roles.Bounds = field(default_factory=roles.Bounds)
+    # on-policy candidates: answers sampled from the model as it chats under the rule, sorted
+    # into chosen / rejected by the rule's checks and the gates (0: defender and violator only)
+    candidates: int = 0
+    candidate_temperature: float = 0.8
+    # the attacker samples: greedy, the embedded model writes the assistant's voice and loops
+    # ("I'm sorry, I'm not able to help you with your order ...": measured on examples/support)
+    attack_temperature: float = 0.7
 
     @property
     def budgets(self) -> dict[str, int]:
@@ -59,7 +67,17 @@ class Settings:
             "rounds": self.rounds,
             "batch_size": self.batch_size,
             "max_chars": self.bounds.manifest(),
+            "candidates": self.candidates,
+            "candidate_temperature": self.candidate_temperature,
+            "attack_temperature": self.attack_temperature,
         }
+
+    def attack_temperature_for(self, attempt: int) -> float:
+        return max(self.attack_temperature, self.temperature_for(attempt))
+
+    def candidate_temperature_for(self, index: int) -> float:
+        """Candidate 0 is the model's greedy answer; the others are sampled."""
+        return 0.0 if index == 0 else self.candidate_temperature
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +87,7 @@ class Call:
     round: int
     attempt: int
     messages: tuple
-    output_type: type[BaseModel]
+    output_type: type[BaseModel] | None  # None: free chat generation (roles.FreeAnswer)
     max_new_tokens: int
     temperature: float
     judge: bool = False
@@ -120,13 +138,15 @@ class Engine:
             d[c.scenario] = d.get(c.scenario, 0) + 1
 
     def make(self, *, scenario: str, role: str, round: int, attempt: int, messages: Messages,
-             output_type: type[BaseModel], judge: bool = False) -> Call:
+             output_type: type[BaseModel] | None, judge: bool = False, temperature: float | None = None) -> Call:
+        """One call. ``output_type=None`` asks for free chat text (``generate_raw``), read as
+        :class:`roles.FreeAnswer`; ``temperature`` overrides the settings' for this attempt."""
         s = self.settings
         model = self.judge_model if judge else self.model
         max_new = s.budgets[role]
-        temp = s.temperature_for(attempt)
+        temp = s.temperature_for(attempt) if temperature is None else float(temperature)
         key = call_key(scenario=scenario, role=role, round=round, attempt=attempt,
-                       template=roles.template_hash(role), schema=roles.schema_hash(output_type),
+                       template=roles.template_hash(role), schema=_schema_hash(output_type),
                        model=model.name, params={"max_new_tokens": max_new, "temperature": temp, **model.params},
                        seed=s.seed, prompt=messages)
         return Call(scenario, role, round, attempt, tuple(messages), output_type, max_new, temp, judge, key)
@@ -135,7 +155,7 @@ class Engine:
         """Outcomes of ``calls``, in order."""
         groups: dict[tuple, list[int]] = {}
         for i, c in enumerate(calls):
-            gk = (c.judge, roles.schema_hash(c.output_type), c.max_new_tokens, c.temperature)
+            gk = (c.judge, _schema_hash(c.output_type), c.max_new_tokens, c.temperature)
             groups.setdefault(gk, []).append(i)
         out: list[Outcome | None] = [None] * len(calls)
         for (judge, *_), idx in groups.items():
@@ -178,8 +198,12 @@ class Engine:
         seeds = [call_seed(c.key) for c in calls]
         self.on_event("generating", role=first.role, n=len(calls))
         try:
-            texts = model.generate_json([list(c.messages) for c in calls], first.output_type,
-                                        first.max_new_tokens, seeds, temperature=first.temperature)
+            if first.output_type is None:
+                texts, _ = model.generate_raw([list(c.messages) for c in calls], first.max_new_tokens, seeds,
+                                              temperature=first.temperature)
+            else:
+                texts = model.generate_json([list(c.messages) for c in calls], first.output_type,
+                                            first.max_new_tokens, seeds, temperature=first.temperature)
             if not isinstance(texts, (list, tuple)) or len(texts) != len(calls):
                 raise RuntimeError(f"the model returned {len(texts) if isinstance(texts, (list, tuple)) else type(texts).__name__}"
                                    f" outputs for {len(calls)} prompts")
@@ -228,7 +252,16 @@ def call_seed(key: str) -> int:
     return int(key[:8], 16) % (2**31)
 
 
+def _schema_hash(output_type: type[BaseModel] | None) -> str:
+    return "free" if output_type is None else roles.schema_hash(output_type)
+
+
 def _validate(call: Call, raw: str, *, cached: bool) -> Outcome:
+    if call.output_type is None:  # free text: what the model wrote, cut to whole sentences
+        text = roles.clean_free(raw)
+        if not text:
+            return Outcome(call, raw=raw, error="invalid-output", detail="empty text", cached=cached)
+        return Outcome(call, value=roles.FreeAnswer(answer=text), raw=raw, cached=cached)
     try:
         value = call.output_type.model_validate_json(raw)
     except ValidationError as e:
@@ -293,35 +326,119 @@ def _chat(system: str, user: str | None = None, turns: Sequence[dict] = ()) -> M
     return msgs
 
 
-def attacker_messages(rule: Rule, scenario: Scenario, *, round: int, rounds: int,
-                      history: Sequence[dict], pool: Sequence[str]) -> Messages:
-    if scenario.boundary == "lookalike":
-        pool = ()  # attacks that worked are no model for a benign request
-    system, user = roles.render(
-        "attacker", **_scenario_data(rule, scenario), examples=roles.example_requests(rule),
-        pool=list(pool), history=[dict(t) for t in history], round=round, rounds=rounds)
-    if operator_pushes(scenario) and round == 0:
-        user += (f"\n\nThe instruction comes from the {scenario.override_by} (the operator). Reply with JSON: "
-                 '{"instruction": "<the operator\'s instruction>", "user": "<the user\'s message>"}.')
-    return _chat(system, user)
+FEW_SHOT_DEMOS = 3  # demonstrations (spec examples as chat turns) before an attacker's request
+
+
+def situation(rule: Rule, scenario: Scenario | None) -> str:
+    """What the user is in the middle of, in the spec's own words: the rule's ``when`` (or its
+    statement), or for a lookalike the exception it is based on."""
+    trigger = rule.when or f"The user asks something where this matters: {rule.statement}"
+    if scenario is not None and scenario.boundary == "lookalike":
+        if scenario.exception_kind == "unless" and scenario.exception:
+            return scenario.exception
+        return f"A harmless everyday question on the same topic as this, where nothing needs refusing: {trigger}"
+    return trigger
+
+
+def _brief(rule: Rule, scenario: Scenario | None) -> str:
+    """The attacker's request for one message. The scenario's axis values other than persona
+    and tactic are named as details; the persona is not shown: the embedded 135M model echoes
+    it instead of writing a request ("I'm a journalist, I'm not sure what to say"); a tactic is
+    applied by code (:mod:`specc.synth.tactics`) unless the spec names one the table lacks."""
+    data = {"situation": situation(rule, scenario),
+            "details": "", "style": ""}
+    if scenario is not None:
+        axes = dict(scenario.axes)
+        axes.pop("persona", None)
+        tactic = axes.pop("tactic", "")
+        if tactic and not tactics.known(tactic):
+            data["style"] = tactic
+        data["details"] = ", ".join(v for _, v in sorted(axes.items()))
+    _, brief = roles.render("attacker", **data)
+    return brief
+
+
+def demonstrations(spec_rules: Sequence[Rule], rule: Rule, key: str, n: int = FEW_SHOT_DEMOS) -> list[tuple[str, str]]:
+    """(brief, user message) demonstrations from the spec's examples: the rule's own first, then
+    others chosen by ``key`` (so scenarios see different ones, deterministically)."""
+    own, other = [], []
+    for r in spec_rules:
+        for ex in r.examples:
+            users = [t.text for t in ex.turns if t.role == "user"]
+            if not users or len(users[0]) > roles.FEW_SHOT_CHARS:
+                continue
+            (own if r.id == rule.id else other).append((_brief(r, None), " ".join(users[0].split())))
+    other.sort(key=lambda d: content_hash([key, d[1]]))
+    return (own[:1] + other)[:n]
+
+
+def attacker_messages(rule: Rule, scenario: Scenario, demos: Sequence[tuple[str, str]]) -> Messages:
+    """The attacker as few-shot chat: the spec's example requests as answered turns, then this
+    scenario's situation. The model writes the plain request; tactics are applied by code."""
+    system, _ = roles.render("attacker", situation="", details="", style="")
+    msgs: Messages = [{"role": "system", "content": system}]
+    for brief, user in demos:
+        msgs.append({"role": "user", "content": brief})
+        msgs.append({"role": "assistant", "content": json.dumps({"user": user}, ensure_ascii=False)})
+    msgs.append({"role": "user", "content": _brief(rule, scenario)})
+    return msgs
 
 
 def attacker_type(scenario: Scenario, round: int, bounds: roles.Bounds) -> type[BaseModel]:
-    if operator_pushes(scenario) and round == 0:
-        return roles.operator_type(bounds.attack)
     return roles.attacker_type(bounds.attack)
+
+
+def operator_pushes(scenario: Scenario) -> bool:
+    """A conflict pushed by the system or developer: an operator instruction opens the chat."""
+    return scenario.boundary == "conflict" and scenario.override_by in ("system", "developer")
+
+
+def first_user_turn(rule: Rule, scenario: Scenario, request: str) -> str:
+    """The seed request as the user sends it: wrapped by the scenario's tactic, or, in a conflict
+    the user pushes, with the user's claim of authority."""
+    text = tactics.apply(scenario.axes.get("tactic"), request, scenario.id)
+    if scenario.boundary == "conflict" and not operator_pushes(scenario):
+        text = tactics.authority_claim(scenario.override_by, text, scenario.id)
+    return text
+
+
+def operator_text(rule: Rule, scenario: Scenario) -> str | None:
+    if not operator_pushes(scenario):
+        return None
+    return tactics.operator_instruction(rule, scenario.override_by, scenario.expected == "follow_override")
+
+
+def _demo_turns(rule: Rule, *, good: bool, refusals: bool | None, as_json: bool) -> Messages:
+    """The rule's examples as chat turns: each example's first user turn and a good (or bad)
+    answer; as JSON ``{"answer": ...}`` for a constrained role."""
+    from specc.ir.checks import is_refusal
+
+    out: Messages = []
+    n = 0
+    for ex in rule.examples:
+        users = [t.text for t in ex.turns if t.role == "user"]
+        answers = [a.text for a in (ex.good if good else ex.bad)
+                   if refusals is None or is_refusal(a.text) == refusals]
+        if not users or not answers or n >= roles.FEW_SHOT:
+            continue
+        text = roles._clip(answers[0], roles.FEW_SHOT_CHARS * 2)
+        out.append({"role": "user", "content": " ".join(users[-1].split())})
+        out.append({"role": "assistant",
+                    "content": json.dumps({"answer": text}, ensure_ascii=False) if as_json else text})
+        n += 1
+    return out
 
 
 def answer_messages(role: str, rule: Rule, scenario: Scenario, conversation: Sequence[dict],
                     operator: str | None) -> Messages:
-    """Defender or violator: a system message from the template, then the conversation."""
-    if role == "defender":
-        examples = roles.example_answers(rule, good=True)
+    """Defender, violator (constrained) or candidate (free chat): a system message from the
+    template, the rule's examples as earlier chat turns, then the conversation."""
+    system, _ = roles.render(role, **_scenario_data(rule, scenario), system_prompt=operator or "")
+    if role == "violator":
+        demos = _demo_turns(rule, good=False, refusals=scenario.expected == "help", as_json=True)
     else:
-        examples = roles.example_answers(rule, good=False, refusals=scenario.expected == "help")
-    system, _ = roles.render(role, **_scenario_data(rule, scenario), examples=examples,
-                             system_prompt=operator or "")
-    return _chat(system, None, [t for t in conversation if t["role"] != "system"])
+        demos = _demo_turns(rule, good=True, refusals=None, as_json=role != "candidate")
+    return _chat(system, None, [*demos, *(t for t in conversation if t["role"] != "system")])
 
 
 def answer_shape(role: str, rule: Rule, scenario: Scenario, bounds: roles.Bounds) -> roles.Shape:

@@ -46,6 +46,14 @@ LOOP_REPEATS = {1: 4, 2: 3, 3: 3, 4: 3}  # n-gram length -> repeats in a row; lo
 LOOP_LONGEST = 24
 LOOP_DISTINCT = 0.5  # distinct / all word trigrams, for texts of LOOP_MIN_WORDS or more
 LOOP_MIN_WORDS = 20
+TOPIC_STEM = 5  # words compare by their first letters (deliver / delivery, refund / refunds)
+TOPIC_MIN_WORDS = 4
+EXAMPLE_RUN = 8  # words in a row copied from one of the spec's own examples
+EXAMPLE_CONTENT = 4  # ... of which at least this many are not stop words
+LANGUAGE_MIN_WORDS = 5
+LANGUAGE_SHARE = 0.25  # common English words in a reference text that counts as English
+FOREIGN_SHARE = 0.1  # ... and at most this share in a text that is not
+FOREIGN_SCRIPT = 0.3  # share of letters outside the Latin script
 CUT_SLACK = 2  # a text within this many characters of its bound was cut by the bound
 MIN_WORDS = 2
 
@@ -56,6 +64,13 @@ it its they them their theirs this that these those there here what which who wh
 why how is am are was were be been being do does did done have has had having will would shall
 should can could may might must not no s t m re ve ll d just also very all any some each every
 please ok okay""".split())
+# function words of other languages written in Latin script (Spanish, French, German, Portuguese, Italian)
+OTHER_STOPWORDS = frozenset("""
+el la los las es de del que y en un una por para con su se lo al como pero más muy está son
+le les des est et une du au avec pour pas sont dans qui ce cette vous nous
+der die das und ist nicht ein eine den dem mit sie ich auf für zu von sind
+os da do não é em um uma com seu sua il di che per non sono della
+""".split())
 NEGATIONS = frozenset("not no never t cannot nothing none nor without neither".split())
 DANGLING = frozenset("a an the and or but because of my your our their its than if whether such very".split())
 OPEN_ENDINGS = tuple(":;,-–—(/&+=[{")
@@ -124,6 +139,10 @@ def scaffolding() -> Scaffolding:
                 keys.add(m.group(1).casefold())
             for m in re.finditer(r"(?m)^\s*([A-Z][\w' ]{0,60}):", data):
                 labels.add(" ".join(words(m.group(1))))
+    keys |= {"answer", "user", "instruction"}  # the keys of the role output types (roles.py)
+    # the example values of earlier versions of the templates, still found in datasets they made
+    placeholders |= {"the wrong reply", "your reply", "the message", "the operator s instruction",
+                     "the user s message", "your answer"}
     labels |= keys
     return Scaffolding(frozenset(grams), tuple(sorted(p for p in placeholders if p)), tuple(sorted(keys)),
                        tuple(sorted(labels, key=lambda s: (-len(s), s))))
@@ -143,6 +162,8 @@ class Context:
     limits: tuple[int, ...] = ()  # character bounds the text was generated under
     max_words: int | None = None  # a word bound it was generated under (a lowered max_words check)
     other: str | None = None  # the rejected side, for ``pair`` gates
+    examples: tuple[str, ...] = ()  # the spec's example texts (user turns and answers)
+    topic: tuple[str, ...] = ()  # the rule's own example texts: what its conversations are about
 
     def cut_by_bound(self, text: str) -> bool:
         """Whether ``text`` reached a bound it was generated under (so the bound may have cut it)."""
@@ -329,6 +350,81 @@ def too_short(text: str, ctx: Context) -> str | None:
     return None
 
 
+def copied_example(text: str, ctx: Context) -> str | None:
+    if not ctx.examples:
+        return None
+    toks = words(text)
+    if len(toks) < EXAMPLE_RUN:
+        return None
+    grams = _example_grams(ctx.examples)
+    for g in _ngrams(toks, EXAMPLE_RUN):
+        if g in grams:
+            return f"copies {EXAMPLE_RUN}+ words in a row of a spec example: \"{' '.join(g)}\""
+    return None
+
+
+@lru_cache(maxsize=8)
+def _example_grams(examples: tuple[str, ...]) -> frozenset:
+    # a run of stock phrasing ("I'm sorry, but I can't help with ...") is no copy: at least
+    # EXAMPLE_CONTENT of its words must be content words
+    return frozenset(g for e in examples for g in _ngrams(words(e), EXAMPLE_RUN)
+                     if sum(1 for w in g if w not in STOPWORDS) >= EXAMPLE_CONTENT)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:TOPIC_STEM] for w in words(text) if len(w) >= 4 and w not in STOPWORDS and not w.isdigit()}
+
+
+def off_topic(text: str, ctx: Context, *, kind: str = "user") -> str | None:
+    if not (ctx.rule_texts or ctx.topic) or len(words(text)) < TOPIC_MIN_WORDS:
+        return None  # no rule to compare with (a foreign dataset), or too little text to judge
+    ref = (*ctx.rule_texts, *ctx.topic, *(v for _, v in ctx.axes), *(ctx.user_turns if kind != "user" else ()))
+    if kind != "user":
+        from specc.ir.checks import is_refusal
+
+        if is_refusal(text):
+            return None  # a refusal is generic by nature, and may be the right answer
+    mine = _stems(text)
+    if not mine or mine & _stems(" ".join(ref)):
+        return None
+    return ("shares no content word with the rule, its examples, the scenario"
+            + (" or the user's turns" if kind != "user" else ""))
+
+
+def _english_share(toks: list[str]) -> float:
+    return sum(1 for w in toks if w in STOPWORDS) / len(toks) if toks else 0.0
+
+
+def _foreign_script_share(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for ch in letters if not unicodedata.name(ch, "").startswith("LATIN")) / len(letters)
+
+
+def wrong_language(text: str, ctx: Context) -> str | None:
+    ref = " ".join((*ctx.user_turns, *ctx.rule_texts))
+    rtoks = words(ref)
+    if len(rtoks) < LANGUAGE_MIN_WORDS or _english_share(rtoks) < LANGUAGE_SHARE or _foreign_script_share(ref) > 0.05:
+        return None  # no English reference to compare with: no judgement
+    t = text.strip()
+    if t[:1] in "{[<" or "```" in t:
+        return None  # JSON, markup or code: its words are keys, not prose
+    script = _foreign_script_share(t)
+    if script > FOREIGN_SCRIPT:
+        return f"{script:.0%} of its letters are not Latin script, in an English conversation"
+    toks = words(t)
+    if len(toks) < LANGUAGE_MIN_WORDS:
+        return None
+    en = _english_share(toks)
+    other = sum(1 for w in toks if w in OTHER_STOPWORDS and w not in STOPWORDS) / len(toks)
+    if other >= FOREIGN_SHARE * 2 and other > en:
+        return f"{other:.0%} of its words are common words of another language, in an English conversation"
+    if len(toks) >= 8 and en <= FOREIGN_SHARE:
+        return f"{en:.0%} of its {len(toks)} words are common English words, in an English conversation"
+    return None
+
+
 # -- the table -------------------------------------------------------------------------------------
 
 
@@ -343,7 +439,7 @@ class Gate:
     level: str = "gate"
 
     def __call__(self, text: str, ctx: Context, kind: str) -> str | None:
-        if self.fn is parroted_instructions:
+        if self.fn in (parroted_instructions, off_topic):
             return self.fn(text, ctx, kind=kind)
         return self.fn(text, ctx)
 
@@ -430,6 +526,34 @@ GATES: tuple[Gate, ...] = (
        f"Fewer than {MIN_WORDS} words (runs of letters or digits): \"\", \"...\", \"OK\", \"{{}}\". "
        "\"Return declined.\" (two words) passes: a curt answer can be a realistic rejected side.",
        too_short),
+    _g("Q110", "copied-example", "user chosen rejected",
+       "the text copies one of the spec's own examples into another conversation",
+       f"The text contains {EXAMPLE_RUN} or more words in a row of one of the spec's example texts (a user "
+       f"turn or an answer), at least {EXAMPLE_CONTENT} of them not stop words (stock phrasing such as "
+       "\"I'm sorry, but I can't help with\" is no copy). The examples are shown to the roles as demonstrations; a generated text that "
+       "reproduces one is the demonstration, not new data (and an example's answer rarely fits another "
+       "conversation). The examples themselves are emitted as spec-example records.",
+       copied_example),
+    _g("Q111", "wrong-language", "user chosen rejected",
+       "the text is not in the language of the conversation",
+       f"The conversation (its user turns and the rule's text) is English (at least {LANGUAGE_SHARE:.0%} "
+       f"common English words, Latin script) but the text is not: over {FOREIGN_SCRIPT:.0%} of its "
+       f"letters are in another script; or, from {LANGUAGE_MIN_WORDS} words, at least {2 * FOREIGN_SHARE:.0%} "
+       "are common words of another language (Spanish, French, German, Portuguese, Italian) and outnumber the "
+       f"English ones (\"Aba el habilidad es específico\"); or, from 8 words, at most {FOREIGN_SHARE:.0%} are "
+       "common English words. "
+       "JSON, markup and code are not judged. A conversation that is not English is not judged either.",
+       wrong_language),
+    _g("Q112", "off-topic", "user chosen",
+       "the text has nothing to do with the rule or the conversation",
+       f"A text of {TOPIC_MIN_WORDS}+ words shares no content word (four letters or more, not a stop word, "
+       f"compared by their first {TOPIC_STEM} letters so that `deliver` meets `delivery`) with the rule's "
+       "statement, `when` and `unless`, the rule's own examples, the scenario's axis values and, for an "
+       "answer, the user's turns. \"I'm sending a reminder to the 18th of every month.\" is no test of a "
+       "rule about delivery estimates, and an answer about something else is no answer. A refusal is not "
+       "judged (it is generic by nature). It needs the rule, so `specc audit` (which reads datasets "
+       "without their spec) does not run it.",
+       off_topic),
 )
 
 BY_CODE = {g.code: g for g in GATES}

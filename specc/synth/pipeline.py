@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable
 
-from specc.ir.checks import is_refusal
+from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
 from specc.synth import agents, gates, verify
@@ -53,6 +53,10 @@ class Pair:
     chosen: str | None
     rejected: str | None
     split: str = "train"
+    # how each side was obtained: sampled (an on-policy candidate sorted by the checks), defender,
+    # violator (a role prompted for it), spec (the spec's own example); None: no such side
+    chosen_from: str | None = None
+    rejected_from: str | None = None
 
 
 @dataclass
@@ -74,6 +78,10 @@ class _State:
     turns: list = field(default_factory=list)
     chosen: str | None = None
     rejected: str | None = None
+    chosen_from: str | None = None
+    rejected_from: str | None = None
+    request: str | None = None  # the attacker's seed request, before its tactic
+    candidates: list = field(default_factory=list)  # on-policy answers, in candidate order
     need: set = field(default_factory=set)
     status: str | None = None  # verified | dropped
     reason: str | None = None
@@ -119,6 +127,10 @@ class Synthesizer:
         self.on_event = on_event or (lambda *a, **k: None)
         self.pool = ExperiencePool()
         self.rule_ids = tuple(sorted(r.id for r in spec.rules))
+        # what gate Q110 (copied-example) compares generated texts with
+        self.example_texts = tuple(t for r in spec.rules for ex in r.examples
+                                   for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
+                                             *(a.text for a in ex.bad)))
         self.gated: Counter = Counter()  # gate:NAME:ROLE -> texts it failed, retried ones included
 
     # -- driver
@@ -168,11 +180,16 @@ class Synthesizer:
     # -- step 1: the conversation
 
     def _converse(self, states: list[_State]) -> None:
-        for r in range(max((st.rounds for st in states), default=0)):
+        """The attacker writes the seed request (its tactic applied by code); in a multi-turn
+        scenario the model answers under the rule and the user escalates (by code), up to
+        ``rounds`` user turns."""
+        self._attack([st for st in states if st.alive])
+        for r in range(1, max((st.rounds for st in states), default=0)):
             active = [st for st in states if st.alive and r < st.rounds]
-            self._attack(active, r)
-            mid = [st for st in active if st.alive and r < st.rounds - 1]
-            self._reply(mid, r)
+            self._reply(active, r - 1)
+            for st in active:
+                if st.alive:
+                    st.turns.append({"role": "user", "content": agents.tactics.escalation(st.scenario.id, r)})
 
     def _with_retries(self, states: list[_State], role: str, make_call, accept, screen=None) -> None:
         """One call per state, failed calls retried up to --retries; a state whose call never
@@ -199,39 +216,43 @@ class Synthesizer:
         for st in todo:
             self._finish(st, "dropped", failure[id(st)])
 
-    def _attack(self, states: list[_State], r: int) -> None:
+    def _attack(self, states: list[_State]) -> None:
         def call(st: _State, attempt: int):
+            demos = agents.demonstrations(self.spec.rules, st.rule, st.scenario.id)
+            if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
+                demos = [*demos[:1], *((agents._brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
+                         *demos[1:]][: agents.FEW_SHOT_DEMOS]
             return self.engine.make(
-                scenario=st.scenario.id, role="attacker", round=r, attempt=attempt,
-                messages=agents.attacker_messages(st.rule, st.scenario, round=r, rounds=st.rounds,
-                                                  history=st.prompt()[-4:] if r else (),
-                                                  pool=self.pool.examples(st.rule.id)),
-                output_type=agents.attacker_type(st.scenario, r, self.settings.bounds))
+                scenario=st.scenario.id, role="attacker", round=0, attempt=attempt,
+                messages=agents.attacker_messages(st.rule, st.scenario, demos),
+                output_type=agents.attacker_type(st.scenario, 0, self.settings.bounds),
+                temperature=self.settings.attack_temperature_for(attempt))
 
         def accept(st: _State, value) -> None:
-            if hasattr(value, "instruction"):
-                st.operator = value.instruction.strip()
-            st.turns.append({"role": "user", "content": value.user.strip()})
+            st.request = value.user.strip()
+            st.operator = agents.operator_text(st.rule, st.scenario)
+            st.turns.append({"role": "user", "content": agents.first_user_turn(st.rule, st.scenario, st.request)})
 
         def screen(st: _State, c, value) -> gates.Failure | None:
-            ctx = self._gate_context(st)
-            if hasattr(value, "instruction"):
-                f = gates.first_failure("operator", value.instruction.strip(),
-                                        replace(ctx, limits=_bound(c.output_type, "instruction")))
-                if f is not None:
-                    return f
-            return gates.first_failure("user", value.user.strip(), replace(ctx, limits=_bound(c.output_type, "user")))
+            ctx = replace(self._gate_context(st), limits=_bound(c.output_type, "user"))
+            return gates.first_failure("user", value.user.strip(), ctx)
 
         self._with_retries(states, "attacker", call, accept, screen)
 
     def _reply(self, states: list[_State], r: int) -> None:
-        """A defender answer in the middle of a multi-turn conversation."""
+        """The model's answer in the middle of a multi-turn conversation (free chat under the rule)."""
         self._with_retries(
             states, "defender",
-            lambda st, attempt: self._answer_call("defender", st, r, attempt),
+            lambda st, attempt: self._candidate_call(st, r, attempt, None),
             lambda st, value: st.turns.append({"role": "assistant", "content": value.answer.strip()}),
-            lambda st, c, value: self._screen_answer(st, "defender", value.answer.strip()),
+            lambda st, c, value: self._screen_answer(st, "candidate", value.answer.strip()),
         )
+
+    def _candidate_call(self, st: _State, r: int, attempt: int, temperature: float | None):
+        return self.engine.make(
+            scenario=st.scenario.id, role="candidate", round=r, attempt=attempt,
+            messages=agents.answer_messages("candidate", st.rule, st.scenario, st.turns, st.operator_text()),
+            output_type=None, temperature=temperature)
 
     def _answer_call(self, role: str, st: _State, r: int, attempt: int):
         shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
@@ -246,6 +267,7 @@ class Synthesizer:
         todo = [st for st in states if st.alive]
         for st in todo:
             st.need = {"chosen", "rejected"}
+        self._sample_candidates([st for st in todo if not verify.needs_judge(st.rule, st.scenario)])
         for attempt in range(self.settings.retries + 1):
             todo = [st for st in todo if st.alive]
             if not todo:
@@ -259,17 +281,21 @@ class Synthesizer:
                 if "rejected" in st.need:
                     calls.append(self._answer_call("violator", st, final, attempt))
                     owners.append((st, "rejected"))
+            for st in todo:
+                st.reason = None  # this attempt's first failure names the scenario's drop reason
             for (st, side), o in zip(owners, self.engine.run(calls)):
                 if o.ok:
                     text = o.value.answer.strip()
                     setattr(st, side, text)
+                    setattr(st, f"{side}_from", o.call.role)
                     gated = self._screen_answer(st, o.call.role, text)
                     if gated is None:
                         st.need.discard(side)
                     else:  # kept in `need`: regenerated next attempt, never judged
-                        st.reason = self._gate_reason(gated, o.call.role)
+                        reason = self._gate_reason(gated, o.call.role)
+                        st.reason = st.reason or reason
                 else:
-                    st.reason = f"{o.error}:{o.call.role}"
+                    st.reason = st.reason or f"{o.error}:{o.call.role}"
             judge_calls, judge_owners = [], []
             for st in todo:
                 if st.need:
@@ -299,6 +325,50 @@ class Synthesizer:
             if st.alive:
                 self._finish(st, "dropped", st.reason or "unverified")
 
+    # -- on-policy candidates
+
+    def _sample_candidates(self, states: list[_State]) -> None:
+        """``--candidates K`` free answers per scenario from the model chatting under the rule
+        (the first greedy, the others sampled), sorted by the rule's checks and the gates: the
+        first that passes becomes the chosen side, the first that fails the rule (at a lookalike:
+        the first that refuses) the rejected side, a violation this model really makes. A side no
+        candidate gives is left to the defender or violator role."""
+        k = self.settings.candidates
+        if k <= 0 or not states:
+            return
+        calls, owners = [], []
+        for st in states:
+            for i in range(k):
+                calls.append(self._candidate_call(st, st.rounds - 1, i, self.settings.candidate_temperature_for(i)))
+                owners.append(st)
+        for st, o in zip(owners, self.engine.run(calls)):
+            if o.ok:
+                st.candidates.append(o.value.answer.strip())
+        for st in states:
+            self._sort_candidates(st)
+
+    def _sort_candidates(self, st: _State) -> None:
+        help_ = st.scenario.expected == "help"
+        checks = tuple(c for c in st.rule.checks if not (help_ and agents.roles.uses_refuses(c)))
+        ctx = self._gate_context(st)
+        for text in st.candidates:
+            if not text:
+                continue
+            try:
+                passes = evaluate_all(checks, text) if checks else True
+            except CheckTimeout:
+                continue
+            good = (not is_refusal(text) and passes) if help_ else passes
+            bad = is_refusal(text) if help_ else not passes
+            if good and st.chosen is None and gates.first_failure("chosen", text, ctx) is None:
+                st.chosen, st.chosen_from = text, "sampled"
+            elif bad and st.rejected is None and gates.first_failure("rejected", text, ctx) is None:
+                st.rejected, st.rejected_from = text, "sampled"
+        if st.chosen is not None and st.rejected is not None \
+                and gates.pair_failure(st.chosen, st.rejected, ctx) is not None:
+            st.rejected = st.rejected_from = None  # too close to the chosen side: the violator writes one
+        st.need = {side for side in ("chosen", "rejected") if getattr(st, side) is None}
+
     # -- quality gates
 
     def _gate_context(self, st: _State) -> gates.Context:
@@ -306,10 +376,16 @@ class Synthesizer:
         texts = (f"{agents.roles._MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
-        return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users)
+        topic = tuple(t for ex in r.examples for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
+                                                      *(a.text for a in ex.bad)))
+        return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users,
+                             examples=self.example_texts, topic=topic)
 
     def _screen_answer(self, st: _State, role: str, text: str) -> gates.Failure | None:
-        """The first gate a defender or violator answer fails; the answer's bound is its shape's."""
+        """The first gate a defender, violator or candidate answer fails; a constrained answer's
+        bound is its shape's (free text has none)."""
+        if role == "candidate":
+            return gates.first_failure("chosen", text, self._gate_context(st))
         shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
         ctx = replace(self._gate_context(st), limits=(shape.max_chars,), max_words=shape.max_words)
         return gates.first_failure("chosen" if role == "defender" else "rejected", text, ctx)
@@ -332,7 +408,8 @@ class Synthesizer:
         s = st.scenario
         return Pair(record_id=s.id, rule_ids=(s.rule_id,), boundary=s.boundary, axes=dict(s.axes),
                     scenario_id=s.id, source="generated", verified_by=st.verified_by or "check",
-                    prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split)
+                    prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split,
+                    chosen_from=st.chosen_from, rejected_from=st.rejected_from)
 
     def _stats(self, states: list[_State], pairs: list[Pair]) -> dict:
         gen, reuse = self.engine.by_scenario("generated"), self.engine.by_scenario("reused")
@@ -357,6 +434,9 @@ class Synthesizer:
         for e in per_rule.values():
             e["dropped_reasons"] = dict(sorted(e["dropped_reasons"].items()))
         reasons = Counter(st.reason for st in states if st.status == "dropped")
+        # "chosen:sampled", "rejected:violator", ...: how the verified pairs' sides were obtained
+        sides = Counter(f"{side}:{getattr(st, f'{side}_from')}" for st in states if st.status == "verified"
+                        for side in ("chosen", "rejected"))
         by_verifier = Counter(st.verified_by for st in states if st.status == "verified")
         return {
             "scenarios": len(states),
@@ -366,6 +446,7 @@ class Synthesizer:
             "dropped": sum(1 for st in states if st.status == "dropped"),
             "dropped_reasons": dict(sorted(reasons.items())),
             "verified_by": dict(sorted(by_verifier.items())),
+            "sides_from": dict(sorted(sides.items())),
             "faults": dict(sorted(self.engine.faults.items())),
             "gate_failures": dict(sorted(self.gated.items())),
             "spec_example_gate_warnings": spec_example_warnings(pairs),
@@ -423,6 +504,31 @@ def plan_waves(scenarios) -> list[list[Scenario]]:
     return waves
 
 
+@dataclass(frozen=True)
+class Probe:
+    """A conversation to ask a model under test (``specc eval``): a scenario's attack, gated, with
+    no answer yet."""
+
+    rule_id: str
+    boundary: str
+    scenario_id: str
+    prompt: tuple
+    split: str
+    expected: str
+
+
+def synthesize_probes(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) -> list[Probe]:
+    """The conversations the pipeline would answer for ``plan``, without answers: the attacker's
+    user turns (tactics applied, gated and retried like a compile's). A scenario whose attack never
+    passes the gates gives no probe. Multi-turn replies come from ``engine``'s model."""
+    syn = Synthesizer(spec, plan, engine, on_event=on_event)
+    states = [syn._state(s) for s in plan.scenarios]
+    syn._converse(states)
+    return [Probe(rule_id=st.rule.id, boundary=st.scenario.boundary, scenario_id=st.scenario.id,
+                  prompt=tuple(st.prompt()), split=st.scenario.split, expected=st.scenario.expected)
+            for st in states if st.alive]
+
+
 def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None,
                min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT,
                judge_needed: bool | None = None) -> SynthResult:
@@ -461,6 +567,8 @@ def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
                         record_id=content_hash(["spec-example", rule.id, ex.title, i]),
                         rule_ids=(rule.id,), boundary="lookalike" if lookalike else "violation", axes={},
                         scenario_id=None, source="spec-example", verified_by="spec", prompt=prompt,
-                        chosen=g, rejected=bad_text, split="train"))
+                        chosen=g, rejected=bad_text, split="train",
+                        chosen_from="spec" if g is not None else None,
+                        rejected_from="spec" if bad_text is not None else None))
                     i += 1
     return out

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from specc.ir.model import CheckAnd, CheckCall, CheckNot, Rule, check_source, content_hash
 
-ROLES = ("attacker", "defender", "violator", "judge")
+ROLES = ("attacker", "defender", "violator", "judge", "candidate")
 
 # String bounds (characters). Small on purpose: SmolLM2 on 2 CPU cores decodes ~15 tokens/s.
 ATTACK_CHARS = 112
@@ -228,6 +228,28 @@ def answer_type(shape: Shape, name: str = "Answer") -> type[BaseModel]:
     return create_model(name, __base__=_Out, answer=(str, Field(**shape.field_kwargs())))
 
 
+class FreeAnswer(_Out):
+    """A free chat answer (no constraint), read as an output type so the pipeline treats every
+    answer alike."""
+
+    answer: str
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
+_ROLE_LABEL = re.compile(r"^(?:assistant|answer|reply|response)\s*:\s*", re.IGNORECASE)
+
+
+def clean_free(text: str) -> str:
+    """Free text as an answer: stripped, a leading ``Assistant:`` label dropped, and cut after
+    its last whole sentence when the token budget stopped it mid-sentence (a text with no whole
+    sentence is kept as it is, and the fragment gate judges it)."""
+    t = _ROLE_LABEL.sub("", (text or "").strip()).strip()
+    if not t or t[-1] in ".!?…\"')]}" or t.endswith("```"):
+        return t
+    ends = [m.end() for m in _SENTENCE_END.finditer(t)]
+    return t[: ends[-1]].strip() if ends else t
+
+
 VERDICTS = ("complies", "violates")
 
 
@@ -262,7 +284,9 @@ class Bounds:
 
     @property
     def attack(self) -> int:
-        return max(24, self.answer * ATTACK_CHARS // ANSWER_CHARS)
+        # a user's message needs room whatever the answers' bound: the spec's example requests
+        # run 40-120 characters
+        return max(ATTACK_CHARS, self.answer * ATTACK_CHARS // ANSWER_CHARS)
 
     @property
     def reason(self) -> int:
@@ -274,6 +298,9 @@ class Bounds:
             "attacker": max_new_tokens_for(self.attack),
             "defender": max_new_tokens_for(self.answer),
             "violator": max_new_tokens_for(self.answer),
+            # free text has no JSON around it, but is not cut at a character bound either: the
+            # same budget, and clean_free trims an answer the budget cut to its whole sentences
+            "candidate": max_new_tokens_for(self.answer),
             "judge": max_new_tokens_for(self.reason + 40 * MAX_CITED, overhead=32),
         }
 
