@@ -370,3 +370,30 @@ def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     assert cal.invalid == 0  # constrained output: every call gives a valid verdict
     assert cal.agreement in (0.0, 0.5, 1.0) and set(cal.by_order) == {"good_first", "bad_first"}
     assert (again.generated, again.reused) == (0, 2) and again.manifest() == cal.manifest()
+
+
+def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
+    """A position-biased judge on many examples: after the chunks that show it cannot reach the bar,
+    the rest is not asked; the verdict is the same (not trusted) and reruns replay it."""
+    many = SPEC.replace('''    bad "Only an idiot asks that."
+  }''', '''    bad "Only an idiot asks that."
+  }''' + "".join(f'''
+  example "rude {i}" {{
+    user "Question number {i}?"
+    good "Sorry about that, let me help with {i}."
+    bad "Only an idiot asks question {i}."
+  }}''' for i in range(20)))
+    model = FirstJudge()
+    rep = compile_(tmp_path, model, spec=spec_of(many))
+    j = rep.manifest["judge"]
+    assert j["planned_calls"] == 2 * (EXAMPLES + 20) and j["stopped_early"] is True
+    assert j["calls"] < j["planned_calls"] and j["calls"] % calibrate.CHUNK == 0
+    assert j["agreement"] == 0.5 and j["trusted"] is False
+    assert sum(1 for role, _ in model.calls if role == "judge") == j["calls"]
+    again = FirstJudge()
+    rep2 = compile_(tmp_path, again, spec=spec_of(many))
+    assert rep2.manifest["judge"] == j and again.calls == []
+    # a judge that agrees is asked everything
+    rep3 = compile_(tmp_path, correct_judge(), spec=spec_of(many), store="store3", out="out3")
+    assert rep3.manifest["judge"]["stopped_early"] is False
+    assert rep3.manifest["judge"]["calls"] == rep3.manifest["judge"]["planned_calls"]

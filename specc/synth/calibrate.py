@@ -16,6 +16,11 @@ reports, and decides, the same. Per-rule numbers are recorded for the rules that
 A judge that always answers "first complies, second violates" is right in exactly one of the two
 orders of every pair: 0.5.
 
+The calls run in fixed chunks of :data:`CHUNK`, in record-id order; once the judge could no longer
+reach ``min_agreement`` even if it agreed on every call left, the rest is not asked
+(``stopped_early``; ``agreement`` is then over the calls made): a 135M judge at 0.5 is known to
+fail after two chunks, and the remaining calls would decide nothing.
+
 Policy (:attr:`Calibration.trusted`): the judge is trusted when ``agreement >= min_agreement``
 (default 0.75). With no labelled examples ``agreement`` is ``None`` and the judge is not
 trusted. ``min_agreement == 0`` trusts any judge, even an unmeasured one (the numbers are still
@@ -45,6 +50,9 @@ if TYPE_CHECKING:
     from specc.synth.pipeline import Pair
 
 DEFAULT_MIN_AGREEMENT = 0.75
+# calls are made in fixed chunks (the same for every shard); after each, a judge that could no
+# longer reach min_agreement even by agreeing on every call left is not asked the rest
+CHUNK = 16
 SCENARIO_PREFIX = "calibration:"
 UNCALIBRATED = "judge-uncalibrated"  # the dropped reason of a judge-only scenario
 
@@ -75,6 +83,8 @@ class Calibration:
     generated: int = 0  # calibration calls made in this run
     reused: int = 0  # ... and served from the store
     needed: bool = True  # False: no planned scenario needs the judge, so it was not measured
+    stopped: bool = False  # True: the judge could no longer reach min_agreement, the rest was not asked
+    planned: int = 0  # calls the full calibration would make
 
     @property
     def agreement(self) -> float | None:
@@ -105,6 +115,8 @@ class Calibration:
             "invalid": self.invalid,
             "min_agreement": self.min_agreement,
             "trusted": self.trusted,
+            "stopped_early": self.stopped,
+            "planned_calls": self.planned,
             "by_order": {k: _round(v.agreement) for k, v in sorted(self.by_order.items())},
             "per_rule": {rid: {"agreement": _round(s.agreement), "examples": s.examples, "calls": s.calls}
                          for rid, s in sorted(self.per_rule.items())},
@@ -160,7 +172,17 @@ def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
     per_rule: dict[str, Score] = {}
     by_order = {"good_first": Score(), "bad_first": Score()}
     seen: set[str] = set()
-    for (p, good_first), o in zip(owners, cal.run(calls)):
+    outcomes: list = []
+    stopped = False
+    for start in range(0, len(calls), CHUNK):
+        outcomes.extend(cal.run(calls[start : start + CHUNK]))
+        right = sum(1 for (p, good_first), o in zip(owners, outcomes)
+                    if o.ok and verify.by_verdict(o.value, good_first).ok)
+        left = len(calls) - len(outcomes)
+        if left and min_agreement > 0 and (right + left) / len(calls) < min_agreement:
+            stopped = True  # even agreeing on every call left, the judge stays under the bar
+            break
+    for (p, good_first), o in zip(owners, outcomes):
         rid = p.rule_ids[0]
         if o.ok:
             right = int(verify.by_verdict(o.value, good_first).ok)
@@ -174,7 +196,8 @@ def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
         order = "good_first" if good_first else "bad_first"
         by_order[order] = by_order[order].add(right, 1, new)
     return Calibration(total=total, min_agreement=min_agreement, per_rule=per_rule, by_order=by_order,
-                       invalid=invalid, generated=cal.generated, reused=cal.reused)
+                       invalid=invalid, generated=cal.generated, reused=cal.reused, stopped=stopped,
+                       planned=len(calls))
 
 
 def summary(calibration: Calibration | None, dropped: int) -> str | None:
@@ -194,6 +217,8 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
     head = f"judge agreement {c.agreement:.2f} on {c.calls} example call{'s' if c.calls != 1 else ''}"
     if c.invalid:
         head += f" ({c.invalid} without a valid verdict)"
+    if c.stopped:
+        head += f", stopped early of {c.planned} (it could no longer reach {c.min_agreement:g})"
     if c.min_agreement <= 0:
         weak = ("" if c.agreement >= DEFAULT_MIN_AGREEMENT else
                 f", below the default {DEFAULT_MIN_AGREEMENT:g}: name a stronger judge with --judge MODEL")
