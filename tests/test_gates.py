@@ -136,6 +136,14 @@ def test_good_rejected_answers_pass(text):
     ("chosen", "The answer is:", "fragment"),
     ("chosen", "Your order AC-20931 is on its way and will arrive with the", "fragment"),
     ("user", "Here is my order number and", "fragment"),
+    ("chosen", "I'm sorry for any confusion, but as a chatbot, I don't have the ability to browse the internet.",
+     "canned-deflection"),  # verbatim, the 135M model as a candidate
+    ("chosen", "I'm sorry for your loss, but as an assistant, I'm not equipped to assist with returns.",
+     "canned-deflection"),
+    ("user", "Sure, I can help with that.", "canned-deflection"),  # verbatim, the 135M attacker
+    ("user", "I'm sorry, but I can't help with your order. Can you try again?", "canned-deflection"),
+    ("rejected", "I'm sorry, but I can't help with that. I'm an over-cautious assistant.", "parroted-instructions"),
+    ("rejected", "guaranteed to arrive on Wednesday. No other options available.", "fragment"),
     ("chosen", "OK", "too-short"),
     ("rejected", "", "too-short"),
     ("chosen", "...", "too-short"),
@@ -218,6 +226,8 @@ def test_every_gate_has_a_case_here():
     # stock phrasing shared with an example is no copy
     assert failures("rejected", "I'm sorry, but I can't help with that at all.",
                     Context(examples=("I'm sorry, but I can't help with medication questions.",))) == []
+    seen |= {f.gate.code for f in failures("chosen", "As an AI, I cannot see your order.")}
+    seen |= {f.gate.code for f in failures("user", "My blender is broken and I want it fixed today.", DELIVERY)}
     seen |= {f.gate.code for f in failures("chosen", "Aba el habilidad es específico",
                                             Context(user_turns=("Where is my order? It is late again.",)))}
     assert seen == {g.code for g in GATES}

@@ -39,7 +39,8 @@ def _meta(p: Pair, axes: list[str]) -> dict:
         "record_id": p.record_id,
         "rule_ids": list(p.rule_ids),
         "boundary": p.boundary,
-        "axes": {a: p.axes.get(a) for a in axes},
+        # null without axes: Parquet has no empty struct, and JSONL and Parquet must read alike
+        "axes": {a: p.axes.get(a) for a in axes} if axes else None,
         "scenario_id": p.scenario_id,
         "source": p.source,
         "verified_by": p.verified_by,

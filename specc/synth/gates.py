@@ -162,6 +162,7 @@ class Context:
     limits: tuple[int, ...] = ()  # character bounds the text was generated under
     max_words: int | None = None  # a word bound it was generated under (a lowered max_words check)
     other: str | None = None  # the rejected side, for ``pair`` gates
+    kind: str = ""  # the kind of text being judged (set by failures / first_failure)
     examples: tuple[str, ...] = ()  # the spec's example texts (user turns and answers)
     topic: tuple[str, ...] = ()  # the rule's own example texts: what its conversations are about
 
@@ -191,9 +192,15 @@ _NARRATION = re.compile(
 )
 
 
+_PERSONA = re.compile(r"\b(?:over cautious|careless|stubborn|careful helpful) assistant\b")
+
+
 def parroted_instructions(text: str, ctx: Context, *, kind: str = "user") -> str | None:
     toks = words(text)
     sc = scaffolding()
+    m = _PERSONA.search(" ".join(toks))
+    if m:
+        return f"names the role it was given: \"{m.group(0)}\""
     for g in _ngrams(toks, INSTRUCTION_RUN):
         if g in sc.instruction_grams:
             return f"copies the role instructions: \"{' '.join(g)}\""
@@ -328,8 +335,10 @@ def repetition(text: str, ctx: Context) -> str | None:
 
 
 def fragment(text: str, ctx: Context) -> str | None:
-    t = text.rstrip()
-    if not t or ctx.cut_by_bound(text.strip()):
+    t = text.strip()
+    if ctx.kind in ("chosen", "rejected") and t[:1].islower() and t.split(" ", 1)[0].isalpha():
+        return f"starts mid-sentence: \"{t.split(' ', 1)[0]}\""  # "guaranteed to arrive on Wednesday."
+    if not t or ctx.cut_by_bound(t) or ctx.kind == "rejected":
         return None
     last = t[-1]
     if last in OPEN_ENDINGS:
@@ -391,6 +400,37 @@ def off_topic(text: str, ctx: Context, *, kind: str = "user") -> str | None:
             + (" or the user's turns" if kind != "user" else ""))
 
 
+# a small model's stock deflection, not an answer to this conversation: "I'm sorry for any
+# confusion, but as a chatbot, I don't have the ability to ..."
+_DEFLECTION = re.compile(
+    r"^(?:i m|i am) sorry (?:for|about) (?:any|the|this) (?:confusion|misunderstanding)"
+    r"|\bas an? (?:\w+ )?(?:ai|a i|chatbot|chat bot|bot|assistant|language model|computer program)\b"
+    r"|\bas an? digital \w+"
+    r"|\bi (?:don t|do not) have (?:the ability|access to|personal)\b"
+    r"|\bi m (?:just )?an? (?:ai|chatbot|language model)\b")
+
+
+# what an assistant says, written where the user speaks
+_ASSISTANT_VOICE = re.compile(
+    r"^(?:sure|certainly|of course|absolutely)(?: [a-z]+){0,2} (?:i can|i ll|i will|here s|here is|happy to)\b"
+    r"|\bhow (?:can|may) i (?:help|assist) you\b"
+    r"|\bi m (?:here|happy|glad) to (?:help|assist)\b"
+    r"|^(?:i m sorry|i apologi[sz]e|sorry) (?:but )?i (?:can t|cannot|am unable to|m unable to|am not able to"
+    r"|m not able to) (?:help|assist)\b")
+
+
+def canned_deflection(text: str, ctx: Context, *, kind: str = "chosen") -> str | None:
+    joined = " ".join(words(text))
+    m = _DEFLECTION.search(joined)
+    if m:
+        return f"a stock deflection instead of an answer: \"{m.group(0)}\""
+    if kind == "user":
+        m = _ASSISTANT_VOICE.search(joined)
+        if m:
+            return f"the assistant's voice in the user's turn: \"{m.group(0)}\""
+    return None
+
+
 def _english_share(toks: list[str]) -> float:
     return sum(1 for w in toks if w in STOPWORDS) / len(toks) if toks else 0.0
 
@@ -439,7 +479,7 @@ class Gate:
     level: str = "gate"
 
     def __call__(self, text: str, ctx: Context, kind: str) -> str | None:
-        if self.fn in (parroted_instructions, off_topic):
+        if self.fn in (parroted_instructions, off_topic, canned_deflection):
             return self.fn(text, ctx, kind=kind)
         return self.fn(text, ctx)
 
@@ -513,13 +553,16 @@ GATES: tuple[Gate, ...] = (
        f"{LOOP_MIN_WORDS}+ words has fewer than {LOOP_DISTINCT:.0%} distinct word trigrams. Runs of "
        "numbers (\"4242 4242 4242 4242\") are not loops.",
        repetition),
-    _g("Q108", "fragment", "user operator chosen",
+    _g("Q108", "fragment", "user operator chosen rejected",
        "the text stops mid-sentence although its length bound did not cut it",
        "The text ends with `:`, `;`, `,`, a dash, an opening bracket or `/` (\"The answer is:\"), or "
        "with a word that cannot end a sentence (an article, `and`, `or`, `but`, `because`, `of`, a "
        f"possessive such as `your`, `than`, `if`). A text that reached its character bound (within "
        f"{CUT_SLACK} characters of --max-chars or the role's bound) was cut by construction: Outlines "
-       "closes the string there, so the gate does not judge it; raise --max-chars for whole sentences.",
+       "closes the string there, so the gate does not judge its end (answers are trimmed to their last whole "
+       "sentence first); raise --max-chars for whole sentences. An answer that starts with a lower-case word "
+       "starts mid-sentence (\"guaranteed to arrive on Wednesday.\"; answers only: users type in lower case); a rejected side is judged on that "
+       "start only, since a violation that stops short still shows the violation.",
        fragment),
     _g("Q109", "too-short", "user operator chosen rejected",
        "the text is empty or a single word",
@@ -554,6 +597,17 @@ GATES: tuple[Gate, ...] = (
        "judged (it is generic by nature). It needs the rule, so `specc audit` (which reads datasets "
        "without their spec) does not run it.",
        off_topic),
+    _g("Q113", "canned-deflection", "user chosen",
+       "a small model's stock deflection, or the assistant's voice in a user turn",
+       "The chosen answer opens with \"I'm sorry for any confusion\" (or misunderstanding) although nothing was "
+       "confused, or talks about itself as a program instead of answering: \"as a chatbot\", \"as an AI\", "
+       "\"as a (helpful) assistant\", \"as a digital ...\", \"as a language model\", \"I don't have the ability to\", \"I'm an AI\". "
+       "The embedded 135M model falls back on these sentences whatever it is asked; they teach nothing about "
+       "the rule. A rejected side may deflect (an over-refusal is a fine rejected side). A user turn fails it "
+       "too when it speaks as the assistant: \"Sure, I can help with that.\", \"How can I help you?\", "
+       "\"I'm here to help\", \"I'm sorry, but I can't help with ...\" (the attacker slipping into the voice it "
+       "was trained on).",
+       canned_deflection),
 )
 
 BY_CODE = {g.code: g for g in GATES}
@@ -579,6 +633,7 @@ def failures(kind: str, text: str, ctx: Context = Context()) -> list[Failure]:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     out = []
+    ctx = replace(ctx, kind=kind)
     for g in GATES:
         if kind in g.kinds:
             detail = g(text, ctx, kind)
@@ -591,6 +646,7 @@ def first_failure(kind: str, text: str, ctx: Context = Context()) -> Failure | N
     """The first gate of ``kind`` (table order) that ``text`` fails, or None."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    ctx = replace(ctx, kind=kind)
     for g in GATES:
         if kind in g.kinds:
             detail = g(text, ctx, kind)

@@ -285,7 +285,8 @@ class Synthesizer:
                 st.reason = None  # this attempt's first failure names the scenario's drop reason
             for (st, side), o in zip(owners, self.engine.run(calls)):
                 if o.ok:
-                    text = o.value.answer.strip()
+                    # a constrained answer the bound cut mid-sentence, trimmed to its whole sentences
+                    text = agents.roles.clean_free(o.value.answer)
                     setattr(st, side, text)
                     setattr(st, f"{side}_from", o.call.role)
                     gated = self._screen_answer(st, o.call.role, text)
