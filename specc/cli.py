@@ -362,6 +362,10 @@ class _ShardType(click.ParamType):
 @click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
 @click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
               help="Bound of every generated answer, in characters (longer is slower).")
+@click.option("--candidates", type=click.IntRange(min=0), default=4, show_default=True,
+              help="On-policy answers sampled per scenario from the model under the rule (the first greedy) and "
+                   "sorted by the rule's checks: chosen = one that passes, rejected = a real violation; 0: the "
+                   "defender and violator roles only.")
 @click.option("--shard", type=_ShardType(), default=None,
               help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
                    "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
@@ -370,7 +374,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
                     shard: tuple[int, int] | None, judge_model_alias: str | None = None,
-                    min_judge_agreement: float = 0.75) -> None:
+                    min_judge_agreement: float = 0.75, candidates: int = 4) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -391,7 +395,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                              file_format="parquet" if parquet else (file_format or "jsonl"),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
-                             min_judge_agreement=min_judge_agreement)
+                             min_judge_agreement=min_judge_agreement, candidates=candidates)
     try:
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
@@ -416,6 +420,11 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
     for reason, n in s["dropped_reasons"].items():
         click.echo(f"  dropped {n} × {reason}")
+    sides = s.get("sides_from") or {}
+    if s["verified"]:
+        click.echo("sides of the verified pairs: " + "; ".join(
+            f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in sides.items() if k.startswith(side + ":"))
+            for side in ("chosen", "rejected")))
     from specc.synth.calibrate import UNCALIBRATED, summary as judge_summary
 
     cal = report.calibration
@@ -533,6 +542,153 @@ def explain(code: str | None) -> None:
         click.echo(f"unknown diagnostic code {code!r}; run `specc explain` for the list", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(f"{match.code} {match.name} ({match.level})\n\n{match.summary}.\n\n{match.doc}")
+
+
+# -- eval ---------------------------------------------------------------------------------
+
+
+@main.command("eval")
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", default="smollm2", show_default=True,
+              help="The model under test, in any form `compile --model` takes (a local directory: e.g. the "
+                   "OUT of `specc train`).")
+@click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
+              help="Engine of the embedded model (--perplexity needs transformers).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="A compiled dataset: its test split (only) gives the probes. Without it, fresh probes are "
+                   "planned for SPEC (--per-rule, --seed) and written by the --attacker.")
+@click.option("--per-rule", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Fresh probes per rule and boundary (without --data).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Plan seed of fresh probes; also seeds sampled answers.")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Answers per probe: 1 is greedy; more are sampled at temperature 0.8, and a probe scores "
+                   "the mean of its answers.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=192, show_default=True,
+              help="Length bound of each answer, in tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--attacker", default="smollm2", show_default=True,
+              help="Model that writes fresh probes; keep it fixed to compare models on the same probes.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The attacker's store (default: .specc/ beside the spec).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="EVAL.json",
+              help="An earlier `specc eval -o` file: print the change per rule against it.")
+@click.option("--fail-under", type=click.FloatRange(0.0, 1.0), default=None, metavar="X",
+              help="Exit 1 when the overall compliance (0-1, the mean over rules) is below X. For CI.")
+@click.option("--perplexity", is_flag=True,
+              help="Also the model's perplexity on the stdlib's pydoc_data.topics (capability drift).")
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="EVAL.json", help="Write the full result (every probe and answer) as JSON.")
+def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, per_rule: int, seed: int,
+                 samples: int, max_new_tokens: int, batch_size: int, attacker: str, store: Path | None, fmt: str,
+                 baseline: Path | None, fail_under: float | None, perplexity: bool, out_file: Path | None) -> None:
+    """Ask a model SPEC's held-out probes and score its free answers by the rules.
+
+    Compliance on violation and conflict probes (the rule's checks and the degenerate-text
+    gates), over-refusal on lookalike probes, per rule with n and a 95% Wilson interval; rules
+    without checks are reported as not scored. Exit 0, 1 when --fail-under is not met (or SPEC
+    has errors), 2 on usage errors (a dataset without a test split, an unreadable --baseline),
+    3 when a model cannot be loaded or fails.
+    """
+    from specc.eval import EvalError, EvalOptions, ReportError, read_report, run_eval
+    from specc.eval.report import render
+    from specc.synth.engines import ModelError, resolve_model
+
+    spec = _load_or_exit(spec_file).spec
+    try:
+        base = read_report(baseline) if baseline else None
+    except ReportError as e:
+        raise click.UsageError(f"--baseline: {e}") from None
+    def progress(event: str, **info) -> None:
+        if event == "answer":
+            click.echo(f"answered {info['done']}/{info['total']}", err=True)
+
+    options = EvalOptions(data=data, per_rule=per_rule, seed=seed, samples=samples, max_new_tokens=max_new_tokens,
+                          perplexity=perplexity, store=store)
+    try:
+        handle = resolve_model(model, engine=engine, batch_size=batch_size)
+        attack = resolve_model(attacker, batch_size=batch_size) if data is None else None
+        report = run_eval(spec, spec_file, options, model=handle, attacker=attack, baseline=base, on_event=progress)
+        if out_file is not None:
+            write_atomic(out_file, report.dumps().encode("utf-8"))
+    except EvalError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+    except ModelError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except OSError as e:
+        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(render(report, fmt), nl=False)
+    if fail_under is not None and (report.compliance is None or report.compliance < fail_under):
+        got = "no rule could be scored" if report.compliance is None else f"{report.compliance:.1%}"
+        click.echo(f"specc eval: overall compliance {got}, under --fail-under {fail_under:g}", err=True)
+        sys.exit(EXIT_ERRORS)
+
+
+# -- train --------------------------------------------------------------------------------
+
+
+@main.command("train")
+@click.argument("dataset_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Model directory to write: a plain transformers model (LoRA merged) with a training card.")
+@click.option("--model", "base", default="smollm2", show_default=True,
+              help="Base model: 'smollm2' (embedded) or a local transformers model directory.")
+@click.option("--method", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=60, show_default=True, help="Optimisation steps.")
+@click.option("--lora/--full", default=True, show_default=True, help="LoRA (peft, merged into OUT) or all weights.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from the last checkpoint in OUT.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Default: 1e-4 with LoRA, 1e-5 for a full fine-tune.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Tokens of prompt and answer together.")
+@click.option("--save-steps", type=click.IntRange(min=1), default=None,
+              help="Checkpoint every N steps (default: a fifth of --steps).")
+def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, steps: int, lora: bool, seed: int,
+                  resume: bool, learning_rate: float | None, batch_size: int, max_length: int,
+                  save_steps: int | None) -> None:
+    """Train a model on the train split of the dataset DIR with TRL (DPO, KTO or SFT).
+
+    The test split is never read. Exit 0, 1 on bad input (no train split, wrong columns for the
+    method, an OUT in use), 3 when the base model cannot load or OUT cannot be written.
+    """
+    from specc.train import TrainError, TrainFailure, TrainOptions, train_model
+    from specc.synth.engines import ModelError
+
+    def progress(event: str, **info) -> None:
+        if event == "start":
+            click.echo(f"training {info['base']}: {info['method']}, {info['steps']} steps on {info['records']} "
+                       "records" + (f", resuming from step {info['resume']}" if info["resume"] else ""), err=True)
+        elif event == "step":
+            click.echo(f"step {info['step']}/{info['total']}  loss {info['loss']:.4f}", err=True)
+        elif event == "checkpoint":
+            click.echo(f"checkpoint at step {info['step']}", err=True)
+
+    options = TrainOptions(method=method, steps=steps, lora=lora, seed=seed, resume=resume,
+                           learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+                           save_steps=save_steps)
+    try:
+        result = train_model(dataset_dir, out_dir, base=base, options=options, on_event=progress)
+    except TrainFailure as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except TrainError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except ModelError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except OSError as e:
+        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
+        sys.exit(EXIT_FAILURE)
+    loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+    click.echo(f"wrote {out_dir}: {method} {'LoRA (merged)' if lora else 'full'}, {result.steps} steps on "
+               f"{result.n_records} records{loss} ({result.seconds:.0f} s); card in {out_dir / 'README.md'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
