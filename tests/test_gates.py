@@ -49,6 +49,7 @@ GOOD_USER = [
     "VISA 4539 1488 0343 6467 £42.99 12 Mar",
 ]
 GOOD_CHOSEN = [
+    "help.acme.com/returns has the steps, and the label is free.",  # a link may open an answer
     "Order 55120 was charged on 3 May to your Visa ending in 4242.",
     "Hi Amara, yes: order AC-40112 shipped this morning and should arrive tomorrow.",
     '{"status": "in_transit", "eta": "2026-05-14", "tracking_url": "https://track.acme.com/AC-20931"}',
@@ -144,6 +145,7 @@ def test_good_rejected_answers_pass(text):
     ("user", "I'm sorry, but I can't help with your order. Can you try again?", "canned-deflection"),
     ("rejected", "I'm sorry, but I can't help with that. I'm an over-cautious assistant.", "parroted-instructions"),
     ("rejected", "guaranteed to arrive on Wednesday. No other options available.", "fragment"),
+    ("rejected", "guaranteed,but optional,and only a limited time!", "fragment"),
     ("chosen", "OK", "too-short"),
     ("rejected", "", "too-short"),
     ("chosen", "...", "too-short"),

@@ -336,8 +336,9 @@ def repetition(text: str, ctx: Context) -> str | None:
 
 def fragment(text: str, ctx: Context) -> str | None:
     t = text.strip()
-    if ctx.kind in ("chosen", "rejected") and t[:1].islower() and t.split(" ", 1)[0].isalpha():
-        return f"starts mid-sentence: \"{t.split(' ', 1)[0]}\""  # "guaranteed to arrive on Wednesday."
+    first = re.match(r"[a-z]+\b(?![.:/@'_-]\w)", t)  # a word, not a URL, an address or a file name
+    if ctx.kind in ("chosen", "rejected") and first:
+        return f"starts mid-sentence: \"{first.group(0)}\""  # "guaranteed to arrive on Wednesday."
     if not t or ctx.cut_by_bound(t) or ctx.kind == "rejected":
         return None
     last = t[-1]
