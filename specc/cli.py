@@ -362,6 +362,9 @@ class _ShardType(click.ParamType):
 @click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
 @click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
               help="Bound of every generated answer, in characters (longer is slower).")
+@click.option("--force", is_flag=True,
+              help="Write into OUT even when it is a non-empty directory that is not a specc dataset (its files "
+                   "may be replaced or deleted).")
 @click.option("--candidates", type=click.IntRange(min=0), default=4, show_default=True,
               help="On-policy answers sampled per scenario from the model under the rule (the first greedy) and "
                    "sorted by the rule's checks: chosen = one that passes, rejected = a real violation; 0: the "
@@ -374,7 +377,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
                     shard: tuple[int, int] | None, judge_model_alias: str | None = None,
-                    min_judge_agreement: float = 0.75, candidates: int = 4) -> None:
+                    min_judge_agreement: float = 0.75, candidates: int = 4, force: bool = False) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -395,7 +398,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                              file_format="parquet" if parquet else (file_format or "jsonl"),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
-                             min_judge_agreement=min_judge_agreement, candidates=candidates)
+                             min_judge_agreement=min_judge_agreement, candidates=candidates, force=force)
     try:
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)

@@ -57,6 +57,8 @@ class CompileOptions:
     # on-policy candidates per scenario (specc.synth.pipeline._sample_candidates); 0: roles only
     candidates: int = DEFAULT_CANDIDATES
     candidate_temperature: float = 0.8
+    # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
+    force: bool = False
 
 
 @dataclass
@@ -98,6 +100,12 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     from specc.synth.roles import Bounds
     from specc.synth.store import Store, StoreError
 
+    from specc.emit.writer import OutDirError, check_out_dir
+
+    try:
+        check_out_dir(options.out_dir, force=options.force)
+    except OutDirError as e:
+        raise CompileError(f"-o {e}") from None
     if options.retries < 0:
         raise CompileError("--retries must be >= 0")
     if options.candidates < 0:

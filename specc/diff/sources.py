@@ -110,6 +110,8 @@ class GitReader(Reader):
     """Reads files under the repository root from one commit; files elsewhere (the stdlib)
     from disk. Paths are the files' would-be locations in the working tree."""
 
+    on_disk = False  # paths name blobs of a commit, not files of the working tree
+
     def __init__(self, repo: Path, rev: str, sha: str):
         self.repo, self.rev, self.sha = repo, rev, sha
 

@@ -318,20 +318,12 @@ def _check_out(out: Path, dirs: list[Path]) -> None:
     for d in dirs:
         if Path(d).resolve() == target:
             raise MergeError(f"OUT {out} is one of the shard directories: write the merge elsewhere")
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise MergeError(f"OUT {out} exists and is not a directory")
-    if not any(out.iterdir()):
-        return
-    man = out / "manifest.json"
+    from specc.emit.writer import OutDirError, check_out_dir
+
     try:
-        ok = isinstance(data := json.loads(man.read_text(encoding="utf-8")), dict) and "specc_version" in data
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        ok = False
-    if not ok:
-        raise MergeError(f"OUT {out} is not empty and is not a specc dataset (no specc manifest.json): "
-                         "refusing to write into it; give a new or empty directory")
+        check_out_dir(out)
+    except OutDirError as e:
+        raise MergeError(f"OUT {e}") from None
 
 
 # -- combining ------------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ so a crash leaves each file either old or new, never half written; the manifest 
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from specc.emit import card, formats, manifest
-from specc.files import write_atomic
+from specc.files import UnsafeWrite, is_within, write_atomic
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -41,6 +42,39 @@ def _parquet(rows: list[dict], fmt: str, axes: list[str]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+class OutDirError(Exception):
+    """An output directory that a dataset must not be written into (exit 1)."""
+
+
+def is_dataset_dir(out: Path) -> bool:
+    """Whether ``out`` holds a specc dataset (a ``manifest.json`` written by specc)."""
+    man = Path(out) / "manifest.json"
+    try:
+        if man.is_symlink():
+            return False
+        data = json.loads(man.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and "specc_version" in data
+
+
+def check_out_dir(out: Path, *, force: bool = False) -> None:
+    """Refuse an OUT that is a file, or a non-empty directory that is not a specc dataset (its
+    files would be overwritten or deleted), unless ``force``. Checked before any work."""
+    out = Path(out)
+    if out.is_symlink() and not force:
+        raise OutDirError(f"{out} is a symlink: give the directory itself (or --force)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutDirError(f"{out} exists and is not a directory")
+    if force or not any(out.iterdir()) or is_dataset_dir(out):
+        return
+    raise OutDirError(f"{out} is not empty and is not a specc dataset (no specc manifest.json): refusing to "
+                      "write into it, its files could be replaced or deleted; give a new or empty directory, "
+                      "or --force")
+
+
 def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
                   seed: int, model: str, judge: str, generation: dict, engines: dict | None = None,
                   shard: dict | None = None) -> Written:
@@ -51,6 +85,9 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir.is_symlink() or not is_within(data_dir, out_dir):
+        raise UnsafeWrite(errno.EPERM, "refusing to write the dataset through a symlinked data directory",
+                          str(data_dir))
     rows = formats.split_rows(result.pairs, fmt)
     axes = formats.axis_names(result.pairs)
     files: dict[str, str | None] = {}
@@ -59,22 +96,22 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         # an empty split is left out: `datasets` refuses a split with no data
         if rows[split]:
             blob = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
-            write_atomic(out_dir / rel, blob)
+            write_atomic(out_dir / rel, blob, within=out_dir)
             files[split] = rel
         else:
             files[split] = None
         for ext in FILE_FORMATS:  # files of an earlier compile that this one does not write
             stale = data_dir / f"{split}.{ext}"
-            if f"data/{split}.{ext}" != files[split] and stale.exists():
-                stale.unlink()
+            if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
+                stale.unlink()  # a symlink is removed itself, never what it points at
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge)
-    write_atomic(out_dir / "README.md", text.encode("utf-8"))
+    write_atomic(out_dir / "README.md", text.encode("utf-8"), within=out_dir)
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
-    write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"))
+    write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"), within=out_dir)
     return Written(out_dir, files, counts, man)

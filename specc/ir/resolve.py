@@ -17,6 +17,8 @@ Semantics (documented in the README's language reference):
 
 from __future__ import annotations
 
+from specc.files import is_within
+
 import difflib
 import functools
 import gc
@@ -60,6 +62,8 @@ STDLIB_PREFIX = "std."
 
 class Reader:
     """Reads spec files from the file system. Subclass to read from elsewhere (git)."""
+
+    on_disk = True  # paths are files on this machine (symlinks and file types can be checked)
 
     def read(self, path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")  # editors on Windows may start a file with a BOM
@@ -273,6 +277,15 @@ class _Resolver:
             self.diags.append(Diagnostic(
                 "E202", f"{item.target!r} is outside the spec's root directory {self.reader.display(root) or '.'}",
                 item.span))
+            return None
+        if self.reader.on_disk and not is_within(path, root):
+            # the text stays inside, but a symlink on the way leads out: never read (or quote) it
+            self.diags.append(Diagnostic(
+                "E202", f"{item.target!r} leads outside the spec's root directory {self.reader.display(root) or '.'} "
+                "through a symlink", item.span))
+            return None
+        if self.reader.on_disk and os.path.exists(path) and not os.path.isfile(path):
+            self.diags.append(Diagnostic("E201", f"{item.target!r} is not a regular file", item.span))
             return None
         return path
 
