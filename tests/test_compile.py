@@ -198,7 +198,7 @@ def test_full_disk_exits_3_and_keeps_the_store(tmp_path, monkeypatch):
 
     monkeypatch.setattr(models, "resolve_model", lambda *a, **k: FakeModel())
 
-    def full(path, data):
+    def full(path, data, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(writer, "write_atomic", full)
@@ -219,7 +219,8 @@ def test_full_disk_exits_3_and_keeps_the_store(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_embedded_smollm2_compiles_a_small_spec(tmp_path):
     res = CliRunner().invoke(main, ["compile", str(SPEC), "-o", str(tmp_path / "out"), "--store",
-                                    str(tmp_path / "s"), "--per-rule", "1", "--max-chars", "120"])
+                                    str(tmp_path / "s"), "--per-rule", "1", "--max-chars", "120", "--rounds", "1",
+                                    "--candidates", "2"])
     assert res.exit_code == 0, res.output
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert man["model"]["name"].startswith("smollm2-135m-instruct")
@@ -228,3 +229,9 @@ def test_embedded_smollm2_compiles_a_small_spec(tmp_path):
     assert s["verified"] > 0 or s["spec_examples"] > 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "data" / "train.jsonl").read_text().splitlines()]
     assert rows and all(r["chosen"][0]["content"] for r in rows)
+    # every side says where it came from; the candidates were sampled from the real model
+    assert all(r["chosen_from"] in ("sampled", "defender", "spec") and r["rejected_from"] in ("sampled", "violator", "spec")
+               for r in rows)
+    assert man["generation"]["candidates"] == 2
+    with sqlite3.connect(tmp_path / "s" / "store.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM results WHERE role = 'candidate'").fetchone()[0] > 0

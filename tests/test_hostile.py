@@ -165,3 +165,13 @@ def test_out_dir_checks(tmp_path):
     os.symlink(ds, tmp_path / "link")
     with pytest.raises(OutDirError, match="symlink"):
         check_out_dir(tmp_path / "link")
+
+
+def test_what_an_interrupted_compile_left_is_compiled_over(tmp_path):
+    out = tmp_path / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "train.jsonl").write_text("{}\n")  # the compile died before README and manifest
+    check_out_dir(out)
+    (out / "notes.txt").write_text("mine")  # ... but not once something else is there
+    with pytest.raises(OutDirError):
+        check_out_dir(out)

@@ -58,6 +58,19 @@ def is_dataset_dir(out: Path) -> bool:
     return isinstance(data, dict) and "specc_version" in data
 
 
+_DATA_NAMES = {f"{split}.{ext}" for split in ("train", "test") for ext in FILE_FORMATS}
+
+
+def _only_partial_output(out: Path) -> bool:
+    """Whether ``out`` holds nothing but what an interrupted compile writes first: a ``data/``
+    directory with (some of) its data files, and no README or anything else."""
+    entries = list(out.iterdir())
+    if [e.name for e in entries] != ["data"] or not entries[0].is_dir() or entries[0].is_symlink():
+        return False
+    return all(f.name in _DATA_NAMES or f.name.startswith(".") and ".tmp-" in f.name
+               for f in entries[0].iterdir())
+
+
 def check_out_dir(out: Path, *, force: bool = False) -> None:
     """Refuse an OUT that is a file, or a non-empty directory that is not a specc dataset (its
     files would be overwritten or deleted), unless ``force``. Checked before any work."""
@@ -68,7 +81,7 @@ def check_out_dir(out: Path, *, force: bool = False) -> None:
         return
     if not out.is_dir():
         raise OutDirError(f"{out} exists and is not a directory")
-    if force or not any(out.iterdir()) or is_dataset_dir(out):
+    if force or not any(out.iterdir()) or is_dataset_dir(out) or _only_partial_output(out):
         return
     raise OutDirError(f"{out} is not empty and is not a specc dataset (no specc manifest.json): refusing to "
                       "write into it, its files could be replaced or deleted; give a new or empty directory, "
@@ -84,7 +97,24 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         raise ValueError(f"unknown file format {file_format!r}")
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
+    created = [d for d in (out_dir, data_dir) if not d.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write(out_dir, data_dir, result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt,
+                      file_format=file_format, seed=seed, model=model, judge=judge, generation=generation,
+                      engines=engines, shard=shard)
+    except BaseException:
+        for d in reversed(created):  # a failed first write leaves no empty directory behind
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
+           seed: int, model: str, judge: str, generation: dict, engines: dict | None,
+           shard: dict | None) -> Written:
     if data_dir.is_symlink() or not is_within(data_dir, out_dir):
         raise UnsafeWrite(errno.EPERM, "refusing to write the dataset through a symlinked data directory",
                           str(data_dir))
