@@ -41,8 +41,16 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         *([judge_line(judge, judge_model or model, stats), ""] if judge is not None else []),
         "The test split holds held-out probes for evaluation. Every record carries `rule_ids`, "
         "`boundary` (violation, lookalike, conflict), `axes`, `scenario_id`, `source` "
-        "(generated or spec-example) and `verified_by` (check, judge or spec). "
+        "(generated or spec-example), `verified_by` (check, judge or spec) and where each side came "
+        "from, `chosen_from` / `rejected_from` (sampled: the model's own answer, sorted by the rule's "
+        "checks; defender / violator: a role prompted for that side; spec). "
         "`manifest.json` maps every rule hash to its record ids.",
+        "",
+        "What `verified` means: a generated pair passed the quality gates (no parroted prompt, "
+        "placeholder, loop, fragment, copied example, wrong language, off-topic text or stock "
+        "deflection) and its rule's checks (chosen passes, rejected fails; at a lookalike chosen helps and "
+        "rejected refuses), or a trusted judge. Code cannot tell whether an answer is coherent or "
+        "correct: read a sample before training on it (`specc audit` reruns the gates on any dataset).",
         "",
     ]
     return "\n".join(lines)
