@@ -187,7 +187,7 @@ def test_identical_sides():
 
 
 def test_fragment_cut_by_the_bound_is_not_judged():
-    text = "Your order AC-20931 is on its way and will arrive with the"
+    text = "Your order AC-20931 is on its way. It will arrive with the"
     assert first_failure("chosen", text).gate.name == "fragment"
     # generated under a bound it reached: cut by construction (Outlines closes the string there)
     assert first_failure("chosen", text, Context(limits=(len(text),))) is None
@@ -197,6 +197,11 @@ def test_fragment_cut_by_the_bound_is_not_judged():
     assert first_failure("chosen", text, Context(max_words=len(text.split()))) is None
     # ending with a colon is a fragment at any length below the bound
     assert first_failure("chosen", "Here are the steps:", Context(limits=(96,))).gate.name == "fragment"
+    # ... and a chosen answer the bound cut before its first sentence ended has nothing whole to keep
+    # (verbatim, the 135M defender at --max-chars 96)
+    cut = "Please stop using air fryers for air frying, and make sure to avoid using them for air frying in"
+    assert first_failure("chosen", cut, Context(limits=(len(cut),))).gate.name == "fragment"
+    assert first_failure("rejected", cut, Context(limits=(len(cut),))) is None
 
 
 def test_scaffolding_comes_from_the_templates():

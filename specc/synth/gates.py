@@ -339,7 +339,11 @@ def fragment(text: str, ctx: Context) -> str | None:
     first = re.match(r"[a-z]+\b(?![.:/@'_-]\w)", t)  # a word, not a URL, an address or a file name
     if ctx.kind in ("chosen", "rejected") and first:
         return f"starts mid-sentence: \"{first.group(0)}\""  # "guaranteed to arrive on Wednesday."
-    if not t or ctx.cut_by_bound(t) or ctx.kind == "rejected":
+    if not t or ctx.kind == "rejected":
+        return None
+    if ctx.cut_by_bound(t):
+        if ctx.kind == "chosen" and not re.search(r"[.!?…]", t) and t[-1:].isalnum():
+            return "its bound cut it before its first sentence ended"  # nothing whole to keep
         return None
     last = t[-1]
     if last in OPEN_ENDINGS:
@@ -561,7 +565,7 @@ GATES: tuple[Gate, ...] = (
        f"possessive such as `your`, `than`, `if`). A text that reached its character bound (within "
        f"{CUT_SLACK} characters of --max-chars or the role's bound) was cut by construction: Outlines "
        "closes the string there, so the gate does not judge its end (answers are trimmed to their last whole "
-       "sentence first); raise --max-chars for whole sentences. An answer that starts with a lower-case word "
+       "sentence first), unless a chosen answer was cut before its first sentence ended; raise --max-chars for whole sentences. An answer that starts with a lower-case word "
        "starts mid-sentence (\"guaranteed to arrive on Wednesday.\"; answers only: users type in lower case); a rejected side is judged on that "
        "start only, since a violation that stops short still shows the violation.",
        fragment),
