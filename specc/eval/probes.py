@@ -83,31 +83,12 @@ def held_out_files(data_dir: Path) -> list[Path]:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as e:
-            raise ProbeError(f"{path}: reading Parquet needs pyarrow (pip install 'specc[compile]')") from e
-        try:
-            return pq.read_table(path).to_pylist()
-        except Exception as e:  # pyarrow raises its own error types
-            raise ProbeError(f"{path}: not a readable Parquet file: {e}") from e
-    rows = []
+    from specc.emit.read import RecordsError, read_records
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProbeError(f"{path}: cannot read: {e}") from e
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise ProbeError(f"{path}:{n}: not a JSON record: {e}") from e
-        if not isinstance(row, dict):
-            raise ProbeError(f"{path}:{n}: a record must be a JSON object")
-        rows.append(row)
-    return rows
+        return read_records(path)
+    except RecordsError as e:
+        raise ProbeError(str(e)) from None
 
 
 def _messages(value, where: str) -> list[dict]:

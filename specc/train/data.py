@@ -90,32 +90,12 @@ def find_data_files(dataset_dir: Path, fmt: str) -> tuple[str, list[str]]:
 
 
 def read_rows(path: Path) -> list[dict]:
-    path = Path(path)
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
+    from specc.emit.read import RecordsError, read_records
 
-            return pq.read_table(path).to_pylist()
-        except ImportError as e:
-            raise TrainError("reading Parquet needs pyarrow: pip install 'specc[compile]'") from e
-        except Exception as e:  # pyarrow's own error types
-            raise TrainError(f"{path}: not a readable Parquet file: {e}") from e
-    rows = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TrainError(f"{path}: cannot read: {e}") from e
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise TrainError(f"{path}:{n}: not a JSON record: {e}") from e
-        if not isinstance(row, dict):
-            raise TrainError(f"{path}:{n}: a record must be a JSON object")
-        rows.append(row)
-    return rows
+        return read_records(path)
+    except RecordsError as e:
+        raise TrainError(str(e)) from None
 
 
 def _msgs(value, role: str) -> list[dict]:

@@ -1,0 +1,41 @@
+"""Reading a dataset's records back (``specc eval``, ``specc train``): one reader for JSONL and
+Parquet, with messages that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class RecordsError(ValueError):
+    """A data file that cannot be read as records; the message names the file (and line)."""
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of one ``.jsonl`` or ``.parquet`` file, each a JSON object."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as e:
+            raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install 'specc[compile]')") from e
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises its own error types
+            raise RecordsError(f"{path}: not a readable Parquet file: {e}") from e
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordsError(f"{path}: cannot read: {e}") from e
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise RecordsError(f"{path}:{n}: not a JSON record: {e}") from e
+        if not isinstance(row, dict):
+            raise RecordsError(f"{path}:{n}: a record must be a JSON object")
+        rows.append(row)
+    return rows
