@@ -173,7 +173,7 @@ def _bounds(d: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
         attack, answer = int(chars["attack"]), int(chars["answer"])
     except (OSError, ValueError, KeyError, TypeError):
         return (), ()
-    # a pushed conflict's user turn has its own bound (roles.operator_type)
+    # a pushed conflict's user turn had its own bound in datasets of earlier specc versions
     return (attack, max(16, attack // 2 + 40)), (answer,)
 
 

@@ -134,7 +134,7 @@ def test_over_refusal_opening_is_a_refusal():
 
 def test_every_string_is_bounded():
     b = roles.Bounds(answer=100)
-    for t in (roles.attacker_type(b.attack), roles.operator_type(b.attack), roles.answer_type(roles.Shape(max_chars=100)),
+    for t in (roles.attacker_type(b.attack), roles.answer_type(roles.Shape(max_chars=100)),
               roles.verdict_type(("a.b",), b.reason)):
         for name, prop in t.model_json_schema()["properties"].items():
             if prop.get("type") == "string" and "enum" not in prop:

@@ -297,13 +297,7 @@ class ExperiencePool:
 
 def rounds_of(scenario: Scenario, rounds: int) -> int:
     """User turns in the scenario's conversation: ``rounds`` for the multi-turn tactic."""
-    tactic = scenario.axes.get("tactic", "")
-    return max(1, rounds) if tactic.replace("-", "_").replace(" ", "_") == "multi_turn" else 1
-
-
-def operator_pushes(scenario: Scenario) -> bool:
-    """A conflict pushed by the system or developer: the attacker writes their instruction too."""
-    return scenario.boundary == "conflict" and scenario.override_by in ("system", "developer")
+    return max(1, rounds) if tactics.normal(scenario.axes.get("tactic")) == "multi_turn" else 1
 
 
 def _scenario_data(rule: Rule, scenario: Scenario) -> dict:
@@ -382,10 +376,6 @@ def attacker_messages(rule: Rule, scenario: Scenario, demos: Sequence[tuple[str,
         msgs.append({"role": "assistant", "content": json.dumps({"user": user}, ensure_ascii=False)})
     msgs.append({"role": "user", "content": _brief(rule, scenario)})
     return msgs
-
-
-def attacker_type(scenario: Scenario, round: int, bounds: roles.Bounds) -> type[BaseModel]:
-    return roles.attacker_type(bounds.attack)
 
 
 def operator_pushes(scenario: Scenario) -> bool:

@@ -225,7 +225,7 @@ class Synthesizer:
             return self.engine.make(
                 scenario=st.scenario.id, role="attacker", round=0, attempt=attempt,
                 messages=agents.attacker_messages(st.rule, st.scenario, demos),
-                output_type=agents.attacker_type(st.scenario, 0, self.settings.bounds),
+                output_type=agents.roles.attacker_type(self.settings.bounds.attack),
                 temperature=self.settings.attack_temperature_for(attempt))
 
         def accept(st: _State, value) -> None:

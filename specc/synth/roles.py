@@ -1,10 +1,14 @@
 """Roles: what each agent is asked (a sandboxed Jinja template) and may answer (an output type).
 
-Four roles take part in making a pair (see ``templates/``):
+Five roles take part in making a pair (see ``templates/``):
 
-``attacker``  writes the user turn for a scenario (and escalates in a multi-turn scenario);
-``defender``  answers in compliance: the chosen side;
-``violator``  writes the rejected side: a plausible violation, or an over-refusal for a lookalike;
+``attacker``  writes the seed request of a scenario, after the spec's example requests as chat
+              turns (its tactic is applied by code: :mod:`specc.synth.tactics`);
+``candidate`` the model answering the conversation as plain chat under the rule: the on-policy
+              answers that the rule's checks sort into chosen and rejected;
+``defender``  answers in compliance: a chosen side no candidate gave;
+``violator``  writes a rejected side no candidate gave: a plausible violation, or an over-refusal
+              for a lookalike;
 ``judge``     returns a :class:`Verdict`-shaped object whose cited rules are a ``Literal`` of the
               spec's real rule ids.
 
@@ -314,15 +318,6 @@ def attacker_type(chars: int = ATTACK_CHARS) -> type[BaseModel]:
     return create_model("AttackerTurn", __base__=_Out, user=(str, Field(min_length=4, max_length=chars)))
 
 
-@lru_cache(maxsize=64)
-def operator_type(chars: int = ATTACK_CHARS) -> type[BaseModel]:
-    """``{"instruction": str, "user": str}``: a conflict pushed by the system or developer."""
-    half = max(16, chars // 2 + 40)
-    return create_model("OperatorTurn", __base__=_Out,
-                        instruction=(str, Field(min_length=4, max_length=half)),
-                        user=(str, Field(min_length=4, max_length=half)))
-
-
 # -- templates ----------------------------------------------------------------------------------
 
 _env = ImmutableSandboxedEnvironment(
@@ -380,25 +375,3 @@ def rule_data(rule: Rule) -> dict:
 def _clip(text: str, n: int = FEW_SHOT_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
-
-
-def example_requests(rule: Rule) -> list[str]:
-    out = []
-    for ex in rule.examples:
-        users = [t.text for t in ex.turns if t.role == "user"]
-        if users:
-            out.append(_clip(users[-1]))
-    return out[:FEW_SHOT]
-
-
-def example_answers(rule: Rule, *, good: bool, refusals: bool | None = None) -> list[str]:
-    """Good (or bad) answers from the rule's examples; ``refusals`` filters bad ones by kind."""
-    from specc.ir.checks import is_refusal
-
-    out = []
-    for ex in rule.examples:
-        for a in ex.good if good else ex.bad:
-            if refusals is not None and is_refusal(a.text) != refusals:
-                continue
-            out.append(_clip(a.text))
-    return out[:FEW_SHOT]
