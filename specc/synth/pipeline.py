@@ -128,9 +128,7 @@ class Synthesizer:
         self.pool = ExperiencePool()
         self.rule_ids = tuple(sorted(r.id for r in spec.rules))
         # what gate Q110 (copied-example) compares generated texts with
-        self.example_texts = tuple(t for r in spec.rules for ex in r.examples
-                                   for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
-                                             *(a.text for a in ex.bad)))
+        self.example_texts = tuple(t for r in spec.rules for t in _example_texts(r))
         self.gated: Counter = Counter()  # gate:NAME:ROLE -> texts it failed, retried ones included
 
     # -- driver
@@ -377,8 +375,7 @@ class Synthesizer:
         texts = (f"{agents.roles._MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
-        topic = tuple(t for ex in r.examples for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
-                                                      *(a.text for a in ex.bad)))
+        topic = _example_texts(r)
         return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users,
                              examples=self.example_texts, topic=topic)
 
@@ -455,6 +452,12 @@ class Synthesizer:
             "experience_pool": self.pool.size(),
             "per_rule": dict(sorted(per_rule.items())),
         }
+
+
+def _example_texts(rule: Rule) -> tuple[str, ...]:
+    """Every text of a rule's examples: their turns, good and bad answers."""
+    return tuple(t for ex in rule.examples
+                 for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good), *(a.text for a in ex.bad)))
 
 
 @lru_cache(maxsize=256)
