@@ -133,6 +133,52 @@ def test_greedy_is_deterministic_and_batch_invariant(handle):
         SHORT.model_validate_json(t)
 
 
+# prompts that share their first messages with each other (a role's system message, a
+# conversation that goes on), a repeat, and a prompt that is a shorter prefix of another
+SHARED = [
+    CHAT[0],
+    CHAT[0] + [{"role": "assistant", "content": "I'm sorry to hear that. What is your order number?"},
+               {"role": "user", "content": "It is AC-40112."}],
+    CHAT[2],
+    CHAT[0],
+    CHAT[0][:1] + [{"role": "user", "content": "Where do I change my address?"}],
+    CHAT[0][:1],
+    CHAT[1],
+]
+
+
+def test_prompt_chunks_cut_before_each_message(handle):
+    toks = handle.prompt_tokens(SHARED[1])
+    ends = handle.chunk_ends(toks)
+    assert ends[-1] == len(toks) and ends == sorted(set(ends))
+    control = [j for j, t in enumerate(toks) if not handle.pieces()[t]]
+    assert ends[:-1] == [j for j in control if j > 0]
+    # <|im_start|> and <|im_end|> of four messages and the generation prompt's <|im_start|>
+    assert len(ends) - 1 == 8
+
+
+def test_kept_prefix_gives_the_bytes_of_a_cold_evaluation(handle):
+    import numpy as np
+
+    handle.forget()
+    before = handle.reused_tokens
+    warm_logits, warm_texts = [], []
+    for m in SHARED:  # each prompt after the previous one's prompt and generated tokens
+        warm_logits.append(handle._prefill(handle.prompt_tokens(m)))
+        warm_texts.append(handle.generate_raw([m], 12, [3], temperature=1.0)[0][0])
+    reused = handle.reused_tokens - before
+    cold_logits, cold_texts = [], []
+    for m in SHARED:
+        handle.forget()
+        cold_logits.append(handle._prefill(handle.prompt_tokens(m)))
+        handle.forget()
+        cold_texts.append(handle.generate_raw([m], 12, [3], temperature=1.0)[0][0])
+    for i, (w, c) in enumerate(zip(warm_logits, cold_logits)):
+        assert w.tobytes() == c.tobytes(), f"prompt {i}: logits differ from a cold evaluation"
+    assert warm_texts == cold_texts
+    assert reused > 0  # the cache was used: the system message, the whole of a repeated prompt
+
+
 def test_sampling_is_seeded_per_prompt(handle):
     a = handle.generate_json([CHAT[1]] * 3, SHORT, 48, [7, 8, 9], temperature=1.0)
     b = handle.generate_json([CHAT[0], CHAT[1], CHAT[1]], SHORT, 48, [5, 9, 7], temperature=1.0)

@@ -20,9 +20,14 @@ that one silently falls back to "any JSON" when llama.cpp cannot convert a schem
 defaults (``repeat_penalty=1.1``, ``top_k=40``, ``min_p=0.05``) would change the text under the
 name of another setting. Here: greedy (argmax of the masked logits) when ``temperature == 0``;
 otherwise a plain multinomial draw from ``softmax(logits / temperature)`` (no top-k/top-p, as the
-transformers engine samples) with a ``numpy`` generator seeded by the prompt's own seed. Every
-prompt starts from an empty KV cache (``reset`` + a full prompt eval, no prefix reuse), so its
-text is a function of that prompt and its seed alone: the engine is batch-invariant.
+transformers engine samples) with a ``numpy`` generator seeded by the prompt's own seed.
+
+A prompt is evaluated in chunks cut before every control token (one chunk a chat message), and the
+chunks the previous prompt began with are kept in the KV cache: the K candidates of a scenario
+share one prompt evaluation, and the calls of a role share its system message and few-shot turns.
+A chunk is evaluated the same way whether the cache was warm or empty, so the logits are the same
+bytes either way (tested against a cold evaluation): a prompt's text is still a function of that
+prompt and its seed alone, and the engine is batch-invariant.
 
 Prompts are rendered with the GGUF's own chat template (``tokenizer.chat_template``), by the same
 ``Jinja2ChatFormatter`` that ``create_chat_completion`` uses, then tokenized with special tokens
@@ -116,7 +121,8 @@ def _check_gguf(path: Path) -> None:
 
 
 class LlamaCppModelHandle(ModelHandle):
-    """A GGUF model in one ``llama_cpp.Llama``; prompts run one at a time, each from scratch."""
+    """A GGUF model in one ``llama_cpp.Llama``; prompts run one at a time, sharing the KV cache
+of the chunks they begin with (:meth:`_prefill`)."""
 
     engine = "llamacpp"
 
@@ -135,6 +141,12 @@ class LlamaCppModelHandle(ModelHandle):
         self._pieces: list[bytes] | None = None
         self._outlines_vocab = None
         self._indexes: dict[Any, Any] = {}  # by output type and by schema
+        self._control: list[bool] | None = None
+        self._kv_prompt: list[int] = []  # the prompt whose chunks are in the KV cache
+        self._kv_logits = None  # the logits of its last position
+        self.keep_prefix = True  # False: every prompt from an empty cache (the same bytes, slower)
+        self.reused_tokens = 0  # prompt tokens taken from the KV cache, and evaluated
+        self.evaluated_tokens = 0
 
     @property
     def params(self) -> dict:
@@ -143,7 +155,7 @@ class LlamaCppModelHandle(ModelHandle):
         # (measured: 1 or 2 threads, n_ctx 1024/4096/8192 gave byte-identical greedy and sampled
         # texts); a prompt that does not fit the context is an error, never cut.
         return {"constraint": "outlines_core", "n_batch": N_BATCH, "extra_buffers": False,
-                "sampler": "greedy|multinomial"}
+                "sampler": "greedy|multinomial", "prefill": "chunks-before-control-tokens"}
 
     # -- prompts
 
@@ -231,15 +243,74 @@ class LlamaCppModelHandle(ModelHandle):
                 raise ValueError(f"prompt {i} has {len(toks)} tokens: with max_new_tokens {max_new_tokens} it does "
                                  f"not fit the context of {self.n_ctx} tokens (nothing was generated)")
 
-    def _decode(self, tokens: list[int], max_new_tokens: int, seed: int, temperature: float,
-                index: Any = None) -> list[int]:
-        """Generate from ``tokens`` on an empty KV cache; returns the new tokens (EOS included)."""
+    def _is_control(self) -> list[bool]:
+        if self._control is None:
+            self._control = [not piece for piece in self.pieces()]
+        return self._control
+
+    def chunk_ends(self, tokens: Sequence[int]) -> list[int]:
+        """Where the prompt's evaluation is cut: before every control token (for a chat template,
+        before each ``<|im_start|>``: one chunk a message) and at the end. The cut is a function of
+        the tokens alone, so a chunk's KV cache is the same bytes whether it was just evaluated or
+        kept from an earlier prompt that began with the same chunks."""
+        control = self._is_control()
+        return [j for j in range(1, len(tokens)) if control[tokens[j]]] + [len(tokens)]
+
+    def forget(self) -> None:
+        """Drop the kept prompt: the next one is evaluated from an empty KV cache."""
+        self._kv_prompt, self._kv_logits = [], None
+
+    def _prefill(self, tokens: list[int]):
+        """Evaluate the prompt ``tokens`` chunk by chunk (:meth:`chunk_ends`), reusing the chunks
+        the last prompt began with, and return the logits of its last position.
+
+        The same prompt again (the K candidates of a scenario) costs nothing: its KV cache is
+        kept and the tokens generated after it are dropped. A prompt that shares its first chunks
+        (a role's system message, the few-shot turns) evaluates only the chunks after them. The
+        logits are byte-identical to an evaluation from an empty cache (tested), because every
+        chunk is evaluated the same way in both cases."""
         import llama_cpp
         import numpy as np
 
         llm = self.llama
-        llm.reset()  # n_tokens = 0: eval clears the whole KV cache, nothing of an earlier prompt stays
-        llm.eval(tokens)
+        if not self.keep_prefix:
+            self.forget()
+        if tokens == self._kv_prompt and self._kv_logits is not None:
+            llm.n_tokens = len(tokens)  # the next eval drops what was generated after the prompt
+            return self._kv_logits.copy()
+        ends = self.chunk_ends(tokens)
+        old = self._kv_prompt
+        same = 0
+        limit = min(len(old), len(tokens))
+        while same < limit and old[same] == tokens[same]:
+            same += 1
+        old_ends = set(self.chunk_ends(old)) if same else set()
+        keep = 0
+        for e in ends:
+            if e <= same and e < len(tokens) and e in old_ends:
+                keep = e
+        self.reused_tokens += keep
+        self.evaluated_tokens += len(tokens) - keep
+        llm.n_tokens = keep  # eval first removes the KV cache from n_tokens on
+        self._kv_prompt, self._kv_logits = [], None
+        start = keep
+        for e in ends:
+            if e > start:
+                llm.eval(tokens[start:e])
+                start = e
+        ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        self._kv_prompt, self._kv_logits = list(tokens), logits
+        return logits.copy()
+
+    def _decode(self, tokens: list[int], max_new_tokens: int, seed: int, temperature: float,
+                index: Any = None) -> list[int]:
+        """Generate from the prompt ``tokens``; returns the new tokens (EOS included)."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llama
+        logits = self._prefill(tokens)
         guide = mask = None
         if index is not None:
             from outlines_core import Guide
@@ -248,9 +319,10 @@ class LlamaCppModelHandle(ModelHandle):
             mask = np.zeros((self.n_vocab + 31) // 32, dtype=np.int32)
         rng = np.random.default_rng(int(seed)) if temperature > 0 else None
         out: list[int] = []
-        for _ in range(int(max_new_tokens)):
-            ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-            logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        for step in range(int(max_new_tokens)):
+            if step:
+                ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+                logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
             if guide is not None:
                 mask[:] = 0
                 guide.write_mask_into(mask.ctypes.data, mask.size, 4)
