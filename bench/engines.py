@@ -68,7 +68,16 @@ class TokenCounter:
             self.tokens += sum(len(self.tok(t, add_special_tokens=False).input_ids) for t in out)
             return out
 
+        raw = handle.generate_raw
+
+        def generate_raw(prompts, max_new_tokens, seeds, **kw):
+            texts, n = raw(prompts, max_new_tokens, seeds, **kw)
+            self.calls += len(texts)
+            self.tokens += sum(len(self.tok(t, add_special_tokens=False).input_ids) for t in texts)
+            return texts, n
+
         handle.generate_json = generate_json
+        handle.generate_raw = generate_raw
         return handle
 
 
@@ -77,7 +86,7 @@ def compile_once(handle, spec, spec_path: Path, work: Path, tag: str, args, coun
 
     opts = CompileOptions(out_dir=work / f"out-{tag}", store=work / f"store-{tag}", per_rule=args.per_rule,
                           rounds=args.rounds, retries=args.retries, batch_size=args.batch_size,
-                          answer_chars=args.max_chars)
+                          answer_chars=args.max_chars, candidates=args.candidates)
     counter.tokens = counter.calls = 0
     t0 = time.perf_counter()
     report = compile_spec(spec, spec_path, opts, model=handle)
@@ -87,6 +96,24 @@ def compile_once(handle, spec, spec_path: Path, work: Path, tag: str, args, coun
             "verified": s["verified"], "dropped": s["dropped"], "tokens": counter.tokens,
             "tokens_per_s": round(counter.tokens / secs, 1), "verified_per_min": round(60 * s["verified"] / secs, 2),
             "dropped_reasons": s["dropped_reasons"]}
+
+
+def sides_run(result: dict) -> dict:
+    return result["sides"]
+
+
+def _files(d: Path) -> dict:
+    """The dataset's files, the manifest without its run statistics (times differ)."""
+    out = {}
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                m = json.loads(data)
+                m.pop("run", None)
+                data = json.dumps(m, sort_keys=True).encode()
+            out[str(p.relative_to(d))] = data
+    return out
 
 
 def start_server(gguf: Path, port: int, n_ctx: int, log: Path) -> subprocess.Popen:
@@ -110,11 +137,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spec", type=Path, default=None, help="spec file (default: bench/compile.py's 4-rule spec)")
     ap.add_argument("--sides", nargs="+", default=["llamacpp", "transformers", "server"],
-                    choices=["llamacpp", "transformers", "server"])
+                    choices=["llamacpp", "llamacpp-cold", "transformers", "server"])
     ap.add_argument("--max-chars", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--retries", type=int, default=1)
     ap.add_argument("--per-rule", type=int, default=1)
+    ap.add_argument("--candidates", type=int, default=4, help="on-policy candidates per scenario (the CLI's default 4)")
     ap.add_argument("--batch-size", type=int, default=8, help="the transformers engine's batch (default 8)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--n-ctx", type=int, default=4096, help="the server's context (default 4096)")
@@ -129,7 +157,8 @@ def main(argv=None) -> int:
     result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                 "load_avg_start": [round(x, 2) for x in os.getloadavg()]},
                     "settings": {"max_chars": args.max_chars, "rounds": args.rounds, "retries": args.retries,
-                                 "per_rule": args.per_rule, "batch_size": args.batch_size},
+                                 "per_rule": args.per_rule, "batch_size": args.batch_size,
+                                 "candidates": args.candidates},
                     "spec": str(args.spec) if args.spec else "bench/compile.py's 4-rule spec", "sides": {}}
     with tempfile.TemporaryDirectory(prefix="specc-bench-engines-") as tmp:
         work = Path(tmp)
@@ -147,17 +176,28 @@ def main(argv=None) -> int:
             handle = counter.wrap(make())
             load_s = time.perf_counter() - t0
             res = compile_once(handle, loaded.spec, spec_path, work, tag, args, counter)
+            res["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
             res.update(model=handle.name, engine=handle.engine, load_s=round(load_s, 1))
+            if hasattr(handle, "reused_tokens"):  # llama.cpp: prompt tokens kept in the KV cache / evaluated
+                res.update(prompt_tokens_reused=handle.reused_tokens, prompt_tokens_evaluated=handle.evaluated_tokens)
             result["sides"][tag] = res
             if args.format == "text":
                 print(f"{tag:>14}: {res['seconds']:7.1f} s  {res['tokens']:6d} tok  {res['tokens_per_s']:6.1f} tok/s  "
                       f"{res['model_calls']:4d} calls  verified {res['verified']}/{res['scenarios']}  "
                       f"({res['verified_per_min']}/min)  load {res['load_s']} s", file=sys.stderr, flush=True)
 
-        for name in ("llamacpp", "transformers"):
-            if name in args.sides:
-                side(name, lambda name=name: resolve_model("smollm2", engine=name, batch_size=args.batch_size,
-                                                           reuse=False))
+        def cold_llamacpp():
+            handle = resolve_model("smollm2", engine="llamacpp", reuse=False)
+            handle.keep_prefix = False
+            return handle
+
+        for name in args.sides:  # in the order given: put the slow side between two fast ones to see drift
+            if name in ("llamacpp", "llamacpp-cold", "transformers"):
+                side(name, cold_llamacpp if name == "llamacpp-cold" else
+                     lambda name=name: resolve_model("smollm2", engine=name, batch_size=args.batch_size, reuse=False))
+        if "llamacpp" in sides_run(result) and "llamacpp-cold" in sides_run(result):
+            # the kept prefix must not change a byte of the data
+            result["llamacpp_kept_prefix_same_bytes"] = _files(work / "out-llamacpp") == _files(work / "out-llamacpp-cold")
         if "server" in args.sides:
             port = _free_port()
             proc = start_server(smollm2_gguf_path(), port, args.n_ctx, work / "server.log")
