@@ -50,9 +50,10 @@ _ATTR = re.compile(r'\s*([A-Za-z_][\w-]*)=(?:"([^"]*)"|\'([^\']*)\'|([^\s"\']+))
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)$")
 _EXAMPLE = re.compile(r"\*\*Example\*\*:?[ \t]*(.*?)[ \t]*$")
 _ADMONITION = re.compile(r'!!![ \t]+(\w+)(?:[ \t]+"([^"]*)")?[ \t]*$')
-_OPEN_TAG = re.compile(r"[ \t]*\*?[ \t]*<(\w+)((?:\s+[\w-]+=\"[^\"]*\")*)\s*>[ \t]*(?:<!--(.*?)-->)?[ \t]*$")
+_TAG_START = r"[ \t]*\*?[ \t]*<(\w+)((?:\s+[\w-]+=\"[^\"]*\")*)\s*>"  # padded, maybe a stray `*`; attributes
+_OPEN_TAG = re.compile(_TAG_START + r"[ \t]*(?:<!--(.*?)-->)?[ \t]*$")
 _CLOSE_TAG = re.compile(r"[ \t]*\*?[ \t]*</(\w+)\s*>[ \t]*$")
-_ONE_LINE = re.compile(r"[ \t]*\*?[ \t]*<(\w+)((?:\s+[\w-]+=\"[^\"]*\")*)\s*>(.*)</\1\s*>[ \t]*$")
+_ONE_LINE = re.compile(_TAG_START + r"(.*)</\1\s*>[ \t]*$")
 _TAG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 _LABEL = re.compile(rf"\s*({'|'.join(LABELS)})\s*(?:\[#([^\]]*)\])?\s*(?:[:,]\s*(.*?))?\s*$", re.S)
 _FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]")
@@ -240,6 +241,7 @@ def _messages(block: list[tuple[int, str]], file: str, summary: Summary) -> list
     between messages (the documents elide turns with `[...]`) is skipped and counted."""
     items: list[Message | list[Message]] = []
     comparison: list[Message] | None = None
+    opened_at = 0  # the line of the open <comparison>
     i = 0
     while i < len(block):
         n, line = block[i]
@@ -258,7 +260,7 @@ def _messages(block: list[tuple[int, str]], file: str, summary: Summary) -> list
         if opened and opened[1] == "comparison":
             if comparison is not None:
                 raise ImportProblem(file, n, "`<comparison>` inside a comparison")
-            comparison = []
+            comparison, opened_at = [], n
             continue
         m = one or opened
         if m is None and not closed:
@@ -303,7 +305,7 @@ def _messages(block: list[tuple[int, str]], file: str, summary: Summary) -> list
         else:
             items.append(msg)
     if comparison is not None:
-        raise ImportProblem(file, block[-1][0] if block else 0, "a `<comparison>` is never closed")
+        raise ImportProblem(file, opened_at, "this `<comparison>` is never closed")
     return items
 
 
@@ -364,6 +366,8 @@ def _examples(title: str, line: int, items: list, summary: Summary) -> list[Spec
             out.append(SpecExample(name, list(turns), good, bad))
             for counter, what in counts:
                 counter[what] += 1
+        else:
+            summary.skip(line, "comparisons with no labelled answer", repr(name))
         chosen = next((a for a in x if a.label and a.label[0] == "GOOD"), None) \
             or next((a for a in x if a.label and a.label[0] == "OK"), None)
         if chosen is not None:
@@ -570,11 +574,11 @@ class _Writer:
         self.out.append(f"{pad}example {encode_string(ex.title or 'example')} {{")
         for role, text in ex.turns:
             self.out.append(f"{inner}{role} {encode_string(text)}")
-        for text, reason in ex.good:
-            self.out.append(f"{inner}good {encode_string(text)}" + (f" because {encode_string(reason)}" if reason else ""))
-        for label, text, reason in ex.bad:
-            lab = f" {label}" if label else ""
-            self.out.append(f"{inner}bad{lab} {encode_string(text)}" + (f" because {encode_string(reason)}" if reason else ""))
+        answers = [("good", text, reason) for text, reason in ex.good]
+        answers += [("bad" + (f" {label}" if label else ""), text, reason) for label, text, reason in ex.bad]
+        for head, text, reason in answers:
+            because = f" because {encode_string(reason)}" if reason else ""
+            self.out.append(f"{inner}{head} {encode_string(text)}{because}")
         self.out.append(f"{pad}}}")
 
 
