@@ -96,10 +96,10 @@ def test_modality_inference(heading, authority, expected):
 
 
 def test_import_is_deterministic(tmp_path):
-    for name in NAMES:
-        a = imported(FIXTURES / f"{name}.md", tmp_path / "a" / name)[0]
-        b = imported(FIXTURES / f"{name}.md", tmp_path / "b" / name)[0]
-        assert a.encode() == b.encode()
+    for source in [*(FIXTURES / f"{name}.md" for name in NAMES), NEW_MD]:
+        a = imported(source, tmp_path / "a" / source.stem)
+        b = imported(source, tmp_path / "b" / source.stem)
+        assert a[0].encode() == b[0].encode() and a[1] == b[1]
 
 
 def test_id_and_version_options(tmp_path):
