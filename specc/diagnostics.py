@@ -69,11 +69,11 @@ CODES: dict[str, Code] = {
            "or add an `unless` exception to it. Root rules are the provider's invariants."),
         _c("E208", "duplicate-field", "a field that may appear once appears twice",
            "A rule has exactly one statement (`must`, `must_not`, `should`, `should_not`) and "
-           "at most one `authority`, `severity`, `when` and `weight`."),
+           "at most one `authority`, `severity`, `when`, `details` and `weight`."),
         _c("E209", "missing-statement", "a rule has no statement",
            "Every rule needs one of `must`, `must_not`, `should`, `should_not` with a string."),
         _c("E210", "empty-statement", "a statement, trigger or exception is empty",
-           "Strings that carry meaning (`must \"\"`, `when \"\"`) may not be empty or blank."),
+           "Strings that carry meaning (`must \"\"`, `when \"\"`, `details \"\"`) may not be empty or blank."),
         _c("E211", "duplicate-axis", "an axis is declared twice in the same scope",
            "Axis names are unique per scope (spec, section, rule)."),
         _c("E212", "bad-axis", "an axis has no values or repeats a value",

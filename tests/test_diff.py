@@ -173,6 +173,8 @@ CASES = [
     (BODY, BODY + ' example "e" { user "u" good "g" }', [('example "e"', ("examples-changed",))]),
     (BODY + ' example "e" { user "u" good "g" }', BODY + ' example "e" { user "u" good "h" }',
      [('example "e"', ("examples-changed",))]),
+    (BODY, BODY + ' details "More."', [("details", ("reworded",))]),
+    (BODY + ' details "A.\\n\\nB."', BODY + ' details "A.\\n\\nC."', [("details", ("reworded",))]),
     (BODY, BODY + " tags [a]", [("tags", ("metadata-changed",))]),
     (BODY, BODY + " weight 2", [("weight", ("metadata-changed",))]),
     (BODY, BODY + " axis tone = [warm, dry]", [("axis", ("axes-changed",))]),
@@ -189,6 +191,14 @@ CASES = [
 @pytest.mark.parametrize("old,new,expected", CASES)
 def test_field_classification(old, new, expected):
     assert _diff_rule_text(old, new) == expected
+
+
+def test_a_details_change_shows_only_the_paragraphs_that_differ():
+    old = BODY + ' details "Kept paragraph.\\n\\nOld paragraph."'
+    new = BODY + ' details "Kept paragraph.\\n\\nNew paragraph.\\n\\nAdded paragraph."'
+    a, b = load_text(BASE % old), load_text(BASE % new)
+    [f] = diff_specs(a.spec, b.spec).rules[0].fields
+    assert (f.old, f.new) == ("Old paragraph.", "New paragraph.\n\nAdded paragraph.")
 
 
 def test_kind_default_to_rule_tightens():

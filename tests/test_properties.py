@@ -151,7 +151,7 @@ def _example(draw, w: _Writer) -> None:
     w.tok("example")
     w.string(draw(TEXT))
     w.tok("{")
-    turns = draw(st.lists(st.sampled_from(["system", "developer", "assistant", "user"]), max_size=3))
+    turns = draw(st.lists(st.sampled_from(["system", "developer", "assistant", "tool", "user"]), max_size=3))
     turns.insert(draw(st.integers(0, len(turns))), "user")
     items = [("turn", r) for r in turns] + [("answer", None)] * draw(st.integers(1, 3))
     for kind, role in draw(st.permutations(items)):
@@ -173,7 +173,7 @@ def _example(draw, w: _Writer) -> None:
 def _rule(draw, w: _Writer, name: str) -> None:
     kind = draw(st.sampled_from(["rule", "rule", "default"]))
     parts = [("statement", None)]
-    for key in ("authority", "severity", "when", "weight"):
+    for key in ("authority", "severity", "when", "details", "weight"):
         if draw(st.booleans()):
             parts.append((key, None))
     parts += [("unless", u) for u in draw(st.lists(NONBLANK, max_size=2, unique=True))]
@@ -190,7 +190,7 @@ def _rule(draw, w: _Writer, name: str) -> None:
             w.tok("authority", draw(st.sampled_from(["root", "system", "developer", "user", "guideline"])))
         elif key == "severity":
             w.tok("severity", draw(st.sampled_from(["critical", "high", "medium", "low"])))
-        elif key in ("when", "unless"):
+        elif key in ("when", "unless", "details"):
             w.tok(key)
             w.string(arg if key == "unless" else draw(NONBLANK))
         elif key == "weight":

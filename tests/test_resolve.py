@@ -386,6 +386,8 @@ MEANING_CHANGES = {
     "unless removed": ('    unless "It is a public office."\n', ""),
     "tags": ("tags [privacy, pii]", "tags [privacy]"),
     "weight": ("weight 2", "weight 3"),
+    "details added": ("    weight 2\n", '    weight 2\n    details "Street, number and town alike."\n'),
+    "example tool turn": ('user "Where is the shop?"', 'user "Where is the shop?" tool "Shop: Main Street."'),
     "check argument": ("check max_words(100)", "check max_words(101)"),
     "check operator": ('check not matches(r"\\d+ Street")', 'check matches(r"\\d+ Street")'),
     "check removed": ("    check max_words(100)\n", ""),
@@ -398,6 +400,29 @@ MEANING_CHANGES = {
     "kind": ("  rule no_address {", "  default no_address {"),
     "name": ("rule no_address {", "rule no_addresses {"),
 }
+
+
+def test_details_are_one_text_that_enters_the_hash_and_an_override():
+    rule = 'rule r {{ should "Be brief." {} }}'
+    one = ok(load_text('spec t version "1.0.0"\n' + rule.format('details "Short.\\n\\nAnd clear."'))).rules[0]
+    block = ok(load_text('spec t version "1.0.0"\n' + rule.format('details """\n  Short.\n\n  And clear.\n  """'))).rules[0]
+    other = ok(load_text('spec t version "1.0.0"\n' + rule.format('details "Short."'))).rules[0]
+    none = ok(load_text('spec t version "1.0.0"\n' + rule.format(""))).rules[0]
+    assert one.details == "Short.\n\nAnd clear." and one.hash == block.hash
+    assert len({one.hash, other.hash, none.hash}) == 3
+    assert none.details is None and "details" not in none.meaning()
+
+
+def test_details_once_and_not_empty():
+    twice = load_text('spec t version "1.0.0"\nrule r { should "x" details "a" details "b" }')
+    empty = load_text('spec t version "1.0.0"\nrule r { should "x" details "  " }')
+    assert codes(twice) == ["E208"] and codes(empty) == ["E210"]
+
+
+def test_override_replaces_details(tmp_path):
+    write(tmp_path, {"base.spec": 'spec b version "1.0.0"\nrule r { should "x" details "Old." }',
+                     "d.spec": 'spec d version "1.0.0"\nextends "./base.spec"\noverride r { details "New." }'})
+    assert ok(load(tmp_path / "d.spec")).rules[0].details == "New."
 
 
 @pytest.mark.parametrize("field", sorted(MEANING_CHANGES))

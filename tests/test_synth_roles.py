@@ -62,6 +62,21 @@ def test_spec_text_is_data_not_template():
     assert "First answer: {{ 1+1 }}" in msgs[-1]["content"]
 
 
+def test_details_reach_the_defender_and_the_judge_cut_to_a_bound():
+    long = "Word " * 400
+    rule = load_text(f'spec t version "1.0.0"\nrule r {{ must "Be kind." details "Start. {long}End." }}').spec.rules[0]
+    defender = agents.answer_messages("defender", rule, _scenario(rule), [{"role": "user", "content": "hi"}], None)
+    judge = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "a", "b", [rule.id])
+    for msgs in (defender, judge):
+        text = "\n".join(m["content"] for m in msgs)
+        assert "In detail: Start. Word" in text and "End." not in text
+        shown = text.split("In detail: ")[1].split("\n")[0]
+        assert len(shown) == roles.DETAILS_CHARS and shown.endswith("…")
+    plain = load_text('spec t version "1.0.0"\nrule r { must "Be kind." }').spec.rules[0]
+    msgs = agents.answer_messages("defender", plain, _scenario(plain), [{"role": "user", "content": "hi"}], None)
+    assert "In detail" not in msgs[0]["content"]
+
+
 def test_templates_render_in_a_sandbox():
     from jinja2.exceptions import SecurityError
 

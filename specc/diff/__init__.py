@@ -28,13 +28,16 @@ from specc.diff.model import (
 )
 from specc.diff.render import render
 from specc.diff.rules import diff_rule, diff_specs
-from specc.diff.sources import DatasetSide, DiffError, open_dataset, open_side
+from specc.diff.sources import DatasetSide, DiffError, document_id, open_dataset, open_side
 
 
 def compare(old: str, new: str, data: str | None = None,
             cwd: Path | None = None) -> tuple[SpecDiff | DatasetDiff, DataImpact | None]:
     """Open ``old`` and ``new`` (and the dataset ``data``) and diff them. Raises DiffError."""
-    a, b = open_side(old, cwd), open_side(new, cwd)
+    # Two documents (Markdown) import under one spec id, NEW's, so that their rules compare by
+    # id even when the file names differ (model_spec-2025-04-11.md, model_spec-2025-09-12.md).
+    shared = document_id(new) if document_id(old) and document_id(new) else None
+    a, b = open_side(old, cwd, shared), open_side(new, cwd, shared)
     if isinstance(a, DatasetSide) and isinstance(b, DatasetSide):
         if data is not None:
             raise DiffError("--data goes with two specs; two datasets are compared with each other")

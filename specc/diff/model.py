@@ -36,7 +36,7 @@ CLASS_DOCS: dict[str, str] = {
     LOOSENED: "the reverse of tightened",
     INVERTED: "the modality's polarity flipped (must <-> must_not, should <-> should_not): the rule now "
               "asks for the opposite",
-    REWORDED: "statement text changed (or an `unless` reworded) with the same modality",
+    REWORDED: "statement or details text changed (or an `unless` reworded) with the same modality",
     TRIGGER_CHANGED: "the `when` trigger was added, removed or rewritten",
     AUTHORITY_CHANGED: "the authority level moved (also tightened when up, loosened when down)",
     CHECKS_CHANGED: "a check was added, removed or edited",

@@ -18,7 +18,7 @@ from specc.diff.model import (
 )
 
 _PROSE = {"statement", "when", "unless", "doc"}  # free text: shown quoted
-_EXAMPLE_WIDTH = 200  # examples can be whole conversations; cut in text and markdown (not JSON)
+_EXAMPLE_WIDTH = 200  # examples and details can be pages long; cut in text and markdown (not JSON)
 _WATCH = ("removed", LOOSENED, INVERTED)  # what a reviewer should look at first
 
 
@@ -41,7 +41,9 @@ def _value(f: FieldChange, v) -> str:
         return f"{v:g}"
     if f.field in _PROSE:
         return json.dumps(v, ensure_ascii=False)
-    if f.field.startswith("example") and len(v) > _EXAMPLE_WIDTH:
+    if f.field == "details":
+        v = " ".join(v.split())  # paragraphs on one line
+    if (f.field.startswith("example") or f.field == "details") and len(v) > _EXAMPLE_WIDTH:
         return v[: _EXAMPLE_WIDTH - 1] + "…"
     return str(v)
 

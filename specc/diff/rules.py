@@ -14,6 +14,7 @@ kind            default -> rule tightened; rule -> default loosened
 modality        same polarity: should -> must tightened, must -> should loosened;
                 polarity flip (must <-> must_not, should -> must_not ...): inverted
 statement       reworded
+details         reworded (only the paragraphs that differ are shown)
 authority       authority-changed, plus tightened (up) or loosened (down)
 severity        tightened (up) or loosened (down)
 when            added: loosened (the rule now applies only in that situation);
@@ -207,6 +208,8 @@ def diff_rule(o: Rule, n: Rule) -> tuple[FieldChange, ...]:
         else:
             cls = (TRIGGER_CHANGED,)
         out.append(FieldChange("when", o.when, n.when, cls))
+    if o.details != n.details:
+        out.append(_diff_details(o.details, n.details))
     out += _diff_texts("unless", o.unless, n.unless)
     out += _diff_checks(o.checks, n.checks)
     out += _diff_examples(o.examples, n.examples)
@@ -216,6 +219,18 @@ def diff_rule(o: Rule, n: Rule) -> tuple[FieldChange, ...]:
     if o.weight != n.weight:
         out.append(FieldChange("weight", o.weight, n.weight, (METADATA_CHANGED,)))
     return tuple(out)
+
+
+def _diff_details(old: str | None, new: str | None) -> FieldChange:
+    """A rule's long text, paragraph by paragraph: the change shows the paragraphs that differ."""
+    if old is None or new is None:
+        return FieldChange("details", old, new, (REWORDED,))
+    a, b = old.split("\n\n"), new.split("\n\n")
+    gone = [p for p in a if p not in b]
+    came = [p for p in b if p not in a]
+    if not gone and not came:  # the same paragraphs in another order
+        gone, came = a, b
+    return FieldChange("details", "\n\n".join(gone) or None, "\n\n".join(came) or None, (REWORDED,))
 
 
 def _diff_texts(name: str, old: tuple[str, ...], new: tuple[str, ...]) -> list[FieldChange]:

@@ -3,9 +3,10 @@
 ``open_side(arg)`` decides which, in this order:
 
 1. a directory holding ``manifest.json`` is a compiled dataset;
-2. an existing file is a spec file;
+2. an existing file is a spec file, or a document an importer reads (``.md``: the Model Spec
+   markup, ``specc.importers``), imported on the fly;
 3. ``REV:path`` where ``REV`` is a commit of the git repository around the current directory
-   is the spec ``path`` at that revision. As with ``git show``, ``path`` is relative to the
+   is the spec (or document) ``path`` at that revision. As with ``git show``, ``path`` is relative to the
    repository root, or to the current directory when written ``REV:./path``. Its imports are
    read from the same revision (stdlib imports come from the installed specc).
 
@@ -22,8 +23,9 @@ from pathlib import Path, PurePosixPath
 
 from specc.diagnostics import Diagnostic, SourceCache
 from specc.diff.model import SideInfo
+from specc.importers import ImportProblem, convert_text, format_for, is_importable
 from specc.ir.model import Spec
-from specc.ir.resolve import Reader, load
+from specc.ir.resolve import Reader, load, load_text
 
 
 class DiffError(Exception):
@@ -52,7 +54,15 @@ class DatasetSide:
 Side = SpecSide | DatasetSide
 
 
-def open_side(arg: str, cwd: Path | None = None) -> Side:
+def document_id(arg: str) -> str | None:
+    """The spec id a document ``arg`` (a path or ``REV:path``) imports under by default, or None
+    for anything that is not a document an importer reads."""
+    module = format_for(arg)
+    return module.default_id(Path(Path(arg).name.rpartition(":")[2])) if module else None
+
+
+def open_side(arg: str, cwd: Path | None = None, spec_id: str | None = None) -> Side:
+    """``spec_id``: the id a document (``.md``) is imported under (default: from its file name)."""
     cwd = Path(cwd or Path.cwd())
     path = cwd / arg
     if path.is_dir():
@@ -60,6 +70,12 @@ def open_side(arg: str, cwd: Path | None = None) -> Side:
             return open_dataset(path, arg)
         raise DiffError(f"{arg}: a directory, but not a compiled dataset (it has no manifest.json)")
     if path.is_file():
+        if is_importable(path):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise DiffError(f"{arg}: cannot read: {e}") from None
+            return _spec_side(_imported(text, arg, path, spec_id), SideInfo(kind="spec", source=arg))
         return _spec_side(load(path), SideInfo(kind="spec", source=arg))
     rev, sep, rel = arg.partition(":")
     if sep and rev and rel:
@@ -70,8 +86,18 @@ def open_side(arg: str, cwd: Path | None = None) -> Side:
         sha = resolve_revision(repo, rev)
         if sha is None:
             raise DiffError(f"{arg}: `{rev}` is not a revision of the git repository at {repo}")
-        return open_git(repo, rev, sha, rel, cwd)
+        return open_git(repo, rev, sha, rel, cwd, spec_id)
     raise DiffError(f"{arg}: no such file, dataset directory or REV:path")
+
+
+def _imported(text: str, shown: str, path: Path, spec_id: str | None = None):
+    """A document in another format, imported and loaded as the spec it becomes."""
+    module = format_for(path)
+    try:
+        imported = convert_text(text, shown, spec_id or module.default_id(path), module.default_version(path))
+    except ImportProblem as e:
+        raise DiffError(str(e)) from None
+    return load_text(imported.text, str(path.with_name(imported.name)))
 
 
 def _spec_side(result, info: SideInfo) -> SpecSide:
@@ -138,7 +164,7 @@ class GitReader(Reader):
         return Path(os.path.normpath(path if path.is_absolute() else self.repo / path))
 
 
-def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path) -> SpecSide:
+def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path, spec_id: str | None = None) -> SpecSide:
     if rel.startswith(("./", "../")) or rel in (".", ".."):
         target = Path(os.path.normpath(cwd.resolve() / rel))
     else:
@@ -154,6 +180,12 @@ def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path) -> SpecSide:
             hint = (f" (after `:` a path is relative to the repository root; "
                     f"write {rev}:./{rel} for one relative to the current directory)")
         raise DiffError(f"{shown}: {rev} has no file {relpath}{hint}")
+    if is_importable(target):
+        try:
+            text = reader.read(target)
+        except UnicodeDecodeError as e:
+            raise DiffError(f"{shown}: cannot read: {e}") from None
+        return _spec_side(_imported(text, shown, target, spec_id), SideInfo(kind="git", source=shown))
     return _spec_side(load(target, reader), SideInfo(kind="git", source=shown))
 
 

@@ -24,7 +24,7 @@ from specc.syntax.fmt import format_check, format_number
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
 Modality = Literal["must", "must_not", "should", "should_not"]
-Role = Literal["system", "developer", "user", "assistant"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 AUTHORITIES: tuple[str, ...] = ("root", "system", "developer", "user", "guideline")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
@@ -152,6 +152,8 @@ class Rule(_Frozen):
     severity: Severity
     when: str | None = None
     unless: tuple[str, ...] = ()
+    details: str | None = Field(default=None, description="The rule's long text: what a judge and a defender "
+                                "need to know beyond the statement")
     tags: tuple[str, ...] = ()
     weight: float = DEFAULT_WEIGHT
     checks: tuple[Check, ...] = ()
@@ -206,7 +208,7 @@ class Spec(_Frozen):
 
 
 def _rule_meaning(r) -> dict:
-    return {
+    meaning = {
         "id": r.id,
         "kind": r.kind,
         "modality": r.modality,
@@ -221,6 +223,9 @@ def _rule_meaning(r) -> dict:
         "examples": sorted(canonical_json(_example_meaning(e)) for e in r.examples),
         "axes": sorted(_axis_json(a.name, a.values) for a in r.axes),
     }
+    if r.details is not None:  # absent from the meaning when not given: older hashes stay valid
+        meaning["details"] = r.details
+    return meaning
 
 
 _STR = json.encoder.encode_basestring  # a str as a JSON string literal, non-ASCII kept (C)
@@ -239,6 +244,7 @@ def _rule_meaning_json(r) -> str:
         '{"authority":', _STR(r.authority),
         ',"axes":', _axes_json(r.axes),
         ',"checks":', _strs_json(canonical_checks(r.checks)),
+        "" if r.details is None else ',"details":' + _STR(r.details),
         ',"examples":', _strs_json(sorted(_example_json(e) for e in r.examples)) if r.examples else "[]",
         ',"id":', _STR(r.id),
         ',"kind":', _STR(r.kind),

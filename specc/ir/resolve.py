@@ -447,7 +447,7 @@ class _Resolver:
     # one rule ---------------------------------------------------------------------
     def fields_of(self, decl: ast.RuleDecl) -> dict | None:
         """Validate a rule body; returns the raw field values by key (lists for list fields)."""
-        once = ("statement", "authority", "severity", "when", "weight")
+        once = ("statement", "authority", "severity", "when", "details", "weight")
         seen: dict[str, Span] = {}
         out: dict = {"unless": [], "tags": [], "check": [], "example": [], "axis": []}
         ok = True
@@ -474,12 +474,12 @@ class _Resolver:
                     self.diags.append(Diagnostic("E218", f"unknown {f.key} `{f.value.value}`; {hint}", f.value.span))
                     ok = False
                 out[f.key] = f.value.value
-            elif f.key in ("when", "unless"):
+            elif f.key in ("when", "unless", "details"):
                 if not f.value.value.strip():
                     self.diags.append(Diagnostic("E210", f"the `{f.key}` text is empty", f.value.span))
                     ok = False
-                if f.key == "when":
-                    out["when"] = f.value.value
+                if f.key in ("when", "details"):
+                    out[f.key] = f.value.value
                 else:
                     if f.value.value in out["unless"]:
                         self.diags.append(Diagnostic("W409", "this exception is already listed", f.span))
@@ -538,6 +538,7 @@ class _Resolver:
             severity=fields.get("severity", DEFAULT_SEVERITY),
             when=fields.get("when"),
             unless=tuple(fields["unless"]),
+            details=fields.get("details"),
             tags=tuple(fields["tags"]),
             weight=fields.get("weight", DEFAULT_WEIGHT),
             checks=tuple(fields["check"]),
@@ -555,7 +556,7 @@ class _Resolver:
         spans = {f.key: f.span for f in decl.fields}
         if "statement" in fields:
             update["modality"], update["statement"] = fields["statement"]
-        for key in ("authority", "severity", "when", "weight"):
+        for key in ("authority", "severity", "when", "details", "weight"):
             if key in fields:
                 update[key] = fields[key]
         if "unless" in spans:

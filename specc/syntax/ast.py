@@ -107,7 +107,7 @@ CheckExpr = Union[CheckCall, CheckNot, CheckBin]
 
 @dataclass(slots=True)
 class Turn:
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     text: Str
     span: Span
 
@@ -131,7 +131,7 @@ class Example:
 # -- rule fields ------------------------------------------------------------------------
 
 FieldKey = Literal[
-    "statement", "authority", "severity", "when", "unless", "tags", "weight", "check", "axis", "example"
+    "statement", "authority", "severity", "when", "unless", "details", "tags", "weight", "check", "axis", "example"
 ]
 
 
@@ -139,7 +139,7 @@ FieldKey = Literal[
 class Field:
     """One line-level item of a rule body.
 
-    ``value`` by key: statement -> (modality, Str); authority/severity -> Name; when/unless -> Str;
+    ``value`` by key: statement -> (modality, Str); authority/severity -> Name; when/unless/details -> Str;
     tags -> ValueList; weight -> Number; check -> CheckExpr; axis -> AxisDecl; example -> Example.
     """
 

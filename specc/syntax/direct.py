@@ -33,7 +33,7 @@ from specc.diagnostics import Span
 from specc.syntax import ast
 from specc.syntax.strings import decode_string
 
-GRAMMAR_SHA256 = "595c11213c383ae4211c3b273896f592061065544fbaf57a0e1d57b71f828d25"
+GRAMMAR_SHA256 = "fcef6b9f44f4fabafe8502f654e3f987bf4064ae71bb727556b3241f7cda0f42"
 
 
 # The grammar's STRING terminal, as lark compiles it, and the same language written so that
@@ -48,7 +48,7 @@ FAST_STRING = (r'''(?:r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'''
 
 # The words that start a rule field (the grammar's `field` rule), by what follows them.
 _NAME_FIELDS = ("authority", "severity")  # then a NAME
-_STRING_FIELDS = ("when", "unless")  # then a STRING, as after a MODALITY
+_STRING_FIELDS = ("when", "unless", "details")  # then a STRING, as after a MODALITY
 _OTHER_FIELDS = ("tags", "weight", "check", "axis", "example")
 # Outside brackets, any of them (or a modality) ends a check expression.
 _FIELD_WORDS = frozenset(("must", "must_not", "should", "should_not") + _NAME_FIELDS + _STRING_FIELDS + _OTHER_FIELDS)
@@ -95,7 +95,7 @@ class DirectParser:
         token = c(rf"{skip}(?:(?P<s>{string})|(?P<n>{name})|(?P<u>{number})|(?P<p>[{{}}()\[\],=.])|(?P<eof>\Z))")
         self._tok, self._token_scanner = token.match, token.scanner
         # A field line in one match; lastgroup says which (v1: statement, v2: authority or
-        # severity, v3: when or unless, k4: a field read further, end: the rule's `}`).
+        # severity, v3: when, unless or details, k4: a field read further, end: the rule's `}`).
         self._field = c(
             rf"{skip}(?:(?P<mod>{modality}){_NOT_WORD}(?P<s1>{skip})(?P<v1>{string})"
             rf"|(?P<k2>{'|'.join(_NAME_FIELDS)}){_NOT_WORD}(?P<s2>{skip})(?P<v2>{name})"

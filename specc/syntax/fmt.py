@@ -3,7 +3,8 @@
 The layout: 2-space indentation; the header ``spec ID version "X"`` with the doc string on
 the next line; then the imports/``extends`` block, the axes block, and the sections and rules,
 a blank line between groups and between blocks. Inside a rule the fields come in a fixed
-order (statement, authority, severity, when, unless, tags, weight, check, axis, example);
+order (statement, authority, severity, when, unless, tags, weight, details, check, axis,
+example);
 fields of the same kind keep their written order, and so do the turns and answers of an
 example. Strings, numbers and checks are written in one canonical form each
 (:func:`encode_string`, :func:`format_number`, :func:`format_check`), which the IR's
@@ -29,7 +30,8 @@ from specc.syntax.strings import decode_string
 
 INDENT = "  "
 
-FIELD_ORDER = ("statement", "authority", "severity", "when", "unless", "tags", "weight", "check", "axis", "example")
+FIELD_ORDER = ("statement", "authority", "severity", "when", "unless", "tags", "weight", "details", "check", "axis",
+               "example")
 _FIELD_RANK = {k: i for i, k in enumerate(FIELD_ORDER)}
 
 # Zero-argument predicates written without parentheses (`check refuses`). The syntax layer
@@ -403,7 +405,7 @@ class _Printer:
             return f"{modality} {format_string(text.value, indent)}"
         if key in ("authority", "severity"):
             return f"{key} {v.value}"
-        if key in ("when", "unless"):
+        if key in ("when", "unless", "details"):
             return f"{key} {format_string(v.value, indent)}"
         if key == "tags":
             return f"tags {format_list(v.items)}"

@@ -214,6 +214,9 @@ class _Builder(Transformer):
     def unless(self, children):
         return ast.Field("unless", self._str(self._of(children, "STRING")[0]), self._span(children))
 
+    def details(self, children):
+        return ast.Field("details", self._str(self._of(children, "STRING")[0]), self._span(children))
+
     def tags(self, children):
         return ast.Field("tags", self._nodes(children)[0], self._span(children))
 
@@ -289,7 +292,7 @@ _TERMINAL_WORDS = {
     "NAME": "a name",
     "NUMBER": "a number",
     "MODALITY": "a statement (`must`, `must_not`, `should`, `should_not`)",
-    "ROLE": "a turn (`system`, `developer`, `user`, `assistant`)",
+    "ROLE": "a turn (`system`, `developer`, `user`, `assistant`, `tool`)",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
     "LPAR": "`(`",
@@ -302,7 +305,8 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
     "SPEC": 'the header `spec NAME version "1.0.0"`',
 }
-_RULE_FIELDS = {"MODALITY", "AUTHORITY", "SEVERITY", "WHEN", "UNLESS", "TAGS", "WEIGHT", "CHECK", "AXIS", "EXAMPLE"}
+_RULE_FIELDS = {"MODALITY", "AUTHORITY", "SEVERITY", "WHEN", "UNLESS", "DETAILS", "TAGS", "WEIGHT", "CHECK", "AXIS",
+                "EXAMPLE"}
 _TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRIDE", "REMOVE"}
 
 
@@ -313,7 +317,7 @@ def _describe(names: set[str]) -> str:
         return "a check such as `max_words(100)`"
     if _RULE_FIELDS <= names:
         parts.append("a rule field (a statement such as `must \"...\"`, or `authority`, `severity`, `when`, "
-                     "`unless`, `tags`, `weight`, `check`, `axis`, `example`)")
+                     "`unless`, `details`, `tags`, `weight`, `check`, `axis`, `example`)")
         names -= _RULE_FIELDS
     if {"RULE", "DEFAULT", "SECTION"} <= names:
         if _TOP_ITEMS <= names:
@@ -456,7 +460,7 @@ def _blank(text: str, start: int, end: int) -> str:
 
 
 _KEYWORDS = frozenset({
-    "must", "must_not", "should", "should_not", "authority", "severity", "when", "unless", "tags", "weight",
+    "must", "must_not", "should", "should_not", "authority", "severity", "when", "unless", "details", "tags", "weight",
     "check", "axis", "example", "rule", "default", "section", "override", "remove", "import", "extends",
 })
 

@@ -48,6 +48,9 @@ MAX_CITED = 2
 # Few-shot material taken from the spec, per role prompt.
 FEW_SHOT = 2
 FEW_SHOT_CHARS = 200
+# A rule's `details` (imported specs carry pages of prose) enter the defender's and the judge's
+# prompts cut to this many characters, whitespace collapsed.
+DETAILS_CHARS = 600
 POOL_SHOWN = 2
 
 # Characters a constrained pattern may produce inside a JSON string: no quote, no backslash,
@@ -368,6 +371,7 @@ def rule_data(rule: Rule) -> dict:
         "severity": rule.severity,
         "when": rule.when,
         "unless": list(rule.unless),
+        "details": _clip(rule.details, DETAILS_CHARS) if rule.details else None,
         "checks": list(rule.check_sources),
     }
 
