@@ -196,15 +196,6 @@ def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(out, key=Diagnostic.sort_key)
 
 
-class SpecError(Exception):
-    """Raised where work cannot go on (e.g. compile on a spec with errors)."""
-
-    def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = diagnostics
-        first = diagnostics[0] if diagnostics else None
-        super().__init__(format_short(first) if first else "spec error")
-
-
 def format_short(d: Diagnostic) -> str:
     s = d.span
     return f"{s.file}:{s.start_line}:{s.start_col}: {d.level}[{d.code}]: {d.message}"

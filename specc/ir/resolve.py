@@ -487,7 +487,6 @@ class _Resolver:
                     out["unless"].append(f.value.value)
             elif f.key == "tags":
                 out["tags"].extend(v.value for v in f.value.items if v.value not in out["tags"])
-                out["tags_given"] = True
             elif f.key == "weight":
                 if f.value.value <= 0:
                     self.diags.append(Diagnostic("E215", f"weight must be greater than 0, not {f.value.text}",

@@ -56,7 +56,6 @@ SAFE = r'[^"\\\x00-\x1f\x7f-\x9f]'
 WORD = r'[^"\\\s\x00-\x1f\x7f-\x9f]+'
 REFUSAL_OPENING = "I can't help with that."
 OVER_REFUSAL_OPENING = "I'm sorry, but I can't help with that."
-COMPLIANT_OPENINGS = ("Sure", "Of course", "Yes", "Happy to help")
 
 
 def max_new_tokens_for(chars: int, overhead: int = 24) -> int:

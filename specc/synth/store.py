@@ -114,9 +114,6 @@ class Store:
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
-    def outcomes(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome").fetchall())
-
     def close(self) -> None:
         self.conn.close()
 
