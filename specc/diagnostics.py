@@ -122,8 +122,9 @@ CODES: dict[str, Code] = {
            "A `default` is meant to be overridable; give it `user` or `guideline` authority, "
            "or make it a `rule`."),
         _c("W408", "example-contradicts-check", "a spec example disagrees with the rule's check",
-           "A `good` answer fails the rule's check, or a `bad` answer (not labelled "
-           "`overrefusal`) passes it. Either the example or the check is wrong."),
+           "A `good` answer fails the rule's check, or a `bad` answer (not labelled as an "
+           "over-refusal: `overrefusal`, `over_refusal`, `refusal` or `lookalike`) passes it. Either the "
+           "example or the check is wrong."),
         _c("W409", "duplicate-unless", "the same exception is listed twice",
            "Remove the repeated `unless`."),
     ]

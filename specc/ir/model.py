@@ -119,10 +119,26 @@ class Turn(_Frozen):
     text: str
 
 
+# The labels of a `bad` answer that mean over-refusal: the answer is wrong because it is too
+# cautious (refuses or hedges on a request the rule allows). Case does not matter. Such an
+# example is a lookalike pair (helpful chosen, over-cautious rejected), and lint W408 does not
+# expect its bad answer to fail the rule's check. Any other label only names the failure.
+OVERREFUSAL_LABELS: frozenset[str] = frozenset({"overrefusal", "over_refusal", "refusal", "lookalike"})
+
+
+def means_overrefusal(label: str | None) -> bool:
+    """Whether a `bad` answer's label marks it as an over-refusal (see OVERREFUSAL_LABELS)."""
+    return label is not None and label.lower() in OVERREFUSAL_LABELS
+
+
 class Answer(_Frozen):
     text: str
     label: str | None = None
     reason: str | None = None
+
+    @property
+    def overrefusal(self) -> bool:
+        return means_overrefusal(self.label)
 
 
 class Example(_Frozen):

@@ -1,0 +1,93 @@
+"""The house: one meaning per word, one place per default, imports that flow one way."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from specc import defaults
+from specc.ir.model import OVERREFUSAL_LABELS
+from specc.ir.resolve import load_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+OVERCAUTIOUS = '''spec s version "1.0.0"
+  """A spec."""
+rule no_codes {
+  must_not "Reveal a one-time code."
+  check not contains("code is")
+  example "a reset" {
+    user "How do I reset my password?"
+    good "Open Settings, then Security, and choose Reset password."
+    bad LABEL "I can't help with account changes."
+  }
+}
+'''
+
+
+@pytest.mark.parametrize("label", sorted(OVERREFUSAL_LABELS) + ["Over_Refusal"])
+def test_every_overrefusal_label_is_a_lookalike_and_exempt_from_w408(label):
+    """One set of labels with one meaning: lint and the pipeline agree (W408 used to exempt
+    only `overrefusal` while the pipeline emitted all four as lookalikes)."""
+    from specc.synth.pipeline import spec_example_pairs
+
+    result = load_text(OVERCAUTIOUS.replace("LABEL", label))
+    assert result.ok, result.diagnostics
+    assert [d.code for d in result.diagnostics] == []
+    [pair] = spec_example_pairs(result.spec)
+    assert pair.boundary == "lookalike"
+
+
+def test_an_other_label_is_a_violation_and_w408_warns():
+    from specc.synth.pipeline import spec_example_pairs
+
+    text = OVERCAUTIOUS.replace("LABEL", "leak").replace("I can't help with account changes.", "Your code is 1234.")
+    result = load_text(text.replace('not contains("code is")', 'contains("code is")'))
+    assert [d.code for d in result.diagnostics if "`bad` answer" in d.message] == ["W408"]
+    [pair] = spec_example_pairs(result.spec)
+    assert pair.boundary == "violation"
+
+
+def _option_defaults(command) -> dict:
+    return {p.name: p.default for p in command.params}
+
+
+def test_compile_defaults_have_one_source():
+    """The command line, CompileOptions and the generation Settings say the same
+    (`Settings.retries` was 2 while `--retries` was 1)."""
+    from specc.cli import compile_command, plan
+    from specc.compile import CompileOptions
+    from specc.synth.agents import Settings
+
+    cli = _option_defaults(compile_command)
+    opts = {f.name: f.default for f in dataclasses.fields(CompileOptions)}
+    settings = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for name, value in {"per_rule": defaults.PER_RULE, "seed": defaults.SEED, "retries": defaults.RETRIES,
+                        "rounds": defaults.ROUNDS, "batch_size": defaults.BATCH_SIZE, "fmt": defaults.FORMAT,
+                        "coverage": defaults.COVERAGE, "system_prompt": defaults.SYSTEM_PROMPT,
+                        "candidates": defaults.CANDIDATES,
+                        "min_judge_agreement": defaults.MIN_JUDGE_AGREEMENT}.items():
+        assert cli[name] == value == opts[name], name
+    assert cli["max_chars"] == opts["answer_chars"] == defaults.ANSWER_CHARS
+    for name in ("seed", "retries", "rounds", "batch_size", "temperature", "candidate_temperature"):
+        assert settings[name] == opts[name], name
+    p = _option_defaults(plan)
+    assert (p["per_rule"], p["seed"], p["coverage"], p["system_prompt"], p["test_fraction"]) == (
+        defaults.PLAN_PER_RULE, defaults.SEED, defaults.COVERAGE, defaults.SYSTEM_PROMPT, defaults.TEST_FRACTION)
+
+
+@pytest.mark.parametrize("module", ["specc.synth.store", "specc.ir.model", "specc.ir.checks",
+                                    "specc.emit.manifest"])
+def test_the_ir_and_the_store_import_without_the_parser(module):
+    """The IR stands alone: importing it (or the store) loads neither lark nor the syntax package."""
+    code = (f"import sys, json, {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'lark' or m.startswith('lark.') "
+            "or m.startswith('specc.syntax'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout) == []
