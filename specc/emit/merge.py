@@ -35,7 +35,7 @@ from pathlib import Path
 
 from specc import __version__
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
-from specc.ir.model import content_hash
+from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules
 from specc.synth.pipeline import Pair, SynthResult

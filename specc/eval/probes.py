@@ -119,7 +119,7 @@ def probe_from_row(row: dict, where: str) -> Probe:
     boundary = row.get("boundary")
     if boundary not in BOUNDARIES:
         raise ProbeError(f"{where}: `boundary` must be one of {', '.join(BOUNDARIES)}, not {boundary!r}")
-    from specc.ir.model import content_hash
+    from specc.ir.hashing import content_hash
 
     rid = row.get("record_id") or content_hash({"probe": prompt, "rule_ids": rule_ids, "boundary": boundary})
     return Probe(id=str(rid), rule_id=rule_ids[0], boundary=boundary, prompt=tuple(prompt),

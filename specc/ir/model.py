@@ -10,16 +10,15 @@ sits in, not the order of declarations, of ``unless`` clauses, tags or examples.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from types import SimpleNamespace
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from specc.diagnostics import Span
-from specc.syntax import ast
-from specc.syntax.fmt import format_check, format_number
+from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
+from specc.ir.hashing import sha as _sha
+from specc.syntax.text import BARE_CHECKS, encode_string, format_number
 
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -86,29 +85,35 @@ CheckAnd.model_rebuild()
 CheckOr.model_rebuild()
 
 
-def check_source(check: Check) -> str:
-    """The canonical text of a check, as the formatter writes it (one printer: `specc.syntax.fmt`)."""
-    return format_check(_check_ast(check))
-
-
-_NOWHERE = Span("", 0, 0, 0, 0)
-
-
-def _check_ast(check: Check) -> ast.CheckExpr:
+def check_source(check: Check, _top: bool = True) -> str:
+    """The canonical text of a check, as ``specc fmt`` writes it (the same literals,
+    :mod:`specc.syntax.text`): `and`/`or` chains flattened, nested chains parenthesised."""
     if isinstance(check, CheckCall):
-        args = [_arg_ast(a) for a in check.args]
-        return ast.CheckCall(ast.Name(check.name, _NOWHERE), args, not args, _NOWHERE)
+        if not check.args and check.name in BARE_CHECKS:
+            return check.name
+        return f"{check.name}({', '.join(map(_arg_source, check.args))})"
     if isinstance(check, CheckNot):
-        return ast.CheckNot(_check_ast(check.operand), _NOWHERE)
-    return ast.CheckBin(check.op, [_check_ast(o) for o in check.operands], _NOWHERE)
+        return "not " + check_source(check.operand, False)
+    body = f" {check.op} ".join(check_source(o, False) for o in _flatten(check))
+    return body if _top else f"({body})"
 
 
-def _arg_ast(a: CheckArgValue) -> ast.CheckArg:
+def _flatten(check: "CheckAnd | CheckOr") -> list:
+    out: list = []
+    for o in check.operands:
+        if type(o) is type(check):  # `a and (b and c)` is `a and b and c`
+            out.extend(_flatten(o))
+        else:
+            out.append(o)
+    return out
+
+
+def _arg_source(a: CheckArgValue) -> str:
     if isinstance(a, tuple):
-        return ast.ValueList([ast.Str(x, _NOWHERE) for x in a], _NOWHERE)
+        return "[" + ", ".join(map(encode_string, a)) + "]"  # check arguments are data: always strings
     if isinstance(a, str):
-        return ast.Str(a, _NOWHERE)
-    return ast.Number(a, format_number(a), _NOWHERE)
+        return encode_string(a)
+    return format_number(a)
 
 
 # -- examples, axes ---------------------------------------------------------------------
@@ -354,19 +359,3 @@ def canonical_checks(checks) -> list[str]:
     return sorted(conjuncts)
 
 
-_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
-
-
-def canonical_json(obj) -> str:
-    """What ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
-    returns, without building an encoder per call."""
-    return _ENCODE(obj)
-
-
-def content_hash(obj) -> str:
-    """The one hash of specc: sha256 over canonical JSON, hex, 16 bytes shown."""
-    return _sha(canonical_json(obj))
-
-
-def _sha(canonical: str) -> str:
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

@@ -21,7 +21,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from specc.ir.model import content_hash
+from specc.ir.hashing import content_hash
 
 STORE_FILE = "store.sqlite"
 SCHEMA_VERSION = "1"
