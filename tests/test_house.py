@@ -92,3 +92,13 @@ def test_the_ir_and_the_store_import_without_the_parser(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert json.loads(out.stdout) == []
+
+
+def test_a_missing_golden_file_fails(request):
+    """Without --update-golden a golden file that is not there is a failure, not a new file."""
+    if request.config.getoption("--update-golden"):
+        pytest.skip("--update-golden writes golden files")
+    golden = request.getfixturevalue("golden")
+    with pytest.raises(pytest.fail.Exception, match="is missing"):
+        golden("no/such/golden-file.txt", "text")
+    assert not (REPO / "tests" / "golden" / "no").exists()
