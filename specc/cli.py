@@ -517,8 +517,16 @@ def audit(directory: Path, fmt: str, fail_over: float | None) -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Print the JSON Schema of the resolved IR (what `inspect --format json` prints)."""
+@click.option("--manifest", "of_manifest", is_flag=True,
+              help="The schema of a dataset's manifest.json instead (what `specc compile` writes).")
+def schema(of_manifest: bool) -> None:
+    """Print the JSON Schema of the resolved IR (what `inspect --format json` prints), or with
+    --manifest of manifest.json."""
+    if of_manifest:
+        from specc.emit.manifest import manifest_schema
+
+        click.echo(json.dumps(manifest_schema(), indent=2, sort_keys=True))
+        return
     from specc.ir.model import Spec
 
     schema = Spec.model_json_schema()
