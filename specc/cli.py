@@ -223,7 +223,7 @@ def inspect(file: Path, fmt: str) -> None:
 
 @main.command()
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--per-rule", type=click.IntRange(min=1), default=defaults.PLAN_PER_RULE, show_default=True,
+@click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PLAN_PER_RULE, show_default=True,
               help="Scenarios per rule and boundary, scaled by the rule's weight.")
 @click.option("--seed", type=int, default=defaults.SEED, show_default=True)
 @click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default=defaults.COVERAGE, show_default=True,
@@ -345,7 +345,7 @@ class _ShardType(click.ParamType):
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds one server request may take before it is retried.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the llama.cpp engine.")
-@click.option("--per-rule", type=click.IntRange(min=1), default=defaults.PER_RULE, show_default=True,
+@click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PER_RULE, show_default=True,
               help="Scenarios per rule and boundary (scaled by rule weight).")
 @click.option("--seed", type=int, default=defaults.SEED, show_default=True)
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -100,6 +100,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         check_out_dir(options.out_dir, force=options.force)
     except OutDirError as e:
         raise CompileError(f"-o {e}") from None
+    if not 1 <= options.per_rule <= defaults.MAX_PER_RULE:
+        raise CompileError(f"--per-rule must be between 1 and {defaults.MAX_PER_RULE}")
     if options.retries < 0:
         raise CompileError("--retries must be >= 0")
     if options.candidates < 0:

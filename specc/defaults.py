@@ -11,6 +11,9 @@ from __future__ import annotations
 SEED = 0
 PER_RULE = 1  # scenarios per rule and boundary of a compile (scaled by the rule's weight)
 PLAN_PER_RULE = 6  # `specc plan`'s preview, and make_plan's default: a fuller picture of the plan
+# The most scenarios per rule and boundary a compile takes; a manifest claiming more is not one
+# specc wrote (and would make `specc diff --data` re-plan for hours).
+MAX_PER_RULE = 10_000
 COVERAGE = "pairwise"
 SYSTEM_PROMPT = "none"
 BOUNDARIES: tuple[str, ...] = ("violation", "lookalike", "conflict")

@@ -141,3 +141,13 @@ def test_an_unknown_field_is_refused_not_dropped(compiled, tmp_path):
     edit(d, lambda m: m.update(extra_field=1))
     with pytest.raises(ManifestError, match="extra_field"):
         read_manifest(d)
+
+
+def test_a_compile_cannot_write_a_per_rule_its_manifest_refuses(tmp_path):
+    r = CliRunner().invoke(main, ["compile", str(REPO / V1), "-o", str(tmp_path / "o"), "--per-rule",
+                                  str(MAX_PER_RULE + 1)])
+    assert r.exit_code == 2 and "--per-rule" in r.output
+    from specc.compile import CompileError
+
+    with pytest.raises(CompileError, match="--per-rule"):
+        run(tmp_path, FakeModel(), per_rule=MAX_PER_RULE + 1)

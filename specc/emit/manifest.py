@@ -22,10 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from specc import __version__
+from specc.defaults import MAX_PER_RULE
 
 # Bounds a compile never reaches, so that a tampered manifest cannot make `specc diff` re-plan
 # a hundred million scenarios per rule.
-MAX_PER_RULE = 10_000
 MAX_BYTES = 256 * 1024 * 1024  # a manifest larger than this is not one specc wrote
 
 class _Model(BaseModel):
