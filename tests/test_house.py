@@ -102,3 +102,18 @@ def test_a_missing_golden_file_fails(request):
     with pytest.raises(pytest.fail.Exception, match="is missing"):
         golden("no/such/golden-file.txt", "text")
     assert not (REPO / "tests" / "golden" / "no").exists()
+
+
+def test_one_span_type_from_the_parser_to_the_ir():
+    """The IR keeps the parser's spans (specc.diagnostics.Span), no converted copy; its JSON
+    dump reads back into an equal spec."""
+    import specc.ir.model as model
+    from specc.diagnostics import Span
+    from specc.ir.model import Spec
+
+    spec = load_text(OVERCAUTIOUS.replace("LABEL", "leak")).spec
+    rule = spec.rules[0]
+    assert type(rule.span) is Span and type(rule.examples[0].span) is Span
+    assert (rule.span.file, rule.span.start_line) == ("<string>.spec", 3)
+    assert not hasattr(model, "SourceSpan")
+    assert Spec.model_validate_json(spec.model_dump_json()) == spec

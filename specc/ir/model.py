@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from specc.diagnostics import Span
 from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
 from specc.ir.hashing import sha as _sha
 from specc.syntax.text import BARE_CHECKS, encode_string, format_number
@@ -43,14 +44,6 @@ DEFAULT_WEIGHT = 1.0
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SourceSpan(_Frozen):
-    file: str
-    start_line: int
-    start_col: int
-    end_line: int
-    end_col: int
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -151,7 +144,7 @@ class Example(_Frozen):
     turns: tuple[Turn, ...]
     good: tuple[Answer, ...] = ()
     bad: tuple[Answer, ...] = ()
-    span: SourceSpan | None = None
+    span: Span | None = None
 
 
 class Axis(_Frozen):
@@ -180,7 +173,8 @@ class Rule(_Frozen):
     axes: tuple[Axis, ...] = Field(default=(), description="Effective axes: spec, section and rule scope merged")
     section: tuple[str, ...] = Field(default=(), description="Path of section names, outermost first")
     hash: str = ""
-    span: SourceSpan
+    span: Span = Field(description="Where the rule is declared (the one span type of specc, "
+                       "specc.diagnostics.Span)")
 
     def meaning(self) -> dict:
         """The meaning-bearing fields, canonically ordered: what the hash covers."""

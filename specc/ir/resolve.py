@@ -48,7 +48,6 @@ from specc.ir.model import (
     CheckOr,
     Example,
     Rule,
-    SourceSpan,
     Spec,
     Turn,
 )
@@ -420,7 +419,7 @@ class _Resolver:
                     if base.authority == "root":
                         self.diags.append(Diagnostic(
                             "E207", f"cannot remove `{target}`: it has root authority", it.span,
-                            (("the root rule is declared here", _span_of(base)),)))
+                            (("the root rule is declared here", base.span),)))
                         continue
                     del base_rules[target]
                 else:
@@ -543,7 +542,7 @@ class _Resolver:
             examples=tuple(fields["example"]),
             axes=effective_axes,
             section=section,
-            span=_source_span(decl.span),
+            span=decl.span,
         )
 
     def apply_override(self, base: Rule, decl: ast.RuleDecl) -> Rule | None:
@@ -572,7 +571,7 @@ class _Resolver:
         new = base.model_copy(update=update)
         if base.authority == "root":
             ok = True
-            note = (("the root rule is declared here", _span_of(base)),)
+            note = (("the root rule is declared here", base.span),)
 
             def weakened(key: str, msg: str):
                 nonlocal ok
@@ -684,7 +683,7 @@ class _Resolver:
                                          e.title.span))
             return None
         return Example(title=e.title.value, turns=tuple(turns), good=tuple(good), bad=tuple(bad),
-                       span=_source_span(e.span))
+                       span=e.span)
 
 
 def _is_within(path: Path, root: Path) -> bool:
@@ -697,16 +696,6 @@ def _is_within(path: Path, root: Path) -> bool:
 
 def _file_span(file: str) -> Span:
     return Span(file, 1, 1, 1, 1)
-
-
-def _source_span(s: Span) -> SourceSpan:
-    return SourceSpan(file=s.file, start_line=s.start_line, start_col=s.start_col, end_line=s.end_line,
-                      end_col=s.end_col)
-
-
-def _span_of(r: Rule) -> Span:
-    s = r.span
-    return Span(s.file, s.start_line, s.start_col, s.end_line, s.end_col)
 
 
 __all__ = ["load", "load_text", "LoadResult", "Reader"]
