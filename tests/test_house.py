@@ -117,3 +117,46 @@ def test_one_span_type_from_the_parser_to_the_ir():
     assert (rule.span.file, rule.span.start_line) == ("<string>.spec", 3)
     assert not hasattr(model, "SourceSpan")
     assert Spec.model_validate_json(spec.model_dump_json()) == spec
+
+
+# Each package may import only those before it (the pipeline of DESIGN.md: one direction).
+LAYERS = (
+    ("__init__", "diagnostics", "files", "resources", "defaults"),
+    ("syntax",), ("ir",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",),
+    ("audit",), ("cli",),
+)
+
+
+def _package_imports() -> dict[tuple[str, str], str]:
+    """(importing package, imported package) -> one module where it happens, function-level
+    imports included."""
+    import ast
+
+    root = REPO / "specc"
+    out: dict[tuple[str, str], str] = {}
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        src = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods = [f"{node.module}.{a.name}" for a in node.names] if node.module == "specc" else [node.module]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            for m in mods:
+                parts = m.split(".")
+                if parts[0] == "specc" and len(parts) > 1:
+                    dst = parts[1] if parts[1] != "__version__" else "__init__"
+                    if dst != src:
+                        out.setdefault((src, dst), str(rel))
+    return out
+
+
+def test_imports_between_packages_flow_one_way():
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    edges = _package_imports()
+    assert {p for e in edges for p in e} <= set(rank), "a package missing from LAYERS"
+    backwards = [f"{where}: {src} imports {dst}" for (src, dst), where in sorted(edges.items())
+                 if rank[dst] >= rank[src] and not (rank[dst] == rank[src] == 0)]
+    assert backwards == []
