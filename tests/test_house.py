@@ -160,3 +160,23 @@ def test_imports_between_packages_flow_one_way():
     backwards = [f"{where}: {src} imports {dst}" for (src, dst), where in sorted(edges.items())
                  if rank[dst] >= rank[src] and not (rank[dst] == rank[src] == 0)]
     assert backwards == []
+
+
+def test_one_flattening_of_and_or():
+    """`a and (b and c)` and `a and b and c` are one check to the printer, the hash and the
+    lowering, however the IR was built (the resolver builds flat chains)."""
+    from specc.ir.model import CheckAnd, CheckCall, CheckOr, canonical_checks, chain, check_source, conjuncts
+    from specc.synth.roles import lower_compliance
+
+    a, b, c = (CheckCall(name="max_words", args=(9,)), CheckCall(name="contains", args=("x",)),
+               CheckCall(name="starts_with", args=("Hi",)))
+    nested = CheckAnd(operands=(a, CheckAnd(operands=(b, c))))
+    flat = chain("and", [a, chain("and", [b, c])])
+    assert flat == CheckAnd(operands=(a, b, c))
+    assert check_source(nested) == check_source(flat) == 'max_words(9) and contains("x") and starts_with("Hi")'
+    assert canonical_checks((nested,)) == canonical_checks((a, b, c)) == canonical_checks((flat,))
+    assert conjuncts((nested,)) == [a, b, c]
+    assert lower_compliance((nested,)) == lower_compliance((a, b, c))
+    either = CheckOr(operands=(a, CheckOr(operands=(b, c))))
+    assert check_source(either) == 'max_words(9) or contains("x") or starts_with("Hi")'
+    assert conjuncts((either,)) == [either]

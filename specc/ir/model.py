@@ -78,6 +78,38 @@ CheckAnd.model_rebuild()
 CheckOr.model_rebuild()
 
 
+# `and` / `or` are associative: `a and (b and c)` means `a and b and c`, and a rule's `check`
+# lines all must hold, so they are one `and`. The one flattening of specc (the resolver builds
+# flat chains with `chain`; the hash, the printer, the lowering and the diff read them with
+# `operands_of` / `conjuncts`).
+
+def _flat(cls: type, checks) -> list:
+    out: list = []
+    for c in checks:
+        if type(c) is cls:
+            out.extend(_flat(cls, c.operands))
+        else:
+            out.append(c)
+    return out
+
+
+def operands_of(check: "CheckAnd | CheckOr") -> list:
+    """The operands of an `and` / `or`, nested chains of the same operator flattened."""
+    return _flat(type(check), check.operands)
+
+
+def chain(op: str, operands) -> "CheckAnd | CheckOr":
+    """An `and` / `or` of ``operands``, flat (an operand that is the same chain is spliced in)."""
+    cls = CheckAnd if op == "and" else CheckOr
+    return cls(operands=tuple(_flat(cls, operands)))
+
+
+def conjuncts(checks) -> list:
+    """A rule's checks as the list of what must hold: ``check a and b`` is ``check a`` plus
+    ``check b``."""
+    return _flat(CheckAnd, checks)
+
+
 def check_source(check: Check, _top: bool = True) -> str:
     """The canonical text of a check, as ``specc fmt`` writes it (the same literals,
     :mod:`specc.syntax.text`): `and`/`or` chains flattened, nested chains parenthesised."""
@@ -87,18 +119,8 @@ def check_source(check: Check, _top: bool = True) -> str:
         return f"{check.name}({', '.join(map(_arg_source, check.args))})"
     if isinstance(check, CheckNot):
         return "not " + check_source(check.operand, False)
-    body = f" {check.op} ".join(check_source(o, False) for o in _flatten(check))
+    body = f" {check.op} ".join(check_source(o, False) for o in operands_of(check))
     return body if _top else f"({body})"
-
-
-def _flatten(check: "CheckAnd | CheckOr") -> list:
-    out: list = []
-    for o in check.operands:
-        if type(o) is type(check):  # `a and (b and c)` is `a and b and c`
-            out.extend(_flatten(o))
-        else:
-            out.append(o)
-    return out
 
 
 def _arg_source(a: CheckArgValue) -> str:
@@ -336,20 +358,12 @@ def _canon_json(check) -> str:
         return '{"args":' + args + ',"call":' + _STR(check.name) + "}"
     if isinstance(check, CheckNot):
         return '{"not":' + _canon_json(check.operand) + "}"
-    cls = type(check)
-    flat: list = []
-    for o in check.operands:
-        flat.extend(o.operands if isinstance(o, cls) else [o])
-    return "{" + _STR(check.op) + ":" + _strs_json(sorted({_canon_json(o) for o in flat})) + "}"
+    return "{" + _STR(check.op) + ":" + _strs_json(sorted({_canon_json(o) for o in operands_of(check)})) + "}"
 
 
 def canonical_checks(checks) -> list[str]:
     """A rule's checks all must hold, so two `check` lines mean the same as one `and`: the
     hash sees the set of top-level conjuncts, each in canonical form."""
-    conjuncts: set[str] = set()
-    for c in checks:
-        for part in (c.operands if isinstance(c, CheckAnd) else (c,)):
-            conjuncts.add(_canon_json(part))
-    return sorted(conjuncts)
+    return sorted({_canon_json(part) for part in conjuncts(checks)})
 
 

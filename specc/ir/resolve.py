@@ -42,14 +42,13 @@ from specc.ir.model import (
     SEVERITY_RANK,
     Answer,
     Axis,
-    CheckAnd,
     CheckCall,
     CheckNot,
-    CheckOr,
     Example,
     Rule,
     Spec,
     Turn,
+    chain,
 )
 from specc.resources import stdlib_dir
 from specc.syntax import ast
@@ -192,8 +191,8 @@ class _Resolver:
     # loading ----------------------------------------------------------------------
     def unit(self, path: Path, ref_span: Span | None, stack: tuple[Path, ...]) -> _Unit | None:
         if path in stack:
-            chain = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
-            self.diags.append(Diagnostic("E203", f"import cycle: {chain}", ref_span or _file_span(str(path))))
+            cycle = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
+            self.diags.append(Diagnostic("E203", f"import cycle: {cycle}", ref_span or _file_span(str(path))))
             return None
         if path in self.units:
             return self.units[path]
@@ -603,11 +602,7 @@ class _Resolver:
             ops = [self.check_from_ast(o) for o in c.operands]
             if any(o is None for o in ops):
                 return None
-            flat = []
-            cls = CheckAnd if c.op == "and" else CheckOr
-            for o in ops:  # `a and (b and c)` means the same as `a and b and c`
-                flat.extend(o.operands if isinstance(o, cls) else [o])
-            return cls(operands=tuple(flat))
+            return chain(c.op, ops)
         name = c.name.value
         pred = checklib.PREDICATES.get(name)
         if pred is None:

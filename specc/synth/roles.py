@@ -36,7 +36,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from specc.ir.model import CheckAnd, CheckCall, CheckNot, Rule, check_source, content_hash
+from specc.ir.model import CheckCall, CheckNot, Rule, check_source, conjuncts, content_hash
 
 ROLES = ("attacker", "defender", "violator", "judge", "candidate")
 
@@ -140,14 +140,6 @@ def _json_object_pattern(max_chars: int) -> str:
     return r"\{" + member + r"(, " + member + r"){0,2}\}"
 
 
-def _conjuncts(checks) -> list:
-    out = []
-    for c in checks:
-        if isinstance(c, CheckAnd):
-            out.extend(_conjuncts(c.operands))
-        else:
-            out.append(c)
-    return out
 
 
 def uses_refuses(check) -> bool:
@@ -162,7 +154,7 @@ def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that passes ``checks`` (top-level conjuncts only)."""
     kw: dict = {"max_chars": max_chars}
     lowered = []
-    for c in _conjuncts(checks):
+    for c in conjuncts(checks):
         if not isinstance(c, CheckCall):
             continue
         name, args = c.name, c.args
@@ -194,7 +186,7 @@ def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
 
 def lower_violation(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that fails ``checks``, where one conjunct is cheap to negate."""
-    for c in _conjuncts(checks):
+    for c in conjuncts(checks):
         src = check_source(c)
         if isinstance(c, CheckCall):
             name, args = c.name, c.args
