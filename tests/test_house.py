@@ -180,3 +180,27 @@ def test_one_flattening_of_and_or():
     either = CheckOr(operands=(a, CheckOr(operands=(b, c))))
     assert check_source(either) == 'max_words(9) or contains("x") or starts_with("Hi")'
     assert conjuncts((either,)) == [either]
+
+
+def test_the_predicate_library_is_named_alike_everywhere():
+    """Until the language has one table, the places that spell out the predicates are checked
+    against ir.checks.PREDICATES: the E301 text, the formatter's bare forms, the docs' table and
+    the diff's strictness classes."""
+    import re
+
+    from specc.diagnostics import CODES
+    from specc.diff import rules as diff_rules
+    from specc.ir.checks import PREDICATES
+    from specc.syntax.text import BARE_CHECKS
+
+    names = list(PREDICATES)
+    e301 = re.search(r"library: (.*)\. A spec", CODES["E301"].doc).group(1)
+    assert e301.split(", ") == names
+    assert set(BARE_CHECKS) == {n for n, p in PREDICATES.items() if not p.params}
+    doc = (REPO / "docs" / "language.md").read_text(encoding="utf-8")
+    table = doc[doc.index("| predicate | argument | holds when |"):]
+    table = table[:table.index("\n\n")]
+    documented = re.findall(r"`([a-z_]+)[(`]", "\n".join(line.split(" | ")[0] for line in table.splitlines()))
+    assert sorted(documented) == sorted(names)
+    for name in diff_rules._LOWER_IS_STRICTER | diff_rules._HIGHER_IS_STRICTER:
+        assert PREDICATES[name].params == ("int",)
