@@ -69,26 +69,25 @@ class RuleEntry(_Model):
     scenarios: list[str] = Field(max_length=3 * MAX_PER_RULE)
 
 
-class RuleStats(_Model):
+class _Outcomes(_Model):
+    """The counts a compile keeps for the whole spec and for each rule (in this order)."""
+
     scenarios: NonNegativeInt
     generated: NonNegativeInt
     reused: NonNegativeInt
     verified: NonNegativeInt
     dropped: NonNegativeInt
     dropped_reasons: dict[str, NonNegativeInt]
+
+
+class RuleStats(_Outcomes):
     examples: NonNegativeInt
 
 
-class Stats(_Model):
+class Stats(_Outcomes):
     """What a compile did: scenarios verified and dropped (and why), model calls generated and
     reused, where the verified pairs' sides came from, per rule."""
 
-    scenarios: NonNegativeInt
-    generated: NonNegativeInt
-    reused: NonNegativeInt
-    verified: NonNegativeInt
-    dropped: NonNegativeInt
-    dropped_reasons: dict[str, NonNegativeInt]
     verified_by: dict[str, NonNegativeInt]
     sides_from: dict[str, NonNegativeInt]
     faults: dict[str, NonNegativeInt]
