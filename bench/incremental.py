@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             result["manifests"] = bench_manifests(args.records, Path(tmp) / "m")
         if args.part in ("recompile", "all"):
             (Path(tmp) / "c").mkdir()
-            from specc.compile import DEFAULT_RETRIES, DEFAULT_ROUNDS
+            from specc import defaults
 
-            rounds = DEFAULT_ROUNDS if args.rounds is None else args.rounds
-            retries = DEFAULT_RETRIES if args.retries is None else args.retries
+            rounds = defaults.ROUNDS if args.rounds is None else args.rounds
+            retries = defaults.RETRIES if args.retries is None else args.retries
             result["recompile"] = bench_recompile(args.rules, Path(tmp) / "c", args.per_rule, rounds, retries)
     if args.format == "json":
         print(json.dumps(result, indent=2))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from specc import __version__
+from specc import __version__, defaults
 from specc.diagnostics import CODES, Diagnostic, SourceCache, dedupe, render_github, render_json, render_text
 from specc.files import write_atomic
 
@@ -223,17 +223,17 @@ def inspect(file: Path, fmt: str) -> None:
 
 @main.command()
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--per-rule", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PLAN_PER_RULE, show_default=True,
               help="Scenarios per rule and boundary, scaled by the rule's weight.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default="pairwise", show_default=True,
+@click.option("--seed", type=int, default=defaults.SEED, show_default=True)
+@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default=defaults.COVERAGE, show_default=True,
               help="How axis values are combined.")
-@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True,
+@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default=defaults.SYSTEM_PROMPT, show_default=True,
               help="What goes into the system prompt: nothing, the rule, or a sampled spec instance.")
 @click.option("--boundary", "boundaries", multiple=True, type=click.Choice(["violation", "lookalike", "conflict"]),
               help="Plan only these boundary positions (repeatable; default all).")
 @click.option("--rule", "rules", multiple=True, help="Plan only this rule, by id or unique name (repeatable).")
-@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0), default=0.2, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
          boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str) -> None:
@@ -244,7 +244,7 @@ def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt
     spec = _load_or_exit(spec_file, fmt).spec
     try:
         the_plan = make_plan(spec, seed=seed, per_rule=per_rule, coverage=coverage, system_prompt=system_prompt,
-                             boundaries=boundaries or ("violation", "lookalike", "conflict"),
+                             boundaries=boundaries or defaults.BOUNDARIES,
                              test_fraction=test_fraction, rules=rules or None)
     except PlanError as e:
         raise click.UsageError(str(e)) from None
@@ -368,7 +368,7 @@ class _ShardType(click.ParamType):
               help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
                    "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")
 @click.option("--judge-model", "judge_model_alias", default=None, hidden=True)  # the old name of --judge
-@click.option("--min-judge-agreement", type=click.FloatRange(0, 1), default=0.75, show_default=True,
+@click.option("--min-judge-agreement", type=click.FloatRange(0, 1), default=defaults.MIN_JUDGE_AGREEMENT, show_default=True,
               help="Agreement with the spec's labelled examples (both orders) that the judge needs before it "
                    "may verify pairs; below it, or with no examples, pairs only the judge could verify are "
                    "dropped as judge-uncalibrated. 0 trusts any judge.")
@@ -381,27 +381,27 @@ class _ShardType(click.ParamType):
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds one server request may take before it is retried.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the llama.cpp engine.")
-@click.option("--per-rule", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PER_RULE, show_default=True,
               help="Scenarios per rule and boundary (scaled by rule weight).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=defaults.SEED, show_default=True)
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Store directory (default: .specc/ beside the spec).")
-@click.option("--format", "fmt", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
-@click.option("--file-format", type=click.Choice(["jsonl", "parquet"]), default=None, help="Default: jsonl.")
+@click.option("--format", "fmt", type=click.Choice(["dpo", "kto", "sft"]), default=defaults.FORMAT, show_default=True)
+@click.option("--file-format", type=click.Choice(["jsonl", "parquet"]), default=None, help=f"Default: {defaults.FILE_FORMAT}.")
 @click.option("--parquet", is_flag=True, help="Same as --file-format parquet.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=defaults.BATCH_SIZE, show_default=True)
+@click.option("--retries", type=click.IntRange(min=0), default=defaults.RETRIES, show_default=True,
               help="Regenerations of a failed pair before it is dropped.")
-@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=defaults.ROUNDS, show_default=True,
               help="User turns of a multi-turn scenario.")
-@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default="pairwise", show_default=True)
-@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default="none", show_default=True)
-@click.option("--max-chars", type=click.IntRange(min=32), default=160, show_default=True,
+@click.option("--coverage", type=click.Choice(["pairwise", "full", "random"]), default=defaults.COVERAGE, show_default=True)
+@click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default=defaults.SYSTEM_PROMPT, show_default=True)
+@click.option("--max-chars", type=click.IntRange(min=32), default=defaults.ANSWER_CHARS, show_default=True,
               help="Bound of every generated answer, in characters (longer is slower).")
 @click.option("--force", is_flag=True,
               help="Write into OUT even when it is a non-empty directory that is not a specc dataset (its files "
                    "may be replaced or deleted).")
-@click.option("--candidates", type=click.IntRange(min=0), default=4, show_default=True,
+@click.option("--candidates", type=click.IntRange(min=0), default=defaults.CANDIDATES, show_default=True,
               help="On-policy answers sampled per scenario from the model under the rule (the first greedy) and "
                    "sorted by the rule's checks: chosen = one that passes, rejected = a real violation; 0: the "
                    "defender and violator roles only.")
@@ -413,7 +413,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
                     shard: tuple[int, int] | None, judge_model_alias: str | None = None,
-                    min_judge_agreement: float = 0.75, candidates: int = 4, force: bool = False) -> None:
+                    min_judge_agreement: float = defaults.MIN_JUDGE_AGREEMENT, candidates: int = defaults.CANDIDATES,
+                    force: bool = False) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -431,7 +432,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         judge_model = judge_model_alias
     result = _load_or_exit(spec_file)
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
-                             file_format="parquet" if parquet else (file_format or "jsonl"),
+                             file_format="parquet" if parquet else (file_format or defaults.FILE_FORMAT),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
                              min_judge_agreement=min_judge_agreement, candidates=candidates, force=force)
@@ -552,8 +553,16 @@ def audit(directory: Path, fmt: str, fail_over: float | None) -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Print the JSON Schema of the resolved IR (what `inspect --format json` prints)."""
+@click.option("--manifest", "of_manifest", is_flag=True,
+              help="The schema of a dataset's manifest.json instead (what `specc compile` writes).")
+def schema(of_manifest: bool) -> None:
+    """Print the JSON Schema of the resolved IR (what `inspect --format json` prints), or with
+    --manifest of manifest.json."""
+    if of_manifest:
+        from specc.emit.manifest import manifest_schema
+
+        click.echo(json.dumps(manifest_schema(), indent=2, sort_keys=True))
+        return
     from specc.ir.model import Spec
 
     schema = Spec.model_json_schema()

@@ -13,15 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from specc import defaults
 from specc.ir.model import Spec
 from specc.synth.engines import EngineFault, ModelHandle
-
-DEFAULT_PER_RULE = 1
-DEFAULT_RETRIES = 1
-DEFAULT_ROUNDS = 2
-DEFAULT_BATCH_SIZE = 8
-DEFAULT_ANSWER_CHARS = 160
-DEFAULT_CANDIDATES = 4
 
 
 class CompileError(Exception):
@@ -35,28 +29,28 @@ class OperationalError(Exception):
 @dataclass(frozen=True)
 class CompileOptions:
     out_dir: Path
-    per_rule: int = DEFAULT_PER_RULE
-    seed: int = 0
+    per_rule: int = defaults.PER_RULE
+    seed: int = defaults.SEED
     store: Path | None = None
-    fmt: str = "dpo"
-    file_format: str = "jsonl"
-    batch_size: int = DEFAULT_BATCH_SIZE
-    retries: int = DEFAULT_RETRIES
-    rounds: int = DEFAULT_ROUNDS
-    coverage: str = "pairwise"
-    system_prompt: str = "none"
-    test_fraction: float = 0.2
-    temperature: float = 0.0
-    answer_chars: int = DEFAULT_ANSWER_CHARS
+    fmt: str = defaults.FORMAT
+    file_format: str = defaults.FILE_FORMAT
+    batch_size: int = defaults.BATCH_SIZE
+    retries: int = defaults.RETRIES
+    rounds: int = defaults.ROUNDS
+    coverage: str = defaults.COVERAGE
+    system_prompt: str = defaults.SYSTEM_PROMPT
+    test_fraction: float = defaults.TEST_FRACTION
+    temperature: float = defaults.TEMPERATURE
+    answer_chars: int = defaults.ANSWER_CHARS
     rules: tuple[str, ...] | None = None
     # (K, N): compile only shard K of N (1-based) of the plan, see specc.plan.shard
     shard: tuple[int, int] | None = None
     # the judge verifies pairs only if it agrees this well with the spec's labelled examples
     # (0 trusts any judge); see specc.synth.calibrate
-    min_judge_agreement: float = 0.75
+    min_judge_agreement: float = defaults.MIN_JUDGE_AGREEMENT
     # on-policy candidates per scenario (specc.synth.pipeline._sample_candidates); 0: roles only
-    candidates: int = DEFAULT_CANDIDATES
-    candidate_temperature: float = 0.8
+    candidates: int = defaults.CANDIDATES
+    candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
     # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
     force: bool = False
 
@@ -106,6 +100,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         check_out_dir(options.out_dir, force=options.force)
     except OutDirError as e:
         raise CompileError(f"-o {e}") from None
+    if not 1 <= options.per_rule <= defaults.MAX_PER_RULE:
+        raise CompileError(f"--per-rule must be between 1 and {defaults.MAX_PER_RULE}")
     if options.retries < 0:
         raise CompileError("--retries must be >= 0")
     if options.candidates < 0:

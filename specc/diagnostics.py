@@ -122,8 +122,9 @@ CODES: dict[str, Code] = {
            "A `default` is meant to be overridable; give it `user` or `guideline` authority, "
            "or make it a `rule`."),
         _c("W408", "example-contradicts-check", "a spec example disagrees with the rule's check",
-           "A `good` answer fails the rule's check, or a `bad` answer (not labelled "
-           "`overrefusal`) passes it. Either the example or the check is wrong."),
+           "A `good` answer fails the rule's check, or a `bad` answer (not labelled as an "
+           "over-refusal: `overrefusal`, `over_refusal`, `refusal` or `lookalike`) passes it. Either the "
+           "example or the check is wrong."),
         _c("W409", "duplicate-unless", "the same exception is listed twice",
            "Remove the repeated `unless`."),
     ]
@@ -194,15 +195,6 @@ def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             out.append(d)
     return sorted(out, key=Diagnostic.sort_key)
-
-
-class SpecError(Exception):
-    """Raised where work cannot go on (e.g. compile on a spec with errors)."""
-
-    def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = diagnostics
-        first = diagnostics[0] if diagnostics else None
-        super().__init__(format_short(first) if first else "spec error")
 
 
 def format_short(d: Diagnostic) -> str:

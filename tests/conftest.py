@@ -27,9 +27,9 @@ def golden(request):
 
     def check(relpath: str, actual: str) -> None:
         path = GOLDEN / relpath
-        if update or not path.exists():
-            if not update and os.environ.get("CI"):
-                pytest.fail(f"golden file {path} is missing; run pytest --update-golden and review it")
+        if not update and not path.exists():
+            pytest.fail(f"golden file {path} is missing; run pytest --update-golden and review it")
+        if update:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(actual, encoding="utf-8")
             return

@@ -118,10 +118,17 @@ def write_dataset(d: Path, spec, *, train=TRAIN_ROWS, test=TEST_ROWS, fmt: str =
             files[split] = f"data/{split}.jsonl"
         else:
             files[split] = None
+    stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+             "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+             "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
     manifest = {"specc_version": "0.1.0",
                 "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash, "file": "eval.spec"},
-                "format": fmt, "file_format": "jsonl", "seed": 0, "model": {"name": "hand-written"},
-                "files": files, "counts": {"train": len(train or []), "test": len(test or [])}}
+                "format": fmt, "file_format": "jsonl", "seed": 0,
+                "model": {"name": "hand-written", "judge": "hand-written"}, "generation": {},
+                "plan": {"per_rule": 1, "coverage": "pairwise", "system_prompt": "none", "test_fraction": 0.2,
+                         "boundaries": ["violation", "lookalike", "conflict"]},
+                "rules": {r.id: {"hash": r.hash, "records": [], "scenarios": []} for r in spec.rules},
+                "files": files, "counts": {"train": len(train or []), "test": len(test or [])}, "stats": stats}
     (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (d / "README.md").write_text("# a hand-written dataset\n", encoding="utf-8")
     return d

@@ -78,9 +78,18 @@ def test_dataset_files_load_with_datasets(compiled, tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["spec"]["id"] == "t.tiny" and man["spec"]["file"] == "tiny.spec" and man["format"] == "dpo"
     s = man["stats"]
-    assert s["scenarios"] > 0 and s["verified"] + s["dropped"] == s["scenarios"]
+    from specc.plan.planner import make_plan
+
+    planned = make_plan(load(SPEC).spec, seed=OPTS["seed"], per_rule=OPTS["per_rule"]).scenarios
+    assert s["scenarios"] == len(planned) and s["verified"] + s["dropped"] == s["scenarios"]
     assert sum(s["dropped_reasons"].values()) == s["dropped"]
-    assert s["generated"] > 0 and s["reused"] == 0
+    # every record is a verified pair or a spec example, and the manifest lists each one under its rule
+    assert sum(man["counts"].values()) == s["verified"] + s["spec_examples"] == \
+        sum(len(e["records"]) for e in man["rules"].values())
+    with sqlite3.connect(root / "store" / "store.sqlite") as conn:  # a fresh store: all of it this run's
+        stored = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    calibration = man["judge"]["calls"] if "judge" in man else 0
+    assert s["generated"] + calibration == stored and s["reused"] == 0
     assert set(man["rules"]) == {"t.tiny.no_insults", "t.tiny.be_honest"}
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))  # no stale cache of another run
     assert set(ds) == {k for k, v in report.files.items() if v}

@@ -478,10 +478,18 @@ def write_dataset(path: Path, spec, per_rule: int = 3, drop: set[str] = frozense
             continue
         rules[r.id] = {"hash": r.hash, "records": [f"{r.name}-{i}" for i in range(per_rule)],
                        "scenarios": [s.id for s in plan.scenarios if s.rule_id == r.id]}
+    n = sum(len(e["records"]) for e in rules.values())
+    stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+             "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+             "spec_example_gate_warnings": {}, "spec_examples": n, "experience_pool": 0, "per_rule": {}}
     manifest = {"specc_version": "0.1.0", "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash,
                                                    "file": spec.file},
-                "format": "dpo", "seed": 7, "plan": {"per_rule": 2, "coverage": "pairwise"},
-                "rules": rules, "files": files or {}, "stats": {}}
+                "format": "dpo", "file_format": "jsonl", "seed": 7, "model": {"name": "m", "judge": "m"},
+                "generation": {},
+                "plan": {"per_rule": 2, "coverage": "pairwise", "system_prompt": "none", "test_fraction": 0.2,
+                         "boundaries": ["violation", "lookalike", "conflict"]},
+                "rules": rules, "files": files or {"train": None, "test": None},
+                "counts": {"train": n, "test": 0}, "stats": stats}
     path.mkdir(parents=True, exist_ok=True)
     (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for name, rows in (records or {}).items():
@@ -584,7 +592,7 @@ def test_dataset_errors(tmp_path):
     assert r.exit_code == 1 and "not valid JSON" in r.stderr
     (tmp_path / "bad/manifest.json").write_text('{"rules": {"x": {"hash": 1}}}')
     r = run("diff", "bad", "d", cwd=tmp_path)
-    assert r.exit_code == 1 and "needs a `hash` string" in r.stderr
+    assert r.exit_code == 1 and "bad/manifest.json: not a specc manifest (no `specc_version`)" in r.stderr
     r = run("diff", str(REPO / V1), str(REPO / V2), "--data", "nowhere", cwd=tmp_path)
     assert r.exit_code == 1 and "--data nowhere" in r.stderr
     assert "Traceback" not in r.output
@@ -603,11 +611,10 @@ def test_rev_path_outside_a_repository(tmp_path):
 
 
 def test_impact_uses_the_manifests_plan_parameters(tmp_path):
-    # the compiler writes boundaries as a JSON list and more parameters than make_plan needs
+    # the compiler writes boundaries as a JSON list
     path = write_dataset(tmp_path / "d", spec_of(V1))
     m = json.loads((path / "manifest.json").read_text())
-    m["plan"].update({"system_prompt": "none", "test_fraction": 0.2, "boundaries": ["violation"],
-                      "not_a_parameter": 1})
+    m["plan"].update({"system_prompt": "none", "test_fraction": 0.2, "boundaries": ["violation"]})
     (path / "manifest.json").write_text(json.dumps(m))
     _, impact = compare(str(REPO / V1), str(REPO / V2), data="d", cwd=tmp_path)
     from specc.plan.planner import make_plan

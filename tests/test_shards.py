@@ -358,7 +358,7 @@ def test_merge_never_writes_into_a_directory_of_other_files(shards3, tmp_path):
 
 def test_merge_refuses_a_manifest_field_it_cannot_reproduce(shards3, tmp_path):
     """A field all shards agree on but the writer does not write (a newer specc's, say) is never
-    silently lost: the merge stops before OUT is touched."""
+    silently lost: the manifest does not validate, and the merge stops before OUT is touched."""
     copies = []
     for d in shards3:
         copy = tmp_path / "newer" / d.name
@@ -367,7 +367,7 @@ def test_merge_refuses_a_manifest_field_it_cannot_reproduce(shards3, tmp_path):
         man = {"provenance": {"cluster": "a"}, **man}
         (copy / "manifest.json").write_text(json.dumps(man))
         copies.append(copy)
-    refused(tmp_path / "m", copies, "cannot reproduce the manifest field provenance")
+    refused(tmp_path / "m", copies, "not a specc shard", "`provenance`: Extra inputs are not permitted")
     assert not list(tmp_path.glob(".m.merge-*"))  # the staging directory is gone too
 
 

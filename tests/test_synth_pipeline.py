@@ -294,7 +294,7 @@ def test_multi_turn_scenarios_escalate(tmp_path):
             # the escalations are the documented, seeded follow-ups; the replies the model's own
             assert turns[2]["content"] == tactics.escalation(s.id, 1) and turns[4]["content"] == tactics.escalation(s.id, 2)
             assert turns[2]["content"] in tactics.ESCALATIONS and turns[1]["content"] == COMPLIANT
-    assert seen
+    assert seen == len(multi)  # every multi-turn scenario gave a verified pair, each checked above
     # the model writes only the first turn; escalations are code
     attacks = [c for c in model.calls if c[0] == "attacker"]
     assert len(attacks) == len(plan.scenarios)

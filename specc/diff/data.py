@@ -17,23 +17,23 @@ Record statuses in :func:`data_impact`:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 from pathlib import Path
 
 from specc.diff.model import DataImpact, DatasetDiff, RuleImpact, RuleRecords, SpecDiff
-from specc.diff.sources import DatasetSide
+from specc.diff.sources import DatasetSide, DiffError
+from specc.emit.manifest import Manifest, ManifestError
 from specc.ir.model import Spec
 
 
-def manifest_records(manifest: dict) -> int:
+def manifest_records(manifest: Manifest) -> int:
     """Distinct records of a manifest (a record may serve several rules)."""
-    rules = manifest["rules"].values()
-    total = sum(len(e["records"]) for e in rules)
-    if len(manifest["rules"]) <= 1:
+    rules = manifest.rules.values()
+    total = sum(len(e.records) for e in rules)
+    if len(manifest.rules) <= 1:
         return total
-    return len(set().union(*(e["records"] for e in rules)))
+    return len(set().union(*(e.records for e in rules)))
 
 
 # -- spec change -> dataset ------------------------------------------------------------------
@@ -49,24 +49,24 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
                 renames[c.old_id] = (c.new_id, bool(c.fields), c.old.hash if c.old else None)
     impacts: list[RuleImpact] = []
     claimed: set[str] = set()
-    for rid in sorted(m["rules"]):
-        entry = m["rules"][rid]
-        n_rec = len(entry["records"])
+    for rid in sorted(m.rules):
+        entry = m.rules[rid]
+        n_rec = len(entry.records)
         rule = new_rules.get(rid)
         if rule is not None:
             claimed.add(rid)
-            impacts.append(RuleImpact(rid, "fresh" if rule.hash == entry["hash"] else "stale", n_rec))
+            impacts.append(RuleImpact(rid, "fresh" if rule.hash == entry.hash else "stale", n_rec))
         elif rid in renames:
             new_id, content_changed, old_hash = renames[rid]
             claimed.add(new_id)
-            same = not content_changed and old_hash == entry["hash"]
+            same = not content_changed and old_hash == entry.hash
             impacts.append(RuleImpact(rid, "renamed" if same else "stale", n_rec, new_id))
         else:
             impacts.append(RuleImpact(rid, "orphaned", n_rec))
     notes = []
-    spec_meta = m.get("spec") or {}
-    if diff is not None and spec_meta.get("hash") and diff.old.hash and spec_meta["hash"] != diff.old.hash:
-        notes.append(f"the dataset was compiled from spec hash {spec_meta['hash'][:12]}, not from the old side "
+    compiled_from = m.spec.hash
+    if diff is not None and compiled_from and diff.old.hash and compiled_from != diff.old.hash:
+        notes.append(f"the dataset was compiled from spec hash {compiled_from[:12]}, not from the old side "
                      f"({diff.old.hash[:12]}); its records are compared with the new spec directly")
     planned, note = plan_scenarios(new, m)
     if note:
@@ -93,30 +93,24 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
     )
 
 
-def _manifest_scenarios(m: dict) -> set[str] | None:
-    lists = [e.get("scenarios") for e in m["rules"].values()]
-    if not lists or any(not isinstance(x, list) for x in lists):
+def _manifest_scenarios(m: Manifest) -> set[str] | None:
+    lists = [e.scenarios for e in m.rules.values()]
+    if not lists:
         return None
     return set().union(*lists)
 
 
-def plan_scenarios(spec: Spec, manifest: dict) -> tuple[list[tuple[str, str]] | None, str | None]:
-    """(scenario id, rule id) of the plan the new spec gets with the dataset's plan parameters,
-    or (None, why not)."""
+def plan_scenarios(spec: Spec, manifest: Manifest) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """(scenario id, rule id) of the plan the new spec gets with the dataset's plan parameters
+    (the manifest holds every one of them), or (None, why not)."""
+    from specc.plan.planner import make_plan
+
+    p = manifest.plan
     try:
-        from specc.plan.planner import make_plan
-    except ImportError:
-        return None, "the planner is not available, so new scenarios are not counted"
-    params = dict(manifest.get("plan") or {})
-    if "seed" in manifest and "seed" not in params:
-        params["seed"] = manifest["seed"]
-    sig = inspect.signature(make_plan)
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
-              if accepts_any or (k in sig.parameters and k != "spec")}
-    try:
-        plan = make_plan(spec, **kwargs)
-    except (TypeError, ValueError) as e:
+        plan = make_plan(spec, seed=manifest.seed, per_rule=p.per_rule, coverage=p.coverage,
+                         system_prompt=p.system_prompt, boundaries=tuple(p.boundaries),
+                         test_fraction=p.test_fraction)
+    except ValueError as e:
         return None, f"cannot plan the new spec with the dataset's plan parameters ({e})"
     return [(s.id, s.rule_id) for s in plan.scenarios], None
 
@@ -125,39 +119,41 @@ def plan_scenarios(spec: Spec, manifest: dict) -> tuple[list[tuple[str, str]] | 
 
 
 def diff_datasets(a: DatasetSide, b: DatasetSide, compare_contents: bool = True) -> DatasetDiff:
-    ra, rb = a.manifest["rules"], b.manifest["rules"]
-    ids_a = set().union(*(e["records"] for e in ra.values())) if ra else set()
-    ids_b = set().union(*(e["records"] for e in rb.values())) if rb else set()
+    ra, rb = a.manifest.rules, b.manifest.rules
+    ids_a = set().union(*(e.records for e in ra.values())) if ra else set()
+    ids_b = set().union(*(e.records for e in rb.values())) if rb else set()
     common = ids_a & ids_b
     changed_ids: set[str] | None = None
     note = None
     if compare_contents and common:
-        files_a, files_b = data_files(a), data_files(b)
-        if files_a is None or files_b is None:
-            note = "record contents not compared: a dataset has no JSONL data files listed in its manifest"
-        else:
-            try:
+        try:
+            files_a, files_b = data_files(a), data_files(b)
+            if files_a is None or files_b is None:
+                note = "record contents not compared: a dataset has no JSONL data files listed in its manifest"
+            else:
                 changed_ids = changed_records(files_a, files_b, common)
-            except (OSError, ValueError) as e:
-                note = f"record contents not compared: {e}"
+        except ManifestError as e:  # a data file outside the dataset directory: refused
+            raise DiffError(str(e)) from None
+        except (OSError, ValueError) as e:
+            note = f"record contents not compared: {e}"
     elif compare_contents:
         changed_ids = set()
     rules = []
     for rid in sorted(ra.keys() | rb.keys()):
         ea, eb = ra.get(rid), rb.get(rid)
-        sa = set(ea["records"]) if ea else set()
-        sb = set(eb["records"]) if eb else set()
+        sa = set(ea.records) if ea else set()
+        sb = set(eb.records) if eb else set()
         both = sa & sb
         if ea is None:
             status = "added"
         elif eb is None:
             status = "removed"
         else:
-            status = "same" if ea["hash"] == eb["hash"] else "changed"
+            status = "same" if ea.hash == eb.hash else "changed"
         n_changed = None if changed_ids is None else len(both & changed_ids) if changed_ids else 0
         rules.append(RuleRecords(rid, status, len(sb - sa), len(sa - sb), n_changed,
-                                 len(both) - (n_changed or 0), ea["hash"] if ea else None,
-                                 eb["hash"] if eb else None))
+                                 len(both) - (n_changed or 0), ea.hash if ea else None,
+                                 eb.hash if eb else None))
     n_changed = None if changed_ids is None else len(changed_ids)
     return DatasetDiff(
         old=a.info, new=b.info, old_records=len(ids_a), new_records=len(ids_b),
@@ -167,9 +163,10 @@ def diff_datasets(a: DatasetSide, b: DatasetSide, compare_contents: bool = True)
 
 
 def data_files(ds: DatasetSide) -> list[Path] | None:
-    files = ds.manifest.get("files")
-    names = list(files.values()) if isinstance(files, dict) else list(files) if isinstance(files, list) else []
-    paths = [ds.path / n for n in names if isinstance(n, str) and n.endswith(".jsonl")]
+    """The dataset's JSONL data files, or None where it has none (or one is missing). A
+    :class:`ManifestError` where the manifest names a file outside the dataset directory."""
+    paths = [p for split in ds.manifest.files if (p := ds.manifest.data_file(ds.path, split)) is not None
+             and p.suffix == ".jsonl"]
     if not paths or not all(p.is_file() for p in paths):
         return None
     return paths

@@ -71,6 +71,7 @@ from specc.ir.model import (
     Spec,
     canonical_json,
     check_source,
+    conjuncts,
 )
 
 RENAME_SIMILARITY = 0.8  # statement similarity above which a removed + added rule is a rename
@@ -270,9 +271,8 @@ def _conjuncts(checks: tuple[Check, ...]) -> dict[str, Check]:
     """All top-level conjuncts of a rule's checks (``check a and b`` is ``check a`` plus
     ``check b``), by canonical text."""
     out: dict[str, Check] = {}
-    for c in checks:
-        for part in (c.operands if isinstance(c, CheckAnd) else (c,)):
-            out.setdefault(_canon(part), part)
+    for part in conjuncts(checks):
+        out.setdefault(_canon(part), part)
     return out
 
 

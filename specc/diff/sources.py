@@ -15,7 +15,6 @@ Anything else is a :class:`DiffError` with a message for the user (the CLI exits
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from specc.diagnostics import Diagnostic, SourceCache
 from specc.diff.model import SideInfo
+from specc.emit.manifest import Manifest, ManifestError, read_manifest
 from specc.importers import ImportProblem, convert_text, format_for, is_importable
 from specc.ir.model import Spec
 from specc.ir.resolve import Reader, load, load_text
@@ -48,7 +48,7 @@ class SpecSide:
 class DatasetSide:
     info: SideInfo
     path: Path
-    manifest: dict
+    manifest: Manifest
 
 
 Side = SpecSide | DatasetSide
@@ -193,33 +193,11 @@ def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path, spec_id: str |
 
 
 def open_dataset(path: Path, shown: str) -> DatasetSide:
-    mpath = path / "manifest.json"
+    """A compiled dataset, its manifest validated (:func:`specc.emit.manifest.read_manifest`)."""
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise DiffError(f"{shown}: cannot read manifest.json: {e}") from None
-    except json.JSONDecodeError as e:
-        raise DiffError(f"{shown}/manifest.json is not valid JSON: {e}") from None
-    problem = manifest_problem(manifest)
-    if problem:
-        raise DiffError(f"{shown}/manifest.json: {problem}")
-    spec = manifest.get("spec") or {}
-    info = SideInfo(kind="dataset", source=shown, id=spec.get("id"), version=spec.get("version"),
-                    hash=spec.get("hash"))
+        manifest = read_manifest(path / "manifest.json")
+    except ManifestError as e:
+        raise DiffError(str(e)) from None
+    spec = manifest.spec
+    info = SideInfo(kind="dataset", source=shown, id=spec.id, version=spec.version, hash=spec.hash)
     return DatasetSide(info, path, manifest)
-
-
-def manifest_problem(m) -> str | None:
-    """Why a manifest cannot be diffed, or None. Checks the parts the diff relies on."""
-    if not isinstance(m, dict):
-        return "expected a JSON object"
-    rules = m.get("rules")
-    if not isinstance(rules, dict):
-        return "has no `rules` object (rule id -> hash and record ids); was it written by `specc compile`?"
-    for rid, entry in rules.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str) \
-                or not isinstance(entry.get("records"), list):
-            return f"rule {rid!r} needs a `hash` string and a `records` list"
-    if "spec" in m and not isinstance(m["spec"], dict):
-        return "`spec` should be an object with id, version and hash"
-    return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from specc.emit.manifest import Stats
+
 
 def _q(s: str) -> str:
     # a JSON string is a valid YAML scalar, quoting and escaping included
@@ -12,7 +14,7 @@ def _q(s: str) -> str:
 
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
-                counts: dict[str, int], stats: dict, model: str, seed: int, shard: dict | None = None,
+                counts: dict[str, int], stats: Stats, model: str, seed: int, shard: dict | None = None,
                 judge: dict | None = None, judge_model: str | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
@@ -35,8 +37,8 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         lines.append(f"| {split} | {counts.get(split, 0)} |")
     lines += [
         "",
-        f"Scenarios: {stats['scenarios']}, verified: {stats['verified']}, dropped: {stats['dropped']}, "
-        f"spec examples: {stats.get('spec_examples', 0)}.",
+        f"Scenarios: {stats.scenarios}, verified: {stats.verified}, dropped: {stats.dropped}, "
+        f"spec examples: {stats.spec_examples}.",
         "",
         *([judge_line(judge, judge_model or model, stats), ""] if judge is not None else []),
         "The test split holds held-out probes for evaluation. Every record carries `rule_ids`, "
@@ -56,9 +58,9 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
     return "\n".join(lines)
 
 
-def judge_line(judge: dict, judge_model: str, stats: dict) -> str:
+def judge_line(judge: dict, judge_model: str, stats: Stats) -> str:
     """What the card says about the judge: its agreement with the spec's labelled examples."""
-    dropped = stats.get("dropped_reasons", {}).get("judge-uncalibrated", 0)
+    dropped = stats.dropped_reasons.get("judge-uncalibrated", 0)
     who = f"The judge (`{judge_model}`)"
     if not judge.get("needed", True):
         return (f"{who} was not measured and verified nothing: no planned scenario needed it (every "

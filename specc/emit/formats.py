@@ -20,10 +20,6 @@ from specc.synth.pipeline import Pair
 
 Format = Literal["dpo", "kto", "sft"]
 FORMATS: tuple[str, ...] = ("dpo", "kto", "sft")
-TRL_COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
-               "sft": ("messages",)}
-META_COLUMNS = ("record_id", "rule_ids", "boundary", "axes", "scenario_id", "source", "verified_by",
-                "chosen_from", "rejected_from")
 
 
 def axis_names(pairs: Iterable[Pair]) -> list[str]:

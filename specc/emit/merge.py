@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specc import __version__
+from specc.emit.manifest import ManifestError, read_manifest
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
-from specc.ir.model import content_hash
+from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules
 from specc.synth.pipeline import Pair, SynthResult
@@ -44,8 +45,6 @@ from specc.synth.pipeline import Pair, SynthResult
 # shard's manifest must be equal in all shards (compared leaf by leaf, so that a message names
 # e.g. `generation.batch_size`). `rules` is compared as the map rule id -> rule hash.
 PER_SHARD = ("rules", "files", "counts", "stats", "shard")
-REQUIRED = ("specc_version", "spec", "format", "file_format", "seed", "model", "generation", "plan",
-            "rules", "files", "counts", "stats")
 SAME_SHARD = ("count", "planned_rules", "plan")
 
 
@@ -175,21 +174,13 @@ def read_shard(d: Path) -> Shard:
     if not path.is_file():
         raise MergeError(f"{d}: not a specc shard (no manifest.json)")
     try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MergeError(f"{d}: not a specc shard (manifest.json does not read as JSON: {e})") from None
-    if not isinstance(man, dict) or "specc_version" not in man or "spec" not in man:
-        raise MergeError(f"{d}: not a specc shard (manifest.json is not a specc manifest)")
-    info = man.get("shard")
-    if info is None:
+        typed = read_manifest(path)
+    except ManifestError as e:
+        raise MergeError(f"{d}: not a specc shard ({e})") from None
+    if typed.shard is None:
         raise MergeError(f"{d}: a specc dataset, but not a shard (its manifest has no `shard` field): "
                          "merge the outputs of `specc compile --shard K/N`")
-    need = {"index": int, "count": int, "rules": list, "planned_rules": list, "plan": str}
-    if not isinstance(info, dict) or any(not isinstance(info.get(k), t) for k, t in need.items()):
-        raise MergeError(f"{d}: manifest.json has a malformed `shard` field")
-    missing = [k for k in REQUIRED if k not in man]
-    if missing:
-        raise MergeError(f"{d}: manifest.json lacks {', '.join(missing)}")
+    man = typed.to_dict()  # validated; compared leaf by leaf below
     return Shard(dir=d, manifest=man, rows=_read_rows(d, man))
 
 

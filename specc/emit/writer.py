@@ -118,6 +118,7 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     if data_dir.is_symlink() or not is_within(data_dir, out_dir):
         raise UnsafeWrite(errno.EPERM, "refusing to write the dataset through a symlinked data directory",
                           str(data_dir))
+    stats = manifest.Stats.model_validate(result.stats)  # the pipeline's counts, typed before they are written
     rows = formats.split_rows(result.pairs, fmt)
     axes = formats.axis_names(result.pairs)
     files: dict[str, str | None] = {}
@@ -136,12 +137,12 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
                 stale.unlink()  # a symlink is removed itself, never what it points at
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
-                            counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
+                            counts=counts, stats=stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge)
     write_atomic(out_dir / "README.md", text.encode("utf-8"), within=out_dir)
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
-                                  files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
+                                  files=files, scenarios_by_rule=result.scenarios_by_rule, stats=stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
     write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"), within=out_dir)
-    return Written(out_dir, files, counts, man)
+    return Written(out_dir, files, counts, man.to_dict())

@@ -59,15 +59,15 @@ def held_out_files(data_dir: Path) -> list[Path]:
         raise ProbeError(f"dataset directory {data_dir} does not exist")
     man = data_dir / "manifest.json"
     if man.is_file():
+        from specc.emit.manifest import ManifestError, read_manifest
+
         try:
-            files = json.loads(man.read_text(encoding="utf-8")).get("files") or {}
-        except (OSError, ValueError) as e:
-            raise ProbeError(f"{man}: not a readable specc manifest: {e}") from e
-        rel = files.get("test")
-        if rel is None:
+            path = read_manifest(man).data_file(data_dir, "test")
+        except ManifestError as e:
+            raise ProbeError(str(e)) from None
+        if path is None:
             raise ProbeError(f"{data_dir} has no test split (its manifest lists none: the compile held out no "
                              "scenario; compile with more --per-rule, or evaluate without --data for fresh probes)")
-        path = data_dir / rel
         if not path.is_file():
             raise ProbeError(f"{path}: the test split named in {man} is missing")
         return [path]
@@ -119,7 +119,7 @@ def probe_from_row(row: dict, where: str) -> Probe:
     boundary = row.get("boundary")
     if boundary not in BOUNDARIES:
         raise ProbeError(f"{where}: `boundary` must be one of {', '.join(BOUNDARIES)}, not {boundary!r}")
-    from specc.ir.model import content_hash
+    from specc.ir.hashing import content_hash
 
     rid = row.get("record_id") or content_hash({"probe": prompt, "rule_ids": rule_ids, "boundary": boundary})
     return Probe(id=str(rid), rule_id=rule_ids[0], boundary=boundary, prompt=tuple(prompt),

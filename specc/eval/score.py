@@ -144,7 +144,7 @@ def diff_interval(p1: float, ci1: tuple[float, float], p2: float, ci2: tuple[flo
 
 def sample_seed(probe_id: str, sample: int, seed: int) -> int:
     """The seed of one answer: a function of (probe id, sample index, --seed) only."""
-    from specc.ir.model import content_hash
+    from specc.ir.hashing import content_hash
 
     return int(content_hash({"eval-answer": probe_id, "sample": sample, "seed": seed})[:8], 16) % (2**31)
 

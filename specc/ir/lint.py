@@ -88,7 +88,7 @@ def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
                         yield Diagnostic("W408", f"this `good` answer of example {e.title!r} fails the check of "
                                          f"`{r.name}`: {check}", good_spans[i] if i < len(good_spans) else span)
                 for i, b in enumerate(e.bad):
-                    if b.label == "overrefusal":
+                    if b.overrefusal:
                         continue
                     if checklib.evaluate_all(r.checks, b.text):
                         yield Diagnostic("W408", f"this `bad` answer of example {e.title!r} passes the check of "

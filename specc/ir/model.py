@@ -10,7 +10,6 @@ sits in, not the order of declarations, of ``unless`` clauses, tags or examples.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from types import SimpleNamespace
 from typing import Annotated, Literal, Union
@@ -18,8 +17,9 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from specc.diagnostics import Span
-from specc.syntax import ast
-from specc.syntax.fmt import format_check, format_number
+from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
+from specc.ir.hashing import sha as _sha
+from specc.syntax.text import BARE_CHECKS, encode_string, format_number
 
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -44,14 +44,6 @@ DEFAULT_WEIGHT = 1.0
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SourceSpan(_Frozen):
-    file: str
-    start_line: int
-    start_col: int
-    end_line: int
-    end_col: int
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -86,29 +78,57 @@ CheckAnd.model_rebuild()
 CheckOr.model_rebuild()
 
 
-def check_source(check: Check) -> str:
-    """The canonical text of a check, as the formatter writes it (one printer: `specc.syntax.fmt`)."""
-    return format_check(_check_ast(check))
+# `and` / `or` are associative: `a and (b and c)` means `a and b and c`, and a rule's `check`
+# lines all must hold, so they are one `and`. The one flattening of specc (the resolver builds
+# flat chains with `chain`; the hash, the printer, the lowering and the diff read them with
+# `operands_of` / `conjuncts`).
+
+def _flat(cls: type, checks) -> list:
+    out: list = []
+    for c in checks:
+        if type(c) is cls:
+            out.extend(_flat(cls, c.operands))
+        else:
+            out.append(c)
+    return out
 
 
-_NOWHERE = Span("", 0, 0, 0, 0)
+def operands_of(check: "CheckAnd | CheckOr") -> list:
+    """The operands of an `and` / `or`, nested chains of the same operator flattened."""
+    return _flat(type(check), check.operands)
 
 
-def _check_ast(check: Check) -> ast.CheckExpr:
+def chain(op: str, operands) -> "CheckAnd | CheckOr":
+    """An `and` / `or` of ``operands``, flat (an operand that is the same chain is spliced in)."""
+    cls = CheckAnd if op == "and" else CheckOr
+    return cls(operands=tuple(_flat(cls, operands)))
+
+
+def conjuncts(checks) -> list:
+    """A rule's checks as the list of what must hold: ``check a and b`` is ``check a`` plus
+    ``check b``."""
+    return _flat(CheckAnd, checks)
+
+
+def check_source(check: Check, _top: bool = True) -> str:
+    """The canonical text of a check, as ``specc fmt`` writes it (the same literals,
+    :mod:`specc.syntax.text`): `and`/`or` chains flattened, nested chains parenthesised."""
     if isinstance(check, CheckCall):
-        args = [_arg_ast(a) for a in check.args]
-        return ast.CheckCall(ast.Name(check.name, _NOWHERE), args, not args, _NOWHERE)
+        if not check.args and check.name in BARE_CHECKS:
+            return check.name
+        return f"{check.name}({', '.join(map(_arg_source, check.args))})"
     if isinstance(check, CheckNot):
-        return ast.CheckNot(_check_ast(check.operand), _NOWHERE)
-    return ast.CheckBin(check.op, [_check_ast(o) for o in check.operands], _NOWHERE)
+        return "not " + check_source(check.operand, False)
+    body = f" {check.op} ".join(check_source(o, False) for o in operands_of(check))
+    return body if _top else f"({body})"
 
 
-def _arg_ast(a: CheckArgValue) -> ast.CheckArg:
+def _arg_source(a: CheckArgValue) -> str:
     if isinstance(a, tuple):
-        return ast.ValueList([ast.Str(x, _NOWHERE) for x in a], _NOWHERE)
+        return "[" + ", ".join(map(encode_string, a)) + "]"  # check arguments are data: always strings
     if isinstance(a, str):
-        return ast.Str(a, _NOWHERE)
-    return ast.Number(a, format_number(a), _NOWHERE)
+        return encode_string(a)
+    return format_number(a)
 
 
 # -- examples, axes ---------------------------------------------------------------------
@@ -119,10 +139,26 @@ class Turn(_Frozen):
     text: str
 
 
+# The labels of a `bad` answer that mean over-refusal: the answer is wrong because it is too
+# cautious (refuses or hedges on a request the rule allows). Case does not matter. Such an
+# example is a lookalike pair (helpful chosen, over-cautious rejected), and lint W408 does not
+# expect its bad answer to fail the rule's check. Any other label only names the failure.
+OVERREFUSAL_LABELS: frozenset[str] = frozenset({"overrefusal", "over_refusal", "refusal", "lookalike"})
+
+
+def means_overrefusal(label: str | None) -> bool:
+    """Whether a `bad` answer's label marks it as an over-refusal (see OVERREFUSAL_LABELS)."""
+    return label is not None and label.lower() in OVERREFUSAL_LABELS
+
+
 class Answer(_Frozen):
     text: str
     label: str | None = None
     reason: str | None = None
+
+    @property
+    def overrefusal(self) -> bool:
+        return means_overrefusal(self.label)
 
 
 class Example(_Frozen):
@@ -130,7 +166,7 @@ class Example(_Frozen):
     turns: tuple[Turn, ...]
     good: tuple[Answer, ...] = ()
     bad: tuple[Answer, ...] = ()
-    span: SourceSpan | None = None
+    span: Span | None = None
 
 
 class Axis(_Frozen):
@@ -161,7 +197,8 @@ class Rule(_Frozen):
     axes: tuple[Axis, ...] = Field(default=(), description="Effective axes: spec, section and rule scope merged")
     section: tuple[str, ...] = Field(default=(), description="Path of section names, outermost first")
     hash: str = ""
-    span: SourceSpan
+    span: Span = Field(description="Where the rule is declared (the one span type of specc, "
+                       "specc.diagnostics.Span)")
 
     def meaning(self) -> dict:
         """The meaning-bearing fields, canonically ordered: what the hash covers."""
@@ -327,36 +364,12 @@ def _canon_json(check) -> str:
         return '{"args":' + args + ',"call":' + _STR(check.name) + "}"
     if isinstance(check, CheckNot):
         return '{"not":' + _canon_json(check.operand) + "}"
-    cls = type(check)
-    flat: list = []
-    for o in check.operands:
-        flat.extend(o.operands if isinstance(o, cls) else [o])
-    return "{" + _STR(check.op) + ":" + _strs_json(sorted({_canon_json(o) for o in flat})) + "}"
+    return "{" + _STR(check.op) + ":" + _strs_json(sorted({_canon_json(o) for o in operands_of(check)})) + "}"
 
 
 def canonical_checks(checks) -> list[str]:
     """A rule's checks all must hold, so two `check` lines mean the same as one `and`: the
     hash sees the set of top-level conjuncts, each in canonical form."""
-    conjuncts: set[str] = set()
-    for c in checks:
-        for part in (c.operands if isinstance(c, CheckAnd) else (c,)):
-            conjuncts.add(_canon_json(part))
-    return sorted(conjuncts)
+    return sorted({_canon_json(part) for part in conjuncts(checks)})
 
 
-_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
-
-
-def canonical_json(obj) -> str:
-    """What ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
-    returns, without building an encoder per call."""
-    return _ENCODE(obj)
-
-
-def content_hash(obj) -> str:
-    """The one hash of specc: sha256 over canonical JSON, hex, 16 bytes shown."""
-    return _sha(canonical_json(obj))
-
-
-def _sha(canonical: str) -> str:
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

@@ -42,15 +42,13 @@ from specc.ir.model import (
     SEVERITY_RANK,
     Answer,
     Axis,
-    CheckAnd,
     CheckCall,
     CheckNot,
-    CheckOr,
     Example,
     Rule,
-    SourceSpan,
     Spec,
     Turn,
+    chain,
 )
 from specc.resources import stdlib_dir
 from specc.syntax import ast
@@ -193,8 +191,8 @@ class _Resolver:
     # loading ----------------------------------------------------------------------
     def unit(self, path: Path, ref_span: Span | None, stack: tuple[Path, ...]) -> _Unit | None:
         if path in stack:
-            chain = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
-            self.diags.append(Diagnostic("E203", f"import cycle: {chain}", ref_span or _file_span(str(path))))
+            cycle = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
+            self.diags.append(Diagnostic("E203", f"import cycle: {cycle}", ref_span or _file_span(str(path))))
             return None
         if path in self.units:
             return self.units[path]
@@ -420,7 +418,7 @@ class _Resolver:
                     if base.authority == "root":
                         self.diags.append(Diagnostic(
                             "E207", f"cannot remove `{target}`: it has root authority", it.span,
-                            (("the root rule is declared here", _span_of(base)),)))
+                            (("the root rule is declared here", base.span),)))
                         continue
                     del base_rules[target]
                 else:
@@ -487,7 +485,6 @@ class _Resolver:
                     out["unless"].append(f.value.value)
             elif f.key == "tags":
                 out["tags"].extend(v.value for v in f.value.items if v.value not in out["tags"])
-                out["tags_given"] = True
             elif f.key == "weight":
                 if f.value.value <= 0:
                     self.diags.append(Diagnostic("E215", f"weight must be greater than 0, not {f.value.text}",
@@ -545,7 +542,7 @@ class _Resolver:
             examples=tuple(fields["example"]),
             axes=effective_axes,
             section=section,
-            span=_source_span(decl.span),
+            span=decl.span,
         )
 
     def apply_override(self, base: Rule, decl: ast.RuleDecl) -> Rule | None:
@@ -574,7 +571,7 @@ class _Resolver:
         new = base.model_copy(update=update)
         if base.authority == "root":
             ok = True
-            note = (("the root rule is declared here", _span_of(base)),)
+            note = (("the root rule is declared here", base.span),)
 
             def weakened(key: str, msg: str):
                 nonlocal ok
@@ -606,11 +603,7 @@ class _Resolver:
             ops = [self.check_from_ast(o) for o in c.operands]
             if any(o is None for o in ops):
                 return None
-            flat = []
-            cls = CheckAnd if c.op == "and" else CheckOr
-            for o in ops:  # `a and (b and c)` means the same as `a and b and c`
-                flat.extend(o.operands if isinstance(o, cls) else [o])
-            return cls(operands=tuple(flat))
+            return chain(c.op, ops)
         name = c.name.value
         pred = checklib.PREDICATES.get(name)
         if pred is None:
@@ -686,7 +679,7 @@ class _Resolver:
                                          e.title.span))
             return None
         return Example(title=e.title.value, turns=tuple(turns), good=tuple(good), bad=tuple(bad),
-                       span=_source_span(e.span))
+                       span=e.span)
 
 
 def _is_within(path: Path, root: Path) -> bool:
@@ -699,16 +692,6 @@ def _is_within(path: Path, root: Path) -> bool:
 
 def _file_span(file: str) -> Span:
     return Span(file, 1, 1, 1, 1)
-
-
-def _source_span(s: Span) -> SourceSpan:
-    return SourceSpan(file=s.file, start_line=s.start_line, start_col=s.start_col, end_line=s.end_line,
-                      end_col=s.end_col)
-
-
-def _span_of(r: Rule) -> Span:
-    s = r.span
-    return Span(s.file, s.start_line, s.start_col, s.end_line, s.end_col)
 
 
 __all__ = ["load", "load_text", "LoadResult", "Reader"]

@@ -38,6 +38,7 @@ import random
 from collections import Counter
 from typing import Iterable
 
+from specc import defaults
 from specc.ir.model import AUTHORITY_RANK, Rule, Spec, content_hash
 from specc.plan import coverage as coverage_designs
 from specc.plan.model import Boundary, Coverage, Plan, Scenario, Skipped, SystemPromptMode
@@ -62,10 +63,10 @@ class PlanError(ValueError):
     """Options that cannot make a plan (unknown rule id, per_rule < 1, ...)."""
 
 
-def make_plan(spec: Spec, *, seed: int = 0, per_rule: int = 6, coverage: Coverage = "pairwise",
-              system_prompt: SystemPromptMode = "none",
-              boundaries: tuple[Boundary, ...] = ("violation", "lookalike", "conflict"),
-              test_fraction: float = 0.2, rules: Iterable[str] | None = None) -> Plan:
+def make_plan(spec: Spec, *, seed: int = defaults.SEED, per_rule: int = defaults.PLAN_PER_RULE,
+              coverage: Coverage = defaults.COVERAGE, system_prompt: SystemPromptMode = defaults.SYSTEM_PROMPT,
+              boundaries: tuple[Boundary, ...] = defaults.BOUNDARIES,
+              test_fraction: float = defaults.TEST_FRACTION, rules: Iterable[str] | None = None) -> Plan:
     """Plan the scenarios of ``spec`` (or of the ``rules`` named, by id or unique name)."""
     _validate(seed, per_rule, coverage, system_prompt, boundaries, test_fraction)
     wanted = tuple(b for b in BOUNDARIES if b in set(boundaries))

@@ -17,7 +17,7 @@ empty shard is a valid shard and merges). Use N well below the number of rules.
 
 from __future__ import annotations
 
-from specc.ir.model import content_hash
+from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from specc.diagnostics import Diagnostic
 from specc.syntax import ast
 from specc.syntax.parser import parse
 from specc.syntax.strings import decode_string
+from specc.syntax.text import BARE_CHECKS, encode_string, format_number  # noqa: F401 (re-exported)
 
 INDENT = "  "
 
@@ -34,12 +34,7 @@ FIELD_ORDER = ("statement", "authority", "severity", "when", "unless", "tags", "
                "example")
 _FIELD_RANK = {k: i for i, k in enumerate(FIELD_ORDER)}
 
-# Zero-argument predicates written without parentheses (`check refuses`). The syntax layer
-# cannot know the predicate library, so the list is spelled out here.
-BARE_CHECKS = ("is_json", "refuses")
-
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # The grammar's STRING terminal (grammar/spec.lark).
 _STRING_TOKEN = re.compile(r'r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*"')
 _QUOTE_RUN_RE = re.compile(r'"(?="")')  # a quote that would start `"""` inside a block
@@ -50,20 +45,6 @@ class FormatError(Exception):
 
 
 # -- values -------------------------------------------------------------------------------
-
-
-def encode_string(value: str) -> str:
-    """The canonical one-line literal for a string value.
-
-    A value with a backslash and no quote or control character is written raw (``r"\\d+"``),
-    everything else in double quotes with ``\\\\``, ``\\"``, ``\\n`` and ``\\t`` escaped.
-    """
-    if "\\" in value and '"' not in value and not _CONTROL_RE.search(value):
-        trailing = len(value) - len(value.rstrip("\\"))
-        if trailing % 2 == 0:  # an odd run would escape the closing quote
-            return f'r"{value}"'
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
 
 
 def _block_string(value: str, content_indent: str, close_indent: str) -> str | None:
@@ -99,16 +80,6 @@ def _doc_string(value: str) -> str:
 def format_string(value: str, indent: str) -> str:
     """A string in the canonical form for a line indented by ``indent``: a block or one line."""
     return _block_string(value, indent + INDENT, indent) or encode_string(value)
-
-
-def format_number(value: int | float) -> str:
-    """A number as the grammar's NUMBER: no exponent, floats keep a decimal point."""
-    if isinstance(value, int):
-        return str(value)
-    text = format(Decimal(repr(value)), "f")
-    if "." not in text:
-        text += ".0"
-    return text
 
 
 def format_list(items: list[ast.Str | ast.Name], names: bool = True) -> str:

@@ -76,13 +76,6 @@ def _parser() -> Lark:
 # -- tree building ------------------------------------------------------------------------
 
 
-_NAMED = frozenset({"STRING", "NAME", "NUMBER", "MODALITY", "ROLE"})
-
-
-def _first(x):
-    return x.span if not isinstance(x, Token) else x
-
-
 class _Builder(Transformer):
     """Builds AST nodes as the parser reduces. ``file`` and ``diags`` are set per parse.
 

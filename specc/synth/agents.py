@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from specc import defaults
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
 from specc.synth import roles, tactics
@@ -35,17 +36,17 @@ Messages = list[dict]
 class Settings:
     """Generation parameters of a compile; all of them enter the store keys."""
 
-    seed: int = 0
-    temperature: float = 0.0
+    seed: int = defaults.SEED
+    temperature: float = defaults.TEMPERATURE
     retry_temperature: float = 0.8
-    retries: int = 2
-    rounds: int = 2
-    batch_size: int = 8
+    retries: int = defaults.RETRIES
+    rounds: int = defaults.ROUNDS
+    batch_size: int = defaults.BATCH_SIZE
     bounds: roles.Bounds = field(default_factory=roles.Bounds)
     # on-policy candidates: answers sampled from the model as it chats under the rule, sorted
     # into chosen / rejected by the rule's checks and the gates (0: defender and violator only)
     candidates: int = 0
-    candidate_temperature: float = 0.8
+    candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
     # the attacker samples: greedy, the embedded model writes the assistant's voice and loops
     # ("I'm sorry, I'm not able to help you with your order ...": measured on examples/support)
     attack_temperature: float = 0.7

@@ -542,9 +542,6 @@ def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None,
 
 # -- the spec's own examples ----------------------------------------------------------------------
 
-_LOOKALIKE_LABELS = {"overrefusal", "over_refusal", "refusal", "lookalike"}
-
-
 def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
     """Pairs from the rules' ``example`` blocks: every good answer against every bad one (a
     block with only good or only bad answers gives one-sided records, used by KTO and SFT)."""
@@ -565,7 +562,7 @@ def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
                 for b in bads:
                     bad_text = b.text if b is not None else None
                     lookalike = b is not None and (
-                        (b.label or "").lower() in _LOOKALIKE_LABELS
+                        b.overrefusal
                         or (is_refusal(b.text) and (g is None or not is_refusal(g))))
                     out.append(Pair(
                         record_id=content_hash(["spec-example", rule.id, ex.title, i]),

@@ -36,7 +36,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from specc.ir.model import CheckAnd, CheckCall, CheckNot, Rule, check_source, content_hash
+from specc.ir.model import CheckCall, CheckNot, Rule, check_source, conjuncts, content_hash
 
 ROLES = ("attacker", "defender", "violator", "judge", "candidate")
 
@@ -59,7 +59,6 @@ SAFE = r'[^"\\\x00-\x1f\x7f-\x9f]'
 WORD = r'[^"\\\s\x00-\x1f\x7f-\x9f]+'
 REFUSAL_OPENING = "I can't help with that."
 OVER_REFUSAL_OPENING = "I'm sorry, but I can't help with that."
-COMPLIANT_OPENINGS = ("Sure", "Of course", "Yes", "Happy to help")
 
 
 def max_new_tokens_for(chars: int, overhead: int = 24) -> int:
@@ -144,14 +143,6 @@ def _json_object_pattern(max_chars: int) -> str:
     return r"\{" + member + r"(, " + member + r"){0,2}\}"
 
 
-def _conjuncts(checks) -> list:
-    out = []
-    for c in checks:
-        if isinstance(c, CheckAnd):
-            out.extend(_conjuncts(c.operands))
-        else:
-            out.append(c)
-    return out
 
 
 def uses_refuses(check) -> bool:
@@ -166,7 +157,7 @@ def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that passes ``checks`` (top-level conjuncts only)."""
     kw: dict = {"max_chars": max_chars}
     lowered = []
-    for c in _conjuncts(checks):
+    for c in conjuncts(checks):
         if not isinstance(c, CheckCall):
             continue
         name, args = c.name, c.args
@@ -198,7 +189,7 @@ def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
 
 def lower_violation(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that fails ``checks``, where one conjunct is cheap to negate."""
-    for c in _conjuncts(checks):
+    for c in conjuncts(checks):
         src = check_source(c)
         if isinstance(c, CheckCall):
             name, args = c.name, c.args

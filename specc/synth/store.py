@@ -21,7 +21,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from specc.ir.model import content_hash
+from specc.ir.hashing import content_hash
 
 STORE_FILE = "store.sqlite"
 SCHEMA_VERSION = "1"
@@ -113,9 +113,6 @@ class Store:
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-
-    def outcomes(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome").fetchall())
 
     def close(self) -> None:
         self.conn.close()

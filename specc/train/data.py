@@ -16,7 +16,6 @@ Columns (TRL's conversational conventions; plain strings work too):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 COLUMNS = {
@@ -63,16 +62,18 @@ def find_data_files(dataset_dir: Path, fmt: str) -> tuple[str, list[str]]:
             raise TrainError(f"dataset directory {dataset_dir} does not exist")
         man = dataset_dir / "manifest.json"
         if man.is_file():
+            from specc.emit.manifest import ManifestError, read_manifest
+
             try:
-                rel = (json.loads(man.read_text(encoding="utf-8")).get("files") or {}).get("train")
-            except (OSError, ValueError) as e:
-                raise TrainError(f"{man}: not a readable specc manifest: {e}") from e
-            if rel is None:
+                path = read_manifest(man).data_file(dataset_dir, "train")
+            except ManifestError as e:
+                raise TrainError(str(e)) from None
+            if path is None:
                 raise TrainError(f"{dataset_dir} has no train split (its manifest lists none: every verified "
                                  "record went to the test split or none was verified)")
-            if not (dataset_dir / rel).is_file():
-                raise TrainError(f"{dataset_dir / rel}: the train split named in {man} is missing")
-            files = [dataset_dir / rel]
+            if not path.is_file():
+                raise TrainError(f"{path}: the train split named in {man} is missing")
+            files = [path]
         else:
             files = []
             for pattern in ("train*.jsonl", "data/train*.jsonl", "train*.parquet", "data/train*.parquet",

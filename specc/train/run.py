@@ -182,13 +182,15 @@ def dataset_provenance(dataset_dir: Path, files: list[str]) -> dict:
     man = root / "manifest.json"
     if man.is_file():
         info["manifest_sha256"] = _sha256(man)
+        from specc.emit.manifest import ManifestError, read_manifest
+
         try:
-            m = json.loads(man.read_text(encoding="utf-8"))
-            info["spec"] = m.get("spec")
-            info["format"] = m.get("format")
-            info["compiled_with"] = (m.get("model") or {}).get("name")
-        except ValueError:
-            pass
+            m = read_manifest(man)
+            info["spec"] = m.spec.to_dict()
+            info["format"] = m.format
+            info["compiled_with"] = m.model.name
+        except ManifestError:
+            pass  # the data were read already (train/data.py): the card leaves the spec out
     return info
 
 

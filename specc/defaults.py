@@ -1,0 +1,32 @@
+"""The defaults of a compile, in one place.
+
+``specc compile``'s options, :class:`specc.compile.CompileOptions`, the generation
+:class:`specc.synth.agents.Settings`, the planner's :func:`specc.plan.planner.make_plan` and
+``specc diff``'s re-plan of a dataset all read them here, so a default cannot say one thing on
+the command line and another in the library. No imports: every package may read it.
+"""
+
+from __future__ import annotations
+
+SEED = 0
+PER_RULE = 1  # scenarios per rule and boundary of a compile (scaled by the rule's weight)
+PLAN_PER_RULE = 6  # `specc plan`'s preview, and make_plan's default: a fuller picture of the plan
+# The most scenarios per rule and boundary a compile takes; a manifest claiming more is not one
+# specc wrote (and would make `specc diff --data` re-plan for hours).
+MAX_PER_RULE = 10_000
+COVERAGE = "pairwise"
+SYSTEM_PROMPT = "none"
+BOUNDARIES: tuple[str, ...] = ("violation", "lookalike", "conflict")
+TEST_FRACTION = 0.2
+
+FORMAT = "dpo"
+FILE_FORMAT = "jsonl"
+
+TEMPERATURE = 0.0
+RETRIES = 1  # regenerations of a failed pair before it is dropped
+ROUNDS = 2  # user turns of a multi-turn scenario
+BATCH_SIZE = 8
+ANSWER_CHARS = 160
+CANDIDATES = 4  # on-policy candidates per scenario in a compile (Settings without them: 0)
+CANDIDATE_TEMPERATURE = 0.8
+MIN_JUDGE_AGREEMENT = 0.75

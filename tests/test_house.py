@@ -1,0 +1,206 @@
+"""The house: one meaning per word, one place per default, imports that flow one way."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from specc import defaults
+from specc.ir.model import OVERREFUSAL_LABELS
+from specc.ir.resolve import load_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+OVERCAUTIOUS = '''spec s version "1.0.0"
+  """A spec."""
+rule no_codes {
+  must_not "Reveal a one-time code."
+  check not contains("code is")
+  example "a reset" {
+    user "How do I reset my password?"
+    good "Open Settings, then Security, and choose Reset password."
+    bad LABEL "I can't help with account changes."
+  }
+}
+'''
+
+
+@pytest.mark.parametrize("label", sorted(OVERREFUSAL_LABELS) + ["Over_Refusal"])
+def test_every_overrefusal_label_is_a_lookalike_and_exempt_from_w408(label):
+    """One set of labels with one meaning: lint and the pipeline agree (W408 used to exempt
+    only `overrefusal` while the pipeline emitted all four as lookalikes)."""
+    from specc.synth.pipeline import spec_example_pairs
+
+    result = load_text(OVERCAUTIOUS.replace("LABEL", label))
+    assert result.ok, result.diagnostics
+    assert [d.code for d in result.diagnostics] == []
+    [pair] = spec_example_pairs(result.spec)
+    assert pair.boundary == "lookalike"
+
+
+def test_an_other_label_is_a_violation_and_w408_warns():
+    from specc.synth.pipeline import spec_example_pairs
+
+    text = OVERCAUTIOUS.replace("LABEL", "leak").replace("I can't help with account changes.", "Your code is 1234.")
+    result = load_text(text.replace('not contains("code is")', 'contains("code is")'))
+    assert [d.code for d in result.diagnostics if "`bad` answer" in d.message] == ["W408"]
+    [pair] = spec_example_pairs(result.spec)
+    assert pair.boundary == "violation"
+
+
+def _option_defaults(command) -> dict:
+    return {p.name: p.default for p in command.params}
+
+
+def test_compile_defaults_have_one_source():
+    """The command line, CompileOptions and the generation Settings say the same
+    (`Settings.retries` was 2 while `--retries` was 1)."""
+    from specc.cli import compile_command, plan
+    from specc.compile import CompileOptions
+    from specc.synth.agents import Settings
+
+    cli = _option_defaults(compile_command)
+    opts = {f.name: f.default for f in dataclasses.fields(CompileOptions)}
+    settings = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for name, value in {"per_rule": defaults.PER_RULE, "seed": defaults.SEED, "retries": defaults.RETRIES,
+                        "rounds": defaults.ROUNDS, "batch_size": defaults.BATCH_SIZE, "fmt": defaults.FORMAT,
+                        "coverage": defaults.COVERAGE, "system_prompt": defaults.SYSTEM_PROMPT,
+                        "candidates": defaults.CANDIDATES,
+                        "min_judge_agreement": defaults.MIN_JUDGE_AGREEMENT}.items():
+        assert cli[name] == value == opts[name], name
+    assert cli["max_chars"] == opts["answer_chars"] == defaults.ANSWER_CHARS
+    for name in ("seed", "retries", "rounds", "batch_size", "temperature", "candidate_temperature"):
+        assert settings[name] == opts[name], name
+    p = _option_defaults(plan)
+    assert (p["per_rule"], p["seed"], p["coverage"], p["system_prompt"], p["test_fraction"]) == (
+        defaults.PLAN_PER_RULE, defaults.SEED, defaults.COVERAGE, defaults.SYSTEM_PROMPT, defaults.TEST_FRACTION)
+
+
+@pytest.mark.parametrize("module", ["specc.synth.store", "specc.ir.model", "specc.ir.checks",
+                                    "specc.emit.manifest"])
+def test_the_ir_and_the_store_import_without_the_parser(module):
+    """The IR stands alone: importing it (or the store) loads neither lark nor the parser or the
+    formatter (the IR prints its own checks, with the literals of specc.syntax.text)."""
+    code = (f"import sys, json, {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'lark' or m.startswith('lark.') "
+            "or m in ('specc.syntax.parser', 'specc.syntax.fmt', 'specc.syntax.direct', 'specc.syntax.ast'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout) == []
+
+
+def test_a_missing_golden_file_fails(request):
+    """Without --update-golden a golden file that is not there is a failure, not a new file."""
+    if request.config.getoption("--update-golden"):
+        pytest.skip("--update-golden writes golden files")
+    golden = request.getfixturevalue("golden")
+    with pytest.raises(pytest.fail.Exception, match="is missing"):
+        golden("no/such/golden-file.txt", "text")
+    assert not (REPO / "tests" / "golden" / "no").exists()
+
+
+def test_one_span_type_from_the_parser_to_the_ir():
+    """The IR keeps the parser's spans (specc.diagnostics.Span), no converted copy; its JSON
+    dump reads back into an equal spec."""
+    import specc.ir.model as model
+    from specc.diagnostics import Span
+    from specc.ir.model import Spec
+
+    spec = load_text(OVERCAUTIOUS.replace("LABEL", "leak")).spec
+    rule = spec.rules[0]
+    assert type(rule.span) is Span and type(rule.examples[0].span) is Span
+    assert (rule.span.file, rule.span.start_line) == ("<string>.spec", 3)
+    assert not hasattr(model, "SourceSpan")
+    assert Spec.model_validate_json(spec.model_dump_json()) == spec
+
+
+# Each package may import only those before it (the pipeline of DESIGN.md: one direction).
+LAYERS = (
+    ("__init__", "diagnostics", "files", "resources", "defaults"),
+    ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",),
+    ("audit",), ("cli",),
+)
+
+
+def _package_imports() -> dict[tuple[str, str], str]:
+    """(importing package, imported package) -> one module where it happens, function-level
+    imports included."""
+    import ast
+
+    root = REPO / "specc"
+    out: dict[tuple[str, str], str] = {}
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        src = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods = [f"{node.module}.{a.name}" for a in node.names] if node.module == "specc" else [node.module]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            for m in mods:
+                parts = m.split(".")
+                if parts[0] == "specc" and len(parts) > 1:
+                    dst = parts[1] if parts[1] != "__version__" else "__init__"
+                    if dst != src:
+                        out.setdefault((src, dst), str(rel))
+    return out
+
+
+def test_imports_between_packages_flow_one_way():
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    edges = _package_imports()
+    assert {p for e in edges for p in e} <= set(rank), "a package missing from LAYERS"
+    backwards = [f"{where}: {src} imports {dst}" for (src, dst), where in sorted(edges.items())
+                 if rank[dst] >= rank[src] and not (rank[dst] == rank[src] == 0)]
+    assert backwards == []
+
+
+def test_one_flattening_of_and_or():
+    """`a and (b and c)` and `a and b and c` are one check to the printer, the hash and the
+    lowering, however the IR was built (the resolver builds flat chains)."""
+    from specc.ir.model import CheckAnd, CheckCall, CheckOr, canonical_checks, chain, check_source, conjuncts
+    from specc.synth.roles import lower_compliance
+
+    a, b, c = (CheckCall(name="max_words", args=(9,)), CheckCall(name="contains", args=("x",)),
+               CheckCall(name="starts_with", args=("Hi",)))
+    nested = CheckAnd(operands=(a, CheckAnd(operands=(b, c))))
+    flat = chain("and", [a, chain("and", [b, c])])
+    assert flat == CheckAnd(operands=(a, b, c))
+    assert check_source(nested) == check_source(flat) == 'max_words(9) and contains("x") and starts_with("Hi")'
+    assert canonical_checks((nested,)) == canonical_checks((a, b, c)) == canonical_checks((flat,))
+    assert conjuncts((nested,)) == [a, b, c]
+    assert lower_compliance((nested,)) == lower_compliance((a, b, c))
+    either = CheckOr(operands=(a, CheckOr(operands=(b, c))))
+    assert check_source(either) == 'max_words(9) or contains("x") or starts_with("Hi")'
+    assert conjuncts((either,)) == [either]
+
+
+def test_the_predicate_library_is_named_alike_everywhere():
+    """Until the language has one table, the places that spell out the predicates are checked
+    against ir.checks.PREDICATES: the E301 text, the formatter's bare forms, the docs' table and
+    the diff's strictness classes."""
+    import re
+
+    from specc.diagnostics import CODES
+    from specc.diff import rules as diff_rules
+    from specc.ir.checks import PREDICATES
+    from specc.syntax.text import BARE_CHECKS
+
+    names = list(PREDICATES)
+    e301 = re.search(r"library: (.*)\. A spec", CODES["E301"].doc).group(1)
+    assert e301.split(", ") == names
+    assert set(BARE_CHECKS) == {n for n, p in PREDICATES.items() if not p.params}
+    doc = (REPO / "docs" / "language.md").read_text(encoding="utf-8")
+    table = doc[doc.index("| predicate | argument | holds when |"):]
+    table = table[:table.index("\n\n")]
+    documented = re.findall(r"`([a-z_]+)[(`]", "\n".join(line.split(" | ")[0] for line in table.splitlines()))
+    assert sorted(documented) == sorted(names)
+    for name in diff_rules._LOWER_IS_STRICTER | diff_rules._HIGHER_IS_STRICTER:
+        assert PREDICATES[name].params == ("int",)
