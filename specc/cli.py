@@ -8,6 +8,7 @@ Every command that reports has ``--format``; user errors never print a traceback
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -438,6 +439,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         info = report.manifest["shard"]
         click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "
                    "rules; combine all shards with `specc merge OUT DIR…`")
+    click.echo("look at it: specc report " + " ".join(shlex.quote(str(a)) for a in (
+        out_dir, "--spec", spec_file, "-o", out_dir / "report.html", "--open")))
 
 
 # -- merge --------------------------------------------------------------------------------

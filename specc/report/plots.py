@@ -102,8 +102,8 @@ def evals(s: Summary) -> str | None:
                     iv = getattr(rr, f"{metric}_interval") or (v, v)
                     ys.append(j + (i - (k - 1) / 2) * (0.6 / max(k, 1)))
                     xs.append(100 * v)
-                    lo.append(100 * (v - iv[0]))
-                    hi.append(100 * (iv[1] - v))
+                    lo.append(max(0.0, 100 * (v - iv[0])))  # Wilson bounds can round past the rate
+                    hi.append(max(0.0, 100 * (iv[1] - v)))
                 if xs:
                     ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", color=EVAL_COLOURS[i % len(EVAL_COLOURS)],
                                 label=col.label, capsize=2, markersize=4, linewidth=1)
