@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,14 @@ def test_report_refuses_what_it_cannot_read(world, tmp_path):
     other = write_spec(tmp_path / "other", statement="Something else entirely.")
     r = runner.invoke(main, ["report", str(world["data"]), "--spec", str(other)])
     assert r.exit_code == 1 and "another version of the spec" in r.output
+
+
+def test_without_matplotlib_the_page_names_the_extra_and_markdown_still_works(world, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    r = CliRunner().invoke(main, ["report", str(world["data"]), "-o", str(world["root"] / "r.html")])
+    assert r.exit_code == 3 and "pip install 'specc[report]'" in r.output
+    r = CliRunner().invoke(main, ["report", str(world["data"]), "--format", "markdown"])
+    assert r.exit_code == 0 and r.output.startswith("### specc report: `acme.report` 1.2.0")
 
 
 # -- in a browser ------------------------------------------------------------------------------------
