@@ -230,6 +230,17 @@ def test_a_hostile_spec_and_model_output_render_as_text(tmp_path):
     assert "<script>" not in md and "<img" not in md
 
 
+def test_a_dataset_diff_shows_the_records_per_rule(world, tmp_path):
+    other = build_dataset(tmp_path / "other", world["spec"], answer="A different first answer.")
+    diff, _ = compare(str(world["data"]), str(other))
+    (tmp_path / "d.json").write_text(render(diff, "json"), encoding="utf-8")
+    html = make_report(world["data"], diff=tmp_path / "d.json")
+    assert re.search(r'<td class="mono">acme\.report\.be_kind</td><td>same</td><td class="n">0</td>'
+                     r'<td class="n">0</td><td class="n">1</td>', html)
+    md = make_report(world["data"], diff=tmp_path / "d.json", fmt="markdown")
+    assert "Dataset change: 0 records added, 0 removed, 2 changed." in md
+
+
 def test_report_refuses_what_it_cannot_read(world, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["report", str(tmp_path / "nothing")])

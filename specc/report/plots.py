@@ -100,7 +100,7 @@ def evals(s: Summary) -> str | None:
                     if v is None:
                         continue
                     iv = getattr(rr, f"{metric}_interval") or (v, v)
-                    ys.append(j + (i - (k - 1) / 2) * (0.6 / max(k, 1)))
+                    ys.append(j - (i - (k - 1) / 2) * (0.6 / max(k, 1)))  # the first eval on top
                     xs.append(100 * v)
                     lo.append(max(0.0, 100 * (v - iv[0])))  # Wilson bounds can round past the rate
                     hi.append(max(0.0, 100 * (iv[1] - v)))

@@ -239,11 +239,14 @@ def summarize(inp: Inputs) -> Summary:
     elif inp.planned is None:
         notes.append("The spec's plan, made again with the manifest's parameters, does not give the "
                      "manifest's scenarios: planned counts per boundary are not shown.")
-    return Summary(spec=inp.spec, model=inp.model, seed=inp.manifest.get("seed"), fmt=inp.manifest.get("format", "?"),
+    # every field the page names, present (None where an older or partial manifest lacks it)
+    spec = {k: inp.spec.get(k) for k in ("id", "version", "hash", "file")}
+    model = {k: inp.model.get(k) for k in ("name", "engine", "judge", "judge_engine")}
+    return Summary(spec=spec, model=model, seed=inp.manifest.get("seed"), fmt=inp.manifest.get("format", "?"),
                    counts=inp.manifest.get("counts") or {}, specc_version=inp.manifest.get("specc_version", "?"),
                    funnel=total, rules=rules, axis_names=axis_names,
                    axis_values={a: sorted({v for r in rules for v in r.axes[a]}) for a in axis_names}, judge=judge,
-                   judge_text=judge_line(judge, inp.model.get("judge") or inp.model.get("name", "?"), stats)
+                   judge_text=judge_line(judge, model["judge"] or model["name"] or "?", stats)
                    if judge else None,
                    with_plan=inp.planned is not None, evals=_eval_columns(inp), diff=inp.diff,
                    diff_file=inp.diff_file, notes=notes)
