@@ -11,23 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from specc.diff.model import RuleSummary
 from specc.emit.read import RecordsError, read_records
 
 
 class ReportError(Exception):
     """An input that cannot be read or does not fit the dataset (exit 1)."""
-
-
-@dataclass(frozen=True)
-class RuleInfo:
-    """What the spec says of a rule (only with ``--spec``)."""
-
-    id: str
-    kind: str
-    modality: str
-    statement: str
-    authority: str
-    severity: str
 
 
 @dataclass(frozen=True)
@@ -49,7 +38,7 @@ class Inputs:
     eval_files: list[str] = field(default_factory=list)
     diff: dict | None = None
     diff_file: str | None = None
-    rules: dict[str, RuleInfo] | None = None  # rule id -> what the spec says (with --spec)
+    rules: dict[str, RuleSummary] | None = None  # rule id -> what the spec says (with --spec)
     planned: list[Planned] | None = None  # the compile's scenarios, re-planned from the spec (with --spec)
 
     # -- the manifest's parts, read in one place
@@ -135,9 +124,10 @@ def read_diff(path: Path) -> dict:
     return data
 
 
-def read_spec(path: Path, manifest: dict) -> tuple[dict[str, RuleInfo], list[Planned] | None]:
+def read_spec(path: Path, manifest: dict) -> tuple[dict[str, RuleSummary], list[Planned] | None]:
     """The rules of the spec the dataset was compiled from, and its planned scenarios (the plan
     remade with the manifest's parameters, kept to the scenario ids the manifest lists)."""
+    from specc.diff.rules import summary as rule_summary
     from specc.ir.resolve import load
 
     result = load(Path(path))
@@ -148,7 +138,7 @@ def read_spec(path: Path, manifest: dict) -> tuple[dict[str, RuleInfo], list[Pla
     if want and spec.hash != want:
         raise ReportError(f"--spec {path}: its hash {spec.hash[:12]} is not the dataset's {want[:12]} "
                           "(the dataset was compiled from another version of the spec)")
-    rules = {r.id: RuleInfo(r.id, r.kind, r.modality, r.statement, r.authority, r.severity) for r in spec.rules}
+    rules = {r.id: rule_summary(r) for r in spec.rules}
     return rules, _planned(spec, manifest)
 
 

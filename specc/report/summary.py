@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from specc.report.inputs import Inputs, RuleInfo
+from specc.diff.model import RuleSummary
+from specc.report.inputs import Inputs
 
 BOUNDARIES = ("violation", "lookalike", "conflict")
 STAGES = ("planned", "generated", "gated", "verified", "emitted")
@@ -96,7 +97,7 @@ class Sample:
 @dataclass
 class RuleRow:
     id: str
-    info: RuleInfo | None
+    info: RuleSummary | None  # with --spec
     funnel: Funnel
     boundaries: dict[str, Cell]
     axes: dict[str, dict[str, Cell]]  # axis -> value -> cell
