@@ -63,11 +63,8 @@ class Inputs:
     def rule_ids(self) -> list[str]:
         return sorted(self.manifest.get("rules") or {})
 
-    def rule_records(self, rid: str) -> int:
-        return len(((self.manifest.get("rules") or {}).get(rid) or {}).get("records") or [])
-
-    def rule_scenarios(self, rid: str) -> set[str]:
-        return set(((self.manifest.get("rules") or {}).get(rid) or {}).get("scenarios") or [])
+    def rule_record_ids(self, rid: str) -> set[str]:
+        return set(((self.manifest.get("rules") or {}).get(rid) or {}).get("records") or [])
 
 
 def read_manifest(directory: Path) -> dict:

@@ -202,37 +202,9 @@ def summarize(inp: Inputs) -> Summary:
     axis_names = sorted({a for s in pairs.values() for a in s.axes}
                         | {a for p in (inp.planned or []) for a in p.axes})
     judge = inp.judge
-    rules = []
-    for rid in inp.rule_ids:
-        ids = _record_ids(inp, rid)
-        mine = sorted((s for s in pairs.values() if s.record_id in ids),
-                      key=lambda s: (s.source != "generated", s.record_id))
-        bounds = {b: Cell(planned=0 if inp.planned is not None else None) for b in BOUNDARIES}
-        axes: dict[str, dict[str, Cell]] = {a: {} for a in axis_names}
-        for p in inp.planned or []:
-            if p.rule_id != rid:
-                continue
-            bounds.setdefault(p.boundary, Cell(planned=0)).planned += 1
-            for a, v in p.axes.items():
-                axes[a].setdefault(v, Cell(planned=0)).planned += 1
-        seen: set[str] = set()
-        for s in mine:
-            if s.source == "generated":
-                if s.record_id in seen:
-                    continue
-                seen.add(s.record_id)
-                bounds.setdefault(s.boundary, Cell()).verified += 1
-                for a, v in s.axes.items():
-                    if v is not None:
-                        axes[a].setdefault(v, Cell(planned=0 if inp.planned is not None else None)).verified += 1
-            else:
-                bounds.setdefault(s.boundary, Cell()).examples += 1
-        funnel = Funnel.of(per_rule.get(rid) or {}, inp.rule_records(rid))
-        rules.append(RuleRow(rid, (inp.rules or {}).get(rid), funnel, bounds,
-                             {a: dict(sorted(v.items())) for a, v in axes.items()},
-                             mine[:SAMPLES_PER_RULE], ((judge or {}).get("per_rule") or {}).get(rid)))
+    rules = [_rule_row(inp, rid, pairs, axis_names, per_rule.get(rid) or {},
+                       ((judge or {}).get("per_rule") or {}).get(rid)) for rid in inp.rule_ids]
     total = Funnel.of(stats, len(pairs))
-    total.examples = int(stats.get("spec_examples", 0))
     notes = []
     if inp.rules is None:
         notes.append("Rule statements and the planned scenarios per boundary and axis value need the spec: "
@@ -253,5 +225,42 @@ def summarize(inp: Inputs) -> Summary:
                    diff_file=inp.diff_file, notes=notes)
 
 
-def _record_ids(inp: Inputs, rid: str) -> set[str]:
-    return set(((inp.manifest.get("rules") or {}).get(rid) or {}).get("records") or [])
+def _rule_row(inp: Inputs, rid: str, pairs: dict[str, Sample], axis_names: list[str], stats: dict,
+              judge: dict | None) -> RuleRow:
+    planned = inp.planned is not None
+    bounds = {b: Cell(planned=0 if planned else None) for b in BOUNDARIES}
+    axes: dict[str, dict[str, Cell]] = {a: {} for a in axis_names}
+    for p in inp.planned or []:
+        if p.rule_id == rid:
+            bounds.setdefault(p.boundary, Cell(planned=0)).planned += 1
+            for a, v in p.axes.items():
+                axes[a].setdefault(v, Cell(planned=0)).planned += 1
+    ids = inp.rule_record_ids(rid)
+    mine = [s for _, s in sorted(pairs.items()) if s.record_id in ids]
+    for s in mine:
+        if s.source != "generated":
+            bounds.setdefault(s.boundary, Cell()).examples += 1
+            continue
+        bounds.setdefault(s.boundary, Cell(planned=0 if planned else None)).verified += 1
+        for a, v in s.axes.items():
+            if v is not None:
+                axes[a].setdefault(v, Cell(planned=0 if planned else None)).verified += 1
+    return RuleRow(rid, (inp.rules or {}).get(rid), Funnel.of(stats, len(ids)), bounds,
+                   {a: dict(sorted(v.items())) for a, v in axes.items()}, _pick_samples(mine), judge)
+
+
+def _pick_samples(samples: list[Sample]) -> list[Sample]:
+    """A few of a rule's records: generated pairs first, one boundary after another (violation,
+    lookalike, conflict, then again), then the spec's own examples; by record id within each."""
+    generated = [s for s in samples if s.source == "generated"]
+    rank: dict[str, int] = {}
+    order = []
+    for s in generated:  # already by record id
+        order.append((rank.get(s.boundary, 0), _boundary_rank(s.boundary), s.record_id, s))
+        rank[s.boundary] = rank.get(s.boundary, 0) + 1
+    picked = [s for *_, s in sorted(order, key=lambda x: x[:3])]
+    return (picked + [s for s in samples if s.source != "generated"])[:SAMPLES_PER_RULE]
+
+
+def _boundary_rank(b: str) -> int:
+    return BOUNDARIES.index(b) if b in BOUNDARIES else len(BOUNDARIES)
