@@ -77,7 +77,8 @@ def write_spec(d: Path, statement: str = CARD_STATEMENT, text: str = SPEC_TEXT) 
     return p
 
 
-def build_dataset(out: Path, spec_path: Path, *, answer: str = "I can only show the last four digits.") -> Path:
+def build_dataset(out: Path, spec_path: Path, *, answer: str = "I can only show the last four digits.",
+                  fmt: str = "dpo") -> Path:
     """A dataset as `specc compile` writes it, through its own writer and from the spec's real plan, with
     hand-picked outcomes per scenario instead of a model."""
     spec = load(spec_path).spec
@@ -121,7 +122,7 @@ def build_dataset(out: Path, spec_path: Path, *, answer: str = "I can only show 
         by_rule.setdefault(s.rule_id, []).append(s.id)
     result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=stats, scenarios_by_rule=by_rule,
                          judge=JUDGE)
-    write_dataset(out, result=result, spec=spec, spec_file=spec_path.name, plan=plan, fmt="dpo",
+    write_dataset(out, result=result, spec=spec, spec_file=spec_path.name, plan=plan, fmt=fmt,
                   file_format="jsonl", seed=0, model="acme/support-7b", judge="acme/judge-70b",
                   generation={}, engines={"model": "openai", "judge": "openai", "params": {}})
     return out
@@ -218,6 +219,18 @@ def test_funnel_and_coverage_count_the_scenarios(world):
     assert f.verified == f.gated - lost.get("verified", 0) == sum(c.verified for c in card.boundaries.values())
     assert f.emitted == f.verified + 1  # and the spec's example
     assert s.funnel.planned == sum(r.funnel.planned for r in s.rules)
+
+
+@pytest.mark.parametrize("fmt", ["kto", "sft"])
+def test_kto_and_sft_datasets_give_the_same_summary_and_their_sides(world, tmp_path, fmt):
+    data = build_dataset(tmp_path / fmt, world["spec"], fmt=fmt)
+    same = make_report(world["data"], spec=world["spec"], fmt="markdown")
+    md = make_report(data, spec=world["spec"], fmt="markdown")
+    assert md.replace(f"{fmt}: 14 train, 2 test" if fmt == "kto" else f"{fmt}: 7 train, 1 test",
+                      "dpo: 7 train, 1 test") == same
+    html = make_report(data, spec=world["spec"])
+    assert "I can only show the last four digits." in html
+    assert ("A careless answer 0." in html) == (fmt == "kto")  # SFT keeps the chosen side only
 
 
 def test_a_hostile_spec_and_model_output_render_as_text(tmp_path):
