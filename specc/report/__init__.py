@@ -88,7 +88,8 @@ def render_markdown(s: Summary) -> str:
            + f", seed {_md(s.seed)}, {_md(s.fmt)}: {s.counts.get('train', 0)} train, "
              f"{s.counts.get('test', 0)} test records.", "",
            "Funnel (scenarios): " + " → ".join(f"{STAGE_NAMES[k]} **{n}**" for k, n in f.stages()[:-1])
-           + f" → emitted **{f.emitted}** records ({f.examples} from spec examples).", "",
+           + f" → emitted **{f.emitted}** records ({f.examples} from spec examples)."
+           + (f" Generated pairs: {_md(s.provenance)}." if s.provenance else ""), "",
            "| rule | planned | verified | emitted | " + " | ".join(BOUNDARIES) + " | top drop reason |",
            "|---|---:|---:|---:|" + "---:|" * len(BOUNDARIES) + "---|"]
     for r in s.rules:

@@ -122,6 +122,7 @@ class Summary:
     counts: dict
     specc_version: str
     funnel: Funnel
+    provenance: str  # who verified the generated pairs and where their sides came from, in words
     rules: list[RuleRow]
     axis_names: list[str]
     axis_values: dict[str, list[str]]
@@ -215,7 +216,7 @@ def summarize(inp: Inputs) -> Summary:
     # every field the page names, present (None where an older or partial manifest lacks it)
     spec = {k: inp.spec.get(k) for k in ("id", "version", "hash", "file")}
     model = {k: inp.model.get(k) for k in ("name", "engine", "judge", "judge_engine")}
-    return Summary(spec=spec, model=model, seed=inp.manifest.get("seed"), fmt=inp.manifest.get("format", "?"),
+    return Summary(spec=spec, model=model, provenance=provenance(stats), seed=inp.manifest.get("seed"), fmt=inp.manifest.get("format", "?"),
                    counts=inp.manifest.get("counts") or {}, specc_version=inp.manifest.get("specc_version", "?"),
                    funnel=total, rules=rules, axis_names=axis_names,
                    axis_values={a: sorted({v for r in rules for v in r.axes[a]}) for a in axis_names}, judge=judge,
@@ -223,6 +224,20 @@ def summarize(inp: Inputs) -> Summary:
                    if judge else None,
                    with_plan=inp.planned is not None, evals=_eval_columns(inp), diff=inp.diff,
                    diff_file=inp.diff_file, notes=notes)
+
+
+def provenance(stats: dict) -> str:
+    """"verified by check 3, judge 3; chosen sides: 5 sampled, 1 defender; rejected sides: …"."""
+    parts = []
+    by = stats.get("verified_by") or {}
+    if by:
+        parts.append("verified by " + ", ".join(f"{k} {n}" for k, n in sorted(by.items())))
+    sides = stats.get("sides_from") or {}
+    for side in ("chosen", "rejected"):
+        got = {k.split(":", 1)[1]: n for k, n in sorted(sides.items()) if k.startswith(side + ":")}
+        if got:
+            parts.append(f"{side} sides: " + ", ".join(f"{n} {k}" for k, n in got.items()))
+    return "; ".join(parts)
 
 
 def _rule_row(inp: Inputs, rid: str, pairs: dict[str, Sample], axis_names: list[str], stats: dict,
