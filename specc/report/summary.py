@@ -75,6 +75,8 @@ class Cell:
     examples: int = 0  # spec-example records (boundary cells only)
 
     def text(self) -> str:
+        if self.planned == 0 and not self.verified and not self.examples:
+            return "–"  # nothing planned there
         s = str(self.verified) if self.planned is None else f"{self.verified} / {self.planned}"
         return s + (f" + {self.examples} ex." if self.examples else "")
 
