@@ -8,6 +8,7 @@ Every command that reports has ``--format``; user errors never print a traceback
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -475,6 +476,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         info = report.manifest["shard"]
         click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "
                    "rules; combine all shards with `specc merge OUT DIR…`")
+    click.echo("look at it: specc report " + " ".join(shlex.quote(str(a)) for a in (
+        out_dir, "--spec", spec_file, "-o", out_dir / "report.html", "--open")))
 
 
 # -- merge --------------------------------------------------------------------------------
@@ -674,6 +677,61 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
         got = "no rule could be scored" if report.compliance is None else f"{report.compliance:.1%}"
         click.echo(f"specc eval: overall compliance {got}, under --fail-under {fail_under:g}", err=True)
         sys.exit(EXIT_ERRORS)
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+@main.command("report")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="SPEC",
+              help="The spec DIR was compiled from (its hash must match): adds the rules' statements and the "
+                   "planned scenarios per boundary and axis value.")
+@click.option("--eval", "evals", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="EVAL.json", help="A `specc eval -o` file (repeatable): compliance and over-refusal per "
+              "rule, side by side (e.g. the base model, then the trained one).")
+@click.option("--diff", "diff_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="DIFF.json", help="A `specc diff --format json` file: the changed rules and stale records.")
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown"]), default="html", show_default=True,
+              help="html: one self-contained page; markdown: a short summary for a PR comment.")
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output).")
+@click.option("--open", "open_it", is_flag=True, help="Open the written report in the default browser.")
+def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, ...], diff_file: Path | None,
+                   fmt: str, out_file: Path | None, open_it: bool) -> None:
+    """Write a report of the compiled dataset DIR for people: the spec, the verification funnel
+    overall and per rule, coverage by boundary and axis value, drop reasons, the judge's
+    calibration, sample pairs, and with --eval / --diff the evals and the spec change.
+
+    The HTML page opens from disk with nothing else: no script, no network, plots inlined as SVG.
+    Exit 0, 1 when an input cannot be read or does not fit, 3 when a library is missing or the
+    report cannot be written.
+    """
+    from specc.report import PlotsUnavailable, ReportError, make_report
+
+    if open_it and out_file is None:
+        raise click.UsageError("--open needs -o FILE")
+    try:
+        text = make_report(directory, evals=list(evals), diff=diff_file, spec=spec_file, fmt=fmt)
+    except ReportError as e:
+        click.echo(f"specc report: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except PlotsUnavailable as e:
+        click.echo(f"specc report: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(out_file, text.encode("utf-8"))
+    except OSError as e:
+        click.echo(f"specc report: cannot write {out_file}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"wrote {out_file}", err=True)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(out_file.resolve().as_uri())
 
 
 # -- train --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
         for path in stdlib:
             assert z.read(f"specc/_data/stdlib/{path.name}") == path.read_bytes()
         assert "specc/cli.py" in names and "specc/ir/resolve.py" in names
+        assert "specc/report/templates/report.html.j2" in names  # `specc report`'s page
         assert not [n for n in names if n.startswith(("tests/", "bench/")) or "__pycache__" in n]
         entry_points = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
         assert "specc = specc.cli:main" in entry_points
@@ -85,3 +86,24 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
     p = _run([sys.executable, "-m", "specc.cli", "check", "bad.spec"], work, env)
     assert p.returncode == 1
     assert p.stdout.startswith("bad.spec:2:1: error[E204]: no stdlib module `std.no_such_module`")
+
+    # `specc report` finds its template in the installed package
+    ds = work / "ds"
+    ds.mkdir()
+    (ds / "manifest.json").write_text(json.dumps({
+        "specc_version": "0.1.0", "spec": {"id": "app.main", "version": "1.0.0", "hash": "0" * 32},
+        "format": "dpo", "seed": 0, "model": {"name": "m"}, "files": {"train": None, "test": None},
+        "counts": {"train": 0, "test": 0}, "rules": {"app.main.cites": {"hash": "1" * 32, "records": []}},
+        "stats": {"scenarios": 1, "verified": 0, "dropped": 1, "dropped_reasons": {"judge-uncalibrated": 1},
+                  "per_rule": {"app.main.cites": {"scenarios": 1, "verified": 0, "dropped": 1,
+                                                  "dropped_reasons": {"judge-uncalibrated": 1}}}}}),
+        encoding="utf-8")
+    p = _run([sys.executable, "-m", "specc.cli", "report", "ds", "--format", "markdown"], work, env)
+    assert p.returncode == 0 and "| `app.main.cites` | 1 | 0 | 0 |" in p.stdout, p.stdout + p.stderr
+    p = _run([sys.executable, "-m", "specc.cli", "report", "ds", "-o", "report.html"], work, env)
+    assert p.returncode in (0, 3), p.stderr  # 3: no matplotlib where the wheel's dependencies are
+    if p.returncode == 0:
+        html = (work / "report.html").read_text(encoding="utf-8")
+        assert "app.main.cites" in html and "<svg" in html
+    else:
+        assert "specc[report]" in p.stderr

@@ -1,0 +1,149 @@
+"""``specc report``: a compiled dataset, its evals and a spec change, for people to look at.
+
+- :mod:`~specc.report.inputs`: reads the manifest, records, ``EVAL.json`` and diff files (the one
+  module that knows their layout);
+- :mod:`~specc.report.summary`: what the report says, as data (funnel, coverage, drops, judge,
+  samples, evals, diff);
+- :mod:`~specc.report.plots`: matplotlib figures as inline SVG;
+- :func:`render_html`: one self-contained page (Jinja, autoescaped; no script, no request);
+- :func:`render_markdown`: the same summary, short enough for a PR comment.
+
+It reads datasets and results only; nothing else imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from specc.report.inputs import Inputs, ReportError, read_inputs
+from specc.report.plots import PlotsUnavailable
+from specc.report.summary import BOUNDARIES, SAMPLES_PER_RULE, STAGE_NAMES, STOPPED_AT, Summary, summarize
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _rate(value, interval, n) -> str:
+    if value is None:
+        return "n/a"
+    iv = f" [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]" if interval else ""
+    return f"{100 * value:.1f}%{iv} n={n}"
+
+
+def _codespans(text: str):
+    """specc's own sentence with its `code` spans as <code>; every part escaped."""
+    from markupsafe import Markup, escape
+
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no spans
+        return escape(text)
+    return Markup("").join(escape(p) if i % 2 == 0 else Markup("<code>%s</code>") % p for i, p in enumerate(parts))
+
+
+def render_html(s: Summary) -> str:
+    """The report as one HTML page: every value from a spec, a model or a file is escaped."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from markupsafe import Markup
+
+    from specc.report import plots
+
+    env = Environment(loader=PackageLoader("specc.report", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    # the only unescaped text: SVG that matplotlib wrote (and escaped) from the summary
+    env.filters["codespans"] = _codespans
+    figures = {"outcomes": plots.outcomes(s), "evals": plots.evals(s)}
+    figures = {k: Markup(v) if v else None for k, v in figures.items()}
+    return env.get_template("report.html.j2").render(
+        s=s, plots=figures, stage_names=STAGE_NAMES, stopped_at=STOPPED_AT, boundaries=BOUNDARIES, samples_per_rule=SAMPLES_PER_RULE,
+        eval_rules=s.eval_rules, pct=_pct, rate=_rate)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+
+
+def _md(s) -> str:
+    """Text for a Markdown line or table cell: its markup characters escaped, no line breaks."""
+    return _MD_SPECIAL.sub(r"\\\1", str(s).replace("\n", " "))
+
+
+def _prose(s) -> str:
+    """specc's own sentences (which quote names in code spans): only HTML and line breaks made safe."""
+    return str(s).replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(s) -> str:
+    s = str(s).replace("\n", " ").replace("|", "\\|")
+    fence = "``" if "`" in s else "`"
+    return f"{fence}{s}{fence}" if fence == "`" else f"{fence} {s} {fence}"
+
+
+def render_markdown(s: Summary) -> str:
+    """The summary for a PR comment: spec, funnel, one table of rules, judge, evals, diff."""
+    f = s.funnel
+    out = [f"### specc report: {_code(s.spec.get('id'))} {_md(s.spec.get('version', ''))}", "",
+           f"Spec hash {_code(s.spec.get('hash'))}, model {_code(s.model.get('name'))}"
+           + (f" on {_md(s.model['engine'])}" if s.model.get("engine") else "")
+           + f", seed {_md(s.seed)}, {_md(s.fmt)}: {s.counts.get('train', 0)} train, "
+             f"{s.counts.get('test', 0)} test records.", "",
+           "Funnel (scenarios): " + " → ".join(f"{STAGE_NAMES[k]} **{n}**" for k, n in f.stages()[:-1])
+           + f" → emitted **{f.emitted}** records ({f.examples} from spec examples)."
+           + (f" Generated pairs: {_md(s.provenance)}." if s.provenance else ""), "",
+           "| rule | planned | verified | emitted | " + " | ".join(BOUNDARIES) + " | top drop reason |",
+           "|---|---:|---:|---:|" + "---:|" * len(BOUNDARIES) + "---|"]
+    for r in s.rules:
+        reasons = sorted(((n, reason) for rs in r.funnel.lost.values() for reason, n in rs.items()),
+                         key=lambda x: (-x[0], x[1]))
+        top = f"{_code(reasons[0][1])} × {reasons[0][0]}" if reasons else ""
+        cells = " | ".join(r.boundaries[b].text() for b in BOUNDARIES)
+        out.append(f"| {_code(r.id)} | {r.funnel.planned} | {r.funnel.verified} | {r.funnel.emitted} | {cells} | "
+                   f"{top} |")
+    out.append("")
+    if s.judge_text:
+        out += [_prose(s.judge_text), ""]
+    if s.evals:
+        out += ["| rule | " + " | ".join(f"{_md(c.label)} compliance | over-refusal" for c in s.evals) + " |",
+                "|---|" + "---:|---:|" * len(s.evals)]
+        for rid in s.eval_rules:
+            cells = []
+            for c in s.evals:
+                rr = c.report.per_rule.get(rid)
+                cells += [_rate(rr.compliance, rr.compliance_interval, rr.n_compliance) if rr else "",
+                          _rate(rr.overrefusal, rr.overrefusal_interval, rr.n_overrefusal) if rr else ""]
+            out.append(f"| {_code(rid)} | " + " | ".join(cells) + " |")
+        out.append("| **mean over rules** | " + " | ".join(
+            f"**{_pct(c.report.compliance)}** | **{_pct(c.report.overrefusal)}**" for c in s.evals) + " |")
+        out += [f"> {_md(w)}" for c in s.evals for w in c.warnings]
+        out.append("")
+    if s.diff:
+        d = s.diff
+        if "summary" in d:
+            changed = [f"{_md(c['change'])} {_code(c.get('new_id') or c.get('old_id'))}"
+                       + (f" ({_md(', '.join(c['classes']))})" if c.get("classes") else "") for c in d["rules"]]
+            out.append("Spec change: " + ("; ".join(changed) if changed else "no rule differs") + ".")
+            data = d.get("data")
+            if data:
+                out.append(f"Records: {data['stale']['records']} stale, {data['renamed']['records']} renamed, "
+                           f"{data['orphaned']['records']} orphaned, {data['fresh']['records']} fresh.")
+        else:
+            r = d.get("records") or {}
+            out.append(f"Dataset change: {r.get('added', 0)} records added, {r.get('removed', 0)} removed, "
+                       f"{r.get('changed') if r.get('changed') is not None else 'not compared'} changed.")
+        out.append("")
+    out += [f"_{_prose(n)}_" for n in s.notes]
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def make_report(directory: Path, *, evals=(), diff: Path | None = None, spec: Path | None = None,
+                fmt: str = "html") -> str:
+    """The report of the dataset in ``directory`` as ``html`` or ``markdown`` text. Raises
+    :class:`ReportError` for unreadable inputs, :class:`PlotsUnavailable` without matplotlib."""
+    s = summarize(read_inputs(Path(directory), evals=[Path(e) for e in evals], diff=diff, spec=spec))
+    return render_markdown(s) if fmt == "markdown" else render_html(s)
+
+
+__all__ = ["Inputs", "PlotsUnavailable", "ReportError", "Summary", "make_report", "read_inputs", "render_html",
+           "render_markdown", "summarize"]

@@ -1,0 +1,166 @@
+"""What ``specc report`` reads, and the only place that reads it: a dataset's ``manifest.json`` and
+records, ``specc eval -o`` files, a ``specc diff --format json`` file, and (optionally) the spec.
+
+Everything else in :mod:`specc.report` works on the :class:`Inputs` this module returns, so a
+change in how the manifest is stored touches this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specc.diff.model import RuleSummary
+from specc.emit.read import RecordsError, read_records
+
+
+class ReportError(Exception):
+    """An input that cannot be read or does not fit the dataset (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One planned scenario (only with ``--spec``): its rule, boundary and axis values."""
+
+    id: str
+    rule_id: str
+    boundary: str
+    axes: dict
+
+
+@dataclass
+class Inputs:
+    dir: Path
+    manifest: dict
+    records: list[dict]  # every record of every split, each with its "split"
+    evals: list = field(default_factory=list)  # specc.eval.EvalReport, in the order given
+    eval_files: list[str] = field(default_factory=list)
+    diff: dict | None = None
+    diff_file: str | None = None
+    rules: dict[str, RuleSummary] | None = None  # rule id -> what the spec says (with --spec)
+    planned: list[Planned] | None = None  # the compile's scenarios, re-planned from the spec (with --spec)
+
+    # -- the manifest's parts, read in one place
+
+    @property
+    def spec(self) -> dict:
+        return self.manifest.get("spec") or {}
+
+    @property
+    def model(self) -> dict:
+        return self.manifest.get("model") or {}
+
+    @property
+    def stats(self) -> dict:
+        return self.manifest.get("stats") or {}
+
+    @property
+    def judge(self) -> dict | None:
+        return self.manifest.get("judge")
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return sorted(self.manifest.get("rules") or {})
+
+    def rule_record_ids(self, rid: str) -> set[str]:
+        return set(((self.manifest.get("rules") or {}).get(rid) or {}).get("records") or [])
+
+
+def read_manifest(directory: Path) -> dict:
+    path = Path(directory) / "manifest.json"
+    if not Path(directory).is_dir():
+        raise ReportError(f"{directory}: not a directory")
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{directory}: no manifest.json; is it a dataset written by `specc compile`?") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: cannot read: {e}") from None
+    except ValueError as e:
+        raise ReportError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(man, dict) or "specc_version" not in man or not isinstance(man.get("rules"), dict):
+        raise ReportError(f"{path}: not a specc manifest (no specc_version or rules)")
+    return man
+
+
+def read_dataset_records(directory: Path, manifest: dict) -> list[dict]:
+    out = []
+    for split, rel in sorted((manifest.get("files") or {}).items()):
+        if not rel:
+            continue
+        try:
+            rows = read_records(Path(directory) / rel)
+        except RecordsError as e:
+            raise ReportError(str(e)) from None
+        out.extend({**r, "split": split} for r in rows)
+    return out
+
+
+def read_evals(paths: list[Path]) -> list:
+    from specc.eval.report import ReportError as EvalFileError, read_report
+
+    out = []
+    for p in paths:
+        try:
+            out.append(read_report(p))
+        except EvalFileError as e:
+            raise ReportError(f"--eval: {e}") from None
+    return out
+
+
+def read_diff(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"--diff: cannot read {path}: {e}") from None
+    except ValueError as e:
+        raise ReportError(f"--diff: {path} is not JSON ({e}); write it with `specc diff … --format json`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or "old" not in data:
+        raise ReportError(f"--diff: {path} is not the output of `specc diff … --format json`")
+    return data
+
+
+def read_spec(path: Path, manifest: dict) -> tuple[dict[str, RuleSummary], list[Planned] | None]:
+    """The rules of the spec the dataset was compiled from, and its planned scenarios (the plan
+    remade with the manifest's parameters, kept to the scenario ids the manifest lists)."""
+    from specc.diff.rules import summary as rule_summary
+    from specc.ir.resolve import load
+
+    result = load(Path(path))
+    if not result.ok:
+        raise ReportError(f"--spec {path}: {len(result.errors)} error(s); see `specc check {path}`")
+    spec = result.spec
+    want = (manifest.get("spec") or {}).get("hash")
+    if want and spec.hash != want:
+        raise ReportError(f"--spec {path}: its hash {spec.hash[:12]} is not the dataset's {want[:12]} "
+                          "(the dataset was compiled from another version of the spec)")
+    rules = {r.id: rule_summary(r) for r in spec.rules}
+    return rules, _planned(spec, manifest)
+
+
+def _planned(spec, manifest: dict) -> list[Planned] | None:
+    from specc.plan.planner import PlanError, make_plan
+
+    params = dict(manifest.get("plan") or {})
+    try:
+        plan = make_plan(spec, seed=manifest.get("seed", 0), per_rule=params["per_rule"],
+                         coverage=params["coverage"], system_prompt=params["system_prompt"],
+                         boundaries=tuple(params["boundaries"]), test_fraction=params["test_fraction"])
+    except (KeyError, TypeError, ValueError, PlanError):
+        return None
+    listed = set().union(*(set(e.get("scenarios") or []) for e in manifest["rules"].values()))
+    out = [Planned(s.id, s.rule_id, s.boundary, dict(s.axes)) for s in plan.scenarios if s.id in listed]
+    # a plan that does not give the manifest's scenarios is not the compile's: show none
+    return out if len(out) == len(listed) else None
+
+
+def read_inputs(directory: Path, *, evals: list[Path] = (), diff: Path | None = None,
+                spec: Path | None = None) -> Inputs:
+    man = read_manifest(directory)
+    inp = Inputs(dir=Path(directory), manifest=man, records=read_dataset_records(directory, man),
+                 evals=read_evals(list(evals)), eval_files=[str(p) for p in evals],
+                 diff=read_diff(diff) if diff else None, diff_file=str(diff) if diff else None)
+    if spec is not None:
+        inp.rules, inp.planned = read_spec(spec, man)
+    return inp
