@@ -68,29 +68,34 @@ class Inputs:
 
 
 def read_manifest(directory: Path) -> dict:
-    path = Path(directory) / "manifest.json"
+    """The dataset's manifest, validated (:func:`specc.emit.manifest.read_manifest`), as the JSON
+    object it is written as."""
+    from specc.emit.manifest import ManifestError, read_manifest as read_validated
+
     if not Path(directory).is_dir():
         raise ReportError(f"{directory}: not a directory")
+    if not (Path(directory) / "manifest.json").exists():
+        raise ReportError(f"{directory}: no manifest.json; is it a dataset written by `specc compile`?")
     try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{directory}: no manifest.json; is it a dataset written by `specc compile`?") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path}: cannot read: {e}") from None
-    except ValueError as e:
-        raise ReportError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(man, dict) or "specc_version" not in man or not isinstance(man.get("rules"), dict):
-        raise ReportError(f"{path}: not a specc manifest (no specc_version or rules)")
-    return man
+        return read_validated(Path(directory)).to_dict()
+    except ManifestError as e:
+        raise ReportError(str(e)) from None
 
 
 def read_dataset_records(directory: Path, manifest: dict) -> list[dict]:
+    from specc.emit.manifest import ManifestError, parse_manifest
+
     out = []
-    for split, rel in sorted((manifest.get("files") or {}).items()):
-        if not rel:
+    checked = parse_manifest(manifest, str(Path(directory) / "manifest.json"))
+    for split in sorted(checked.files):
+        try:
+            path = checked.data_file(Path(directory), split)
+        except ManifestError as e:
+            raise ReportError(str(e)) from None
+        if path is None:
             continue
         try:
-            rows = read_records(Path(directory) / rel)
+            rows = read_records(path)
         except RecordsError as e:
             raise ReportError(str(e)) from None
         out.extend({**r, "split": split} for r in rows)
