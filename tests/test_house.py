@@ -122,7 +122,7 @@ def test_one_span_type_from_the_parser_to_the_ir():
 # Each package may import only those before it (the pipeline of DESIGN.md: one direction).
 LAYERS = (
     ("__init__", "diagnostics", "files", "resources", "defaults"),
-    ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",),
+    ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("report",),
     ("audit",), ("cli",),
 )
 
