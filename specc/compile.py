@@ -59,6 +59,8 @@ class CompileOptions:
     candidate_temperature: float = 0.8
     # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
     force: bool = False
+    # refuse (E503) a plan with more scenarios, before any work (specc.plan.planner.check_size)
+    max_scenarios: int = 100_000
 
 
 @dataclass
@@ -121,7 +123,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     try:
         plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
                          system_prompt=options.system_prompt, test_fraction=options.test_fraction,
-                         rules=options.rules)
+                         rules=options.rules, max_scenarios=options.max_scenarios)
     except PlanError as e:
         raise CompileError(str(e)) from e
     from specc.synth.verify import needs_judge

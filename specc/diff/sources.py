@@ -14,6 +14,7 @@ Anything else is a :class:`DiffError` with a message for the user (the CLI exits
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from specc.diagnostics import Diagnostic, SourceCache
 from specc.diff.model import SideInfo
+from specc.files import MAX_SPEC_BYTES, SpecReadError, decode_spec
 from specc.ir.model import Spec
 from specc.ir.resolve import Reader, load
 
@@ -125,10 +127,19 @@ class GitReader(Reader):
         rel = self._rel(path)
         if rel is None:
             return super().read(path)
+        size = _git(self.repo, "cat-file", "-s", f"{self.sha}:{rel}")
+        if size.returncode != 0:
+            raise FileNotFoundError(f"{self.rev}:{rel}")
+        if int(size.stdout.decode().strip() or 0) > MAX_SPEC_BYTES:  # refused before it is read whole
+            raise SpecReadError(errno.EFBIG, f"larger than the limit of {MAX_SPEC_BYTES // (1024 * 1024)} MiB for a "
+                                "spec file", f"{self.rev}:{rel}")
         p = _git(self.repo, "cat-file", "blob", f"{self.sha}:{rel}")
         if p.returncode != 0:
             raise FileNotFoundError(f"{self.rev}:{rel}")
-        return p.stdout.decode("utf-8")
+        return decode_spec(p.stdout)  # the same decoder as for files: a BOM reads the same
+
+    def identity(self, path: Path) -> str:
+        return os.path.normpath(path)  # a blob of a commit: no symlink to follow on disk
 
     def display(self, path: Path) -> str:
         rel = self._rel(path)

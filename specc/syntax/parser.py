@@ -26,6 +26,10 @@ from specc.syntax.direct import Decline, DirectParser
 from specc.syntax.strings import decode_string
 
 MAX_RECOVERIES = 50
+# How deep sections may nest, and how deep a check's `not` / `and` / `or` (docs/language.md,
+# Limits). Every later phase (resolve, lint, fmt, hashing, JSON output) walks these trees by
+# recursion; the limit keeps every walk far from Python's recursion limit.
+MAX_NESTING = 32
 
 
 class _GluedKeyword(UnexpectedInput):
@@ -507,7 +511,9 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
             what = f"the `{what}` block" if what else "a block"
             sl = text.count("\n", 0, start) + 1
             sc = start - (text.rfind("\n", 0, start) + 1) + 1
-            lines = text.splitlines() or [""]
+            lines = text.split("\n")  # lines end at \n only, as the parser counts them
+            if len(lines) > 1 and lines[-1] == "":
+                lines.pop()
             last = len(lines)
             span = Span(file, last, len(lines[-1]) + 1, last, len(lines[-1]) + 1)
             return Diagnostic(
@@ -538,12 +544,52 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
     return Diagnostic("E101", f"expected {wanted}{where}, found {_token_words(tok)}", span)
 
 
+def too_deep(items: list) -> Diagnostic | None:
+    """E502 at the first section or check nested more than :data:`MAX_NESTING` deep. Iterative:
+    it must not recurse on the very trees it guards against."""
+    stack: list[tuple[object, int, str]] = [(it, 1, "section") for it in items if isinstance(it, ast.Section)]
+    for it in items:
+        if isinstance(it, ast.RuleDecl):
+            stack.extend((f.value, 1, "check") for f in it.fields if f.key == "check")
+    while stack:
+        node, depth, what = stack.pop()
+        if depth > MAX_NESTING:
+            where = node.name.span if isinstance(node, ast.Section) else node.span
+            if what == "section":
+                msg = f"sections nest more than {MAX_NESTING} deep"
+            else:
+                msg = f"this check nests `not`, `and` and `or` more than {MAX_NESTING} deep"
+            return Diagnostic("E502", msg, Span(where.file, where.start_line, where.start_col, where.start_line,
+                                                where.start_col + 1))
+        if isinstance(node, ast.Section):
+            for it in node.items:
+                if isinstance(it, ast.Section):
+                    stack.append((it, depth + 1, "section"))
+                elif isinstance(it, ast.RuleDecl):
+                    stack.extend((f.value, 1, "check") for f in it.fields if f.key == "check")
+        elif isinstance(node, ast.CheckNot):
+            stack.append((node.operand, depth + 1, "check"))
+        elif isinstance(node, ast.CheckBin):
+            stack.extend((o, depth + 1, "check") for o in node.operands)
+    return None
+
+
 def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
-    """Parse one spec file. Returns the AST (None if the file could not be parsed) and diagnostics."""
+    """Parse one spec file. Returns the AST (None if the file could not be parsed, or nests
+    deeper than :data:`MAX_NESTING`) and diagnostics."""
+    tree, diags = _parse(text, file)
+    if tree is not None:
+        deep = too_deep(tree.items)
+        if deep is not None:
+            return None, dedupe(diags + [deep])
+    return tree, diags
+
+
+def _parse(text: str, file: str) -> tuple[ast.SpecFile | None, list[Diagnostic]]:
     lark = _parser()
     try:  # well-formed text: the direct parser builds the same AST (specc/syntax/direct.py)
         items, comments = _direct_parser(lark).parse(text, file)
-    except (Decline, RecursionError):
+    except Decline:
         pass
     else:
         return ast.SpecFile(file, items[0], items[1:], comments, text), []
