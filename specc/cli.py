@@ -428,6 +428,13 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     except PlanTooLarge as e:
         _emit_diagnostics([e.diagnostic], result.sources, "text", sys.stderr)
         sys.exit(EXIT_ERRORS)
+    from specc.emit.writer import OutDirError, check_out_dir
+
+    try:  # before a model is loaded, too (compile_spec checks again)
+        check_out_dir(out_dir, force=force)
+    except OutDirError as e:
+        click.echo(f"error: -o {e}", err=True)
+        sys.exit(EXIT_ERRORS)
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
                              file_format="parquet" if parquet else (file_format or "jsonl"),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,

@@ -120,28 +120,35 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
                           str(data_dir))
     rows = formats.split_rows(result.pairs, fmt)
     axes = formats.axis_names(result.pairs)
+    # Every file is made in memory first and written only once all are ready: a failure while
+    # making one (an encoding error, a bad value) leaves the directory as it was, not half new.
     files: dict[str, str | None] = {}
+    blobs: dict[str, bytes] = {}
     for split in ("train", "test"):
         rel = f"data/{split}.{file_format}"
         # an empty split is left out: `datasets` refuses a split with no data
         if rows[split]:
-            blob = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
-            write_atomic(out_dir / rel, blob, within=out_dir)
+            blobs[rel] = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
             files[split] = rel
         else:
             files[split] = None
-        for ext in FILE_FORMATS:  # files of an earlier compile that this one does not write
-            stale = data_dir / f"{split}.{ext}"
-            if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
-                stale.unlink()  # a symlink is removed itself, never what it points at
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge)
-    write_atomic(out_dir / "README.md", text.encode("utf-8"), within=out_dir)
+    blobs["README.md"] = text.encode("utf-8")
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
-    write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"), within=out_dir)
+    blobs["manifest.json"] = manifest.dumps(man).encode("utf-8")  # written last: it marks a dataset
+    for rel in [r for r in blobs if r.startswith("data/")]:
+        write_atomic(out_dir / rel, blobs[rel], within=out_dir)
+    for split in ("train", "test"):
+        for ext in FILE_FORMATS:  # files of an earlier compile that this one does not write
+            stale = data_dir / f"{split}.{ext}"
+            if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
+                stale.unlink()  # a symlink is removed itself, never what it points at
+    write_atomic(out_dir / "README.md", blobs["README.md"], within=out_dir)
+    write_atomic(out_dir / "manifest.json", blobs["manifest.json"], within=out_dir)
     return Written(out_dir, files, counts, man)
