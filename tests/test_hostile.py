@@ -556,3 +556,15 @@ def test_hostile_mixtures_give_diagnostics_never_an_exception(sections, nots, bo
     out, diags = format_text(decoded, "mix.spec")
     assert (out is None) == any(d.level == "error" and d.code.startswith(("E1", "E5")) for d in diags) or out is None
     assert time.monotonic() - start < 10
+
+
+def test_the_direct_parser_leaves_deep_text_to_lark():
+    from specc.syntax import direct, parser as P
+
+    text = nested_sections(direct.MAX_DEPTH + 5).replace(
+        "max_words(50)", "(" * (direct.MAX_DEPTH + 5) + "max_words(50)" + ")" * (direct.MAX_DEPTH + 5))
+    with pytest.raises(direct.Decline):
+        P._direct_parser(P._parser()).parse(text, "t.spec")
+    tree, diags = P._parse(text, "t.spec")  # lark builds it, without recursion
+    assert tree is not None and diags == []
+    assert [d.code for d in P.parse(text, "t.spec")[1]] == ["E502"]
