@@ -495,7 +495,7 @@ def test_excerpts_count_lines_as_the_parser_does(tmp_path):
 
 def test_a_long_line_gives_a_short_excerpt(tmp_path):
     path = tmp_path / "long.spec"
-    path.write_text(HEAD + 'rule r {\n  must "' + "x" * 1_000_000 + '" $\n}\n')
+    path.write_text(HEAD + 'rule r {\n  must "' + "x" * 900_000 + '" $\n}\n')
     code, out, _ = specc("check", path)
     assert code == 1 and "E102" in out and len(out) < 2000
     caret = next(line for line in out.splitlines() if line.strip().startswith("^"))
@@ -568,3 +568,14 @@ def test_the_direct_parser_leaves_deep_text_to_lark():
     tree, diags = P._parse(text, "t.spec")  # lark builds it, without recursion
     assert tree is not None and diags == []
     assert [d.code for d in P.parse(text, "t.spec")[1]] == ["E502"]
+
+
+def test_a_huge_string_in_a_broken_file_is_E501_fast(tmp_path):
+    path = tmp_path / "huge.spec"
+    rules = "".join(f'rule r{i} {{\n  must "' + "x" * 900_000 + '" $\n}\n' for i in range(12))
+    path.write_text(HEAD + 'rule big {\n  must "' + "y" * 10_000_000 + '" $\n}\n' + rules)
+    code, out, took = specc("check", path, timeout=30)
+    assert code == 1 and "E501" in out and "more than the limit of 1,000,000" in out and took < 10
+    path.write_text(HEAD + rules)  # each string under the limit: lexed in linear time and memory
+    code, out, took = specc("check", path, timeout=30)
+    assert code == 1 and "E102" in out and took < 15

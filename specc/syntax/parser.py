@@ -17,12 +17,13 @@ import re
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer
+from lark.lexer import PatternRE
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.resources import grammar_path
 from specc.syntax import ast
-from specc.syntax.direct import Decline, DirectParser
+from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser
 from specc.syntax.strings import decode_string
 
 MAX_RECOVERIES = 50
@@ -30,6 +31,11 @@ MAX_RECOVERIES = 50
 # Limits). Every later phase (resolve, lint, fmt, hashing, JSON output) walks these trees by
 # recursion; the limit keeps every walk far from Python's recursion limit.
 MAX_NESTING = 32
+# The longest string literal (characters). Lark's lexer matches the grammar's STRING with a
+# backtracking alternation that takes ~120 bytes of memory per character; a limit keeps a
+# broken 64 MiB file far under a gigabyte (the direct parser's possessive pattern finds them).
+MAX_STRING_CHARS = 1_000_000
+_LONG_STRING = re.compile(FAST_STRING)
 
 
 class _GluedKeyword(UnexpectedInput):
@@ -66,7 +72,7 @@ def _parser() -> Lark:
         return tok
 
     keywords = {w.upper() for w in re.findall(r'"([a-z_]+)"', grammar)} | {"MODALITY", "ROLE"}
-    return Lark(
+    lark = Lark(
         grammar,
         parser="lalr",
         lexer="contextual",
@@ -75,6 +81,14 @@ def _parser() -> Lark:
         transformer=builder,
         lexer_callbacks={k: whole_word for k in keywords},
     )
+    # The grammar's STRING is an alternation per character, which Python's regex engine matches
+    # with ~120 bytes of memory per character (a gigabyte for a 10 MB string). The lexers compile
+    # their scanners on first use, from these shared terminal objects: give them the direct
+    # parser's possessive equivalent (tests/test_direct.py checks that both match alike).
+    string = lark.get_terminal("STRING")
+    if string.pattern.to_regexp().replace("\n", "\\n") == LARK_STRING:
+        string.pattern = PatternRE(FAST_STRING, string.pattern.flags)
+    return lark
 
 
 # -- tree building ------------------------------------------------------------------------
@@ -354,7 +368,9 @@ def _token_words(tok: Token) -> str:
 # A light scanner that knows strings, comments and braces; used to find the previous token
 # for messages and the enclosing rule block for recovery, without trusting the parser.
 _SCAN = re.compile(
-    r'(?P<str>r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z)|r?"(?:[^"\\\n]|\\.)*"?)'
+    # possessive stretches, not an alternation per character: linear time and constant memory
+    # on a 10 MB string (the same language: at each character only one alternative can match)
+    r'(?P<str>r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)|r?"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"?)'
     r"|(?P<comment>#[^\n]*)"
     r"|(?P<open>\{)|(?P<close>\})"
     r"|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)"
@@ -456,7 +472,8 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
 
 
 def _blank(text: str, start: int, end: int) -> str:
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    # line by line, not a regex substitution per character (which takes gigabytes on a 10 MB line)
+    return text[:start] + "\n".join(" " * len(part) for part in text[start:end].split("\n")) + text[end:]
 
 
 _KEYWORDS = frozenset({
@@ -577,6 +594,12 @@ def too_deep(items: list) -> Diagnostic | None:
 def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
     """Parse one spec file. Returns the AST (None if the file could not be parsed, or nests
     deeper than :data:`MAX_NESTING`) and diagnostics."""
+    if len(text) > MAX_STRING_CHARS:
+        for m in _LONG_STRING.finditer(text):
+            if m.end() - m.start() > MAX_STRING_CHARS:
+                line, col = _line_col(text, m.start())
+                return None, [Diagnostic("E501", f"this string has {m.end() - m.start():,} characters, more than the "
+                                         f"limit of {MAX_STRING_CHARS:,}", Span(file, line, col, line, col + 1))]
     tree, diags = _parse(text, file)
     if tree is not None:
         deep = too_deep(tree.items)
@@ -595,7 +618,9 @@ def _parse(text: str, file: str) -> tuple[ast.SpecFile | None, list[Diagnostic]]
         return ast.SpecFile(file, items[0], items[1:], comments, text), []
     diags: list[Diagnostic] = []
     work = text
-    for _ in range(MAX_RECOVERIES):
+    # each recovery parses the whole text again: a huge broken file gets fewer (its first errors)
+    recoveries = max(2, min(MAX_RECOVERIES, MAX_RECOVERIES * 1_000_000 // max(1, len(text))))
+    for _ in range(recoveries):
         comments: list[ast.Comment] = []
         builder_diags: list[Diagnostic] = []
         builder: _Builder = lark.options.transformer
