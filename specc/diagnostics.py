@@ -137,9 +137,8 @@ CODES: dict[str, Code] = {
            "spent, further `matches` checks fail without running: the examples of the rules "
            "named are not checked. Look for a pattern that backtracks, such as `(a|aa)+$`."),
         # -- E5xx: limits (docs/language.md, Limits) -------------------------------------------
-        _c("E501", "file-too-large", "a spec file or one of its strings is larger than the size limit",
-           "Spec files are at most 64 MiB, refused before they are read when larger; a string "
-           "literal is at most 1,000,000 characters."),
+        _c("E501", "file-too-large", "a spec file is larger than the size limit",
+           "Spec files are at most 64 MiB; a larger one is refused before it is read."),
         _c("E502", "too-deep", "sections, checks or imports nest too deep",
            "Sections nest at most 32 deep, a check's `not` / `and` / `or` at most 32 deep, and a "
            "chain of imports or `extends` at most 32 files."),

@@ -570,12 +570,9 @@ def test_the_direct_parser_leaves_deep_text_to_lark():
     assert [d.code for d in P.parse(text, "t.spec")[1]] == ["E502"]
 
 
-def test_a_huge_string_in_a_broken_file_is_E501_fast(tmp_path):
+def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_path):
     path = tmp_path / "huge.spec"
     rules = "".join(f'rule r{i} {{\n  must "' + "x" * 900_000 + '" $\n}\n' for i in range(12))
     path.write_text(HEAD + 'rule big {\n  must "' + "y" * 10_000_000 + '" $\n}\n' + rules)
-    code, out, took = specc("check", path, timeout=30)
-    assert code == 1 and "E501" in out and "more than the limit of 1,000,000" in out and took < 10
-    path.write_text(HEAD + rules)  # each string under the limit: lexed in linear time and memory
-    code, out, took = specc("check", path, timeout=30)
-    assert code == 1 and "E102" in out and took < 15
+    code, out, took = specc("check", path, timeout=30)  # 1.4 GB and 10 s for the 10 MB string alone, once
+    assert code == 1 and "E102" in out and len(out) < 5000 and took < 10
