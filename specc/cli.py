@@ -31,6 +31,14 @@ def _emit_diagnostics(diags: list[Diagnostic], sources: SourceCache, fmt: str, s
         click.echo(render_text(diags, sources), file=stream)
 
 
+def _model_name(ctx, param, value):
+    """A model option given as an empty string is a mistake (a variable that was not set), never
+    a request for the default model: the default is what leaving the option out gives."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a model, or leave the option out for the default", ctx, param)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="specc")
 @click.pass_context
@@ -343,13 +351,13 @@ class _ShardType(click.ParamType):
 @click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset directory to write (created if missing).")
-@click.option("--model", default="smollm2", show_default=True,
+@click.option("--model", default="smollm2", show_default=True, callback=_model_name,
               help="'smollm2' (embedded), 'llamacpp:FILE.gguf', a local transformers model directory, or "
                    "'openai:http://HOST:PORT/v1[#MODEL]'.")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
               help="Engine of the embedded model: auto takes transformers where specc[compile] is installed "
                    "(faster end to end on a CPU, bench/README.md), else llama.cpp (specc[fast]).")
-@click.option("--judge", "judge_model", default=None, metavar="MODEL",
+@click.option("--judge", "judge_model", default=None, metavar="MODEL", callback=_model_name,
               help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
                    "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")
 @click.option("--judge-model", "judge_model_alias", default=None, hidden=True)  # the old name of --judge
@@ -416,10 +424,6 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         if judge_model and judge_model != judge_model_alias:
             raise click.UsageError("--judge-model (the old name of --judge) contradicts --judge")
         judge_model = judge_model_alias
-    if model == "":
-        raise click.UsageError("--model is empty; name a model, or leave the option out for the embedded one")
-    if judge_model == "":
-        raise click.UsageError("--judge is empty; name a model, or leave the option out to judge with --model")
     result = _load_or_exit(spec_file)
     from specc.plan.planner import PlanTooLarge, check_size
 
@@ -594,7 +598,7 @@ def explain(code: str | None) -> None:
 
 @main.command("eval")
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", default="smollm2", show_default=True,
+@click.option("--model", default="smollm2", show_default=True, callback=_model_name,
               help="The model under test, in any form `compile --model` takes (a local directory: e.g. the "
                    "OUT of `specc train`).")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
@@ -612,7 +616,7 @@ def explain(code: str | None) -> None:
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=192, show_default=True,
               help="Length bound of each answer, in tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--attacker", default="smollm2", show_default=True,
+@click.option("--attacker", default="smollm2", show_default=True, callback=_model_name,
               help="Model that writes fresh probes; keep it fixed to compare models on the same probes.")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The attacker's store (default: .specc/ beside the spec).")
@@ -684,7 +688,7 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
 @click.argument("dataset_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Model directory to write: a plain transformers model (LoRA merged) with a training card.")
-@click.option("--model", "base", default="smollm2", show_default=True,
+@click.option("--model", "base", default="smollm2", show_default=True, callback=_model_name,
               help="Base model: 'smollm2' (embedded) or a local transformers model directory.")
 @click.option("--method", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=60, show_default=True, help="Optimisation steps.")

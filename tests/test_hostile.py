@@ -511,9 +511,11 @@ def test_fmt_does_not_count_a_file_it_could_not_write(tmp_path):
     assert code == 3 and "cannot write" in out and "reformatted" not in out.replace("not reformatted", "")
 
 
-def test_an_empty_model_name_is_a_usage_error(tmp_path, spec_file):
-    code, out, _ = specc("compile", spec_file, "-o", tmp_path / "o", "--model", "")
-    assert code == 2 and "--model is empty" in out
+@pytest.mark.parametrize("args", [["compile", "-o", "o", "--model", ""], ["compile", "-o", "o", "--judge", " "],
+                                  ["eval", "--model", ""], ["eval", "--attacker", ""]])
+def test_an_empty_model_name_is_a_usage_error(tmp_path, spec_file, args):
+    code, out, _ = specc(args[0], spec_file, *args[1:], cwd=tmp_path)
+    assert code == 2 and "is empty" in out and not (tmp_path / "o").exists()
 
 
 # -- a mix of the above, in process: whatever the combination, diagnostics and no exception ----
