@@ -578,3 +578,25 @@ def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_p
     path.write_text(HEAD + 'rule big {\n  must "' + "y" * 10_000_000 + '" $\n}\n' + rules)
     code, out, took = specc("check", path, timeout=30)  # 1.4 GB and 10 s for the 10 MB string alone, once
     assert code == 1 and "E102" in out and len(out) < 5000 and took < 10
+
+
+def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_file, monkeypatch):
+    import errno
+
+    from specc.compile import OperationalError
+    from specc.emit import writer
+    from specc.synth import pipeline
+
+    class Result:
+        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+
+    def full(path, data, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    monkeypatch.setattr(writer, "write_atomic", full)
+    with pytest.raises(OperationalError) as e:
+        compile_spec(load(spec_file).spec, spec_file, CompileOptions(out_dir=tmp_path / "out", store=tmp_path / "st"),
+                     model=Refuser())
+    assert "while writing" in str(e.value) and str(tmp_path / "out") in str(e.value).split(";")[0]
