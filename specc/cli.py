@@ -44,9 +44,10 @@ def _model_name(ctx, param, value):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """specc: compile a behaviour specification into verified preference data."""
-    from specc.ir.checks import regex_budget
+    from specc.ir.checks import REGEX_ALLOWANCE_S, REGEX_BUDGET_S, regex_budget
 
-    ctx.with_resource(regex_budget())  # one time budget for all regular expressions of the command
+    # one time budget for the command's regular expressions (the lints of a spec have their own)
+    ctx.with_resource(regex_budget(REGEX_BUDGET_S, allowance=REGEX_ALLOWANCE_S))
 
 
 # -- check ------------------------------------------------------------------------------

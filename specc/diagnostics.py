@@ -132,8 +132,8 @@ CODES: dict[str, Code] = {
         _c("W409", "duplicate-unless", "the same exception is listed twice",
            "Remove the repeated `unless`."),
         _c("W410", "regex-budget-spent", "regular expressions used up the run's time budget",
-           "All regular-expression evaluation in one run shares a time budget (2 s; each "
-           "evaluation may also take at most 0.25 s, docs/language.md, Limits). Once it is "
+           "The regular-expression evaluations of a spec's lints share a time budget of 2 s; "
+           "each evaluation may also take at most 0.25 s (docs/language.md, Limits). Once it is "
            "spent, further `matches` checks fail without running: the examples of the rules "
            "named are not checked. Look for a pattern that backtracks, such as `(a|aa)+$`."),
         # -- E5xx: limits (docs/language.md, Limits) -------------------------------------------

@@ -600,3 +600,22 @@ def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_
         compile_spec(load(spec_file).spec, spec_file, CompileOptions(out_dir=tmp_path / "out", store=tmp_path / "st"),
                      model=Refuser())
     assert "while writing" in str(e.value) and str(tmp_path / "out") in str(e.value).split(";")[0]
+
+
+def test_sound_patterns_never_spend_the_regex_budget():
+    from specc.ir import checks as checklib
+    from specc.ir.model import CheckCall
+
+    check = CheckCall(name="matches", args=(r"\b\d{3}-\d{4}\b",))
+    with checklib.regex_budget(0.1, allowance=checklib.REGEX_ALLOWANCE_S, own=True) as budget:
+        start = time.perf_counter()
+        assert all(checklib.evaluate(check, f"call 555-{i % 10_000:04d} now") for i in range(50_000))
+        assert time.perf_counter() - start > 0.1  # more than the budget without its allowance
+        assert budget.left > 0.1
+        budget.allowance = 0.0  # from here on, what a spec's lints get: a fixed budget
+        budget.left = 0.3
+        slow = CheckCall(name="matches", args=(r"(a|aa)+$",))
+        with pytest.raises(checklib.CheckTimeout):
+            checklib.evaluate(slow, "a" * 40 + "b")
+        with pytest.raises(checklib.BudgetSpent):
+            checklib.evaluate(check, "555-1234")

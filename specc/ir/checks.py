@@ -28,7 +28,12 @@ import regex
 from specc.ir.model import Check, CheckAnd, CheckCall, CheckNot, CheckOr
 
 REGEX_TIMEOUT_S = 0.25
-REGEX_BUDGET_S = 2.0  # all regex evaluation of one run (one CLI command, or one `load` outside it)
+# Time for all regex evaluation: the lints of one loaded spec get REGEX_BUDGET_S; a command's
+# other evaluations (verifying generated answers) share REGEX_BUDGET_S plus REGEX_ALLOWANCE_S per
+# evaluation, since a compile runs a sound pattern millions of times (microseconds each, with a
+# few milliseconds now and then on a busy machine) and only a backtracking one uses it up.
+REGEX_BUDGET_S = 2.0
+REGEX_ALLOWANCE_S = 0.001
 MAX_REGEX_UNITS = 100_000  # what a pattern may expand to, its bounded repeats multiplied out
 MAX_JSON_DEPTH = 100  # `is_json`: text nested deeper is not counted as JSON (and never parsed)
 
@@ -48,22 +53,24 @@ class RegexTooLarge(ValueError):
 
 
 class _Budget:
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, allowance: float):
         self.left = seconds
         self.seconds = seconds
+        self.allowance = allowance
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("specc_regex_budget", default=None)
 
 
 @contextlib.contextmanager
-def regex_budget(seconds: float = REGEX_BUDGET_S):
-    """Share one time budget among all regex evaluations inside the block. Inside another
-    budget's block it is that budget (a run has one), so nesting never grants more time."""
-    if _BUDGET.get() is not None:
+def regex_budget(seconds: float = REGEX_BUDGET_S, allowance: float = 0.0, own: bool = False):
+    """Share one time budget among all regex evaluations inside the block, growing by
+    ``allowance`` per evaluation. Inside another budget's block it is that budget, unless
+    ``own`` (the lints of one spec have their own)."""
+    if _BUDGET.get() is not None and not own:
         yield _BUDGET.get()
         return
-    token = _BUDGET.set(_Budget(seconds))
+    token = _BUDGET.set(_Budget(seconds, allowance))
     try:
         yield _BUDGET.get()
     finally:
@@ -148,12 +155,14 @@ def _matches(text: str, pattern: str) -> bool:
     budget = _BUDGET.get()
     timeout = REGEX_TIMEOUT_S
     if budget is not None:
+        budget.left += budget.allowance
         if budget.left <= 0:
             raise BudgetSpent(f"the {budget.seconds:g} s budget for regular expressions in this run is spent")
         timeout = min(timeout, budget.left)
+    compiled = compile_regex(pattern)  # once per pattern, and not what the budget is for
     start = time.perf_counter()
     try:
-        return compile_regex(pattern).search(text, timeout=timeout) is not None
+        return compiled.search(text, timeout=timeout) is not None
     except TimeoutError as e:
         raise CheckTimeout(f"regular expression {pattern!r} took longer than {timeout:g}s") from e
     finally:

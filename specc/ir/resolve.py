@@ -144,7 +144,7 @@ def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> L
     if spec is not None and lint and not any(d.level == "error" for d in r.diags):
         from specc.ir.lint import run_lints
 
-        with checklib.regex_budget():  # the run's budget, or one of its own outside a run
+        with checklib.regex_budget(own=True):  # REGEX_BUDGET_S for the lints of this spec
             r.diags.extend(run_lints(spec, r.units_in_order()))
     diags = dedupe(r.diags)
     if any(d.level == "error" for d in diags):
