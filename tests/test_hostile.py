@@ -622,3 +622,36 @@ def test_sound_patterns_never_spend_the_regex_budget():
             checklib.evaluate(slow, "a" * 40 + "b")
         with pytest.raises(checklib.BudgetSpent):
             checklib.evaluate(check, "555-1234")
+
+
+def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, monkeypatch):
+    from specc.emit import writer
+    from specc.synth import pipeline
+
+    class Result:
+        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    out = tmp_path / "out"
+    options = CompileOptions(out_dir=out, store=tmp_path / "st")
+    compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / "train.jsonl").write_text('{"old": true}\n')  # what an earlier compile wrote
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = writer.write_atomic
+
+    def fail_on_manifest(path, data, **kw):
+        if Path(path).name == "manifest.json":
+            raise OSError(5, "I/O error", str(path))
+        real(path, data, **kw)
+
+    monkeypatch.setattr(writer, "write_atomic", fail_on_manifest)
+    with pytest.raises(Exception):
+        compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.spec", "st"]  # nothing staged is left
+    monkeypatch.setattr(writer, "write_atomic", real)
+    compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    assert not (out / "data" / "train.jsonl").exists()  # the earlier split is gone with the old directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.spec", "st"]

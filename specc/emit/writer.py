@@ -1,13 +1,21 @@
 """Write a dataset directory: data files, ``README.md`` card, ``manifest.json``.
 
-Every file is written to a temporary name beside it and moved into place with ``os.replace``,
-so a crash leaves each file either old or new, never half written; the manifest goes last.
+A new directory, or one that holds only a dataset, is replaced as a whole: the dataset is
+written into a directory beside it and renamed into its place once every file is ready.
+Otherwise (``--force`` into a directory with other files, another file system) every file is
+written to a temporary name beside it and moved into place with ``os.replace``, so a crash
+leaves each file either old or new, never half written; the manifest goes last.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
+import shutil
+import stat
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +104,12 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     if file_format not in FILE_FORMATS:
         raise ValueError(f"unknown file format {file_format!r}")
     out_dir = Path(out_dir)
+    args = dict(result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
+                seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard)
+    if _replaceable(out_dir):
+        written = _write_whole(out_dir, args)
+        if written is not None:
+            return written
     data_dir = out_dir / "data"
     created = [d for d in (out_dir, data_dir) if not d.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +124,62 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
             except OSError:
                 pass
         raise
+
+
+_DATASET_ENTRIES = {"data", "README.md", "manifest.json"}
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether ``out`` can be replaced as a whole: missing, or a plain directory holding nothing
+    but what a dataset holds (anything else in it is kept, so it is written file by file)."""
+    out = Path(os.path.abspath(out))
+    if out.is_symlink() or out == Path.cwd() or Path.cwd().is_relative_to(out):
+        return False
+    if not out.exists():
+        return True
+    if not out.is_dir() or os.path.ismount(out):
+        return False
+    entries = list(out.iterdir())
+    if any(e.name not in _DATASET_ENTRIES for e in entries):
+        return False
+    data = out / "data"
+    if not data.exists():
+        return True
+    return not data.is_symlink() and data.is_dir() and all(
+        f.name in _DATA_NAMES or f.name.startswith(".") and ".tmp-" in f.name for f in data.iterdir())
+
+
+def _write_whole(out_dir: Path, args: dict) -> Written | None:
+    """Write the dataset into a new directory beside ``out_dir`` and put it in ``out_dir``'s place
+    only once every file is written: a failure leaves ``out_dir`` as it was. None when the
+    directory cannot be renamed there (another file system, in use): then it is written file
+    by file."""
+    out = Path(os.path.abspath(out_dir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staging, stat.S_IMODE(out.stat().st_mode) if out.exists() else 0o777 & ~mask)
+        (staging / "data").mkdir()
+        written = _write(staging, staging / "data", **args)
+        if not out.exists():
+            os.rename(staging, out)
+        else:
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(out, old)
+            except OSError:
+                return None
+            try:
+                os.rename(staging, out)
+            except BaseException:
+                os.rename(old, out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Written(Path(out_dir), written.files, written.counts, written.manifest)
 
 
 def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
