@@ -16,7 +16,7 @@ import click
 
 from specc import __version__, defaults
 from specc.diagnostics import CODES, Diagnostic, SourceCache, dedupe, render_github, render_json, render_text
-from specc.files import write_atomic
+from specc.files import read_spec, write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -32,10 +32,23 @@ def _emit_diagnostics(diags: list[Diagnostic], sources: SourceCache, fmt: str, s
         click.echo(render_text(diags, sources), file=stream)
 
 
+def _model_name(ctx, param, value):
+    """A model option given as an empty string is a mistake (a variable that was not set), never
+    a request for the default model: the default is what leaving the option out gives."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a model, or leave the option out for the default", ctx, param)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="specc")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """specc: compile a behaviour specification into verified preference data."""
+    from specc.ir.checks import REGEX_ALLOWANCE_S, REGEX_BUDGET_S, regex_budget
+
+    # one time budget for the command's regular expressions (the lints of a spec have their own)
+    ctx.with_resource(regex_budget(REGEX_BUDGET_S, allowance=REGEX_ALLOWANCE_S))
 
 
 # -- check ------------------------------------------------------------------------------
@@ -119,9 +132,13 @@ def fmt_command(files: tuple[Path, ...], check_only: bool, show_diff: bool) -> N
     failure = False
     for path in _spec_files(files):
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            click.echo(f"{path}: cannot read the file: {e}", err=True)
+            text = read_spec(path)  # the decoder of check, inspect and diff: a BOM reads the same
+        except UnicodeDecodeError as e:
+            click.echo(f"{path}: cannot read the file: not UTF-8 text (byte {e.start})", err=True)
+            errors += 1
+            continue
+        except OSError as e:
+            click.echo(f"{path}: cannot read the file: {e.strerror or e}", err=True)
             errors += 1
             continue
         try:
@@ -137,10 +154,9 @@ def fmt_command(files: tuple[Path, ...], check_only: bool, show_diff: bool) -> N
             click.echo(f"{path}: not formatted: fix the syntax errors first", err=True)
             errors += 1
             continue
-        if out == text:
+        if out == text:  # a file already canonical but for a BOM or CRLF line ends is left as it is
             unchanged += 1
             continue
-        changed.append(path)
         if show_diff:
             click.echo(_unified_diff(text, out, str(path)), nl=False)
         elif check_only:
@@ -149,10 +165,11 @@ def fmt_command(files: tuple[Path, ...], check_only: bool, show_diff: bool) -> N
             try:
                 write_atomic(path, out.encode("utf-8"))
             except OSError as e:
-                click.echo(f"{path}: cannot write the file: {e}", err=True)
+                click.echo(f"{path}: cannot write the file: {e.strerror or e}", err=True)
                 failure = True
                 continue
             click.echo(f"reformatted {path}")
+        changed.append(path)  # only once written (or, dry, once reported)
     dry = check_only or show_diff
 
     def files_(n: int) -> str:
@@ -222,6 +239,11 @@ def inspect(file: Path, fmt: str) -> None:
 # -- plan -------------------------------------------------------------------------------
 
 
+def _max_scenarios_option(fn):
+    return click.option("--max-scenarios", type=click.IntRange(min=1), default=defaults.MAX_SCENARIOS, show_default=True,
+                        help="Refuse (E503), before any work, a plan with more scenarios than this.")(fn)
+
+
 @main.command()
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PLAN_PER_RULE, show_default=True,
@@ -235,18 +257,26 @@ def inspect(file: Path, fmt: str) -> None:
               help="Plan only these boundary positions (repeatable; default all).")
 @click.option("--rule", "rules", multiple=True, help="Plan only this rule, by id or unique name (repeatable).")
 @click.option("--test-fraction", type=click.FloatRange(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)
+@_max_scenarios_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
-         boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str) -> None:
-    """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded."""
-    from specc.plan.planner import PlanError, make_plan, plan_json
+         boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str,
+         max_scenarios: int = defaults.MAX_SCENARIOS) -> None:
+    """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded.
+
+    Exit 0, 1 when SPEC has errors or the plan is over a limit (E503), 2 on usage errors."""
+    from specc.plan.planner import PlanError, PlanTooLarge, make_plan, plan_json
     from specc.plan.report import render_text
 
-    spec = _load_or_exit(spec_file, fmt).spec
+    result = _load_or_exit(spec_file, fmt)
+    spec = result.spec
     try:
         the_plan = make_plan(spec, seed=seed, per_rule=per_rule, coverage=coverage, system_prompt=system_prompt,
                              boundaries=boundaries or defaults.BOUNDARIES,
-                             test_fraction=test_fraction, rules=rules or None)
+                             test_fraction=test_fraction, rules=rules or None, max_scenarios=max_scenarios)
+    except PlanTooLarge as e:
+        _emit_diagnostics([e.diagnostic], result.sources, "json" if fmt == "json" else "text", sys.stderr)
+        sys.exit(EXIT_ERRORS)
     except PlanError as e:
         raise click.UsageError(str(e)) from None
     if fmt == "json":
@@ -359,13 +389,13 @@ class _ShardType(click.ParamType):
 @click.argument("spec_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Dataset directory to write (created if missing).")
-@click.option("--model", default="smollm2", show_default=True,
+@click.option("--model", default="smollm2", show_default=True, callback=_model_name,
               help="'smollm2' (embedded), 'llamacpp:FILE.gguf', a local transformers model directory, or "
                    "'openai:http://HOST:PORT/v1[#MODEL]'.")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
               help="Engine of the embedded model: auto takes transformers where specc[compile] is installed "
                    "(faster end to end on a CPU, bench/README.md), else llama.cpp (specc[fast]).")
-@click.option("--judge", "judge_model", default=None, metavar="MODEL",
+@click.option("--judge", "judge_model", default=None, metavar="MODEL", callback=_model_name,
               help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
                    "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")
 @click.option("--judge-model", "judge_model_alias", default=None, hidden=True)  # the old name of --judge
@@ -409,13 +439,14 @@ class _ShardType(click.ParamType):
 @click.option("--shard", type=_ShardType(), default=None,
               help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
                    "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
+@_max_scenarios_option
 def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, judge_model: str | None,
                     concurrency: int, dialect: str, timeout: float, threads: int | None, per_rule: int, seed: int,
                     store: Path | None, fmt: str, file_format: str | None, parquet: bool, batch_size: int,
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
                     shard: tuple[int, int] | None, judge_model_alias: str | None = None,
                     min_judge_agreement: float = defaults.MIN_JUDGE_AGREEMENT, candidates: int = defaults.CANDIDATES,
-                    force: bool = False) -> None:
+                    force: bool = False, max_scenarios: int = defaults.MAX_SCENARIOS) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -432,11 +463,26 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
             raise click.UsageError("--judge-model (the old name of --judge) contradicts --judge")
         judge_model = judge_model_alias
     result = _load_or_exit(spec_file)
+    from specc.plan.planner import PlanTooLarge, check_size
+
+    try:  # before a model is loaded: a plan over the limit costs nothing
+        check_size(result.spec, per_rule=per_rule, coverage=coverage, max_scenarios=max_scenarios)
+    except PlanTooLarge as e:
+        _emit_diagnostics([e.diagnostic], result.sources, "text", sys.stderr)
+        sys.exit(EXIT_ERRORS)
+    from specc.emit.writer import OutDirError, check_out_dir
+
+    try:  # before a model is loaded, too (compile_spec checks again)
+        check_out_dir(out_dir, force=force)
+    except OutDirError as e:
+        click.echo(f"error: -o {e}", err=True)
+        sys.exit(EXIT_ERRORS)
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
                              file_format="parquet" if parquet else (file_format or defaults.FILE_FORMAT),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
-                             min_judge_agreement=min_judge_agreement, candidates=candidates, force=force)
+                             min_judge_agreement=min_judge_agreement, candidates=candidates, force=force,
+                             max_scenarios=max_scenarios)
     try:
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
@@ -600,7 +646,7 @@ def explain(code: str | None) -> None:
 
 @main.command("eval")
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", default="smollm2", show_default=True,
+@click.option("--model", default="smollm2", show_default=True, callback=_model_name,
               help="The model under test, in any form `compile --model` takes (a local directory: e.g. the "
                    "OUT of `specc train`).")
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp"]), default="auto", show_default=True,
@@ -618,7 +664,7 @@ def explain(code: str | None) -> None:
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=192, show_default=True,
               help="Length bound of each answer, in tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--attacker", default="smollm2", show_default=True,
+@click.option("--attacker", default="smollm2", show_default=True, callback=_model_name,
               help="Model that writes fresh probes; keep it fixed to compare models on the same probes.")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The attacker's store (default: .specc/ beside the spec).")
@@ -645,6 +691,7 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
     from specc.eval import EvalError, EvalOptions, ReportError, read_report, run_eval
     from specc.eval.report import render
     from specc.synth.engines import ModelError, resolve_model
+    from specc.synth.store import StoreError
 
     spec = _load_or_exit(spec_file).spec
     try:
@@ -666,6 +713,9 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
     except EvalError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_USAGE)
+    except StoreError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
     except ModelError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_FAILURE)
@@ -741,7 +791,7 @@ def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, .
 @click.argument("dataset_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Model directory to write: a plain transformers model (LoRA merged) with a training card.")
-@click.option("--model", "base", default="smollm2", show_default=True,
+@click.option("--model", "base", default="smollm2", show_default=True, callback=_model_name,
               help="Base model: 'smollm2' (embedded) or a local transformers model directory.")
 @click.option("--method", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=60, show_default=True, help="Optimisation steps.")

@@ -53,6 +53,8 @@ class CompileOptions:
     candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
     # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
     force: bool = False
+    # refuse (E503) a plan with more scenarios, before any work (specc.plan.planner.check_size)
+    max_scenarios: int = defaults.MAX_SCENARIOS
 
 
 @dataclass
@@ -83,6 +85,12 @@ def model_label(handle: ModelHandle) -> str:
     if os.path.isabs(name):
         return Path(name).name
     return name
+
+
+def _file_label(spec_path: Path) -> str:
+    """The spec's file name as written into outputs: a name that is not valid UTF-8 (a byte
+    such as 0xff, which Python keeps as a lone surrogate) shows the byte as ``\\xff``."""
+    return os.fsencode(Path(spec_path).name).decode("utf-8", "backslashreplace")
 
 
 def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model: ModelHandle,
@@ -117,7 +125,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     try:
         plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
                          system_prompt=options.system_prompt, test_fraction=options.test_fraction,
-                         rules=options.rules)
+                         rules=options.rules, max_scenarios=options.max_scenarios)
     except PlanError as e:
         raise CompileError(str(e)) from e
     from specc.synth.verify import needs_judge
@@ -143,12 +151,19 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
             engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
             result = synthesize(spec, plan, engine, on_event=on_event,
                                 min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
-            written = write_dataset(
-                options.out_dir, result=result, spec=spec, spec_file=Path(spec_path).name, plan=plan,
-                fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
-                judge=model_label(judge or model), generation=settings.manifest(),
-                engines={"model": model.engine, "judge": (judge or model).engine,
-                         "params": dict(sorted(model.params.items()))}, shard=shard_info)
+            try:
+                written = write_dataset(
+                    options.out_dir, result=result, spec=spec, spec_file=_file_label(spec_path), plan=plan,
+                    fmt=options.fmt, file_format=options.file_format, seed=options.seed, model=model_label(model),
+                    judge=model_label(judge or model), generation=settings.manifest(),
+                    engines={"model": model.engine, "judge": (judge or model).engine,
+                             "params": dict(sorted(model.params.items()))}, shard=shard_info)
+            except OSError as e:  # the output, not the store: name it
+                if e.errno != errno.ENOSPC:
+                    raise
+                raise OperationalError(f"no space left on device while writing {e.filename or options.out_dir}; "
+                                       f"the store ({store_dir}) keeps every finished call: free some space and "
+                                       "run the command again") from e
     except EngineFault as e:
         raise OperationalError(f"{e}\nevery call that finished is kept in the store ({store_dir}): "
                                "once the cause is fixed, run the same command again to continue") from e

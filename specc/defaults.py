@@ -30,3 +30,5 @@ ANSWER_CHARS = 160
 CANDIDATES = 4  # on-policy candidates per scenario in a compile (Settings without them: 0)
 CANDIDATE_TEMPERATURE = 0.8
 MIN_JUDGE_AGREEMENT = 0.75
+# A plan over this many scenarios is refused before any work (E503; `--max-scenarios`).
+MAX_SCENARIOS = 100_000

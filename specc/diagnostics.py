@@ -82,8 +82,9 @@ CODES: dict[str, Code] = {
            "An example needs at least one `user` turn and at least one `good` or `bad` answer."),
         _c("E214", "bad-version", "the version is not a version number",
            "Write versions as `\"MAJOR.MINOR.PATCH\"` (semantic versioning), e.g. `\"1.3.0\"`."),
-        _c("E215", "bad-weight", "a weight is not a positive number",
-           "`weight` scales how many scenarios a rule gets; it must be > 0."),
+        _c("E215", "bad-weight", "a weight is not a number in (0, 100]",
+           "`weight` scales how many scenarios a rule gets; it must be > 0 and at most 100 "
+           "(`weight 2.5` gives a rule 2.5 times the scenarios of `weight 1`)."),
         _c("E216", "duplicate-spec-id", "two different files declare the same spec id",
            "Every spec file that takes part in a compile needs its own dotted id."),
         _c("E217", "override-without-extends", "override or remove used in a spec that extends nothing",
@@ -104,6 +105,10 @@ CODES: dict[str, Code] = {
         _c("E304", "bad-regex", "a regular expression does not compile",
            "The pattern in `matches(r\"...\")` is not a valid regular expression; the message "
            "gives the position inside the pattern."),
+        _c("E305", "regex-too-large", "a regular expression would compile into too large a program",
+           "Bounded repeats multiply: `a{1000}` is a thousand copies of `a`, `(a{1000}){1000}` a "
+           "million. A pattern may expand to at most 100,000 units (docs/language.md, Limits); "
+           "use an unbounded repeat (`a+`, `a{1000,}`) or a smaller count."),
         # -- W4xx: lints ------------------------------------------------------------------
         _c("W401", "unverifiable-rule", "a rule has neither a check nor an example",
            "Without a check, pairs for this rule can only be verified by the judge model, and "
@@ -127,6 +132,22 @@ CODES: dict[str, Code] = {
            "example or the check is wrong."),
         _c("W409", "duplicate-unless", "the same exception is listed twice",
            "Remove the repeated `unless`."),
+        _c("W410", "regex-budget-spent", "regular expressions used up the run's time budget",
+           "The regular-expression evaluations of a spec's lints share a time budget of 2 s; "
+           "each evaluation may also take at most 0.25 s (docs/language.md, Limits). Once it is "
+           "spent, further `matches` checks fail without running: the examples of the rules "
+           "named are not checked. Look for a pattern that backtracks, such as `(a|aa)+$`."),
+        # -- E5xx: limits (docs/language.md, Limits) -------------------------------------------
+        _c("E501", "file-too-large", "a spec file is larger than the size limit",
+           "Spec files are at most 64 MiB; a larger one is refused before it is read."),
+        _c("E502", "too-deep", "sections, checks or imports nest too deep",
+           "Sections nest at most 32 deep, a check's `not` / `and` / `or` at most 32 deep, and a "
+           "chain of imports or `extends` at most 32 files."),
+        _c("E503", "plan-too-large", "the plan would have too many scenarios",
+           "A compile or plan is refused before any work when it would make more scenarios than "
+           "`--max-scenarios` (default 100,000), or when a rule's axes have more value pairs than "
+           "a pairwise design can cover (20,000); raise the option, lower `--per-rule` or the "
+           "rule's `weight`, or use `--coverage random`."),
     ]
 }
 
@@ -216,16 +237,45 @@ class SourceCache:
     def line(self, file: str, lineno: int) -> str | None:
         lines = self._texts.get(file)
         if lines is None and file in self._unsplit:
-            lines = self._texts[file] = self._unsplit.pop(file).splitlines()
+            lines = self._texts[file] = _lines(self._unsplit.pop(file))
         if lines is None:
+            from specc.files import read_spec  # regular files only, size-limited, the one decoder
+
             try:
-                lines = Path(file).read_text(encoding="utf-8").splitlines()
+                lines = _lines(read_spec(file))
             except (OSError, UnicodeDecodeError):
                 lines = []
             self._texts[file] = lines
         if 1 <= lineno <= len(lines):
             return lines[lineno - 1]
         return None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as the parser counts them: ended by ``\n`` only (a form feed, NEL or U+2028 in a
+    comment is part of its line), without a trailing ``\r``."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+# An excerpt shows at most this many characters of a line, around the span's start.
+EXCERPT_CHARS = 160
+
+
+def _excerpt(line: str, span: Span) -> tuple[str, Span]:
+    """``line`` cut to :data:`EXCERPT_CHARS` around the span, and the span moved with it."""
+    if len(line) <= EXCERPT_CHARS:
+        return line, span
+    start = max(0, min(span.start_col - 1 - EXCERPT_CHARS // 4, len(line) - EXCERPT_CHARS))
+    cut = line[start:start + EXCERPT_CHARS]
+    head = "..." if start > 0 else ""
+    tail = "..." if start + EXCERPT_CHARS < len(line) else ""
+    shift = start - len(head)
+    end_col = span.end_col - shift if span.end_line == span.start_line else span.end_col
+    end_col = min(end_col, len(head) + len(cut) + 1)
+    return head + cut + tail, Span(span.file, span.start_line, span.start_col - shift, span.end_line, end_col)
 
 
 def _caret(line: str, span: Span, lineno: int) -> str:
@@ -244,8 +294,9 @@ def render_text(diags: Iterable[Diagnostic], sources: SourceCache) -> str:
         out.append(format_short(d))
         line = sources.line(d.span.file, d.span.start_line)
         if line is not None:
+            line, span = _excerpt(line, d.span)
             out.append(f"    {line}")
-            out.append(f"    {_caret(line, d.span, d.span.start_line)}")
+            out.append(f"    {_caret(line, span, span.start_line)}")
         for msg, span in d.notes:
             if span is None:
                 out.append(f"  note: {msg}")

@@ -1,5 +1,10 @@
-"""Writing files so that a crash or a full disk never leaves a half-written one, and so that a
-symlink planted in an output directory never redirects a write elsewhere."""
+"""Reading spec files safely, and writing files so that a crash or a full disk never leaves a
+half-written one, and so that a symlink planted in an output directory never redirects a write
+elsewhere.
+
+Every spec text, wherever it comes from (a file, a git revision, a string), goes through
+:func:`decode_spec`, so ``check``, ``fmt``, ``inspect`` and ``diff`` see the same text.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,60 @@ import os
 import stat
 import uuid
 from pathlib import Path
+
+
+# Spec files larger than this are refused before they are read whole (docs/language.md, Limits);
+# bench/frontend.py's 50,000-rule spec is 33 MB.
+MAX_SPEC_BYTES = 64 * 1024 * 1024
+
+
+class SpecReadError(OSError):
+    """A spec file that is refused before it is read: not a regular file, or too large."""
+
+
+def decode_spec(data: bytes) -> str:
+    """The text of a spec file: strict UTF-8, one leading byte order mark (U+FEFF) dropped.
+
+    Line ends ``\r\n`` and ``\r`` become ``\n`` (as Python's text mode reads them, so a file
+    checked out with CRLF hashes the same); lines end at ``\n`` only (the grammar's rule):
+    other separators (form feed, NEL, U+2028) are characters of a line everywhere. Raises
+    ``UnicodeDecodeError``.
+    """
+    text = data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def read_spec_bytes(path: Path | str, limit: int = MAX_SPEC_BYTES) -> bytes:
+    """The bytes of the regular file at ``path``, refused (:class:`SpecReadError`) when it is a
+    FIFO, a device, a directory or a socket, or larger than ``limit``. Never blocks on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecReadError(errno.EINVAL, "not a regular file (a device, FIFO or directory is never read)",
+                                str(path))
+        if st.st_size > limit:
+            raise SpecReadError(errno.EFBIG, f"larger than the limit of {limit // (1024 * 1024)} MiB for a spec file "
+                                f"({st.st_size} bytes)", str(path))
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            data = f.read(limit + 1)  # a file that grows while it is read is still cut at the limit
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:
+        raise SpecReadError(errno.EFBIG, f"larger than the limit of {limit // (1024 * 1024)} MiB for a spec file",
+                            str(path))
+    return data
+
+
+def read_spec(path: Path | str) -> str:
+    """:func:`read_spec_bytes` then :func:`decode_spec`."""
+    return decode_spec(read_spec_bytes(path))
 
 
 class UnsafeWrite(OSError):

@@ -106,7 +106,9 @@ def test_corpus_covers_every_code(at_repo):
     seen = set()
     for path in CASES.values():
         seen |= {d.code for d in load(path).diagnostics}
-    assert seen == set(CODES), f"no bad spec produces {sorted(set(CODES) - seen)}"
+    # limits that no small file shows (a 64 MiB file, a 2 s regex budget, a plan): tests/test_hostile.py
+    elsewhere = {"E501", "E503", "W410"}
+    assert seen == set(CODES) - elsewhere, f"no bad spec produces {sorted(set(CODES) - elsewhere - seen)}"
 
 
 def test_recovery_reports_every_broken_rule(at_repo):

@@ -33,11 +33,12 @@ class _Declines:
 
 
 def _lark(text: str):
-    """What `parse` returns without the direct parser: (AST items + comments) or None."""
+    """What `parse` returns without the direct parser: (AST items + comments) or None. Taken
+    before the nesting limit (E502), which `parse` applies to the trees of both parsers alike."""
     saved = P._direct_parser
     P._direct_parser = lambda lark: _Declines()
     try:
-        tree, diags = P.parse(text, "t.spec")
+        tree, diags = P._parse(text, "t.spec")
     finally:
         P._direct_parser = saved
     if tree is None or diags:

@@ -1,14 +1,23 @@
-"""Hostile input (issue 14, rows 1-3): no read outside the spec's root through a symlink, no write
-through a symlink planted in the output directory, no file of a foreign directory lost to `-o`."""
+"""Hostile input (issue 14). Rows 1-3: no read outside the spec's root through a symlink, no write
+through a symlink planted in the output directory, no file of a foreign directory lost to `-o`.
+Rows 4-12 and their neighbours: inputs that once hung, grew without bound or crashed, each run
+under a memory limit and a timeout; and a hypothesis test that mixes them."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
+import select
+import signal
+import subprocess
+import time
+import traceback
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from specc.cli import main
 from specc.compile import CompileError, CompileOptions, compile_spec
@@ -175,3 +184,474 @@ def test_what_an_interrupted_compile_left_is_compiled_over(tmp_path):
     (out / "notes.txt").write_text("mine")  # ... but not once something else is there
     with pytest.raises(OutDirError):
         check_out_dir(out)
+
+
+# -- rows 4-12: inputs that once hung, grew without bound or crashed --------------------------
+# Each command runs in a subprocess under a memory limit (RLIMIT_AS) and a timeout: a
+# regression fails the test instead of taking the machine down.
+
+MEMORY = 1024 ** 3  # 1 GiB more address space than the test process has: far above what any needs
+HEAD = 'spec t.h version "1.0.0"\n  """Hostile."""\n\n'
+RULE = 'rule kind {\n  must "Be kind."\n  authority system\n  check max_words(50)\n}\n'
+
+
+def _address_space() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+
+def specc(*args, cwd: Path | None = None, timeout: float = 30) -> tuple[int, str, float]:
+    """Run `specc ARGS` in a forked child (no interpreter start-up to pay) under a memory limit
+    (RLIMIT_AS) and a timeout: a regression fails the test instead of taking the machine down.
+    Returns (exit code, stdout + stderr, seconds); a traceback fails."""
+    start = time.monotonic()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(r)
+            limit = _address_space() + MEMORY
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            signal.alarm(int(timeout) + 1)
+            if cwd is not None:
+                os.chdir(cwd)
+            res = CliRunner().invoke(main, [str(a) for a in args])
+            crash = ""
+            if res.exception is not None and not isinstance(res.exception, SystemExit):
+                crash = "Traceback\n" + "".join(traceback.format_exception(*res.exc_info))
+            os.write(w, json.dumps([res.exit_code, res.output + crash]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while True:
+            ready, _, _ = select.select([f], [], [], max(0.0, start + timeout - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"specc {' '.join(map(str, args))} ran longer than {timeout} s")
+            chunk = os.read(f.fileno(), 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    assert chunks, f"specc {' '.join(map(str, args))} died (status {status}): out of memory or time?"
+    code, out = json.loads(b"".join(chunks))
+    assert "Traceback" not in out, out[-3000:]
+    return code, out, time.monotonic() - start
+
+
+def nested_sections(n: int) -> str:
+    return HEAD + "".join(f"section s{i} {{\n" for i in range(n)) + RULE + "}\n" * n
+
+
+def test_a_directory_symlink_loop_is_one_cycle(tmp_path):
+    (tmp_path / "main.spec").write_text(HEAD + 'import "./d/main.spec"\n' + RULE)
+    os.symlink(".", tmp_path / "d")
+    code, out, _ = specc("check", tmp_path / "main.spec")
+    assert code == 1 and out.count("error[") == 1 and "E203" in out
+
+
+def test_two_directory_symlinks_do_not_blow_up(tmp_path):
+    (tmp_path / "main.spec").write_text(HEAD + 'import "./a.spec"\n' + RULE)
+    (tmp_path / "a.spec").write_text('spec t.a version "1.0.0"\n  """A."""\nimport "./d/a.spec"\nimport "./e/a.spec"\n')
+    os.symlink(".", tmp_path / "d")
+    os.symlink(".", tmp_path / "e")
+    code, out, took = specc("check", tmp_path / "main.spec", timeout=20)
+    assert code == 1 and took < 10
+    assert {line.split("error[")[1][:4] for line in out.splitlines() if "error[" in line} == {"E203"}
+
+
+def test_a_file_reached_under_two_names_is_loaded_once(tmp_path):
+    (tmp_path / "tone.spec").write_text('spec t.tone version "1.0.0"\n  """T."""\n\n'
+                                        'rule calm {\n  must "Stay calm."\n  check max_words(9)\n}\n')
+    os.symlink(".", tmp_path / "d")
+    (tmp_path / "main.spec").write_text(HEAD + 'import "./tone.spec"\nimport "./d/tone.spec"\n' + RULE)
+    res = load(tmp_path / "main.spec")
+    assert res.errors == [] and [r.id for r in res.spec.rules] == ["t.h.kind", "t.tone.calm"]
+
+
+def test_a_device_is_not_read(tmp_path):
+    code, out, took = specc("check", "/dev/zero", timeout=20)
+    assert code == 1 and "E201" in out and "not a regular file" in out and took < 10
+    (tmp_path / "main.spec").write_text(HEAD + 'import "./z.spec"\n' + RULE)
+    os.symlink("/dev/zero", tmp_path / "z.spec")
+    code, out, _ = specc("check", tmp_path / "main.spec")
+    assert code == 1 and ("E201" in out or "E202" in out)
+    code, out, _ = specc("fmt", "--check", "/dev/zero")
+    assert code == 1 and "not a regular file" in out
+
+
+def test_a_fifo_given_as_the_spec_is_not_read(tmp_path):
+    os.mkfifo(tmp_path / "p.spec")
+    code, out, _ = specc("check", tmp_path / "p.spec", timeout=20)
+    assert code == 1 and "E201" in out and "not a regular file" in out
+    code, out, _ = specc("fmt", "--check", tmp_path / "p.spec", timeout=20)
+    assert code == 1 and "not a regular file" in out
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    from specc.files import MAX_SPEC_BYTES
+
+    big = tmp_path / "big.spec"
+    with open(big, "wb") as f:
+        f.truncate(MAX_SPEC_BYTES + 1)  # sparse: nothing to write, plenty to read
+    code, out, took = specc("check", big)
+    assert code == 1 and "E501" in out and took < 10
+    (tmp_path / "main.spec").write_text(HEAD + 'import "./big.spec"\n' + RULE)
+    code, out, _ = specc("check", tmp_path / "main.spec")
+    assert code == 1 and "E501" in out and "main.spec:4:1" in out
+
+
+@pytest.mark.parametrize("text, where", [
+    (nested_sections(1000), "sections nest"),
+    (HEAD + 'rule r {\n  must "x"\n  check ' + "not " * 1000 + "max_words(3)\n}\n", "check nests"),
+    (HEAD + 'rule r {\n  must "x"\n  check ' + "not (max_words(3) and " * 300 + "is_json" + ")" * 300 + "\n}\n",
+     "check nests"),
+])
+def test_deep_nesting_is_E502_in_every_command(tmp_path, text, where):
+    path = tmp_path / "deep.spec"
+    path.write_text(text)
+    for args in (["check"], ["fmt", "--check"], ["inspect", "--format", "json"], ["plan"]):
+        code, out, _ = specc(*args, path)
+        assert code == 1 and "E502" in out and where in out, (args, out[-500:])
+
+
+def test_nesting_just_under_the_limit_works_everywhere(tmp_path):
+    from specc.syntax.parser import MAX_NESTING
+
+    path = tmp_path / "deep.spec"
+    path.write_text(nested_sections(MAX_NESTING - 1).replace(
+        "max_words(50)", "not " * (MAX_NESTING - 1) + "max_words(50)"))
+    for args in (["check"], ["fmt", "--check"], ["inspect", "--format", "json"]):
+        code, out, _ = specc(*args, path)
+        assert code in (0, 1) and "E502" not in out, (args, out[-500:])
+    assert specc("inspect", "--format", "json", path)[0] == 0
+
+
+def test_deep_parentheses_parse_without_recursion(tmp_path):
+    path = tmp_path / "p.spec"
+    path.write_text(HEAD + 'rule r {\n  must "x"\n  check ' + "(" * 5000 + "max_words(3)" + ")" * 5000 + "\n}\n")
+    code, out, _ = specc("check", path)
+    assert code == 0
+
+
+def test_a_long_chain_of_imports_is_E502(tmp_path):
+    for i in range(40):
+        nxt = f'import "./f{i + 1}.spec"\n' if i < 39 else ""
+        (tmp_path / f"f{i}.spec").write_text(f'spec t.f{i} version "1.0.0"\n  """F."""\n{nxt}' + RULE)
+    code, out, _ = specc("check", tmp_path / "f0.spec")
+    assert code == 1 and "E502" in out and "imports nest more than 32" in out
+
+
+def test_is_json_on_deeply_nested_text(tmp_path):
+    path = tmp_path / "j.spec"
+    path.write_text(HEAD + 'rule r {\n  must "x"\n  check is_json\n  example "e" {\n    user "u"\n    good "'
+                    + "[" * 1000 + '"\n    good "' + "[" * 50 + "]" * 50 + '"\n  }\n}\n')
+    code, out, _ = specc("check", path)
+    assert code == 0 and out.count("W408") == 1 and ":9:" in out  # the 1000 `[` fail is_json, the 50 pass
+
+
+def test_the_regex_budget_is_per_run(tmp_path):
+    examples = "".join(f'  example "e{i}" {{\n    user "u"\n    good "{"a" * 40}b"\n  }}\n' for i in range(300))
+    path = tmp_path / "redos.spec"
+    path.write_text(HEAD + 'rule r {\n  must "x"\n  check not matches(r"(a|aa)+$")\n' + examples + "}\n")
+    code, out, took = specc("check", path, timeout=60)
+    assert code == 0 and "W410" in out and took < 10, (took, out[-800:])
+
+
+def test_a_regex_that_expands_too_far_is_E305_without_compiling(tmp_path):
+    for pattern in ("a{10000000}", "(?:x{1000}){1000}", "a{100000000000}"):
+        path = tmp_path / "re.spec"
+        path.write_text(HEAD + f'rule r {{\n  must "x"\n  check matches(r"{pattern}")\n}}\n')
+        code, out, took = specc("check", path)
+        assert code == 1 and "E305" in out and "units, more than the limit" in out and took < 10, out
+
+
+def test_weight_is_bounded(tmp_path):
+    path = tmp_path / "w.spec"
+    path.write_text(HEAD + 'rule r {\n  must "x"\n  weight 100000000\n  check max_words(3)\n}\n')
+    code, out, took = specc("plan", path)
+    assert code == 1 and "E215" in out and "at most 100" in out and took < 10
+
+
+def test_plan_size_is_checked_before_any_work(tmp_path):
+    axes = "".join(f"axis a{i} = [{', '.join(f'v{j}' for j in range(50))}]\n" for i in range(40))
+    path = tmp_path / "axes.spec"
+    path.write_text(HEAD + axes + RULE)
+    code, out, took = specc("plan", path)
+    assert code == 1 and "E503" in out and "pairwise" in out and took < 10
+    assert specc("plan", "--coverage", "random", path)[0] == 0
+    small = tmp_path / "s.spec"
+    small.write_text(HEAD + RULE.replace("rule kind", "rule a") + RULE.replace("rule kind", "rule b"))
+    # 2 rules x (6 violation + 6 lookalike + 6 conflict): the limit is exact
+    code, out, _ = specc("plan", "--max-scenarios", "35", small)
+    assert code == 1 and "E503" in out and "36 scenarios, more than --max-scenarios 35" in out
+    code, out, _ = specc("plan", "--max-scenarios", "36", "--format", "json", small)
+    assert code == 0 and json.loads(out)["counts"]["total"] == 36
+    # compile refuses before it loads a model: this one does not exist
+    code, out, _ = specc("compile", small, "-o", tmp_path / "out", "--model", tmp_path / "no-model",
+                         "--max-scenarios", "5", "--per-rule", "3")
+    assert code == 1 and "E503" in out and not (tmp_path / "out").exists()
+
+
+def canonical(text: str) -> str:
+    from specc.syntax.fmt import format_text
+
+    out, _ = format_text(text, "x.spec")
+    return out
+
+
+def test_a_byte_order_mark_reads_the_same_everywhere(tmp_path):
+    text = canonical(HEAD + RULE)
+    path = tmp_path / "bom.spec"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert specc("check", path)[0] == 0
+    assert specc("fmt", "--check", path)[0] == 0
+    assert specc("inspect", path)[0] == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "add", "bom.spec"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "x"], check=True)
+    code, out, _ = specc("diff", "--exit-code", "HEAD:bom.spec", "bom.spec", cwd=tmp_path)
+    assert code == 0, out
+
+
+def test_crlf_and_a_bom_hash_the_same_through_git(tmp_path):
+    from specc.diff.sources import open_side
+
+    text = canonical(HEAD + RULE)
+    (tmp_path / "a.spec").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    (tmp_path / "b.spec").write_text(text)
+    assert open_side("a.spec", tmp_path).spec.hash == open_side("b.spec", tmp_path).spec.hash
+
+
+def _store_with_rows(directory: Path) -> Path:
+    from specc.synth.store import Store
+
+    with Store(directory) as store:
+        store.commit([(f"k{i}", "s", "r", "m", "x" * 300) for i in range(200)], [])
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return directory / "store.sqlite"
+
+
+def test_a_damaged_store_is_a_store_error_with_its_path(tmp_path):
+    from specc.synth.store import Store, StoreError
+
+    db = _store_with_rows(tmp_path / "st")
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    data[page * 2: page * 3] = b"\xa5" * page  # a data page overwritten
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="store.sqlite"):
+        Store(tmp_path / "st")
+
+
+def test_compile_on_a_damaged_store_exits_3(tmp_path, spec_file):
+    from specc.compile import OperationalError
+
+    db = _store_with_rows(tmp_path / "st")
+    db.write_bytes(db.read_bytes()[:4096] + b"\x00garbage" * 1000)
+    with pytest.raises(OperationalError, match="st/store.sqlite"):
+        compile_spec(load(spec_file).spec, spec_file, CompileOptions(out_dir=tmp_path / "o", store=tmp_path / "st"),
+                     model=Refuser())
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_spec_file_name_that_is_not_utf8_is_written_escaped():
+    from specc.compile import _file_label
+
+    assert _file_label(Path(os.fsdecode(b"ok\xffname.spec"))) == "ok\\xffname.spec"
+    json.dumps({"file": _file_label(Path(os.fsdecode(b"ok\xffname.spec")))}).encode("utf-8")
+
+
+def test_the_dataset_is_not_written_until_every_file_is_ready(tmp_path, monkeypatch, spec_file):
+    from specc.emit import manifest as manifest_mod
+    from specc.emit.writer import write_dataset
+
+    def broken(*a, **k):
+        raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(manifest_mod, "build_manifest", broken)
+
+    class Result:
+        pairs, scenarios_by_rule = [], {}
+        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+
+    spec = load(spec_file).spec
+    with pytest.raises(UnicodeEncodeError):
+        write_dataset(tmp_path / "out", result=Result(), spec=spec, spec_file="x", plan=None, fmt="dpo",
+                      file_format="jsonl", seed=0, model="m", judge="m", generation={})
+    assert not (tmp_path / "out").exists()
+
+
+def test_excerpts_count_lines_as_the_parser_does(tmp_path):
+    path = tmp_path / "ff.spec"
+    path.write_text(HEAD + "# a\x0cb \u2028 c \x85 d\n" + 'rule r {\n  must ""\n}\n')
+    code, out, _ = specc("check", path)
+    assert code == 1 and ':6:8: error[E210]' in out and '\n      must ""\n' in out
+
+
+def test_a_long_line_gives_a_short_excerpt(tmp_path):
+    path = tmp_path / "long.spec"
+    path.write_text(HEAD + 'rule r {\n  must "' + "x" * 900_000 + '" $\n}\n')
+    code, out, _ = specc("check", path)
+    assert code == 1 and "E102" in out and len(out) < 2000
+    caret = next(line for line in out.splitlines() if line.strip().startswith("^"))
+    shown = out.splitlines()[out.splitlines().index(caret) - 1]
+    assert shown[caret.index("^")] == "$"
+
+
+def test_fmt_does_not_count_a_file_it_could_not_write(tmp_path):
+    real = tmp_path / "real.spec"
+    real.write_text(HEAD + "rule kind {\n must   \"Be kind.\"\n}\n")
+    os.symlink(real, tmp_path / "link.spec")
+    code, out, _ = specc("fmt", tmp_path / "link.spec")
+    assert code == 3 and "cannot write" in out and "reformatted" not in out.replace("not reformatted", "")
+
+
+@pytest.mark.parametrize("args", [["compile", "-o", "o", "--model", ""], ["compile", "-o", "o", "--judge", " "],
+                                  ["eval", "--model", ""], ["eval", "--attacker", ""]])
+def test_an_empty_model_name_is_a_usage_error(tmp_path, spec_file, args):
+    code, out, _ = specc(args[0], spec_file, *args[1:], cwd=tmp_path)
+    assert code == 2 and "is empty" in out and not (tmp_path / "o").exists()
+
+
+# -- a mix of the above, in process: whatever the combination, diagnostics and no exception ----
+
+_PIECES = {
+    "sections": lambda n: ("".join(f"section s{i} {{\n" for i in range(n)), "}\n" * n),
+    "nots": lambda n: ("not " * n, ""),
+}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sections=st.integers(0, 200), nots=st.integers(0, 200), bom=st.booleans(), crlf=st.booleans(),
+       sep=st.sampled_from(["", "\x0c", "\u2028", "\x85"]), repeat=st.sampled_from([1, 50, 10 ** 4, 10 ** 7]),
+       weight=st.sampled_from(["1", "100", "1e3", "100000000"]), json_depth=st.integers(0, 2000))
+def test_hostile_mixtures_give_diagnostics_never_an_exception(sections, nots, bom, crlf, sep, repeat, weight,
+                                                               json_depth):
+    from specc.files import decode_spec
+    from specc.ir.resolve import load_text
+    from specc.plan.planner import PlanError, make_plan
+    from specc.syntax.fmt import format_text
+
+    weight = weight if weight != "1e3" else "1000"
+    open_, close = _PIECES["sections"](sections)
+    text = (HEAD + f"# note{sep} here\n" + open_ + "rule r {\n  must \"x\"\n  weight " + weight + "\n  check "
+            + "not " * nots + f'matches(r"a{{{repeat}}}") or is_json\n  example "e" {{\n    user "u"\n    good "'
+            + "[" * json_depth + '"\n  }\n}\n' + close)
+    raw = (b"\xef\xbb\xbf" if bom else b"") + (text.replace("\n", "\r\n") if crlf else text).encode()
+    decoded = decode_spec(raw)
+    assert decoded == text
+    start = time.monotonic()
+    res = load_text(decoded, "mix.spec")
+    codes = {d.code for d in res.diagnostics}
+    deep = sections > 32 or nots > 32
+    assert ("E502" in codes) == deep
+    if not deep:
+        assert ("E305" in codes) == (repeat > 100_000)
+        assert ("E215" in codes) == (float(weight) > 100)
+    if res.ok:
+        make_plan(res.spec, per_rule=1)
+    out, diags = format_text(decoded, "mix.spec")
+    assert (out is None) == deep  # nesting is the one problem of these texts that fmt refuses
+    if out is not None:
+        again = load_text(out, "mix.spec")  # the same meaning: the same problems, moved by the layout
+        assert [(d.code, d.message) for d in again.diagnostics] == [(d.code, d.message) for d in res.diagnostics]
+    assert time.monotonic() - start < 10
+
+
+def test_the_direct_parser_leaves_deep_text_to_lark():
+    from specc.syntax import direct, parser as P
+
+    text = nested_sections(direct.MAX_DEPTH + 5).replace(
+        "max_words(50)", "(" * (direct.MAX_DEPTH + 5) + "max_words(50)" + ")" * (direct.MAX_DEPTH + 5))
+    with pytest.raises(direct.Decline):
+        P._direct_parser(P._parser()).parse(text, "t.spec")
+    tree, diags = P._parse(text, "t.spec")  # lark builds it, without recursion
+    assert tree is not None and diags == []
+    assert [d.code for d in P.parse(text, "t.spec")[1]] == ["E502"]
+
+
+def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_path):
+    path = tmp_path / "huge.spec"
+    rules = "".join(f'rule r{i} {{\n  must "' + "x" * 900_000 + '" $\n}\n' for i in range(12))
+    path.write_text(HEAD + 'rule big {\n  must "' + "y" * 10_000_000 + '" $\n}\n' + rules)
+    code, out, took = specc("check", path, timeout=30)  # 1.4 GB and 10 s for the 10 MB string alone, once
+    assert code == 1 and "E102" in out and len(out) < 5000 and took < 10
+
+
+def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_file, monkeypatch):
+    import errno
+
+    from specc.compile import OperationalError
+    from specc.emit import writer
+    from specc.synth import pipeline
+
+    class Result:
+        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+
+    def full(path, data, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    monkeypatch.setattr(writer, "write_atomic", full)
+    with pytest.raises(OperationalError) as e:
+        compile_spec(load(spec_file).spec, spec_file, CompileOptions(out_dir=tmp_path / "out", store=tmp_path / "st"),
+                     model=Refuser())
+    assert "while writing" in str(e.value) and str(tmp_path / "out") in str(e.value).split(";")[0]
+
+
+def test_sound_patterns_never_spend_the_regex_budget():
+    from specc.ir import checks as checklib
+    from specc.ir.model import CheckCall
+
+    check = CheckCall(name="matches", args=(r"\b\d{3}-\d{4}\b",))
+    with checklib.regex_budget(0.1, allowance=checklib.REGEX_ALLOWANCE_S, own=True) as budget:
+        start = time.perf_counter()
+        assert all(checklib.evaluate(check, f"call 555-{i % 10_000:04d} now") for i in range(50_000))
+        assert time.perf_counter() - start > 0.1  # more than the budget without its allowance
+        assert budget.left > 0.1
+        budget.allowance = 0.0  # from here on, what a spec's lints get: a fixed budget
+        budget.left = 0.3
+        slow = CheckCall(name="matches", args=(r"(a|aa)+$",))
+        with pytest.raises(checklib.CheckTimeout):
+            checklib.evaluate(slow, "a" * 40 + "b")
+        with pytest.raises(checklib.BudgetSpent):
+            checklib.evaluate(check, "555-1234")
+
+
+def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, monkeypatch):
+    from specc.emit import writer
+    from specc.synth import pipeline
+
+    class Result:
+        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    out = tmp_path / "out"
+    options = CompileOptions(out_dir=out, store=tmp_path / "st")
+    compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / "train.jsonl").write_text('{"old": true}\n')  # what an earlier compile wrote
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = writer.write_atomic
+
+    def fail_on_manifest(path, data, **kw):
+        if Path(path).name == "manifest.json":
+            raise OSError(5, "I/O error", str(path))
+        real(path, data, **kw)
+
+    monkeypatch.setattr(writer, "write_atomic", fail_on_manifest)
+    with pytest.raises(Exception):
+        compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.spec", "st"]  # nothing staged is left
+    monkeypatch.setattr(writer, "write_atomic", real)
+    compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    assert not (out / "data" / "train.jsonl").exists()  # the earlier split is gone with the old directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.spec", "st"]

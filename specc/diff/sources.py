@@ -15,6 +15,7 @@ Anything else is a :class:`DiffError` with a message for the user (the CLI exits
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from specc.diagnostics import Diagnostic, SourceCache
 from specc.diff.model import SideInfo
 from specc.emit.manifest import Manifest, ManifestError, read_manifest
+from specc.files import MAX_SPEC_BYTES, SpecReadError, decode_spec, read_spec
 from specc.importers import ImportProblem, convert_text, format_for, is_importable
 from specc.ir.model import Spec
 from specc.ir.resolve import Reader, load, load_text
@@ -72,7 +74,7 @@ def open_side(arg: str, cwd: Path | None = None, spec_id: str | None = None) -> 
     if path.is_file():
         if is_importable(path):
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_spec(path)
             except (OSError, UnicodeDecodeError) as e:
                 raise DiffError(f"{arg}: cannot read: {e}") from None
             return _spec_side(_imported(text, arg, path, spec_id), SideInfo(kind="spec", source=arg))
@@ -151,10 +153,19 @@ class GitReader(Reader):
         rel = self._rel(path)
         if rel is None:
             return super().read(path)
+        size = _git(self.repo, "cat-file", "-s", f"{self.sha}:{rel}")
+        if size.returncode != 0:
+            raise FileNotFoundError(f"{self.rev}:{rel}")
+        if int(size.stdout.decode().strip() or 0) > MAX_SPEC_BYTES:  # refused before it is read whole
+            raise SpecReadError(errno.EFBIG, f"larger than the limit of {MAX_SPEC_BYTES // (1024 * 1024)} MiB for a "
+                                "spec file", f"{self.rev}:{rel}")
         p = _git(self.repo, "cat-file", "blob", f"{self.sha}:{rel}")
         if p.returncode != 0:
             raise FileNotFoundError(f"{self.rev}:{rel}")
-        return p.stdout.decode("utf-8")
+        return decode_spec(p.stdout)  # the same decoder as for files: a BOM reads the same
+
+    def identity(self, path: Path) -> str:
+        return os.path.normpath(path)  # a blob of a commit: no symlink to follow on disk
 
     def display(self, path: Path) -> str:
         rel = self._rel(path)
@@ -183,7 +194,7 @@ def open_git(repo: Path, rev: str, sha: str, rel: str, cwd: Path, spec_id: str |
     if is_importable(target):
         try:
             text = reader.read(target)
-        except UnicodeDecodeError as e:
+        except (OSError, UnicodeDecodeError) as e:
             raise DiffError(f"{shown}: cannot read: {e}") from None
         return _spec_side(_imported(text, shown, target, spec_id), SideInfo(kind="git", source=shown))
     return _spec_side(load(target, reader), SideInfo(kind="git", source=shown))

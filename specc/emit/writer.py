@@ -1,13 +1,21 @@
 """Write a dataset directory: data files, ``README.md`` card, ``manifest.json``.
 
-Every file is written to a temporary name beside it and moved into place with ``os.replace``,
-so a crash leaves each file either old or new, never half written; the manifest goes last.
+A new directory, or one that holds only a dataset, is replaced as a whole: the dataset is
+written into a directory beside it and renamed into its place once every file is ready.
+Otherwise (``--force`` into a directory with other files, another file system) every file is
+written to a temporary name beside it and moved into place with ``os.replace``, so a crash
+leaves each file either old or new, never half written; the manifest goes last.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
+import shutil
+import stat
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +104,12 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     if file_format not in FILE_FORMATS:
         raise ValueError(f"unknown file format {file_format!r}")
     out_dir = Path(out_dir)
+    args = dict(result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
+                seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard)
+    if _replaceable(out_dir):
+        written = _write_whole(out_dir, args)
+        if written is not None:
+            return written
     data_dir = out_dir / "data"
     created = [d for d in (out_dir, data_dir) if not d.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +126,62 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         raise
 
 
+_DATASET_ENTRIES = {"data", "README.md", "manifest.json"}
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether ``out`` can be replaced as a whole: missing, or a plain directory holding nothing
+    but what a dataset holds (anything else in it is kept, so it is written file by file)."""
+    out = Path(os.path.abspath(out))
+    if out.is_symlink() or out == Path.cwd() or Path.cwd().is_relative_to(out):
+        return False
+    if not out.exists():
+        return True
+    if not out.is_dir() or os.path.ismount(out):
+        return False
+    entries = list(out.iterdir())
+    if any(e.name not in _DATASET_ENTRIES for e in entries):
+        return False
+    data = out / "data"
+    if not data.exists():
+        return True
+    return not data.is_symlink() and data.is_dir() and all(
+        f.name in _DATA_NAMES or f.name.startswith(".") and ".tmp-" in f.name for f in data.iterdir())
+
+
+def _write_whole(out_dir: Path, args: dict) -> Written | None:
+    """Write the dataset into a new directory beside ``out_dir`` and put it in ``out_dir``'s place
+    only once every file is written: a failure leaves ``out_dir`` as it was. None when the
+    directory cannot be renamed there (another file system, in use): then it is written file
+    by file."""
+    out = Path(os.path.abspath(out_dir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(staging, stat.S_IMODE(out.stat().st_mode) if out.exists() else 0o777 & ~mask)
+        (staging / "data").mkdir()
+        written = _write(staging, staging / "data", **args)
+        if not out.exists():
+            os.rename(staging, out)
+        else:
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(out, old)
+            except OSError:
+                return None
+            try:
+                os.rename(staging, out)
+            except BaseException:
+                os.rename(old, out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Written(Path(out_dir), written.files, written.counts, written.manifest)
+
+
 def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
            seed: int, model: str, judge: str, generation: dict, engines: dict | None,
            shard: dict | None) -> Written:
@@ -121,28 +191,35 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     stats = manifest.Stats.model_validate(result.stats)  # the pipeline's counts, typed before they are written
     rows = formats.split_rows(result.pairs, fmt)
     axes = formats.axis_names(result.pairs)
+    # Every file is made in memory first and written only once all are ready: a failure while
+    # making one (an encoding error, a bad value) leaves the directory as it was, not half new.
     files: dict[str, str | None] = {}
+    blobs: dict[str, bytes] = {}
     for split in ("train", "test"):
         rel = f"data/{split}.{file_format}"
         # an empty split is left out: `datasets` refuses a split with no data
         if rows[split]:
-            blob = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
-            write_atomic(out_dir / rel, blob, within=out_dir)
+            blobs[rel] = _jsonl(rows[split]) if file_format == "jsonl" else _parquet(rows[split], fmt, axes)
             files[split] = rel
         else:
             files[split] = None
-        for ext in FILE_FORMATS:  # files of an earlier compile that this one does not write
-            stale = data_dir / f"{split}.{ext}"
-            if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
-                stale.unlink()  # a symlink is removed itself, never what it points at
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge)
-    write_atomic(out_dir / "README.md", text.encode("utf-8"), within=out_dir)
+    blobs["README.md"] = text.encode("utf-8")
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
-    write_atomic(out_dir / "manifest.json", manifest.dumps(man).encode("utf-8"), within=out_dir)
+    blobs["manifest.json"] = manifest.dumps(man).encode("utf-8")  # written last: it marks a dataset
+    for rel in [r for r in blobs if r.startswith("data/")]:
+        write_atomic(out_dir / rel, blobs[rel], within=out_dir)
+    for split in ("train", "test"):
+        for ext in FILE_FORMATS:  # files of an earlier compile that this one does not write
+            stale = data_dir / f"{split}.{ext}"
+            if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
+                stale.unlink()  # a symlink is removed itself, never what it points at
+    write_atomic(out_dir / "README.md", blobs["README.md"], within=out_dir)
+    write_atomic(out_dir / "manifest.json", blobs["manifest.json"], within=out_dir)
     return Written(out_dir, files, counts, man.to_dict())

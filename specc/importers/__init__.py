@@ -58,16 +58,18 @@ def convert_file(path: Path, spec_id: str | None = None, version: str | None = N
                  shown: str | None = None) -> Imported:
     """Import the document at ``path``. Raises :class:`ImportProblem` (a missing or unreadable
     file included)."""
+    from specc.files import read_spec  # regular files under the size limit, one decoder (BOM, CRLF)
+
     shown = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_spec(path)
     except FileNotFoundError:
         raise ImportProblem(shown, None, "no such file") from None
     except IsADirectoryError:
         raise ImportProblem(shown, None, "a directory, not a document") from None
     except UnicodeDecodeError as e:
         raise ImportProblem(shown, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
+    except OSError as e:  # a FIFO, a device, a file over the limit (SpecReadError) included
         raise ImportProblem(shown, None, f"cannot read: {e.strerror}") from None
     return convert_text(text, shown, spec_id, version)
 

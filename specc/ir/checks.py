@@ -4,13 +4,21 @@ A spec never runs code: a check is a tree of calls to the predicates below, comb
 ``and`` / ``or`` / ``not``. Each predicate takes the answer text and returns a bool.
 
 Regular expressions use the ``regex`` module with a time limit per evaluation
-(:data:`REGEX_TIMEOUT_S`), so a pathological pattern cannot hang a compile: a timeout raises
-:class:`CheckTimeout`, which the verifier counts as a failed check with that reason.
+(:data:`REGEX_TIMEOUT_S`) and a time budget for all evaluations of one run
+(:data:`REGEX_BUDGET_S`, see :func:`regex_budget`), so a pathological pattern cannot hang a
+compile nor, repeated over many examples, a ``check``: a timeout raises :class:`CheckTimeout`,
+which the verifier counts as a failed check with that reason. A pattern is refused before it
+is compiled when its bounded repeats would expand it beyond :data:`MAX_REGEX_UNITS`
+(:class:`RegexTooLarge`): the ``regex`` module compiles ``a{10000000}`` into gigabytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Literal
@@ -20,12 +28,83 @@ import regex
 from specc.ir.model import Check, CheckAnd, CheckCall, CheckNot, CheckOr
 
 REGEX_TIMEOUT_S = 0.25
+# Time for all regex evaluation: the lints of one loaded spec get REGEX_BUDGET_S; a command's
+# other evaluations (verifying generated answers) share REGEX_BUDGET_S plus REGEX_ALLOWANCE_S per
+# evaluation, since a compile runs a sound pattern millions of times (microseconds each, with a
+# few milliseconds now and then on a busy machine) and only a backtracking one uses it up.
+REGEX_BUDGET_S = 2.0
+REGEX_ALLOWANCE_S = 0.001
+MAX_REGEX_UNITS = 100_000  # what a pattern may expand to, its bounded repeats multiplied out
+MAX_JSON_DEPTH = 100  # `is_json`: text nested deeper is not counted as JSON (and never parsed)
 
 ArgType = Literal["str", "regex", "int", "strlist"]
 
 
 class CheckTimeout(Exception):
     pass
+
+
+class BudgetSpent(CheckTimeout):
+    """The run's regex time budget is spent: the check was not run."""
+
+
+class RegexTooLarge(ValueError):
+    """A pattern whose bounded repeats expand beyond :data:`MAX_REGEX_UNITS`."""
+
+
+class _Budget:
+    def __init__(self, seconds: float, allowance: float):
+        self.left = seconds
+        self.seconds = seconds
+        self.allowance = allowance
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("specc_regex_budget", default=None)
+
+
+@contextlib.contextmanager
+def regex_budget(seconds: float = REGEX_BUDGET_S, allowance: float = 0.0, own: bool = False):
+    """Share one time budget among all regex evaluations inside the block, growing by
+    ``allowance`` per evaluation. Inside another budget's block it is that budget, unless
+    ``own`` (the lints of one spec have their own)."""
+    if _BUDGET.get() is not None and not own:
+        yield _BUDGET.get()
+        return
+    token = _BUDGET.set(_Budget(seconds, allowance))
+    try:
+        yield _BUDGET.get()
+    finally:
+        _BUDGET.reset(token)
+
+
+# One unit of a pattern: an escape (with a braced argument such as \p{L} or \x{41}), a class,
+# a group opening or closing, a bounded repeat, or any other character.
+_UNIT = re.compile(r"\\[pPNxXuUg]\{[^}]*\}|\\.|\[\^?\]?(?:\\.|\[:[^\]]*:\]|[^\]])*\]|\((?:\?[^)(:|]*[:)|])?"
+                   r"|\)|\{(\d*)(?:,(\d*))?\}|.", re.S)
+
+
+def regex_units(pattern: str) -> int:
+    """An upper bound of the size of ``pattern`` once its bounded repeats are expanded, which
+    is how the ``regex`` module compiles them (memory grows with it)."""
+    frames: list[list[int]] = [[]]  # per open group: the units of its items
+    for m in _UNIT.finditer(pattern):
+        tok = m.group()
+        if tok.startswith("(") and not tok.startswith("(?#"):
+            frames.append([])
+        elif tok == ")" and len(frames) > 1:
+            inner = frames.pop()
+            frames[-1].append(sum(inner) or 1)
+        elif tok.startswith("{") and m.group(1) is not None and (m.group(1) or m.group(2)):
+            low = int(m.group(1) or 0)
+            high = int(m.group(2)) if m.group(2) else low
+            items = frames[-1]
+            last = items.pop() if items else 1
+            items.append(last * max(low, high, 1))
+        else:
+            frames[-1].append(1)
+        if frames[-1] and frames[-1][-1] > MAX_REGEX_UNITS:
+            return frames[-1][-1]
+    return sum(sum(f) for f in frames)
 
 
 @dataclass(frozen=True)
@@ -60,22 +139,60 @@ def is_refusal(text: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def compile_regex(pattern: str):
-    """Compile a spec regex; raises ``regex.error`` (with ``.pos``) on a bad pattern."""
-    return regex.compile(pattern, regex.VERSION0)
+    """Compile a spec regex; raises ``regex.error`` (with ``.pos``) on a bad pattern and
+    :class:`RegexTooLarge` on one that would expand too far."""
+    units = regex_units(pattern)
+    if units > MAX_REGEX_UNITS:
+        raise RegexTooLarge(f"its bounded repeats expand it to {units:,} units, more than the limit of "
+                            f"{MAX_REGEX_UNITS:,}")
+    try:
+        return regex.compile(pattern, regex.VERSION0)
+    except (MemoryError, OverflowError, RecursionError) as e:
+        raise RegexTooLarge(f"too large to compile ({type(e).__name__})") from None
 
 
 def _matches(text: str, pattern: str) -> bool:
+    budget = _BUDGET.get()
+    timeout = REGEX_TIMEOUT_S
+    if budget is not None:
+        budget.left += budget.allowance
+        if budget.left <= 0:
+            raise BudgetSpent(f"the {budget.seconds:g} s budget for regular expressions in this run is spent")
+        timeout = min(timeout, budget.left)
+    compiled = compile_regex(pattern)  # once per pattern, and not what the budget is for
+    start = time.perf_counter()
     try:
-        return compile_regex(pattern).search(text, timeout=REGEX_TIMEOUT_S) is not None
+        return compiled.search(text, timeout=timeout) is not None
     except TimeoutError as e:
-        raise CheckTimeout(f"regular expression {pattern!r} took longer than {REGEX_TIMEOUT_S}s") from e
+        raise CheckTimeout(f"regular expression {pattern!r} took longer than {timeout:g}s") from e
+    finally:
+        if budget is not None:
+            budget.left -= time.perf_counter() - start
 
 
 def _words(text: str) -> int:
     return len(text.split())
 
 
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _json_depth_ok(text: str) -> bool:
+    depth = 0
+    for m in _JSON_TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif c in "]}":
+            depth -= 1
+    return True
+
+
 def _is_json(text: str) -> bool:
+    if not _json_depth_ok(text):  # the json module parses by recursion
+        return False
     try:
         json.loads(text.strip())
     except ValueError:

@@ -71,6 +71,7 @@ def _examples_by_span(units) -> dict[tuple, ast.Example]:
 
 def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
     written = _examples_by_span(units)
+    skipped: list = []
     for r in spec.rules:
         if not r.checks or not r.examples:
             continue
@@ -93,8 +94,15 @@ def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
                     if checklib.evaluate_all(r.checks, b.text):
                         yield Diagnostic("W408", f"this `bad` answer of example {e.title!r} passes the check of "
                                          f"`{r.name}`: {check}", bad_spans[i] if i < len(bad_spans) else span)
+            except checklib.BudgetSpent as t:
+                skipped.append((r, span, t))
+                break
             except checklib.CheckTimeout as t:
                 yield Diagnostic("W408", f"the check of `{r.name}` did not finish on example {e.title!r}: {t}", span)
+    if skipped:  # one warning, not one per rule: the budget is the run's
+        r, span, t = skipped[0]
+        others = f" and {len(skipped) - 1} more rule(s)" if len(skipped) > 1 else ""
+        yield Diagnostic("W410", f"{t}: the examples of `{r.name}`{others} were not checked", span)
 
 
 def missing_doc(spec: Spec, units) -> Iterable[Diagnostic]:

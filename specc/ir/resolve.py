@@ -17,9 +17,8 @@ Semantics (documented in the README's language reference):
 
 from __future__ import annotations
 
-from specc.files import is_within
-
 import difflib
+import errno
 import functools
 import gc
 import os
@@ -29,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from specc.diagnostics import Diagnostic, SourceCache, Span, dedupe
+from specc.files import SpecReadError, is_within, read_spec
 from specc.ir import checks as checklib
 from specc.ir.model import (
     AUTHORITIES,
@@ -56,6 +56,10 @@ from specc.syntax.parser import parse
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.\-+]+)?$")
 STDLIB_PREFIX = "std."
+# Files in one chain of imports / extends (docs/language.md, Limits): loading follows a chain by
+# recursion, and a chain this long is a generated or hostile spec, not a written one.
+MAX_IMPORT_DEPTH = 32
+MAX_WEIGHT = 100  # a rule's weight scales its scenarios; beyond this a plan is mostly one rule
 
 
 class Reader:
@@ -64,7 +68,12 @@ class Reader:
     on_disk = True  # paths are files on this machine (symlinks and file types can be checked)
 
     def read(self, path: Path) -> str:
-        return path.read_text(encoding="utf-8-sig")  # editors on Windows may start a file with a BOM
+        return read_spec(path)  # regular files only, size-limited, one decoder (specc.files)
+
+    def identity(self, path: Path) -> str:
+        """What makes two paths the same file: its real path, so that a file reached through a
+        symlink (``d -> .``) is loaded once and a loop through links is a cycle."""
+        return os.path.realpath(path)
 
     def display(self, path: Path) -> str:
         try:
@@ -133,7 +142,8 @@ def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> L
     if spec is not None and lint and not any(d.level == "error" for d in r.diags):
         from specc.ir.lint import run_lints
 
-        r.diags.extend(run_lints(spec, r.units_in_order()))
+        with checklib.regex_budget(own=True):  # REGEX_BUDGET_S for the lints of this spec
+            r.diags.extend(run_lints(spec, r.units_in_order()))
     diags = dedupe(r.diags)
     if any(d.level == "error" for d in diags):
         spec = None
@@ -180,7 +190,7 @@ class _Resolver:
         self.reader = reader
         self.sources = SourceCache()
         self.diags: list[Diagnostic] = []
-        self.units: dict[Path, _Unit] = {}
+        self.units: dict[str, _Unit] = {}  # by the reader's identity of the file
         self.spec_ids: dict[str, _Unit] = {}
         self.root_dir = Path.cwd()
         self.root_axes: dict[str, Axis] = {}
@@ -189,21 +199,37 @@ class _Resolver:
         return list(self.units.values())
 
     # loading ----------------------------------------------------------------------
-    def unit(self, path: Path, ref_span: Span | None, stack: tuple[Path, ...]) -> _Unit | None:
-        if path in stack:
-            cycle = " -> ".join(self.reader.display(p) for p in stack[stack.index(path):] + (path,))
+    def unit(self, path: Path, ref_span: Span | None, stack: tuple[tuple[str, Path], ...]) -> _Unit | None:
+        key = self.reader.identity(path)
+        keys = [k for k, _ in stack]
+        if key in keys:
+            cycle = " -> ".join(self.reader.display(p) for _, p in stack[keys.index(key):] + ((key, path),))
             self.diags.append(Diagnostic("E203", f"import cycle: {cycle}", ref_span or _file_span(str(path))))
             return None
-        if path in self.units:
-            return self.units[path]
+        if key in self.units:
+            return self.units[key]
         display = self.reader.display(path)
+        if len(stack) >= MAX_IMPORT_DEPTH:
+            self.diags.append(Diagnostic(
+                "E502", f"imports nest more than {MAX_IMPORT_DEPTH} files deep; {display} is not loaded",
+                ref_span or _file_span(display)))
+            return None
         try:
             text = self.reader.read(path)
         except FileNotFoundError:
             self.diags.append(Diagnostic("E201", f"no such spec file: {display}", ref_span or _file_span(display)))
             return None
-        except (OSError, UnicodeDecodeError) as e:
-            self.diags.append(Diagnostic("E201", f"cannot read {display}: {e}", ref_span or _file_span(display)))
+        except SpecReadError as e:
+            code = "E501" if e.errno == errno.EFBIG else "E201"
+            self.diags.append(Diagnostic(code, f"cannot read {display}: {e.strerror}", ref_span or _file_span(display)))
+            return None
+        except UnicodeDecodeError as e:
+            self.diags.append(Diagnostic("E201", f"cannot read {display}: not UTF-8 text (byte {e.start})",
+                                         ref_span or _file_span(display)))
+            return None
+        except OSError as e:
+            self.diags.append(Diagnostic("E201", f"cannot read {display}: {e.strerror or e}",
+                                         ref_span or _file_span(display)))
             return None
         self.sources.add(display, text)
         tree, diags = parse(text, display)
@@ -211,7 +237,7 @@ class _Resolver:
         if tree is None:
             return None
         u = _Unit(path, display, tree)
-        self.units[path] = u
+        self.units[key] = u
         sid = tree.header.id.value
         if sid in self.spec_ids and self.spec_ids[sid].path != path:
             other = self.spec_ids[sid]
@@ -223,7 +249,7 @@ class _Resolver:
         if not SEMVER.match(tree.header.version.value):
             self.diags.append(Diagnostic(
                 "E214", f"version {tree.header.version.value!r} is not MAJOR.MINOR.PATCH", tree.header.version.span))
-        inner = stack + (path,)
+        inner = stack + ((key, path),)
         for item in tree.items:
             if isinstance(item, (ast.Import, ast.Extends)):
                 target = self.locate(u, item)
@@ -486,9 +512,9 @@ class _Resolver:
             elif f.key == "tags":
                 out["tags"].extend(v.value for v in f.value.items if v.value not in out["tags"])
             elif f.key == "weight":
-                if f.value.value <= 0:
-                    self.diags.append(Diagnostic("E215", f"weight must be greater than 0, not {f.value.text}",
-                                                 f.value.span))
+                if not 0 < f.value.value <= MAX_WEIGHT:
+                    self.diags.append(Diagnostic("E215", f"weight must be greater than 0 and at most {MAX_WEIGHT}, "
+                                                 f"not {f.value.text}", f.value.span))
                     ok = False
                 out["weight"] = float(f.value.value)
             elif f.key == "check":
@@ -638,6 +664,9 @@ class _Resolver:
             if t == "regex":
                 try:
                     checklib.compile_regex(a.value)
+                except checklib.RegexTooLarge as e:
+                    self.diags.append(Diagnostic("E305", f"regular expression refused: {e}", a.span))
+                    return None
                 except Exception as e:  # regex.error
                     pos = getattr(e, "pos", None)
                     span = a.span

@@ -59,16 +59,75 @@ NEAR_MISSES: tuple[str, ...] = (
 )
 
 
+# Limits (docs/language.md, Limits; diagnostic E503), checked before any scenario is made.
+from specc.defaults import MAX_SCENARIOS  # noqa: E402,F401 (the default of --max-scenarios)
+MAX_PAIRWISE_PAIRS = 20_000  # value pairs a rule's pairwise design may have to cover
+
+
 class PlanError(ValueError):
     """Options that cannot make a plan (unknown rule id, per_rule < 1, ...)."""
+
+
+class PlanTooLarge(PlanError):
+    """A plan over a limit; ``diagnostic`` is the E503 to show (at the rule that is to blame)."""
+
+    def __init__(self, diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _rule_span(rule: Rule):
+    from specc.diagnostics import Span
+
+    s = rule.span
+    return Span(s.file, s.start_line, s.start_col, s.start_line, s.start_col + len(rule.kind))
+
+
+def check_size(spec: Spec, *, per_rule: int = defaults.PLAN_PER_RULE, coverage: Coverage = defaults.COVERAGE,
+               boundaries: tuple[Boundary, ...] = BOUNDARIES, rules: Iterable[str] | None = None,
+               max_scenarios: int = MAX_SCENARIOS) -> int:
+    """The number of scenarios the plan will have, computed without making one; raises
+    :class:`PlanTooLarge` over ``max_scenarios`` or when a rule's pairwise design is too large."""
+    from specc.diagnostics import Diagnostic
+
+    wanted = tuple(b for b in BOUNDARIES if b in set(boundaries))
+    total, biggest = 0, None
+    for rule in _select(sorted(spec.rules, key=lambda r: r.id), rules):
+        n = 0
+        for boundary in wanted:
+            if boundary == "conflict" and not conflict_parties(rule)[0]:
+                continue
+            k = scenario_count(rule, per_rule)
+            n += max(k, len(rule.unless)) if boundary == "lookalike" else k
+        total += n
+        if biggest is None or n > biggest[1]:
+            biggest = (rule, n)
+        if coverage == "pairwise" and n:
+            sizes = [len(v) for _, v in coverage_designs.canonical_axes(rule.axes)]
+            pairs = (sum(sizes) ** 2 - sum(x * x for x in sizes)) // 2
+            if pairs > MAX_PAIRWISE_PAIRS:
+                raise PlanTooLarge(Diagnostic(
+                    "E503", f"the axes of `{rule.name}` have {pairs:,} value pairs, more than a pairwise design "
+                    f"may cover ({MAX_PAIRWISE_PAIRS:,}); use fewer axis values or --coverage random",
+                    _rule_span(rule)))
+    if total > max_scenarios and biggest is not None:
+        rule, n = biggest
+        raise PlanTooLarge(Diagnostic(
+            "E503", f"the plan would have {total:,} scenarios, more than --max-scenarios {max_scenarios:,} "
+            f"(`{rule.name}` alone: {n:,}); lower --per-rule or a weight, or raise --max-scenarios",
+            _rule_span(rule)))
+    return total
 
 
 def make_plan(spec: Spec, *, seed: int = defaults.SEED, per_rule: int = defaults.PLAN_PER_RULE,
               coverage: Coverage = defaults.COVERAGE, system_prompt: SystemPromptMode = defaults.SYSTEM_PROMPT,
               boundaries: tuple[Boundary, ...] = defaults.BOUNDARIES,
-              test_fraction: float = defaults.TEST_FRACTION, rules: Iterable[str] | None = None) -> Plan:
+              test_fraction: float = defaults.TEST_FRACTION, rules: Iterable[str] | None = None,
+              max_scenarios: int = MAX_SCENARIOS) -> Plan:
     """Plan the scenarios of ``spec`` (or of the ``rules`` named, by id or unique name)."""
     _validate(seed, per_rule, coverage, system_prompt, boundaries, test_fraction)
+    check_size(spec, per_rule=per_rule, coverage=coverage, boundaries=boundaries, rules=rules,
+               max_scenarios=max_scenarios)
     wanted = tuple(b for b in BOUNDARIES if b in set(boundaries))
     all_rules = sorted(spec.rules, key=lambda r: r.id)
     targets = _select(all_rules, rules)

@@ -58,6 +58,10 @@ class Decline(Exception):
     """The text is not one this parser handles (usually: it has an error); parse it with lark."""
 
 
+# Sections and parentheses nested deeper than this are left to lark, which parses without
+# recursion (parser.parse then reports E502 for a tree that is too deep).
+MAX_DEPTH = 40
+
 _NOT_WORD = r"(?![A-Za-z0-9_])"  # a keyword must end where the word ends (parser.whole_word)
 def _decode(raw: str) -> str:
     """A STRING token's value (``decode_string``); a string with an unknown escape declines,
@@ -81,7 +85,8 @@ class DirectParser:
 
     def __init__(self, patterns: dict[str, str]):
         name, modality, role = patterns["NAME"], patterns["MODALITY"], patterns["ROLE"]
-        if patterns["STRING"].replace("\n", "\\n") != LARK_STRING:  # lark writes the newline itself
+        # lark writes the newline itself; parser._parser may have swapped in FAST_STRING already
+        if patterns["STRING"].replace("\n", "\\n") not in (LARK_STRING, FAST_STRING):
             raise ValueError("the grammar's STRING terminal changed; update FAST_STRING in specc/syntax/direct.py")
         string = FAST_STRING
         number = re.sub(r"\((?!\?)", "(?:", patterns["NUMBER"])  # no unnamed groups: lastgroup must name the token
@@ -119,6 +124,7 @@ class DirectParser:
     def parse(self, text: str, file: str) -> tuple[list, list[ast.Comment]]:
         self.text, self.file = text, file
         self.pos = 0
+        self.depth = 0  # sections open, or parentheses of the check being read
         self.la: re.Match | None = None  # a token looked at and not taken (peek, maybe)
         self.comments: list[ast.Comment] = []
         starts = [0]
@@ -295,6 +301,15 @@ class DirectParser:
         return ast.AxisDecl(name, values.items, self.joined(start, values.span))
 
     def section(self, m: re.Match) -> ast.Section:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise Decline
+        try:
+            return self._section(m)
+        finally:
+            self.depth -= 1
+
+    def _section(self, m: re.Match) -> ast.Section:
         name = self.name()
         title = self.string() if self.peek_string() else None
         self.expect("{")
@@ -486,7 +501,11 @@ class DirectParser:
                 else:
                     node = ast.CheckCall(name, [], True, name.span)
             elif kind == "p" and value == "(":
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise Decline
                 node, i = self.check_expr(toks, i)
+                self.depth -= 1
                 if i >= n or toks[i][1] != ")" or toks[i][0] != "p":
                     raise Decline
                 i += 1

@@ -17,15 +17,21 @@ import re
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer
+from lark.lexer import PatternRE
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.resources import grammar_path
 from specc.syntax import ast
-from specc.syntax.direct import Decline, DirectParser
+from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser
 from specc.syntax.strings import decode_string
 
 MAX_RECOVERIES = 50
+# How deep sections may nest, and how deep a check's `not` / `and` / `or` (docs/language.md,
+# Limits). Every later phase (resolve, lint, fmt, hashing, JSON output) walks these trees by
+# recursion; the limit keeps every walk far from Python's recursion limit.
+MAX_NESTING = 32
+_STRING_OR_COMMENT = re.compile(FAST_STRING + r"|#[^\n]*")  # possessive: linear on a 10 MB string
 
 
 class _GluedKeyword(UnexpectedInput):
@@ -62,7 +68,7 @@ def _parser() -> Lark:
         return tok
 
     keywords = {w.upper() for w in re.findall(r'"([a-z_]+)"', grammar)} | {"MODALITY", "ROLE"}
-    return Lark(
+    lark = Lark(
         grammar,
         parser="lalr",
         lexer="contextual",
@@ -71,6 +77,14 @@ def _parser() -> Lark:
         transformer=builder,
         lexer_callbacks={k: whole_word for k in keywords},
     )
+    # The grammar's STRING is an alternation per character, which Python's regex engine matches
+    # with ~120 bytes of memory per character (a gigabyte for a 10 MB string). The lexers compile
+    # their scanners on first use, from these shared terminal objects: give them the direct
+    # parser's possessive equivalent (tests/test_direct.py checks that both match alike).
+    string = lark.get_terminal("STRING")
+    if string.pattern.to_regexp().replace("\n", "\\n") == LARK_STRING:
+        string.pattern = PatternRE(FAST_STRING, string.pattern.flags)
+    return lark
 
 
 # -- tree building ------------------------------------------------------------------------
@@ -347,7 +361,9 @@ def _token_words(tok: Token) -> str:
 # A light scanner that knows strings, comments and braces; used to find the previous token
 # for messages and the enclosing rule block for recovery, without trusting the parser.
 _SCAN = re.compile(
-    r'(?P<str>r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z)|r?"(?:[^"\\\n]|\\.)*"?)'
+    # possessive stretches, not an alternation per character: linear time and constant memory
+    # on a 10 MB string (the same language: at each character only one alternative can match)
+    r'(?P<str>r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)|r?"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"?)'
     r"|(?P<comment>#[^\n]*)"
     r"|(?P<open>\{)|(?P<close>\})"
     r"|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)"
@@ -449,7 +465,8 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
 
 
 def _blank(text: str, start: int, end: int) -> str:
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    # line by line, not a regex substitution per character (which takes gigabytes on a 10 MB line)
+    return text[:start] + "\n".join(" " * len(part) for part in text[start:end].split("\n")) + text[end:]
 
 
 _KEYWORDS = frozenset({
@@ -504,7 +521,9 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
             what = f"the `{what}` block" if what else "a block"
             sl = text.count("\n", 0, start) + 1
             sc = start - (text.rfind("\n", 0, start) + 1) + 1
-            lines = text.splitlines() or [""]
+            lines = text.split("\n")  # lines end at \n only, as the parser counts them
+            if len(lines) > 1 and lines[-1] == "":
+                lines.pop()
             last = len(lines)
             span = Span(file, last, len(lines[-1]) + 1, last, len(lines[-1]) + 1)
             return Diagnostic(
@@ -535,18 +554,60 @@ def _error_to_diag(text: str, file: str, e: UnexpectedInput) -> Diagnostic:
     return Diagnostic("E101", f"expected {wanted}{where}, found {_token_words(tok)}", span)
 
 
+def too_deep(items: list) -> Diagnostic | None:
+    """E502 at the first section or check nested more than :data:`MAX_NESTING` deep. Iterative:
+    it must not recurse on the very trees it guards against."""
+    stack: list[tuple[object, int, str]] = [(it, 1, "section") for it in items if isinstance(it, ast.Section)]
+    for it in items:
+        if isinstance(it, ast.RuleDecl):
+            stack.extend((f.value, 1, "check") for f in it.fields if f.key == "check")
+    while stack:
+        node, depth, what = stack.pop()
+        if depth > MAX_NESTING and not isinstance(node, ast.CheckCall):  # a call is no level
+            where = node.name.span if isinstance(node, ast.Section) else node.span
+            if what == "section":
+                msg = f"sections nest more than {MAX_NESTING} deep"
+            else:
+                msg = f"this check nests `not`, `and` and `or` more than {MAX_NESTING} deep"
+            return Diagnostic("E502", msg, Span(where.file, where.start_line, where.start_col, where.start_line,
+                                                where.start_col + 1))
+        if isinstance(node, ast.Section):
+            for it in node.items:
+                if isinstance(it, ast.Section):
+                    stack.append((it, depth + 1, "section"))
+                elif isinstance(it, ast.RuleDecl):
+                    stack.extend((f.value, 1, "check") for f in it.fields if f.key == "check")
+        elif isinstance(node, ast.CheckNot):
+            stack.append((node.operand, depth + 1, "check"))
+        elif isinstance(node, ast.CheckBin):
+            stack.extend((o, depth + 1, "check") for o in node.operands)
+    return None
+
+
 def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
-    """Parse one spec file. Returns the AST (None if the file could not be parsed) and diagnostics."""
+    """Parse one spec file. Returns the AST (None if the file could not be parsed, or nests
+    deeper than :data:`MAX_NESTING`) and diagnostics."""
+    tree, diags = _parse(text, file)
+    if tree is not None:
+        deep = too_deep(tree.items)
+        if deep is not None:
+            return None, dedupe(diags + [deep])
+    return tree, diags
+
+
+def _parse(text: str, file: str) -> tuple[ast.SpecFile | None, list[Diagnostic]]:
     lark = _parser()
     try:  # well-formed text: the direct parser builds the same AST (specc/syntax/direct.py)
         items, comments = _direct_parser(lark).parse(text, file)
-    except (Decline, RecursionError):
+    except Decline:
         pass
     else:
         return ast.SpecFile(file, items[0], items[1:], comments, text), []
     diags: list[Diagnostic] = []
     work = text
-    for _ in range(MAX_RECOVERIES):
+    # each recovery parses the whole text again: a huge broken file gets fewer (its first errors)
+    recoveries = max(2, min(MAX_RECOVERIES, MAX_RECOVERIES * 1_000_000 // max(1, len(text))))
+    for _ in range(recoveries):
         comments: list[ast.Comment] = []
         builder_diags: list[Diagnostic] = []
         builder: _Builder = lark.options.transformer
@@ -574,7 +635,7 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
         else:
             header, *items = tree
             line, seen = 1, 0  # lines counted incrementally: linear in the size of the file
-            for m in re.finditer(r'r?"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""|r?"(?:[^"\\\n]|\\.)*"|#[^\n]*', text):
+            for m in _STRING_OR_COMMENT.finditer(text):
                 s = m.group()
                 if s.startswith("#"):
                     line += text.count("\n", seen, m.start())

@@ -72,6 +72,11 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
+            # a damaged file (a page overwritten, a truncated copy) is refused here, with its path,
+            # rather than failing as a traceback in the middle of a compile
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(3)").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(map(str, problems)))
             row = self.conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
                 self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -79,17 +84,29 @@ class Store:
                 raise StoreError(f"{self.path} was written by another store version ({row[0]}); "
                                  "use another --store directory")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open the store {self.dir}: {e}") from e
+            raise StoreError(f"cannot open the store {self.path}: {e}; it is damaged or not a specc store: "
+                             "move it away (or give another --store) and run again") from e
         except OSError as e:
             raise StoreError(f"cannot create the store directory {self.dir}: {e.strerror or e}") from e
+
+    def _read(self, query: str, args: Sequence = ()) -> list:
+        try:
+            return self.conn.execute(query, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot read the store {self.path}: {e}; it is damaged: move it away (or give "
+                             "another --store) and run again") from e
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         keys = list(keys)
         out: dict[str, str] = {}
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
-            q = f"SELECT key, output FROM results WHERE key IN ({','.join('?' * len(part))})"
-            out.update(self.conn.execute(q, part).fetchall())
+            rows = self._read(f"SELECT key, output FROM results WHERE key IN ({','.join('?' * len(part))})", part)
+            for key, output in rows:
+                if not isinstance(output, str):
+                    raise StoreError(f"the store {self.path} holds a result that is not text (key {key}): it is "
+                                     "damaged: move it away (or give another --store) and run again")
+                out[key] = output
         return out
 
     def commit(self, results: Sequence[tuple[str, str, str, str, str]],
@@ -106,13 +123,14 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
+        except sqlite3.DatabaseError as e:
             if "full" in str(e).lower():
-                raise OSError(28, f"no space left on device while writing the store {self.path}") from e
+                raise OSError(28, f"no space left on device while writing the store {self.path}",
+                              str(self.path)) from e
             raise StoreError(f"cannot write the store {self.path}: {e}") from e
 
     def count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        return self._read("SELECT COUNT(*) FROM results")[0][0]
 
     def close(self) -> None:
         self.conn.close()
