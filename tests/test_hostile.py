@@ -477,7 +477,9 @@ def test_the_dataset_is_not_written_until_every_file_is_ready(tmp_path, monkeypa
 
     class Result:
         pairs, scenarios_by_rule = [], {}
-        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
 
     spec = load(spec_file).spec
     with pytest.raises(UnicodeEncodeError):
@@ -592,7 +594,9 @@ def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_
 
     class Result:
         pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
-        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
 
     def full(path, data, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -630,7 +634,9 @@ def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, mon
 
     class Result:
         pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
-        stats = {"scenarios": 0, "verified": 0, "dropped": 0}
+        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
 
     monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
     out = tmp_path / "out"
