@@ -74,9 +74,13 @@ def test_dataset_files_load_with_datasets(compiled, tmp_path):
 
     root, report = compiled
     out = root / "out"
-    assert (out / "README.md").read_text().startswith("---\nconfigs:\n")
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nconfigs:\n")
+    # the spec's doc string is the card's summary, under its title (and kept in the manifest for merge)
+    assert "# t.tiny 0.1.0 (DPO)\n\nTwo rules: one verified by a check, one by the judge.\n\n" in card
     man = json.loads((out / "manifest.json").read_text())
     assert man["spec"]["id"] == "t.tiny" and man["spec"]["file"] == "tiny.spec" and man["format"] == "dpo"
+    assert man["spec"]["doc"] == "Two rules: one verified by a check, one by the judge."
     s = man["stats"]
     from specc.plan.planner import make_plan
 

@@ -15,7 +15,7 @@ def _q(s: str) -> str:
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
                 counts: dict[str, int], stats: Stats, model: str, seed: int, shard: dict | None = None,
-                judge: dict | None = None, judge_model: str | None = None) -> str:
+                judge: dict | None = None, judge_model: str | None = None, doc: str | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
         if files.get(split):
@@ -24,6 +24,7 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
     lines += [
         f"# {spec_id} {version} ({fmt.upper()})",
         "",
+        *([doc.strip(), ""] if doc and doc.strip() else []),  # the spec's doc string: its summary
         f"Compiled by specc from the behaviour specification `{spec_id}` version {version} "
         f"(spec hash `{spec_hash}`), with model `{model}` and seed {seed}.",
         "",

@@ -45,6 +45,7 @@ class SpecInfo(_Model):
     version: str
     hash: str
     file: str
+    doc: str | None = None  # the spec's doc string, the card's summary (absent when the spec has none)
 
 
 class ModelInfo(_Model):
@@ -214,7 +215,8 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
         }
     man = {
         "specc_version": __version__,
-        "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash, "file": spec_file},
+        "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash, "file": spec_file,
+                 **({"doc": spec.doc} if getattr(spec, "doc", None) else {})},
         "format": fmt,
         "file_format": file_format,
         "seed": seed,

@@ -77,6 +77,7 @@ class _Spec:
     version: str
     hash: str
     rules: tuple[_Rule, ...]
+    doc: str | None = None
 
 
 @dataclass
@@ -115,7 +116,8 @@ def merge(out_dir: Path, dirs: list[Path]) -> Merged:
     # the judge's calibration, equal in every shard (checked above); the writer reads it if present
     result.judge = first.get("judge")
     spec = _Spec(id=first["spec"]["id"], version=first["spec"]["version"], hash=first["spec"]["hash"],
-                 rules=tuple(_Rule(rid, e["hash"]) for rid, e in first["rules"].items()))
+                 rules=tuple(_Rule(rid, e["hash"]) for rid, e in first["rules"].items()),
+                 doc=first["spec"].get("doc"))
     p = first["plan"]
     plan = Plan(spec_id=spec.id, spec_version=spec.version, spec_hash=spec.hash, seed=first["seed"],
                 coverage=p["coverage"], per_rule=p["per_rule"], system_prompt=p["system_prompt"],

@@ -206,7 +206,7 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=stats, model=model, seed=seed, shard=shard,
-                            judge=getattr(result, "judge", None), judge_model=judge)
+                            judge=getattr(result, "judge", None), judge_model=judge, doc=getattr(spec, "doc", None))
     blobs["README.md"] = text.encode("utf-8")
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
