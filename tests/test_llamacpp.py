@@ -55,7 +55,7 @@ def test_handle_is_the_embedded_gguf_on_llamacpp(handle):
     assert handle.name.startswith("smollm2-135m-instruct@")
     assert handle.path == smollm2_gguf_path()
     assert handle.params == {"constraint": "outlines_core", "n_batch": llamacpp.N_BATCH, "extra_buffers": False,
-                             "sampler": "greedy|multinomial"}
+                             "sampler": "greedy|multinomial", "prefill": "chunks-before-control-tokens"}
     assert handle.n_ctx == llamacpp.DEFAULT_N_CTX
 
 

@@ -90,13 +90,18 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
     # `specc report` finds its template in the installed package
     ds = work / "ds"
     ds.mkdir()
-    (ds / "manifest.json").write_text(json.dumps({
-        "specc_version": "0.1.0", "spec": {"id": "app.main", "version": "1.0.0", "hash": "0" * 32},
-        "format": "dpo", "seed": 0, "model": {"name": "m"}, "files": {"train": None, "test": None},
-        "counts": {"train": 0, "test": 0}, "rules": {"app.main.cites": {"hash": "1" * 32, "records": []}},
-        "stats": {"scenarios": 1, "verified": 0, "dropped": 1, "dropped_reasons": {"judge-uncalibrated": 1},
-                  "per_rule": {"app.main.cites": {"scenarios": 1, "verified": 0, "dropped": 1,
-                                                  "dropped_reasons": {"judge-uncalibrated": 1}}}}}),
+    outcomes = {"scenarios": 1, "generated": 1, "reused": 0, "verified": 0, "dropped": 1,
+                "dropped_reasons": {"judge-uncalibrated": 1}}
+    (ds / "manifest.json").write_text(json.dumps({  # a complete manifest: `report` validates it
+        "specc_version": "0.1.0", "spec": {"id": "app.main", "version": "1.0.0", "hash": "0" * 32, "file": "main.spec"},
+        "format": "dpo", "file_format": "jsonl", "seed": 0, "model": {"name": "m", "judge": "m"}, "generation": {},
+        "plan": {"per_rule": 1, "coverage": "pairwise", "system_prompt": "none", "test_fraction": 0.2,
+                 "boundaries": ["violation"]},
+        "rules": {"app.main.cites": {"hash": "1" * 32, "records": [], "scenarios": ["s1"]}},
+        "files": {"train": None, "test": None}, "counts": {"train": 0, "test": 0},
+        "stats": {**outcomes, "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+                  "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0,
+                  "per_rule": {"app.main.cites": {**outcomes, "examples": 0}}}}),
         encoding="utf-8")
     p = _run([sys.executable, "-m", "specc.cli", "report", "ds", "--format", "markdown"], work, env)
     assert p.returncode == 0 and "| `app.main.cites` | 1 | 0 | 0 |" in p.stdout, p.stdout + p.stderr
