@@ -474,16 +474,9 @@ def test_the_dataset_is_not_written_until_every_file_is_ready(tmp_path, monkeypa
         raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
 
     monkeypatch.setattr(manifest_mod, "build_manifest", broken)
-
-    class Result:
-        pairs, scenarios_by_rule = [], {}
-        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
-                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
-                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
-
     spec = load(spec_file).spec
     with pytest.raises(UnicodeEncodeError):
-        write_dataset(tmp_path / "out", result=Result(), spec=spec, spec_file="x", plan=None, fmt="dpo",
+        write_dataset(tmp_path / "out", result=EmptyResult(), spec=spec, spec_file="x", plan=None, fmt="dpo",
                       file_format="jsonl", seed=0, model="m", judge="m", generation={})
     assert not (tmp_path / "out").exists()
 
@@ -585,6 +578,16 @@ def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_p
     assert code == 1 and "E102" in out and len(out) < 5000 and took < 10
 
 
+class EmptyResult:
+    """What the pipeline returns for a compile that verified nothing (complete stats: the writer
+    validates them)."""
+
+    pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+    stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
+             "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+             "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
+
+
 def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_file, monkeypatch):
     import errno
 
@@ -592,16 +595,11 @@ def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_
     from specc.emit import writer
     from specc.synth import pipeline
 
-    class Result:
-        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
-        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
-                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
-                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
 
     def full(path, data, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: EmptyResult())
     monkeypatch.setattr(writer, "write_atomic", full)
     with pytest.raises(OperationalError) as e:
         compile_spec(load(spec_file).spec, spec_file, CompileOptions(out_dir=tmp_path / "out", store=tmp_path / "st"),
@@ -632,13 +630,8 @@ def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, mon
     from specc.emit import writer
     from specc.synth import pipeline
 
-    class Result:
-        pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
-        stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
-                 "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
-                 "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
 
-    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: Result())
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: EmptyResult())
     out = tmp_path / "out"
     options = CompileOptions(out_dir=out, store=tmp_path / "st")
     compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
