@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specc.diff.model import RuleSummary
+from specc.emit.manifest import Manifest
 from specc.emit.read import RecordsError, read_records
 
 
@@ -32,7 +33,8 @@ class Planned:
 @dataclass
 class Inputs:
     dir: Path
-    manifest: dict
+    typed: Manifest  # the manifest as validated
+    manifest: dict  # the same, as the JSON object it is written as
     records: list[dict]  # every record of every split, each with its "split"
     evals: list = field(default_factory=list)  # specc.eval.EvalReport, in the order given
     eval_files: list[str] = field(default_factory=list)
@@ -67,9 +69,8 @@ class Inputs:
         return set(((self.manifest.get("rules") or {}).get(rid) or {}).get("records") or [])
 
 
-def read_manifest(directory: Path) -> dict:
-    """The dataset's manifest, validated (:func:`specc.emit.manifest.read_manifest`), as the JSON
-    object it is written as."""
+def read_manifest(directory: Path) -> Manifest:
+    """The dataset's manifest, validated (:func:`specc.emit.manifest.read_manifest`)."""
     from specc.emit.manifest import ManifestError, read_manifest as read_validated
 
     if not Path(directory).is_dir():
@@ -77,19 +78,18 @@ def read_manifest(directory: Path) -> dict:
     if not (Path(directory) / "manifest.json").exists():
         raise ReportError(f"{directory}: no manifest.json; is it a dataset written by `specc compile`?")
     try:
-        return read_validated(Path(directory)).to_dict()
+        return read_validated(Path(directory))
     except ManifestError as e:
         raise ReportError(str(e)) from None
 
 
-def read_dataset_records(directory: Path, manifest: dict) -> list[dict]:
-    from specc.emit.manifest import ManifestError, parse_manifest
+def read_dataset_records(directory: Path, manifest: Manifest) -> list[dict]:
+    from specc.emit.manifest import ManifestError
 
     out = []
-    checked = parse_manifest(manifest, str(Path(directory) / "manifest.json"))
-    for split in sorted(checked.files):
+    for split in sorted(manifest.files):
         try:
-            path = checked.data_file(Path(directory), split)
+            path = manifest.data_file(Path(directory), split)
         except ManifestError as e:
             raise ReportError(str(e)) from None
         if path is None:
@@ -162,8 +162,9 @@ def _planned(spec, manifest: dict) -> list[Planned] | None:
 
 def read_inputs(directory: Path, *, evals: list[Path] = (), diff: Path | None = None,
                 spec: Path | None = None) -> Inputs:
-    man = read_manifest(directory)
-    inp = Inputs(dir=Path(directory), manifest=man, records=read_dataset_records(directory, man),
+    typed = read_manifest(directory)
+    man = typed.to_dict()
+    inp = Inputs(dir=Path(directory), typed=typed, manifest=man, records=read_dataset_records(directory, typed),
                  evals=read_evals(list(evals)), eval_files=[str(p) for p in evals],
                  diff=read_diff(diff) if diff else None, diff_file=str(diff) if diff else None)
     if spec is not None:

@@ -198,7 +198,6 @@ def _eval_columns(inp: Inputs) -> list[EvalColumn]:
 
 def summarize(inp: Inputs) -> Summary:
     from specc.emit.card import judge_line
-    from specc.emit.manifest import Stats
 
     stats = inp.stats
     pairs = samples_of(inp.records)
@@ -223,7 +222,7 @@ def summarize(inp: Inputs) -> Summary:
                    counts=inp.manifest.get("counts") or {}, specc_version=inp.manifest.get("specc_version", "?"),
                    funnel=total, rules=rules, axis_names=axis_names,
                    axis_values={a: sorted({v for r in rules for v in r.axes[a]}) for a in axis_names}, judge=judge,
-                   judge_text=judge_line(judge, model["judge"] or model["name"] or "?", Stats.model_validate(stats))
+                   judge_text=judge_line(judge, model["judge"] or model["name"] or "?", inp.typed.stats)
                    if judge else None,
                    with_plan=inp.planned is not None, evals=_eval_columns(inp), diff=inp.diff,
                    diff_file=inp.diff_file, notes=notes)
