@@ -98,10 +98,6 @@ def compile_once(handle, spec, spec_path: Path, work: Path, tag: str, args, coun
             "dropped_reasons": s["dropped_reasons"]}
 
 
-def sides_run(result: dict) -> dict:
-    return result["sides"]
-
-
 def _files(d: Path) -> dict:
     """The dataset's files, the manifest without its run statistics (times differ)."""
     out = {}
@@ -195,7 +191,7 @@ def main(argv=None) -> int:
             if name in ("llamacpp", "llamacpp-cold", "transformers"):
                 side(name, cold_llamacpp if name == "llamacpp-cold" else
                      lambda name=name: resolve_model("smollm2", engine=name, batch_size=args.batch_size, reuse=False))
-        if "llamacpp" in sides_run(result) and "llamacpp-cold" in sides_run(result):
+        if {"llamacpp", "llamacpp-cold"} <= set(result["sides"]):
             # the kept prefix must not change a byte of the data
             result["llamacpp_kept_prefix_same_bytes"] = _files(work / "out-llamacpp") == _files(work / "out-llamacpp-cold")
         if "server" in args.sides:
