@@ -45,6 +45,8 @@ GOOD_USER = [
     "The first-time customer discount did not apply to my order.",  # "the" + an axis value, no narration
     "See [Help Centre](https://help.acme.com): does it cover gift cards?",  # a Markdown link
     "Why does print(f'{total}') show nothing in your API example?",  # code, not a template variable
+    "Can I export my PowerPoint slides to JavaScript on macOS?",  # camelCase names are words
+    "Why do getUserName and setUserName return null in my B2B account's API client?",
     "Why was I charged twice? Here is the receipt: VISA 4539 1488 0343 6467 £42.99 12 Mar "
     "VISA 4539 1488 0343 6467 £42.99 12 Mar",
 ]
@@ -146,6 +148,11 @@ def test_good_rejected_answers_pass(text):
     ("rejected", "I'm sorry, but I can't help with that. I'm an over-cautious assistant.", "parroted-instructions"),
     ("rejected", "guaranteed to arrive on Wednesday. No other options available.", "fragment"),
     ("rejected", "guaranteed,but optional,and only a limited time!", "fragment"),
+    # verbatim, the tiny random model of the tests as the attacker (7 words: too few for Q111)
+    ("user", "counselingectinernacleinterpretationResp xmlATION twistcommgeneratorleaved Fusion contacting "
+             "Methodistgar eject", "token-soup"),
+    ("chosen", "pastryEnvironmentalUSE cerealslegetein quantifyohistTYPESreflection heating uncleANK", "token-soup"),
+    ("rejected", "Your order \ufffdshipped today, hintManagementPlaneProtection\ufffdographersPot", "token-soup"),
     ("chosen", "OK", "too-short"),
     ("rejected", "", "too-short"),
     ("chosen", "...", "too-short"),
@@ -223,7 +230,8 @@ def test_every_gate_has_a_case_here():
     cases = [("user", t) for t in ["The user requested a message that would break the rule of…",
                                    "Use internal jargon such as SKU codes, warehouse names or ticket states.",
                                    "first-time customer", "<the wrong reply>", "Sorry sorry sorry sorry",
-                                   "Here is my order number and", "OK"]]
+                                   "Here is my order number and", "OK",
+                                   "mappedICs twistcommgeneratorleaved Fusion contacting"]]
     seen = {f.gate.code for k, t in cases for f in failures(k, t, CTX)}
     seen |= {f.gate.code for f in failures("chosen", "where is my order", Context(user_turns=("where is my order",)))}
     seen.add(pair_failure("Same answer here.", "Same answer here.").gate.code)

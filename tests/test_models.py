@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -55,7 +56,7 @@ def tiny(tiny_dir):
 def test_tiny_model_builds_and_loads(tiny_dir, tiny, tmp_path):
     assert (tiny_dir / "config.json").is_file() and (tiny_dir / "tokenizer.json").is_file()
     assert isinstance(tiny, T.TransformersModelHandle)
-    assert tiny.name.startswith(str(tiny_dir.resolve()) + "@")
+    assert tiny.name == f"{tiny_dir.name}@{T.dir_fingerprint(tiny_dir)}"
     assert tiny.model.config.hidden_size == 64 and tiny.model.config.num_hidden_layers == 2
     assert len(tiny.tokenizer) == 49152  # the real SmolLM2 tokenizer
     assert tiny.tokenizer.padding_side == "left"
@@ -63,6 +64,18 @@ def test_tiny_model_builds_and_loads(tiny_dir, tiny, tmp_path):
     again = build_tiny_model(tmp_path / "tiny2", tokenizer=tiny.tokenizer)
     assert (again / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
     assert T.dir_fingerprint(again) == T.dir_fingerprint(tiny_dir)
+
+
+def test_a_model_is_named_by_its_contents_not_by_where_it_lives(tiny_dir, tiny, tmp_path):
+    """The name is in every store key and so seeds every sample: a path in it gave a model copied
+    elsewhere (CI's temporary directory) other data from the same spec and seed."""
+    moved = tmp_path / "elsewhere" / tiny_dir.name
+    shutil.copytree(tiny_dir, moved)
+    assert resolve_model(str(moved), reuse=False).name == tiny.name
+    # a checkpoint of the same architecture under the same base name: the same sizes, other weights
+    other = build_tiny_model(tmp_path / "b" / tiny_dir.name, tokenizer=tiny.tokenizer, seed=1)
+    assert (other / "model.safetensors").stat().st_size == (tiny_dir / "model.safetensors").stat().st_size
+    assert T.dir_model_name(other) != tiny.name
 
 
 def test_format_prompt_uses_chat_template(tiny):

@@ -54,6 +54,9 @@ LANGUAGE_MIN_WORDS = 5
 LANGUAGE_SHARE = 0.25  # common English words in a reference text that counts as English
 FOREIGN_SHARE = 0.1  # ... and at most this share in a text that is not
 FOREIGN_SCRIPT = 0.3  # share of letters outside the Latin script
+SOUP_LETTERS = 21  # a run of this many letters is no word of an English request
+SOUP_SHARE = 0.3  # share of a text's words that are non-words (token soup) ...
+SOUP_MIN = 2  # ... and at least this many of them
 CUT_SLACK = 2  # a text within this many characters of its bound was cut by the bound
 MIN_WORDS = 2
 
@@ -470,6 +473,41 @@ def wrong_language(text: str, ctx: Context) -> str | None:
     return None
 
 
+# inside one word, lower case running into a run of capitals: "xmlATION", "mappedICs",
+# "pastryEnvironmentalUSE". camelCase ("JavaScript", "getUserName") is how people write names and
+# code, and "macOS" or "iPadOS" have two capitals only: none of them is a seam
+_SEAM = re.compile(r"[a-z]{2}[A-Z]{3,}|[a-z]{3}[A-Z]{2,}[a-z]|[^\W\d_]\d[^\W\d_]")
+_SOUP_STRIP = ".,;:!?()[]{}\"'«»“”‘’*`"
+
+
+def _nonword(tok: str) -> str | None:
+    """Why ``tok`` (a whitespace-separated word, its punctuation stripped) is no word, or None."""
+    if "\ufffd" in tok:
+        return "a broken character"
+    if any(len(run) >= SOUP_LETTERS for run in re.findall(r"[^\W\d_]+", tok)):
+        return f"{SOUP_LETTERS}+ letters"
+    if _SEAM.search(tok):
+        return "a seam between two words"
+    scripts = {unicodedata.name(ch, "?").split(" ")[0] for ch in tok if ch.isalpha()}
+    if len(scripts) > 1:
+        return "two scripts"
+    return None
+
+
+def token_soup(text: str, ctx: Context) -> str | None:
+    t = text.strip()
+    if t[:1] in "{[<" or "```" in t:
+        return None  # JSON, markup or code: identifiers are no prose
+    toks = [w.strip(_SOUP_STRIP) for w in t.split()]
+    # identifiers, paths, addresses and links are judged by nothing here
+    toks = [w for w in toks if any(ch.isalpha() for ch in w) and not re.search(r"[_/@.\\]", w)]
+    bad = [w for w in toks if _nonword(w)]
+    if len(bad) >= SOUP_MIN and len(bad) >= SOUP_SHARE * len(toks):
+        shown = ", ".join(f"\"{w[:30]}\" ({_nonword(w)})" for w in bad[:3])
+        return f"{len(bad)} of its {len(toks)} words are no words: {shown}"
+    return None
+
+
 # -- the table -------------------------------------------------------------------------------------
 
 
@@ -613,6 +651,17 @@ GATES: tuple[Gate, ...] = (
        "\"I'm here to help\", \"I'm sorry, but I can't help with ...\" (the attacker slipping into the voice it "
        "was trained on).",
        canned_deflection),
+    _g("Q114", "token-soup", "user operator chosen rejected",
+       "the text is a soup of sub-word pieces, not words",
+       f"At least {SOUP_MIN} of its words, and at least {SOUP_SHARE:.0%} of them, are no words: a run of "
+       f"{SOUP_LETTERS}+ letters (\"twistcommgeneratorleaved\"), lower case running into a run of capitals "
+       "(\"xmlATION\", \"mappedICs\"; camelCase such as \"JavaScript\" or \"getUserName\" and \"macOS\" are words), a "
+       "letter-digit-letter mix, letters of two "
+       "scripts in one word, or the replacement character U+FFFD. A broken model, a wrong chat template or "
+       "a bad quantisation writes such text, and a short one can pass the language gate (Q111 judges from 8 "
+       "words). Words with `_`, `/`, `@`, `.` or `\\` "
+       "(identifiers, paths, addresses, links) and JSON, markup and code are not judged.",
+       token_soup),
 )
 
 BY_CODE = {g.code: g for g in GATES}

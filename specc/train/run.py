@@ -87,9 +87,9 @@ def resolve_base(base: str) -> tuple[Path, str]:
     path = Path(base).expanduser()
     if not path.is_dir() or not (path / "config.json").is_file():
         raise TrainError(f"--model {base}: not a transformers model directory (no config.json in it)")
-    from specc.synth.engines.transformers import dir_fingerprint
+    from specc.synth.engines.transformers import dir_model_name
 
-    return path.resolve(), f"{path.resolve().name}@{dir_fingerprint(path.resolve())}"
+    return path.resolve(), dir_model_name(path)
 
 
 def _load_model(path: Path):

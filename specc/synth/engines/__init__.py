@@ -154,7 +154,7 @@ def resolve_model(
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a transformers model directory (no config.json in it)")
         path = path.resolve()
-        handle = tf.load_dir(path, f"{path}@{tf.dir_fingerprint(path)}", batch_size)
+        handle = tf.load_dir(path, tf.dir_model_name(path), batch_size)
 
     if reuse:
         _cache[key] = handle

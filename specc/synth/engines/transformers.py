@@ -25,8 +25,21 @@ def batch_seed(seeds: Sequence[int]) -> int:
     return int(h[:8], 16) % (2**31)
 
 
+FINGERPRINT_BLOCKS = 8  # blocks read from each weight file, evenly spaced from its first byte to its last
+FINGERPRINT_BLOCK = 1 << 16
+
+
 def dir_fingerprint(path: Path) -> str:
-    """Cheap, copy-stable fingerprint of a model dir: config/tokenizer bytes + weight sizes."""
+    """Copy-stable fingerprint of a model dir: the config and tokenizer files' bytes, and of each
+    weight file its name, its size and :data:`FINGERPRINT_BLOCKS` blocks of
+    :data:`FINGERPRINT_BLOCK` bytes spread over it (the first holds a safetensors header).
+
+    Where the directory lives is not part of it: a model moved or copied keeps its fingerprint,
+    so its store entries and its data. Two checkpoints of one architecture differ in the sampled
+    weight bytes (training moves every tensor), so they never share a fingerprint as they would
+    if only sizes were read. Reading 8 blocks costs milliseconds where hashing gigabytes would
+    cost minutes.
+    """
     h = hashlib.sha256()
     for fname in (
         "config.json",
@@ -40,8 +53,21 @@ def dir_fingerprint(path: Path) -> str:
             h.update(fname.encode() + b"\0" + f.read_bytes() + b"\0")
     for f in sorted(path.iterdir()):
         if f.suffix in {".safetensors", ".bin", ".pt", ".gguf"}:
-            h.update(f"{f.name}:{f.stat().st_size}\0".encode())
+            size = f.stat().st_size
+            h.update(f"{f.name}:{size}\0".encode())
+            with open(f, "rb") as fh:
+                last = max(0, size - FINGERPRINT_BLOCK)
+                for i in range(FINGERPRINT_BLOCKS):
+                    fh.seek(last * i // (FINGERPRINT_BLOCKS - 1))
+                    h.update(fh.read(FINGERPRINT_BLOCK))
     return h.hexdigest()[:12]
+
+
+def dir_model_name(path: Path) -> str:
+    """A local model directory's name in store keys and outputs: its base name and fingerprint,
+    never the path, so that the same model gives the same data wherever it is stored."""
+    path = Path(path).resolve()
+    return f"{path.name}@{dir_fingerprint(path)}"
 
 
 class TransformersModelHandle(ModelHandle):
