@@ -15,8 +15,8 @@ the per-rule stats of a rule come from its shard alone; the global counters of `
 and its counter tables (dropped reasons, verifiers, faults) are summed key by key. Every other
 manifest field (spec, seed, plan, generation settings, model and engine, the judge's calibration,
 which every shard measures on the same examples, ...) must be equal in all shards and is carried
-over; the merge writes into a staging directory beside OUT and moves the files into OUT only when
-the merged manifest reproduces every one of those fields.
+over; the merged manifest must reproduce every one of those fields, checked before any file is
+written (the writer's ``verify``), and the directory is put in place as a whole as a compile's is.
 
 Nothing is written unless every check passes. :class:`MergeError` (exit 1) names what is wrong:
 a directory that is not a specc shard, shards that differ in a field (naming it and the dirs), a
@@ -27,9 +27,6 @@ that holds something other than a specc dataset.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,20 +123,18 @@ def merge(out_dir: Path, dirs: list[Path]) -> Merged:
     m = first["model"]
     engines = ({"model": m["engine"], "judge": m["judge_engine"], "params": m["engine_params"]}
                if "engine" in m else None)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.merge-", dir=out_dir.parent))
-    try:
-        staged = write_dataset(staging, result=result, spec=spec, spec_file=first["spec"]["file"], plan=plan,
-                               fmt=first["format"], file_format=first["file_format"], seed=first["seed"],
-                               model=m["name"], judge=m["judge"], generation=first["generation"], engines=engines)
-        lost = [k for k in first if k not in PER_SHARD and staged.manifest.get(k) != first[k]]
+
+    def reproduces_the_shards(man: dict) -> None:
+        lost = [k for k in first if k not in PER_SHARD and man.get(k) != first[k]]
         if lost:
             raise MergeError(f"specc merge cannot reproduce the manifest field{'s' if len(lost) > 1 else ''} "
                              f"{', '.join(lost)} of the shards; nothing was written to {out_dir}")
-        _install(staging, out_dir, staged.files)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    written = Written(out_dir, staged.files, staged.counts, staged.manifest)
+
+    # the compile's own writer: the whole directory put in place at once where it can be
+    written = write_dataset(out_dir, result=result, spec=spec, spec_file=first["spec"]["file"], plan=plan,
+                            fmt=first["format"], file_format=first["file_format"], seed=first["seed"],
+                            model=m["name"], judge=m["judge"], generation=first["generation"], engines=engines,
+                            verify=reproduces_the_shards)
     warnings = []
     batch = first["generation"].get("batch_size", 1)
     if "transformers" in (m.get("engine"), m.get("judge_engine")) and batch > 1:
@@ -148,21 +143,6 @@ def merge(out_dir: Path, dirs: list[Path]) -> Merged:
                         "from an unsharded compile (compile with --batch-size 1, or on llama.cpp or a batch-invariant "
                         "server, for byte-identical output)")
     return Merged(written=written, shards=sorted(shards, key=lambda s: s.info["index"]), warnings=warnings)
-
-
-def _install(staging: Path, out_dir: Path, files: dict[str, str | None]) -> None:
-    """Move a staged dataset into ``out_dir`` file by file (``os.replace``, the manifest last),
-    removing the data files of an earlier dataset there that this one does not have."""
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        for ext in FILE_FORMATS:
-            rel = f"data/{split}.{ext}"
-            if rel == files.get(split):
-                os.replace(staging / rel, out_dir / rel)
-            elif (out_dir / rel).exists():
-                (out_dir / rel).unlink()
-    os.replace(staging / "README.md", out_dir / "README.md")
-    os.replace(staging / "manifest.json", out_dir / "manifest.json")
 
 
 # -- reading and checking -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from specc.emit import card, formats, manifest
 from specc.files import UnsafeWrite, is_within, write_atomic
@@ -98,14 +99,20 @@ def check_out_dir(out: Path, *, force: bool = False) -> None:
 
 def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
                   seed: int, model: str, judge: str, generation: dict, engines: dict | None = None,
-                  shard: dict | None = None) -> Written:
+                  shard: dict | None = None, verify: Callable[[dict], None] | None = None) -> Written:
+    """Write the dataset of ``result`` into ``out_dir``: as a whole directory put in place once
+    every file is written where it can (:func:`_write_whole`), else file by file, the manifest
+    last. ``verify(manifest)`` is called once the manifest is made and before any file is
+    written; an exception from it leaves ``out_dir`` as it was (``specc merge`` checks there that
+    it reproduces the shards' manifest)."""
     if fmt not in formats.FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if file_format not in FILE_FORMATS:
         raise ValueError(f"unknown file format {file_format!r}")
     out_dir = Path(out_dir)
     args = dict(result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
-                seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard)
+                seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard,
+                verify=verify)
     if _replaceable(out_dir):
         written = _write_whole(out_dir, args)
         if written is not None:
@@ -114,9 +121,7 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     created = [d for d in (out_dir, data_dir) if not d.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _write(out_dir, data_dir, result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt,
-                      file_format=file_format, seed=seed, model=model, judge=judge, generation=generation,
-                      engines=engines, shard=shard)
+        return _write(out_dir, data_dir, **args)
     except BaseException:
         for d in reversed(created):  # a failed first write leaves no empty directory behind
             try:
@@ -184,7 +189,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
 
 def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
            seed: int, model: str, judge: str, generation: dict, engines: dict | None,
-           shard: dict | None) -> Written:
+           shard: dict | None, verify: Callable[[dict], None] | None = None) -> Written:
     if data_dir.is_symlink() or not is_within(data_dir, out_dir):
         raise UnsafeWrite(errno.EPERM, "refusing to write the dataset through a symlinked data directory",
                           str(data_dir))
@@ -213,6 +218,8 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
     blobs["manifest.json"] = manifest.dumps(man).encode("utf-8")  # written last: it marks a dataset
+    if verify is not None:
+        verify(man.to_dict())
     for rel in [r for r in blobs if r.startswith("data/")]:
         write_atomic(out_dir / rel, blobs[rel], within=out_dir)
     for split in ("train", "test"):
