@@ -368,7 +368,25 @@ def test_merge_refuses_a_manifest_field_it_cannot_reproduce(shards3, tmp_path):
         (copy / "manifest.json").write_text(json.dumps(man))
         copies.append(copy)
     refused(tmp_path / "m", copies, "not a specc shard", "`provenance`: Extra inputs are not permitted")
-    assert not list(tmp_path.glob(".m.merge-*"))  # the staging directory is gone too
+    assert not list(tmp_path.glob(".m.*"))  # no staging directory is left either
+
+
+def test_a_merge_that_cannot_reproduce_the_manifest_leaves_out_as_it_was(shards3, tmp_path, monkeypatch):
+    """The check runs on the merged manifest before any file is written: OUT keeps the dataset
+    an earlier merge wrote there, byte for byte. (Made to fail here by a writer whose manifest
+    names another seed, as a writer of another version might write a field differently.)"""
+    from specc.emit import manifest as Man
+
+    out = tmp_path / "m"
+    assert merge_cli(out, shards3).exit_code == 0
+    before = files_of(out)
+    build = Man.build_manifest
+    monkeypatch.setattr(Man, "build_manifest", lambda **kw: build(**{**kw, "seed": kw["seed"] + 1}))
+    res = merge_cli(out, shards3)
+    assert res.exit_code == 1 and "cannot reproduce the manifest field seed" in res.output, res.output
+    assert "nothing was written" in res.output and "Traceback" not in res.output
+    assert files_of(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".m")) == []
 
 
 def test_merge_warns_that_padded_transformers_batches_may_differ(shards3, tmp_path):
