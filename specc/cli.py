@@ -503,6 +503,11 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
     click.echo(f"model {report.manifest['model']['name']} on {handle.engine}"
                + (f"; judge {report.manifest['model']['judge']} on {judge.engine}" if judge else ""))
+    if concurrency > 1 and s["generated"] and "openai" in (handle.engine, judge.engine if judge else None):
+        click.echo(f"note: {concurrency} requests were in flight: a server that batches them or reuses one "
+                   "request's prompt cache for the next (llama-cpp-python's server does) may give other texts "
+                   "on a rerun; --concurrency 1, or a batch-invariant server, for byte-identical reruns "
+                   "(docs/compile.md)")
     click.echo(f"scenarios {s['scenarios']}: verified {s['verified']}, dropped {s['dropped']}; "
                f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
     for reason, n in s["dropped_reasons"].items():
