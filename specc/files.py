@@ -79,6 +79,43 @@ def is_within(path: Path | str, root: Path | str) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _renameat2():
+    """libc's ``renameat2`` (glibc 2.28+, Linux), or None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def exchange(a: Path | str, b: Path | str) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader sees
+    one or the other at each name, never neither. False where the system or the file system
+    cannot (another OS, an old kernel, some network file systems): the caller then renames in
+    two steps. Other errors are raised as :class:`OSError`."""
+    import ctypes
+
+    fn = _renameat2()
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(os.path.abspath(a)), at_fdcwd, os.fsencode(os.path.abspath(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
 def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None:
     """Replace ``path`` with ``data`` in one step: a temporary file beside it, fsync, rename.
 

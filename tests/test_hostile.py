@@ -626,6 +626,54 @@ def test_sound_patterns_never_spend_the_regex_budget():
             checklib.evaluate(check, "555-1234")
 
 
+def test_exchange_swaps_two_directories_in_one_step(tmp_path):
+    from specc.files import exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "f").write_text("new"), (b / "f").write_text("old")
+    if not exchange(a, b):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this system: the writer renames in two steps")
+    assert (b / "f").read_text() == "new" and (a / "f").read_text() == "old"
+    with pytest.raises(OSError):
+        exchange(tmp_path / "missing", b)
+
+
+def test_a_rewritten_dataset_never_disappears(tmp_path, spec_file, monkeypatch):
+    """A reader (a CI job, a trainer polling for the data) looking while a dataset is replaced sees
+    the old manifest or the new one, never none: the directories are exchanged in one step."""
+    import threading
+
+    from specc.files import exchange
+    from specc.synth import pipeline
+
+    a, b = tmp_path / "probe-a", tmp_path / "probe-b"
+    a.mkdir(), b.mkdir()
+    if not exchange(a, b):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this system: the writer renames in two steps")
+    monkeypatch.setattr(pipeline, "synthesize", lambda *a, **k: EmptyResult())
+    out = tmp_path / "out"
+    options = CompileOptions(out_dir=out, store=tmp_path / "st")
+    compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    missing, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if not (out / "manifest.json").exists():
+                missing.append(1)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        for _ in range(20):
+            compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
+    finally:
+        done.set()
+        t.join()
+    assert not missing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "probe-a", "probe-b", "s.spec", "st"]
+
+
 def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, monkeypatch):
     from specc.emit import writer
     from specc.synth import pipeline

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from specc.emit import card, formats, manifest
-from specc.files import UnsafeWrite, is_within, write_atomic
+from specc.files import UnsafeWrite, exchange, is_within, write_atomic
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -171,17 +171,23 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
         if not out.exists():
             os.rename(staging, out)
         else:
-            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
             try:
-                os.rename(out, old)
+                swapped = exchange(staging, out)  # one step: `out` is never missing, not even briefly
             except OSError:
-                return None
-            try:
-                os.rename(staging, out)
-            except BaseException:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+                return None  # another file system, in use: file by file
+            if not swapped:  # no renameat2 here: two renames, `out` missing between them
+                old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+                try:
+                    os.rename(out, old)
+                except OSError:
+                    return None
+                try:
+                    os.rename(staging, out)
+                except BaseException:
+                    os.rename(old, out)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            # after an exchange the old dataset is in `staging`, removed below
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Written(Path(out_dir), written.files, written.counts, written.manifest)
