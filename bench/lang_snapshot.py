@@ -27,6 +27,14 @@ def _diag(d) -> dict:
     return {"code": d.code, "level": d.level, "message": d.message, "span": str(d.span)}
 
 
+def _shape(shape) -> dict:
+    """A lowered shape: the fields it sets (a field added later, at its default, is no
+    change) and the schema arguments the model sees."""
+    fields = {f.name: getattr(shape, f.name) for f in dataclasses.fields(shape)
+              if getattr(shape, f.name) != f.default}
+    return {"fields": fields, "schema": shape.field_kwargs()}
+
+
 def snapshot_file(path: Path) -> dict:
     from specc.cli import inspect_json
     from specc.ir.resolve import load
@@ -47,8 +55,8 @@ def snapshot_file(path: Path) -> dict:
         out["hash"] = spec.hash
         out["ir"] = inspect_json(spec)
         out["rules"] = {r.id: {"hash": r.hash,
-                               "compliance": dataclasses.asdict(lower_compliance(r.checks)),
-                               "violation": dataclasses.asdict(lower_violation(r.checks))}
+                               "compliance": _shape(lower_compliance(r.checks)),
+                               "violation": _shape(lower_violation(r.checks))}
                         for r in spec.rules}
     return out
 
