@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from specc.diagnostics import Span
 from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
 from specc.ir.hashing import sha as _sha
-from specc.syntax.text import BARE_CHECKS, encode_string, format_number
+from specc.language import BARE_CHECKS
+from specc.syntax.text import encode_string, format_number
 
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
