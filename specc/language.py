@@ -121,6 +121,14 @@ FIELD_ORDER = tuple(f.key for f in sorted(FIELDS, key=lambda f: f.position))
 FIELD_WORDS = tuple(w for f in FIELDS for w in f.keywords)
 
 
+# -- declarations -------------------------------------------------------------------------
+
+# The words that start an item of a file (the grammar's `item` rule), in its order, and those
+# that may also stand inside a section (`section_item`).
+DECLARATIONS = ("import", "extends", "axis", "section", "rule", "default", "override", "remove")
+SECTION_ITEMS = ("axis", "section", "rule", "default")
+
+
 # -- check predicates ---------------------------------------------------------------------
 
 
@@ -233,6 +241,11 @@ def field_list_words() -> str:
     """The fields as a parser message lists them."""
     return ("a statement such as `must \"...\"`, or "
             + ", ".join(f"`{f.key}`" for f in FIELDS if f.key != "statement"))
+
+
+def declaration_words() -> str:
+    """The declarations as a parser message lists them."""
+    return ", ".join(f"`{w}`" for w in DECLARATIONS)
 
 
 def field_table() -> str:

@@ -54,6 +54,18 @@ def test_each_field_is_written_as_the_table_says(field):
         assert rule[1:3] == ["STRING", '"{"']
 
 
+def _first_word(symbol: str) -> str:
+    """The keyword that starts a declaration's grammar rule (`rule_decl: "rule" NAME ...`)."""
+    return _grammar_rule(symbol).split()[0].strip('"')
+
+
+def test_the_grammar_has_the_declarations_of_the_table_and_no_other():
+    items = [a.strip() for a in _grammar_rule("item").split("|")]
+    assert [_first_word(a) for a in items] == list(language.DECLARATIONS)
+    inner = [a.strip() for a in _grammar_rule("section_item").split("|")]
+    assert [_first_word(a) for a in inner] == list(language.SECTION_ITEMS)
+
+
 def test_no_predicate_is_a_keyword_of_the_grammar():
     """The grammar names no predicate: a check calls any NAME, and the resolver knows which
     exist. A predicate named like a keyword would not even lex as a name."""

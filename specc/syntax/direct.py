@@ -30,7 +30,7 @@ import re
 from bisect import bisect_right
 
 from specc.diagnostics import Span
-from specc.language import FIELD, FIELD_WORDS, FIELDS
+from specc.language import DECLARATIONS, FIELD, FIELD_WORDS, FIELDS, SECTION_ITEMS
 from specc.syntax import ast
 from specc.syntax.strings import decode_string
 
@@ -115,9 +115,9 @@ class DirectParser:
         self._items = c(f"(?P<s>{string})|(?P<n>{name})").finditer
         self._rule_head = c(rf"[ \t\f\r\n]*+(?P<n>{name})[ \t\f\r\n]*+\{{").match
         self._top = c(
-            rf"{skip}(?:(?P<kw>import|extends|axis|section|rule|default|override|remove){_NOT_WORD}|(?P<eof>\Z))"
+            rf"{skip}(?:(?P<kw>{'|'.join(DECLARATIONS)}){_NOT_WORD}|(?P<eof>\Z))"
         ).match
-        self._section_item = c(rf"{skip}(?:(?P<kw>axis|section|rule|default){_NOT_WORD}|(?P<end>\}}))").match
+        self._section_item = c(rf"{skip}(?:(?P<kw>{'|'.join(SECTION_ITEMS)}){_NOT_WORD}|(?P<end>\}}))").match
         self._example_item = c(
             rf"{skip}(?:(?P<role>{role}){_NOT_WORD}|(?P<kw>good|bad){_NOT_WORD}|(?P<end>\}}))"
         ).match

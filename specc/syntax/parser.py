@@ -21,7 +21,7 @@ from lark.lexer import PatternRE
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from specc.diagnostics import Diagnostic, Span, dedupe
-from specc.language import FIELD_WORDS, FIELDS, MODALITIES, field_list_words
+from specc.language import DECLARATIONS, FIELD_WORDS, FIELDS, MODALITIES, declaration_words, field_list_words
 from specc.resources import grammar_path
 from specc.syntax import ast
 from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser
@@ -315,7 +315,7 @@ _TERMINAL_WORDS = {
 }
 # The terminals that start a rule field: a statement's modality, or a field's keyword.
 _RULE_FIELDS = {"MODALITY"} | {w.upper() for w in FIELD_WORDS if w not in MODALITIES}
-_TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRIDE", "REMOVE"}
+_TOP_ITEMS = {w.upper() for w in DECLARATIONS}
 
 
 def _describe(names: set[str]) -> str:
@@ -328,7 +328,7 @@ def _describe(names: set[str]) -> str:
         names -= _RULE_FIELDS
     if {"RULE", "DEFAULT", "SECTION"} <= names:
         if _TOP_ITEMS <= names:
-            parts.append("a declaration (`import`, `extends`, `axis`, `section`, `rule`, `default`, `override`, `remove`)")
+            parts.append(f"a declaration ({declaration_words()})")
             names -= _TOP_ITEMS
         else:
             parts.append("`rule`, `default`, `section` or `axis`")
@@ -446,7 +446,7 @@ def _unclosed(text: str, pos: int) -> tuple[int, str | None, int | None] | None:
     return stack[-1] if stack else None
 
 
-_DECLARATIONS = frozenset({"RULE", "DEFAULT", "SECTION", "OVERRIDE", "REMOVE", "IMPORT", "EXTENDS"})
+_DECLARATIONS = frozenset(_TOP_ITEMS - {"AXIS"})  # `axis` also starts a field: it shows no missing `}`
 
 
 def _unclosed_before(text: str, pos: int, e: UnexpectedInput) -> tuple[int, str | None, int | None] | None:
@@ -469,7 +469,7 @@ def _blank(text: str, start: int, end: int) -> str:
     return text[:start] + "\n".join(" " * len(part) for part in text[start:end].split("\n")) + text[end:]
 
 
-_KEYWORDS = frozenset(FIELD_WORDS + ("rule", "default", "section", "override", "remove", "import", "extends"))
+_KEYWORDS = frozenset(FIELD_WORDS + DECLARATIONS)
 
 
 def _keyword_taken_as_value(text: str, pos: int, file: str) -> Diagnostic | None:
