@@ -59,6 +59,7 @@ POOL_SHOWN = 2
 # no control character, so the pattern's text is the decoded text (no escapes to account for).
 SAFE = r'[^"\\\x00-\x1f\x7f-\x9f]'
 WORD = r'[^"\\\s\x00-\x1f\x7f-\x9f]+'
+SENTENCE_CHARS = 24  # the room a lowered sentence bound leaves each sentence, at the least
 NOT_END = r'[^"\\\x00-\x1f\x7f-\x9f.!?' + "\u2026]"  # SAFE, and no sentence end either
 REFUSAL_OPENING = "I can't help with that."
 OVER_REFUSAL_OPENING = "I'm sorry, but I can't help with that."
@@ -125,8 +126,10 @@ class Shape:
             core = f"{WORD}( {WORD}){{{lo - 1},{hi - 1}}}"
         elif self.max_sentences is not None:
             fixed = sentences(self.prefix + " " + self.suffix)  # a refusal opening is a sentence
-            hi = max(1, self.max_sentences - fixed)
-            lo = min(max(1, (self.min_sentences or 1) - fixed), hi)
+            lo = max(1, (self.min_sentences or 1) - fixed)
+            # each sentence gets an equal share of the room: fewer sentences than the bound
+            # allows, so that each can say something (fewer still comply)
+            hi = max(lo, min(self.max_sentences - fixed, room // SENTENCE_CHARS))
             core = _sentences_pattern(lo, hi, room)
         else:
             lo = max(1, self.min_chars - fixed)
@@ -202,9 +205,11 @@ def _floor_words(kw: dict, args, max_chars: int) -> bool:
 
 
 def _cap_sentences(kw: dict, args, max_chars: int) -> bool:
+    if int(args[0]) < 1:  # an empty answer: no pattern for that
+        return False
     if kw.get("max_words") is not None or kw.get("min_words") is not None:  # one count per pattern
         return False
-    kw["max_sentences"] = max(1, int(args[0]))
+    kw["max_sentences"] = int(args[0])
     return True
 
 
