@@ -32,6 +32,9 @@ def _words_and(words: Iterable[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+_MODALITIES = ", ".join(f"`{m}`" for m in language.MODALITIES)
+
+
 def _c(code: str, name: str, summary: str, doc: str) -> Code:
     return Code(code, name, "error" if code.startswith("E") else "warning", summary, doc)
 
@@ -76,10 +79,10 @@ CODES: dict[str, Code] = {
            "flip its modality (must -> should, must_not -> should_not), lower its authority "
            "or add an `unless` exception to it. Root rules are the provider's invariants."),
         _c("E208", "duplicate-field", "a field that may appear once appears twice",
-           "A rule has exactly one statement (`must`, `must_not`, `should`, `should_not`) and "
+           f"A rule has exactly one statement ({_MODALITIES}) and "
            f"at most one {_words_and(f'`{f.key}`' for f in language.FIELDS if not f.many and f.key != 'statement')}."),
         _c("E209", "missing-statement", "a rule has no statement",
-           "Every rule needs one of `must`, `must_not`, `should`, `should_not` with a string."),
+           f"Every rule needs one of {_MODALITIES} with a string."),
         _c("E210", "empty-statement", "a statement, trigger or exception is empty",
            "Strings that carry meaning (`must \"\"`, `when \"\"`, `details \"\"`) may not be empty or blank."),
         _c("E211", "duplicate-axis", "an axis is declared twice in the same scope",

@@ -299,7 +299,7 @@ _TERMINAL_WORDS = {
     "STRING": "a string",
     "NAME": "a name",
     "NUMBER": "a number",
-    "MODALITY": "a statement (`must`, `must_not`, `should`, `should_not`)",
+    "MODALITY": f"a statement ({', '.join(f'`{m}`' for m in MODALITIES)})",
     "ROLE": "a turn (`system`, `developer`, `user`, `assistant`, `tool`)",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
