@@ -1,7 +1,8 @@
-"""The fixed library of check predicates: signatures (checked at compile time) and evaluation.
+"""The fixed library of check predicates: their evaluation, and their signatures (checked at
+compile time) as the language table declares them (:mod:`specc.language`).
 
-A spec never runs code: a check is a tree of calls to the predicates below, combined with
-``and`` / ``or`` / ``not``. Each predicate takes the answer text and returns a bool.
+A spec never runs code: a check is a tree of calls to the predicates of the table, combined
+with ``and`` / ``or`` / ``not``. Each evaluator below takes the answer text and returns a bool.
 
 Regular expressions use the ``regex`` module with a time limit per evaluation
 (:data:`REGEX_TIMEOUT_S`) and a time budget for all evaluations of one run
