@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
+from specc import language
+
 Level = Literal["error", "warning"]
 
 
@@ -22,6 +24,15 @@ class Code:
     level: Level
     summary: str
     doc: str
+
+
+def _words_and(words: Iterable[str]) -> str:
+    """``a, b and c``."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+_MODALITIES = ", ".join(f"`{m}`" for m in language.MODALITIES)
 
 
 def _c(code: str, name: str, summary: str, doc: str) -> Code:
@@ -68,10 +79,10 @@ CODES: dict[str, Code] = {
            "flip its modality (must -> should, must_not -> should_not), lower its authority "
            "or add an `unless` exception to it. Root rules are the provider's invariants."),
         _c("E208", "duplicate-field", "a field that may appear once appears twice",
-           "A rule has exactly one statement (`must`, `must_not`, `should`, `should_not`) and "
-           "at most one `authority`, `severity`, `when`, `details` and `weight`."),
+           f"A rule has exactly one statement ({_MODALITIES}) and "
+           f"at most one {_words_and(f'`{f.key}`' for f in language.FIELDS if not f.many and f.key != 'statement')}."),
         _c("E209", "missing-statement", "a rule has no statement",
-           "Every rule needs one of `must`, `must_not`, `should`, `should_not` with a string."),
+           f"Every rule needs one of {_MODALITIES} with a string."),
         _c("E210", "empty-statement", "a statement, trigger or exception is empty",
            "Strings that carry meaning (`must \"\"`, `when \"\"`, `details \"\"`) may not be empty or blank."),
         _c("E211", "duplicate-axis", "an axis is declared twice in the same scope",
@@ -94,9 +105,7 @@ CODES: dict[str, Code] = {
            "`severity` is one of critical, high, medium, low."),
         # -- E3xx: checks -----------------------------------------------------------------
         _c("E301", "unknown-check", "a check names a predicate that does not exist",
-           "Checks use a fixed library: matches, contains, max_words, min_words, max_chars, "
-           "min_chars, starts_with, ends_with, is_json, refuses, mentions_any, mentions_all. "
-           "A spec never runs code."),
+           f"Checks use a fixed library: {', '.join(language.PREDICATE_NAMES)}. A spec never runs code."),
         _c("E302", "check-arity", "a check predicate gets the wrong number of arguments",
            "e.g. `max_words(120)` takes one argument, `is_json` takes none."),
         _c("E303", "check-arg-type", "a check argument has the wrong type",

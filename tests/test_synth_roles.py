@@ -119,6 +119,9 @@ def _sample(pattern: str, text: str) -> str:
     ([CheckCall(name="is_json")], '{"a": "b"}', "not json"),
     ([CheckCall(name="refuses")], "I can't help with that. Try a locksmith.", "Sure, here it is."),
     ([CheckCall(name="max_chars", args=(20,))], "short", "x" * 21),
+    ([CheckCall(name="max_sentences", args=(2,))], "Open the app. Tap Cards.", "One. Two. Three."),
+    ([CheckCall(name="max_sentences", args=(2,)), CheckCall(name="refuses")],
+     "I can't help with that. Ask a locksmith.", "I can't help with that. Ask a locksmith. Or a friend."),
 ])
 def test_compliance_lowering_admits_only_passing_answers(checks, good, bad):
     shape = roles.lower_compliance(checks, max_chars=120)
@@ -134,6 +137,7 @@ def test_compliance_lowering_admits_only_passing_answers(checks, good, bad):
     (CheckCall(name="is_json"), "Plain words here"),
     (CheckCall(name="max_words", args=(3,)), "one two three four five"),
     (CheckCall(name="starts_with", args=("Hi",)), "Good day"),
+    (CheckCall(name="max_sentences", args=(2,)), "Open the app. Tap Cards. Choose Freeze."),
 ])
 def test_violation_lowering_admits_failing_answers(check, bad):
     shape = roles.lower_violation([check], max_chars=120)

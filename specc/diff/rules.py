@@ -73,15 +73,12 @@ from specc.ir.model import (
     check_source,
     conjuncts,
 )
+from specc.language import FIELDS, PREDICATE, FieldSpec
 
 RENAME_SIMILARITY = 0.8  # statement similarity above which a removed + added rule is a rename
 REWORD_SIMILARITY = 0.8  # `unless` similarity above which a removed + added clause is a rewording
 CHECK_SIMILARITY = 0.8  # source similarity above which two check conjuncts are one edited check
 _FUZZY_PAIR_LIMIT = 250_000  # beyond this many removed x added pairs, only identical rules pair
-
-# Predicates with a numeric limit: for these, a lower number is stricter.
-_LOWER_IS_STRICTER = {"max_words", "max_chars"}
-_HIGHER_IS_STRICTER = {"min_words", "min_chars"}
 
 
 def side_of(spec: Spec, source: str | None = None, kind: str = "spec") -> SideInfo:
@@ -215,11 +212,22 @@ def diff_rule(o: Rule, n: Rule) -> tuple[FieldChange, ...]:
     out += _diff_checks(o.checks, n.checks)
     out += _diff_examples(o.examples, n.examples)
     out += _diff_axes(o.axes, n.axes, "axis")
-    if set(o.tags) != set(n.tags):
-        out.append(FieldChange("tags", tuple(sorted(o.tags)), tuple(sorted(n.tags)), (METADATA_CHANGED,)))
-    if o.weight != n.weight:
-        out.append(FieldChange("weight", o.weight, n.weight, (METADATA_CHANGED,)))
+    for f in FIELDS:  # the fields whose change is only metadata-changed (the language table)
+        if f.diff == (METADATA_CHANGED,):
+            out += _diff_metadata(f, o, n)
     return tuple(out)
+
+
+def _diff_metadata(f: FieldSpec, o: Rule, n: Rule) -> list[FieldChange]:
+    """A field that repeats compares as a set (tags), a one-time field as a value (weight)."""
+    a, b = getattr(o, f.attrs[0]), getattr(n, f.attrs[0])
+    if f.many:
+        if set(a) == set(b):
+            return []
+        a, b = tuple(sorted(a)), tuple(sorted(b))
+    elif a == b:
+        return []
+    return [FieldChange(f.key, a, b, (METADATA_CHANGED,))]
 
 
 def _diff_details(old: str | None, new: str | None) -> FieldChange:
@@ -300,19 +308,7 @@ def _direction(o: Check, n: Check) -> str | None:
         inner = _direction(o.operand, n.operand)
         return {TIGHTENED: LOOSENED, LOOSENED: TIGHTENED}.get(inner) if inner else None
     if isinstance(o, CheckCall) and isinstance(n, CheckCall) and o.name == n.name and len(o.args) == 1 == len(n.args):
-        a, b = o.args[0], n.args[0]
-        if isinstance(a, int) and isinstance(b, int) and a != b:
-            if o.name in _LOWER_IS_STRICTER:
-                return TIGHTENED if b < a else LOOSENED
-            if o.name in _HIGHER_IS_STRICTER:
-                return TIGHTENED if b > a else LOOSENED
-        if isinstance(a, tuple) and isinstance(b, tuple) and set(a) != set(b):
-            fewer, more = set(b) < set(a), set(b) > set(a)
-            if o.name == "mentions_any" and (fewer or more):
-                return TIGHTENED if fewer else LOOSENED  # fewer ways to satisfy it
-            if o.name == "mentions_all" and (fewer or more):
-                return TIGHTENED if more else LOOSENED
-        return None
+        return _argument_direction(PREDICATE[o.name].tighter, o.args[0], n.args[0])
     if type(o) is type(n) and isinstance(o, (CheckAnd, CheckOr)):
         a = {_canon(x) for x in o.operands}
         b = {_canon(x) for x in n.operands}
@@ -321,6 +317,24 @@ def _direction(o: Check, n: Check) -> str | None:
         if isinstance(o, CheckAnd):
             return TIGHTENED if b > a else LOOSENED if b < a else None
         return TIGHTENED if b < a else LOOSENED if b > a else None
+    return None
+
+
+def _argument_direction(tighter: str | None, a, b) -> str | None:
+    """The direction of a change of a predicate's one argument from ``a`` to ``b``, by what
+    makes that predicate stricter (``PredicateSpec.tighter``): a lower or higher number, fewer
+    or more terms (fewer `mentions_any` terms are fewer ways to satisfy it)."""
+    if isinstance(a, int) and isinstance(b, int) and a != b:
+        if tighter == "lower":
+            return TIGHTENED if b < a else LOOSENED
+        if tighter == "higher":
+            return TIGHTENED if b > a else LOOSENED
+    if isinstance(a, tuple) and isinstance(b, tuple) and set(a) != set(b):
+        fewer, more = set(b) < set(a), set(b) > set(a)
+        if tighter == "fewer" and (fewer or more):
+            return TIGHTENED if fewer else LOOSENED
+        if tighter == "more" and (fewer or more):
+            return TIGHTENED if more else LOOSENED
     return None
 
 

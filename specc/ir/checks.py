@@ -1,7 +1,8 @@
-"""The fixed library of check predicates: signatures (checked at compile time) and evaluation.
+"""The fixed library of check predicates: their evaluation, and their signatures (checked at
+compile time) as the language table declares them (:mod:`specc.language`).
 
-A spec never runs code: a check is a tree of calls to the predicates below, combined with
-``and`` / ``or`` / ``not``. Each predicate takes the answer text and returns a bool.
+A spec never runs code: a check is a tree of calls to the predicates of the table, combined
+with ``and`` / ``or`` / ``not``. Each evaluator below takes the answer text and returns a bool.
 
 Regular expressions use the ``regex`` module with a time limit per evaluation
 (:data:`REGEX_TIMEOUT_S`) and a time budget for all evaluations of one run
@@ -21,10 +22,11 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Literal
+from typing import Callable
 
 import regex
 
+from specc import language
 from specc.ir.model import Check, CheckAnd, CheckCall, CheckNot, CheckOr
 
 REGEX_TIMEOUT_S = 0.25
@@ -37,7 +39,7 @@ REGEX_ALLOWANCE_S = 0.001
 MAX_REGEX_UNITS = 100_000  # what a pattern may expand to, its bounded repeats multiplied out
 MAX_JSON_DEPTH = 100  # `is_json`: text nested deeper is not counted as JSON (and never parsed)
 
-ArgType = Literal["str", "regex", "int", "strlist"]
+ArgType = language.ArgType
 
 
 class CheckTimeout(Exception):
@@ -174,6 +176,18 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+# The end of a sentence: a run of terminators, perhaps closing quotes or brackets, then
+# whitespace or the end of the text (so `3.5` and `example.com` end nothing).
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|\Z)")
+_HAS_WORD = re.compile(r"\w")
+
+
+def sentences(text: str) -> int:
+    """How many sentences ``text`` has, as ``max_sentences`` counts them (docs/language.md):
+    the stretches between sentence ends, and after the last one, that hold a letter or digit."""
+    return sum(1 for part in _SENTENCE_END.split(text) if _HAS_WORD.search(part))
+
+
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
@@ -204,28 +218,33 @@ def _mention(text: str, term: str) -> bool:
     return regex.search(r"(?<!\w)" + regex.escape(term) + r"(?!\w)", text, regex.IGNORECASE) is not None
 
 
-PREDICATES: dict[str, Predicate] = {
-    p.name: p
-    for p in [
-        Predicate("matches", ("regex",), "the answer contains a match of the regular expression", _matches),
-        Predicate("contains", ("str",), "the answer contains the text (case-insensitive)",
-                  lambda t, s: s.casefold() in t.casefold()),
-        Predicate("max_words", ("int",), "the answer has at most N words", lambda t, n: _words(t) <= n),
-        Predicate("min_words", ("int",), "the answer has at least N words", lambda t, n: _words(t) >= n),
-        Predicate("max_chars", ("int",), "the answer has at most N characters", lambda t, n: len(t) <= n),
-        Predicate("min_chars", ("int",), "the answer has at least N characters", lambda t, n: len(t) >= n),
-        Predicate("starts_with", ("str",), "the answer (leading space ignored) starts with the text",
-                  lambda t, s: t.lstrip().startswith(s)),
-        Predicate("ends_with", ("str",), "the answer (trailing space ignored) ends with the text",
-                  lambda t, s: t.rstrip().endswith(s)),
-        Predicate("is_json", (), "the whole answer is a JSON value", _is_json),
-        Predicate("refuses", (), "the answer opens with a refusal (see REFUSAL_PATTERNS)", is_refusal),
-        Predicate("mentions_any", ("strlist",), "the answer mentions at least one of the terms (whole words, "
-                  "case-insensitive)", lambda t, xs: any(_mention(t, x) for x in xs)),
-        Predicate("mentions_all", ("strlist",), "the answer mentions every one of the terms (whole words, "
-                  "case-insensitive)", lambda t, xs: all(_mention(t, x) for x in xs)),
-    ]
+# The evaluators, by predicate name; which predicates exist, and their parameters, is the
+# language table's to say (specc.language.PREDICATES).
+EVALUATORS: dict[str, Callable[..., bool]] = {
+    "matches": _matches,
+    "contains": lambda t, s: s.casefold() in t.casefold(),
+    "max_words": lambda t, n: _words(t) <= n,
+    "min_words": lambda t, n: _words(t) >= n,
+    "max_chars": lambda t, n: len(t) <= n,
+    "min_chars": lambda t, n: len(t) >= n,
+    "starts_with": lambda t, s: t.lstrip().startswith(s),
+    "ends_with": lambda t, s: t.rstrip().endswith(s),
+    "is_json": _is_json,
+    "refuses": is_refusal,
+    "mentions_any": lambda t, xs: any(_mention(t, x) for x in xs),
+    "mentions_all": lambda t, xs: all(_mention(t, x) for x in xs),
+    "max_sentences": lambda t, n: sentences(t) <= n,
 }
+
+
+def _library() -> dict[str, Predicate]:
+    missing = set(language.PREDICATE_NAMES) ^ set(EVALUATORS)
+    if missing:  # a predicate without an evaluator, or an evaluator for no predicate
+        raise AssertionError(f"specc.language.PREDICATES and EVALUATORS disagree on {sorted(missing)}")
+    return {p.name: Predicate(p.name, p.params, p.summary, EVALUATORS[p.name]) for p in language.PREDICATES}
+
+
+PREDICATES: dict[str, Predicate] = _library()
 
 
 def evaluate(check: Check, text: str) -> bool:

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from specc.diagnostics import Span
 from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
 from specc.ir.hashing import sha as _sha
-from specc.syntax.text import BARE_CHECKS, encode_string, format_number
+from specc import language
+from specc.language import BARE_CHECKS
+from specc.syntax.text import encode_string, format_number
 
 Authority = Literal["root", "system", "developer", "user", "guideline"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -28,7 +30,7 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 AUTHORITIES: tuple[str, ...] = ("root", "system", "developer", "user", "guideline")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
-MODALITIES: tuple[str, ...] = ("must", "must_not", "should", "should_not")
+MODALITIES: tuple[str, ...] = language.MODALITIES
 
 # Higher number = stronger. root > system > developer > user > guideline.
 AUTHORITY_RANK = {a: len(AUTHORITIES) - i for i, a in enumerate(AUTHORITIES)}

@@ -9,8 +9,9 @@ Semantics (documented in the README's language reference):
   a file relative to the importing one, never outside the root spec's directory. Imported
   rules keep their own qualified ids.
 * ``extends BASE`` takes every effective rule of BASE; ``override NAME { ... }`` replaces the
-  fields it lists (list fields — ``unless``, ``tags``, ``check``, ``example``, ``axis`` — are
-  replaced as a whole); ``remove NAME`` drops a rule. A ``root`` rule may not be weakened.
+  fields it lists (fields that may repeat are replaced as a whole, except axes, which replace
+  the base's of the same name: ``FieldSpec.override`` in :mod:`specc.language`); ``remove
+  NAME`` drops a rule. A ``root`` rule may not be weakened.
 * Axes: a rule's effective axes are the root spec's global axes, then its own spec's global
   axes, then its sections', then its own, the inner scope winning by name.
 """
@@ -29,6 +30,7 @@ from typing import Iterable
 
 from specc.diagnostics import Diagnostic, SourceCache, Span, dedupe
 from specc.files import SpecReadError, is_within, read_spec
+from specc.language import ARG_KINDS, FIELD, FIELDS
 from specc.ir import checks as checklib
 from specc.ir.model import (
     AUTHORITIES,
@@ -470,13 +472,13 @@ class _Resolver:
 
     # one rule ---------------------------------------------------------------------
     def fields_of(self, decl: ast.RuleDecl) -> dict | None:
-        """Validate a rule body; returns the raw field values by key (lists for list fields)."""
-        once = ("statement", "authority", "severity", "when", "details", "weight")
+        """Validate a rule body; returns the raw field values by key (lists for the fields that
+        may repeat, :data:`specc.language.FIELDS`)."""
         seen: dict[str, Span] = {}
-        out: dict = {"unless": [], "tags": [], "check": [], "example": [], "axis": []}
+        out: dict = {f.key: [] for f in FIELDS if f.many}
         ok = True
         for f in decl.fields:
-            if f.key in once:
+            if not FIELD[f.key].many:
                 if f.key in seen:
                     what = "statement" if f.key == "statement" else f"`{f.key}`"
                     self.diags.append(Diagnostic("E208", f"rule `{decl.name.value}` has more than one {what}",
@@ -498,17 +500,17 @@ class _Resolver:
                     self.diags.append(Diagnostic("E218", f"unknown {f.key} `{f.value.value}`; {hint}", f.value.span))
                     ok = False
                 out[f.key] = f.value.value
-            elif f.key in ("when", "unless", "details"):
+            elif FIELD[f.key].value == "string":
                 if not f.value.value.strip():
                     self.diags.append(Diagnostic("E210", f"the `{f.key}` text is empty", f.value.span))
                     ok = False
-                if f.key in ("when", "details"):
+                if not FIELD[f.key].many:
                     out[f.key] = f.value.value
                 else:
-                    if f.value.value in out["unless"]:
+                    if f.value.value in out[f.key]:
                         self.diags.append(Diagnostic("W409", "this exception is already listed", f.span))
                         continue
-                    out["unless"].append(f.value.value)
+                    out[f.key].append(f.value.value)
             elif f.key == "tags":
                 out["tags"].extend(v.value for v in f.value.items if v.value not in out["tags"])
             elif f.key == "weight":
@@ -577,23 +579,20 @@ class _Resolver:
             return None
         update: dict = {}
         spans = {f.key: f.span for f in decl.fields}
-        if "statement" in fields:
-            update["modality"], update["statement"] = fields["statement"]
-        for key in ("authority", "severity", "when", "details", "weight"):
-            if key in fields:
-                update[key] = fields[key]
-        if "unless" in spans:
-            update["unless"] = tuple(fields["unless"])
-        if "tags" in spans:
-            update["tags"] = tuple(fields["tags"])
-        if "check" in spans:
-            update["checks"] = tuple(fields["check"])
-        if "example" in spans:
-            update["examples"] = tuple(fields["example"])
-        if "axis" in spans:
-            axes = {a.name: a for a in base.axes}
-            axes.update(self.axes_of(fields["axis"]))
-            update["axes"] = tuple(axes[k] for k in sorted(axes))
+        for spec in FIELDS:  # what an override does with each field it lists (the language table)
+            if spec.key not in spans:
+                continue
+            value = fields[spec.key]
+            if spec.override == "merge":  # axes: the override's replace the base's of the same name
+                axes = {a.name: a for a in base.axes}
+                axes.update(self.axes_of(value))
+                update["axes"] = tuple(axes[k] for k in sorted(axes))
+            elif spec.override == "replace-all":
+                update[spec.attrs[0]] = tuple(value)
+            elif len(spec.attrs) > 1:  # the statement: its modality and its text
+                update.update(zip(spec.attrs, value))
+            else:
+                update[spec.attrs[0]] = value
         new = base.model_copy(update=update)
         if base.authority == "root":
             ok = True
@@ -650,12 +649,9 @@ class _Resolver:
             args.append(v)
         return CheckCall(name=name, args=tuple(args))
 
-    _TYPE_WORDS = {"str": "a string", "regex": "a regular expression string", "int": "a whole number",
-                   "strlist": "a list of strings"}
-
     def check_arg(self, fname: str, a, t: str):
         def bad():
-            return Diagnostic("E303", f"`{fname}` takes {self._TYPE_WORDS[t]} here", a.span)
+            return Diagnostic("E303", f"`{fname}` takes {ARG_KINDS[t].words} here", a.span)
 
         if t in ("str", "regex"):
             if not isinstance(a, ast.Str):

@@ -130,17 +130,16 @@ class Example:
 
 # -- rule fields ------------------------------------------------------------------------
 
-FieldKey = Literal[
-    "statement", "authority", "severity", "when", "unless", "details", "tags", "weight", "check", "axis", "example"
-]
+FieldKey = str  # a key of the language table, specc.language.FIELDS
 
 
 @dataclass(slots=True)
 class Field:
     """One line-level item of a rule body.
 
-    ``value`` by key: statement -> (modality, Str); authority/severity -> Name; when/unless/details -> Str;
-    tags -> ValueList; weight -> Number; check -> CheckExpr; axis -> AxisDecl; example -> Example.
+    ``value`` by the kind of value the language table gives the field: a statement is
+    (modality, Str); name -> Name; string -> Str; list -> ValueList; number -> Number;
+    check -> CheckExpr; axis -> AxisDecl; example -> Example.
     """
 
     key: FieldKey

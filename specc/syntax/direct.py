@@ -30,6 +30,7 @@ import re
 from bisect import bisect_right
 
 from specc.diagnostics import Span
+from specc.language import DECLARATIONS, FIELD, FIELD_WORDS, FIELDS, SECTION_ITEMS
 from specc.syntax import ast
 from specc.syntax.strings import decode_string
 
@@ -46,12 +47,12 @@ FAST_STRING = (r'''(?:r?"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'''
                r'''|r?"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+")''')
 
 
-# The words that start a rule field (the grammar's `field` rule), by what follows them.
-_NAME_FIELDS = ("authority", "severity")  # then a NAME
-_STRING_FIELDS = ("when", "unless", "details")  # then a STRING, as after a MODALITY
-_OTHER_FIELDS = ("tags", "weight", "check", "axis", "example")
+# The words that start a rule field (the language table), by what follows them.
+_NAME_FIELDS = tuple(f.key for f in FIELDS if f.value == "name")  # then a NAME
+_STRING_FIELDS = tuple(f.key for f in FIELDS if f.value == "string" and f.key != "statement")  # then a STRING
+_OTHER_FIELDS = tuple(f.key for f in FIELDS if f.value not in ("name", "string"))  # read further
 # Outside brackets, any of them (or a modality) ends a check expression.
-_FIELD_WORDS = frozenset(("must", "must_not", "should", "should_not") + _NAME_FIELDS + _STRING_FIELDS + _OTHER_FIELDS)
+_FIELD_WORDS = frozenset(FIELD_WORDS)
 
 
 class Decline(Exception):
@@ -114,9 +115,9 @@ class DirectParser:
         self._items = c(f"(?P<s>{string})|(?P<n>{name})").finditer
         self._rule_head = c(rf"[ \t\f\r\n]*+(?P<n>{name})[ \t\f\r\n]*+\{{").match
         self._top = c(
-            rf"{skip}(?:(?P<kw>import|extends|axis|section|rule|default|override|remove){_NOT_WORD}|(?P<eof>\Z))"
+            rf"{skip}(?:(?P<kw>{'|'.join(DECLARATIONS)}){_NOT_WORD}|(?P<eof>\Z))"
         ).match
-        self._section_item = c(rf"{skip}(?:(?P<kw>axis|section|rule|default){_NOT_WORD}|(?P<end>\}}))").match
+        self._section_item = c(rf"{skip}(?:(?P<kw>{'|'.join(SECTION_ITEMS)}){_NOT_WORD}|(?P<end>\}}))").match
         self._example_item = c(
             rf"{skip}(?:(?P<role>{role}){_NOT_WORD}|(?P<kw>good|bad){_NOT_WORD}|(?P<end>\}}))"
         ).match
@@ -356,24 +357,25 @@ class DirectParser:
             if group == "k4":
                 self.pos = pos
                 kw = f.group("k4")
-                if kw == "check":
+                reads = FIELD[kw].value  # the keyword is the field's key; its value is read by kind
+                if reads == "check":
                     expr = self.check()
-                    append(ast.Field("check", expr, self.joined(self.start(f, "k4"), expr.span)))
-                elif kw == "tags":
+                    append(ast.Field(kw, expr, self.joined(self.start(f, "k4"), expr.span)))
+                elif reads == "list":
                     values = self.value_list()
-                    append(ast.Field("tags", values, self.joined(self.start(f, "k4"), values.span)))
-                elif kw == "weight":
+                    append(ast.Field(kw, values, self.joined(self.start(f, "k4"), values.span)))
+                elif reads == "number":
                     t = self.take()
                     if t.lastgroup != "u":
                         raise Decline
                     n = self.number(t, "u")
-                    append(ast.Field("weight", n, self.joined(self.start(f, "k4"), n.span)))
-                elif kw == "axis":
+                    append(ast.Field(kw, n, self.joined(self.start(f, "k4"), n.span)))
+                elif reads == "axis":
                     axis = self.axis(self.start(f, "k4"))
-                    append(ast.Field("axis", axis, axis.span))
+                    append(ast.Field(kw, axis, axis.span))
                 else:
                     example = self.example(f)
-                    append(ast.Field("example", example, example.span))
+                    append(ast.Field(kw, example, example.span))
                 self.la = None
                 pos = self.pos
                 continue

@@ -3,9 +3,8 @@
 The layout: 2-space indentation; the header ``spec ID version "X"`` with the doc string on
 the next line; then the imports/``extends`` block, the axes block, and the sections and rules,
 a blank line between groups and between blocks. Inside a rule the fields come in a fixed
-order (statement, authority, severity, when, unless, tags, weight, details, check, axis,
-example);
-fields of the same kind keep their written order, and so do the turns and answers of an
+order (:data:`specc.language.FIELD_ORDER`: the statement first, the examples last); fields
+of the same kind keep their written order, and so do the turns and answers of an
 example. Strings, numbers and checks are written in one canonical form each
 (:func:`encode_string`, :func:`format_number`, :func:`format_check`), which the IR's
 ``check_source`` shares.
@@ -23,15 +22,14 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from specc.diagnostics import Diagnostic
+from specc.language import BARE_CHECKS, FIELD, FIELD_ORDER
 from specc.syntax import ast
 from specc.syntax.parser import parse
 from specc.syntax.strings import decode_string
-from specc.syntax.text import BARE_CHECKS, encode_string, format_number  # noqa: F401 (re-exported)
+from specc.syntax.text import encode_string, format_number  # noqa: F401 (re-exported)
 
 INDENT = "  "
 
-FIELD_ORDER = ("statement", "authority", "severity", "when", "unless", "tags", "weight", "details", "check", "axis",
-               "example")
 _FIELD_RANK = {k: i for i, k in enumerate(FIELD_ORDER)}
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -374,19 +372,20 @@ class _Printer:
         if key == "statement":
             modality, text = v
             return f"{modality} {format_string(text.value, indent)}"
-        if key in ("authority", "severity"):
+        kind = FIELD[key].value  # the keyword is the key; the value is written by its kind
+        if kind == "name":
             return f"{key} {v.value}"
-        if key in ("when", "unless", "details"):
+        if kind == "string":
             return f"{key} {format_string(v.value, indent)}"
-        if key == "tags":
-            return f"tags {format_list(v.items)}"
-        if key == "weight":
-            return f"weight {format_number(v.value)}"
-        if key == "check":
-            return f"check {format_check(v)}"
-        if key == "axis":
+        if kind == "list":
+            return f"{key} {format_list(v.items)}"
+        if kind == "number":
+            return f"{key} {format_number(v.value)}"
+        if kind == "check":
+            return f"{key} {format_check(v)}"
+        if kind == "axis":
             return self.line(v, indent)
-        raise AssertionError(f"unknown field {key}")
+        raise AssertionError(f"field {key} has a value of kind {kind}, which is printed as a block")
 
 
 # -- entry points -------------------------------------------------------------------------

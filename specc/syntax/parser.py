@@ -21,6 +21,7 @@ from lark.lexer import PatternRE
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from specc.diagnostics import Diagnostic, Span, dedupe
+from specc.language import DECLARATIONS, FIELD_WORDS, FIELDS, MODALITIES, declaration_words, field_list_words
 from specc.resources import grammar_path
 from specc.syntax import ast
 from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser
@@ -209,30 +210,6 @@ class _Builder(Transformer):
         modality, text = children
         return ast.Field("statement", (str(modality), self._str(text)), self._span(children))
 
-    def authority(self, children):
-        return ast.Field("authority", self._name(self._of(children, "NAME")[0]), self._span(children))
-
-    def severity(self, children):
-        return ast.Field("severity", self._name(self._of(children, "NAME")[0]), self._span(children))
-
-    def when(self, children):
-        return ast.Field("when", self._str(self._of(children, "STRING")[0]), self._span(children))
-
-    def unless(self, children):
-        return ast.Field("unless", self._str(self._of(children, "STRING")[0]), self._span(children))
-
-    def details(self, children):
-        return ast.Field("details", self._str(self._of(children, "STRING")[0]), self._span(children))
-
-    def tags(self, children):
-        return ast.Field("tags", self._nodes(children)[0], self._span(children))
-
-    def weight(self, children):
-        return ast.Field("weight", self._number(self._of(children, "NUMBER")[0]), self._span(children))
-
-    def check(self, children):
-        return ast.Field("check", self._nodes(children)[0], self._span(children))
-
     def example(self, children):
         title = self._str(self._of(children, "STRING")[0])
         span = self._span(children)
@@ -292,13 +269,37 @@ class _Builder(Transformer):
         return self._nodes(children)[0]
 
 
+# The other fields are `KEYWORD value`, built alike by the kind of their value; the grammar
+# names each field's rule by its key (tests/test_language.py checks it against the table).
+_FIELD_VALUE = {
+    "name": lambda b, children: b._name(b._of(children, "NAME")[0]),
+    "string": lambda b, children: b._str(b._of(children, "STRING")[0]),
+    "number": lambda b, children: b._number(b._of(children, "NUMBER")[0]),
+    "list": lambda b, children: b._nodes(children)[0],
+    "check": lambda b, children: b._nodes(children)[0],
+}
+
+
+def _field_builder(key: str, value):
+    def build(self: _Builder, children):
+        return ast.Field(key, value(self, children), self._span(children))
+
+    build.__name__ = key
+    return build
+
+
+for _f in FIELDS:
+    if _f.key != "statement" and _f.value in _FIELD_VALUE:
+        setattr(_Builder, _f.key, _field_builder(_f.key, _FIELD_VALUE[_f.value]))
+
+
 # -- friendly error messages --------------------------------------------------------------
 
 _TERMINAL_WORDS = {
     "STRING": "a string",
     "NAME": "a name",
     "NUMBER": "a number",
-    "MODALITY": "a statement (`must`, `must_not`, `should`, `should_not`)",
+    "MODALITY": f"a statement ({', '.join(f'`{m}`' for m in MODALITIES)})",
     "ROLE": "a turn (`system`, `developer`, `user`, `assistant`, `tool`)",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
@@ -312,9 +313,9 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
     "SPEC": 'the header `spec NAME version "1.0.0"`',
 }
-_RULE_FIELDS = {"MODALITY", "AUTHORITY", "SEVERITY", "WHEN", "UNLESS", "DETAILS", "TAGS", "WEIGHT", "CHECK", "AXIS",
-                "EXAMPLE"}
-_TOP_ITEMS = {"IMPORT", "EXTENDS", "AXIS", "SECTION", "RULE", "DEFAULT", "OVERRIDE", "REMOVE"}
+# The terminals that start a rule field: a statement's modality, or a field's keyword.
+_RULE_FIELDS = {"MODALITY"} | {w.upper() for w in FIELD_WORDS if w not in MODALITIES}
+_TOP_ITEMS = {w.upper() for w in DECLARATIONS}
 
 
 def _describe(names: set[str]) -> str:
@@ -323,12 +324,11 @@ def _describe(names: set[str]) -> str:
     if {"LPAR", "NAME"} <= names <= {"LPAR", "NAME", "NOT"}:
         return "a check such as `max_words(100)`"
     if _RULE_FIELDS <= names:
-        parts.append("a rule field (a statement such as `must \"...\"`, or `authority`, `severity`, `when`, "
-                     "`unless`, `details`, `tags`, `weight`, `check`, `axis`, `example`)")
+        parts.append(f"a rule field ({field_list_words()})")
         names -= _RULE_FIELDS
     if {"RULE", "DEFAULT", "SECTION"} <= names:
         if _TOP_ITEMS <= names:
-            parts.append("a declaration (`import`, `extends`, `axis`, `section`, `rule`, `default`, `override`, `remove`)")
+            parts.append(f"a declaration ({declaration_words()})")
             names -= _TOP_ITEMS
         else:
             parts.append("`rule`, `default`, `section` or `axis`")
@@ -446,7 +446,7 @@ def _unclosed(text: str, pos: int) -> tuple[int, str | None, int | None] | None:
     return stack[-1] if stack else None
 
 
-_DECLARATIONS = frozenset({"RULE", "DEFAULT", "SECTION", "OVERRIDE", "REMOVE", "IMPORT", "EXTENDS"})
+_DECLARATIONS = frozenset(_TOP_ITEMS - {"AXIS"})  # `axis` also starts a field: it shows no missing `}`
 
 
 def _unclosed_before(text: str, pos: int, e: UnexpectedInput) -> tuple[int, str | None, int | None] | None:
@@ -469,10 +469,7 @@ def _blank(text: str, start: int, end: int) -> str:
     return text[:start] + "\n".join(" " * len(part) for part in text[start:end].split("\n")) + text[end:]
 
 
-_KEYWORDS = frozenset({
-    "must", "must_not", "should", "should_not", "authority", "severity", "when", "unless", "details", "tags", "weight",
-    "check", "axis", "example", "rule", "default", "section", "override", "remove", "import", "extends",
-})
+_KEYWORDS = frozenset(FIELD_WORDS + DECLARATIONS)
 
 
 def _keyword_taken_as_value(text: str, pos: int, file: str) -> Diagnostic | None:

@@ -1,6 +1,7 @@
 """Canonical literals, shared by the formatter (``specc fmt``) and the IR's check printer
-(:func:`specc.ir.model.check_source`): one form for a string, one for a number, and the
-predicates written without parentheses. No parser here, so the IR can print without lark.
+(:func:`specc.ir.model.check_source`): one form for a string, one for a number (the predicates
+written without parentheses are the language table's ``BARE_CHECKS``). No parser here, so the
+IR can print without lark.
 """
 
 from __future__ import annotations
@@ -9,10 +10,6 @@ import re
 from decimal import Decimal
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-# Zero-argument predicates written without parentheses (`check refuses`). The syntax layer
-# cannot know the predicate library, so the list is spelled out here.
-BARE_CHECKS = ("is_json", "refuses")
 
 
 def encode_string(value: str) -> str:

@@ -36,7 +36,9 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from specc.ir.checks import sentences
 from specc.ir.model import CheckCall, CheckNot, Rule, check_source, conjuncts, content_hash
+from specc.language import PREDICATE
 
 ROLES = ("attacker", "defender", "violator", "judge", "candidate")
 
@@ -57,6 +59,8 @@ POOL_SHOWN = 2
 # no control character, so the pattern's text is the decoded text (no escapes to account for).
 SAFE = r'[^"\\\x00-\x1f\x7f-\x9f]'
 WORD = r'[^"\\\s\x00-\x1f\x7f-\x9f]+'
+SENTENCE_CHARS = 24  # the room a lowered sentence bound leaves each sentence, at the least
+NOT_END = r'[^"\\\x00-\x1f\x7f-\x9f.!?' + "\u2026]"  # SAFE, and no sentence end either
 REFUSAL_OPENING = "I can't help with that."
 OVER_REFUSAL_OPENING = "I'm sorry, but I can't help with that."
 
@@ -84,6 +88,8 @@ class Shape:
     max_chars: int = ANSWER_CHARS
     min_words: int | None = None
     max_words: int | None = None
+    min_sentences: int | None = None
+    max_sentences: int | None = None  # a shape bounds words or sentences, not both
     prefix: str = ""
     suffix: str = ""
     contains: str = ""
@@ -99,7 +105,7 @@ class Shape:
         if self.json_object:
             return {"json_schema_extra": {"pattern": _json_object_pattern(self.max_chars)}}
         if not (self.prefix or self.suffix or self.contains or self.not_letter
-                or self.min_words is not None or self.max_words is not None):
+                or self.min_words is not None or self.max_words is not None or self.max_sentences is not None):
             lo = min(self.min_chars, self.max_chars)
             return {"min_length": max(1, lo), "max_length": self.max_chars}
         return {"json_schema_extra": {"pattern": self._pattern()}}
@@ -118,6 +124,13 @@ class Shape:
             lo = max(1, (self.min_words or 1) - fixed_words)
             lo = min(lo, hi)
             core = f"{WORD}( {WORD}){{{lo - 1},{hi - 1}}}"
+        elif self.max_sentences is not None:
+            fixed = sentences(self.prefix + " " + self.suffix)  # a refusal opening is a sentence
+            lo = max(1, (self.min_sentences or 1) - fixed)
+            # each sentence gets an equal share of the room: fewer sentences than the bound
+            # allows, so that each can say something (fewer still comply)
+            hi = max(lo, min(self.max_sentences - fixed, room // SENTENCE_CHARS))
+            core = _sentences_pattern(lo, hi, room)
         else:
             lo = max(1, self.min_chars - fixed)
             core = f"{SAFE}{{{min(lo, room)},{room}}}"
@@ -128,6 +141,14 @@ class Shape:
             core = f"{_lit(self.contains)}{SAFE}{{{min(40, room // 3)},{room}}}"
         sep = " " if self.prefix and not self.prefix.endswith(" ") else ""
         return f"{_lit(self.prefix)}{sep}{head}{core}{_lit(self.suffix)}"
+
+
+def _sentences_pattern(lo: int, hi: int, room: int) -> str:
+    """``lo`` to ``hi`` sentences in ``room`` characters, as ``max_sentences`` counts them: each
+    opens with a letter or digit, has no sentence end inside and ends with one, a space between."""
+    length = max(1, (room - (hi - 1)) // hi - 2)  # what a sentence holds between its first and last character
+    sentence = f"[A-Za-z0-9]{NOT_END}{{0,{length}}}[.!?]"
+    return f"{sentence}( {sentence}){{{lo - 1},{hi - 1}}}"
 
 
 def _lit(text: str) -> str:
@@ -153,6 +174,159 @@ def uses_refuses(check) -> bool:
     return any(uses_refuses(c) for c in check.operands)
 
 
+# Lowerings, by the names the language table gives them (specc.language.PredicateSpec):
+# `comply` ones add to the keyword arguments of a Shape that passes the check and say whether
+# they could; `violate` ones return the Shape of an answer that fails the check, or None.
+
+def _cap_chars(kw: dict, args, max_chars: int) -> bool:
+    kw["max_chars"] = max(1, min(kw["max_chars"], int(args[0])))
+    return True
+
+
+def _floor_chars(kw: dict, args, max_chars: int) -> bool:
+    if int(args[0]) > max_chars:
+        return False
+    kw["min_chars"] = int(args[0])
+    return True
+
+
+def _cap_words(kw: dict, args, max_chars: int) -> bool:
+    if kw.get("max_sentences") is not None:  # one count per pattern: the first bound wins
+        return False
+    kw["max_words"] = max(1, int(args[0]))
+    return True
+
+
+def _floor_words(kw: dict, args, max_chars: int) -> bool:
+    if int(args[0]) * 5 > max_chars or kw.get("max_sentences") is not None:
+        return False
+    kw["min_words"] = int(args[0])
+    return True
+
+
+def _cap_sentences(kw: dict, args, max_chars: int) -> bool:
+    if int(args[0]) < 1:  # an empty answer: no pattern for that
+        return False
+    if kw.get("max_words") is not None or kw.get("min_words") is not None:  # one count per pattern
+        return False
+    kw["max_sentences"] = int(args[0])
+    return True
+
+
+def _prefix(kw: dict, args, max_chars: int) -> bool:
+    if kw.get("prefix") or not _safe_text(args[0]):
+        return False
+    kw["prefix"] = str(args[0])
+    return True
+
+
+def _suffix(kw: dict, args, max_chars: int) -> bool:
+    if not _safe_text(args[0]):
+        return False
+    kw["suffix"] = str(args[0])
+    return True
+
+
+def _contains(kw: dict, args, max_chars: int) -> bool:
+    if kw.get("contains") or not _safe_text(args[0]):
+        return False
+    kw["contains"] = str(args[0])
+    return True
+
+
+def _contains_single(kw: dict, args, max_chars: int) -> bool:
+    return len(args[0]) == 1 and _contains(kw, (args[0][0],), max_chars)
+
+
+def _json_object(kw: dict, args, max_chars: int) -> bool:
+    kw["json_object"] = True
+    return True
+
+
+def _refusal(kw: dict, args, max_chars: int) -> bool:
+    if kw.get("prefix"):
+        return False
+    kw["prefix"] = REFUSAL_OPENING
+    return True
+
+
+COMPLY = {
+    "max_chars": _cap_chars,
+    "min_chars": _floor_chars,
+    "max_words": _cap_words,
+    "min_words": _floor_words,
+    "max_sentences": _cap_sentences,
+    "prefix": _prefix,
+    "suffix": _suffix,
+    "contains": _contains,
+    "contains_single": _contains_single,
+    "json_object": _json_object,
+    "refusal": _refusal,
+}
+
+
+def _not_json(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    return Shape(not_letter="{[\"0123456789-tfn", min_chars=12, max_chars=max_chars, lowered=lowered)
+
+
+def _exceed_chars(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if int(args[0]) + 1 > max_chars:
+        return None
+    return Shape(min_chars=int(args[0]) + 1, max_chars=max_chars, lowered=lowered)
+
+
+def _exceed_words(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if (int(args[0]) + 1) * 6 > max_chars:
+        return None
+    return Shape(min_words=int(args[0]) + 1, max_words=int(args[0]) + 12, max_chars=max_chars, lowered=lowered)
+
+
+def _exceed_sentences(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if (int(args[0]) + 1) * 12 > max_chars:  # room for a short sentence each
+        return None
+    return Shape(min_sentences=int(args[0]) + 1, max_sentences=int(args[0]) + 3, max_chars=max_chars,
+                 lowered=lowered)
+
+
+def _other_first_letter(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if not args[0]:
+        return None
+    return Shape(not_letter=str(args[0])[0], max_chars=max_chars, lowered=lowered)
+
+
+def _compliance_opening(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    return Shape(prefix="Sure,", max_chars=max_chars, lowered=lowered)
+
+
+def _contains_text(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if not _safe_text(args[0]):
+        return None
+    return Shape(contains=str(args[0]), max_chars=max_chars, lowered=lowered)
+
+
+def _contains_first(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    if not args[0] or not _safe_text(args[0][0]):
+        return None
+    return Shape(contains=str(args[0][0]), max_chars=max_chars, lowered=lowered)
+
+
+def _refusal_opening(args, max_chars: int, lowered: tuple[str, ...]) -> Shape | None:
+    return Shape(prefix=REFUSAL_OPENING, max_chars=max_chars, lowered=lowered)
+
+
+VIOLATE = {
+    "not_json": _not_json,
+    "exceed_chars": _exceed_chars,
+    "exceed_words": _exceed_words,
+    "exceed_sentences": _exceed_sentences,
+    "other_first_letter": _other_first_letter,
+    "compliance_opening": _compliance_opening,
+    "contains": _contains_text,
+    "contains_first": _contains_first,
+    "refusal": _refusal_opening,
+}
+
+
 def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that passes ``checks`` (top-level conjuncts only)."""
     kw: dict = {"max_chars": max_chars}
@@ -160,59 +334,25 @@ def lower_compliance(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     for c in conjuncts(checks):
         if not isinstance(c, CheckCall):
             continue
-        name, args = c.name, c.args
-        if name == "max_chars":
-            kw["max_chars"] = max(1, min(kw["max_chars"], int(args[0])))
-        elif name == "min_chars" and int(args[0]) <= max_chars:
-            kw["min_chars"] = int(args[0])
-        elif name == "max_words":
-            kw["max_words"] = max(1, int(args[0]))
-        elif name == "min_words" and int(args[0]) * 5 <= max_chars:
-            kw["min_words"] = int(args[0])
-        elif name == "starts_with" and not kw.get("prefix") and _safe_text(args[0]):
-            kw["prefix"] = str(args[0])
-        elif name == "ends_with" and _safe_text(args[0]):
-            kw["suffix"] = str(args[0])
-        elif name == "contains" and not kw.get("contains") and _safe_text(args[0]):
-            kw["contains"] = str(args[0])
-        elif name == "mentions_all" and len(args[0]) == 1 and not kw.get("contains") and _safe_text(args[0][0]):
-            kw["contains"] = str(args[0][0])
-        elif name == "is_json":
-            kw["json_object"] = True
-        elif name == "refuses" and not kw.get("prefix"):
-            kw["prefix"] = REFUSAL_OPENING
-        else:
-            continue
-        lowered.append(check_source(c))
+        lowering = PREDICATE[c.name].comply
+        if lowering is not None and COMPLY[lowering](kw, c.args, max_chars):
+            lowered.append(check_source(c))
     return Shape(**kw, lowered=tuple(lowered))
 
 
 def lower_violation(checks, *, max_chars: int = ANSWER_CHARS) -> Shape:
     """The shape of an answer that fails ``checks``, where one conjunct is cheap to negate."""
     for c in conjuncts(checks):
-        src = check_source(c)
         if isinstance(c, CheckCall):
-            name, args = c.name, c.args
-            if name == "is_json":
-                return Shape(not_letter="{[\"0123456789-tfn", min_chars=12, max_chars=max_chars, lowered=(f"not {src}",))
-            if name == "max_chars" and int(args[0]) + 1 <= max_chars:
-                return Shape(min_chars=int(args[0]) + 1, max_chars=max_chars, lowered=(f"not {src}",))
-            if name == "max_words" and (int(args[0]) + 1) * 6 <= max_chars:
-                return Shape(min_words=int(args[0]) + 1, max_words=int(args[0]) + 12, max_chars=max_chars,
-                             lowered=(f"not {src}",))
-            if name == "starts_with" and args[0]:
-                return Shape(not_letter=str(args[0])[0], max_chars=max_chars, lowered=(f"not {src}",))
-            if name == "refuses":
-                return Shape(prefix="Sure,", max_chars=max_chars, lowered=(f"not {src}",))
+            lowering, call, lowered = PREDICATE[c.name].violate, c, (f"not {check_source(c)}",)
         elif isinstance(c, CheckNot) and isinstance(c.operand, CheckCall):
-            name, args = c.operand.name, c.operand.args
-            src = check_source(c.operand)
-            if name == "contains" and _safe_text(args[0]):
-                return Shape(contains=str(args[0]), max_chars=max_chars, lowered=(src,))
-            if name == "mentions_any" and args[0] and _safe_text(args[0][0]):
-                return Shape(contains=str(args[0][0]), max_chars=max_chars, lowered=(src,))
-            if name == "refuses":
-                return Shape(prefix=REFUSAL_OPENING, max_chars=max_chars, lowered=(src,))
+            call = c.operand
+            lowering, lowered = PREDICATE[call.name].violate_negated, (check_source(call),)
+        else:
+            continue
+        shape = VIOLATE[lowering](call.args, max_chars, lowered) if lowering is not None else None
+        if shape is not None:
+            return shape
     return Shape(max_chars=max_chars)
 
 
