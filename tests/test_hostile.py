@@ -521,6 +521,16 @@ _PIECES = {
 }
 
 
+@pytest.mark.parametrize("nots,deep", [(31, False), (32, True)])
+def test_a_check_nests_32_levels_and_the_or_is_one(nots, deep):
+    """The boundary hypothesis found: 32 `not`s under an `or` are 33 levels (docs/language.md, Limits)."""
+    from specc.ir.resolve import load_text
+
+    text = HEAD + 'rule r {\n  must "x"\n  check ' + "not " * nots + 'contains("a") or is_json\n}\n'
+    codes = {d.code for d in load_text(text, "deep.spec").diagnostics}
+    assert ("E502" in codes) == deep
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sections=st.integers(0, 200), nots=st.integers(0, 200), bom=st.booleans(), crlf=st.booleans(),
        sep=st.sampled_from(["", "\x0c", "\u2028", "\x85"]), repeat=st.sampled_from([1, 50, 10 ** 4, 10 ** 7]),
@@ -543,7 +553,7 @@ def test_hostile_mixtures_give_diagnostics_never_an_exception(sections, nots, bo
     start = time.monotonic()
     res = load_text(decoded, "mix.spec")
     codes = {d.code for d in res.diagnostics}
-    deep = sections > 32 or nots > 32
+    deep = sections > 32 or nots + 1 > 32  # the `or` is a level of the check's nesting too (32 at most)
     assert ("E502" in codes) == deep
     if not deep:
         assert ("E305" in codes) == (repeat > 100_000)
