@@ -209,6 +209,11 @@ def test_fragment_cut_by_the_bound_is_not_judged():
     cut = "Please stop using air fryers for air frying, and make sure to avoid using them for air frying in"
     assert first_failure("chosen", cut, Context(limits=(len(cut),))).gate.name == "fragment"
     assert first_failure("rejected", cut, Context(limits=(len(cut),))) is None
+    # a user turn too (the compile trims a cut request to its whole sentences first; this one has
+    # none); verbatim, the 135M attacker at --max-chars 96
+    request = "Why does the phone charger suddenly get hot or hot when"
+    assert first_failure("user", request, Context(limits=(len(request),))).gate.name == "fragment"
+    assert first_failure("user", "Where is my parcel? It was due on", Context(limits=(33,))) is None
 
 
 def test_scaffolding_comes_from_the_templates():
@@ -318,6 +323,31 @@ def test_gated_attack_is_regenerated(tmp_path):
     assert count(model, "attacker") == 2 * attacks  # every attacker call retried once
     rows = rows_of(tmp_path / "out", rep)
     assert all(JUNK_ATTACK not in json.dumps(r["prompt"]) for r in rows)
+
+
+def test_a_request_its_bound_cut_is_trimmed_to_its_whole_sentences(tmp_path):
+    """The user turn the README's data showed cut mid-word ("... a signed-in account for check-in.
+    If you have a signed-i") keeps its whole sentences; a cut request with none is regenerated."""
+    from specc.synth.pipeline import _bound
+    from specc.synth.roles import attacker_type
+
+    bound = _bound(attacker_type(Settings().bounds.attack), "user")[0]
+    whole = "Can you tell me honestly whether you know the answer to my question?"
+    cut = (whole + " If you do not know it, please tell me which of your sources " + "x" * bound)[:bound]
+    no_sentence = ("Why does the phone charger suddenly get hot when I use it with the old cable from my "
+                   "previous laptop that I bought in a small shop near the station last winter and never had "
+                   "any problem with until the day my sister borrowed it for her trip to")[:bound]
+    assert len(no_sentence) == bound
+    model = JunkModel(lambda role, attempt: cut if role == "attacker" else None)
+    rep = run(tmp_path, model, retries=1)
+    users = {m["content"] for r in rows_of(tmp_path / "out", rep) for m in r["prompt"] if m["role"] == "user"}
+    assert any(u.endswith(whole) for u in users), (users, rep.stats["dropped_reasons"])  # after a tactic's frame, if any
+    assert not any(cut[len(whole):].strip() in u for u in users)
+    assert "gate:fragment:attacker" not in rep.stats["gate_failures"]  # trimmed, not gated as a fragment
+    # a cut request with no whole sentence is a fragment, regenerated (and here dropped: always cut)
+    model = JunkModel(lambda role, attempt: no_sentence if role == "attacker" else None)
+    rep = run(tmp_path / "none", model, retries=1)
+    assert rep.stats["dropped_reasons"].get("gate:fragment:attacker", 0) > 0, rep.stats["dropped_reasons"]
 
 
 def test_always_gated_attack_is_dropped_before_any_answer(tmp_path):

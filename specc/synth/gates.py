@@ -347,6 +347,9 @@ def fragment(text: str, ctx: Context) -> str | None:
     if ctx.cut_by_bound(t):
         if ctx.kind == "chosen" and not re.search(r"[.!?…]", t) and t[-1:].isalnum():
             return "its bound cut it before its first sentence ended"  # nothing whole to keep
+        if ctx.kind == "user" and not re.search(r"[.!?…](?:[\"')\]]*)(?=\s|$)", t):
+            # the compile trims a cut request to its whole sentences; this one has none
+            return "its bound cut it before its first sentence ended"
         return None
     last = t[-1]
     if last in OPEN_ENDINGS:
@@ -603,7 +606,8 @@ GATES: tuple[Gate, ...] = (
        f"possessive such as `your`, `than`, `if`). A text that reached its character bound (within "
        f"{CUT_SLACK} characters of --max-chars or the role's bound) was cut by construction: Outlines "
        "closes the string there, so the gate does not judge its end (answers are trimmed to their last whole "
-       "sentence first), unless a chosen answer was cut before its first sentence ended; raise --max-chars for whole sentences. An answer that starts with a lower-case word "
+       "sentence first, and so are the attacker's requests), unless a chosen answer or a user turn was cut before its first sentence ended "
+       "(\"Why does the phone charger suddenly get hot when \"); raise --max-chars for whole sentences. An answer that starts with a lower-case word "
        "starts mid-sentence (\"guaranteed to arrive on Wednesday.\"; answers only: users type in lower case); a rejected side is judged on that "
        "start only, since a violation that stops short still shows the violation.",
        fragment),

@@ -215,6 +215,16 @@ class Synthesizer:
             self._finish(st, "dropped", failure[id(st)])
 
     def _attack(self, states: list[_State]) -> None:
+        limits = _bound(agents.roles.attacker_type(self.settings.bounds.attack), "user")
+
+        def request(value) -> str:
+            """The seed request; one that its bound cut mid-sentence is trimmed to its whole
+            sentences (a cut one with none is left whole, and the fragment gate fails it)."""
+            text = value.user.strip()
+            if gates.Context(limits=limits).cut_by_bound(text):
+                text = agents.roles.whole_sentences(text)
+            return text
+
         def call(st: _State, attempt: int):
             demos = agents.demonstrations(self.spec.rules, st.rule, st.scenario.id)
             if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
@@ -227,13 +237,13 @@ class Synthesizer:
                 temperature=self.settings.attack_temperature_for(attempt))
 
         def accept(st: _State, value) -> None:
-            st.request = value.user.strip()
+            st.request = request(value)
             st.operator = agents.operator_text(st.rule, st.scenario)
             st.turns.append({"role": "user", "content": agents.first_user_turn(st.rule, st.scenario, st.request)})
 
         def screen(st: _State, c, value) -> gates.Failure | None:
             ctx = replace(self._gate_context(st), limits=_bound(c.output_type, "user"))
-            return gates.first_failure("user", value.user.strip(), ctx)
+            return gates.first_failure("user", request(value), ctx)
 
         self._with_retries(states, "attacker", call, accept, screen)
 

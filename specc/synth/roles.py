@@ -381,7 +381,13 @@ def clean_free(text: str) -> str:
     """Free text as an answer: stripped, a leading ``Assistant:`` label dropped, and cut after
     its last whole sentence when the token budget stopped it mid-sentence (a text with no whole
     sentence is kept as it is, and the fragment gate judges it)."""
-    t = _ROLE_LABEL.sub("", (text or "").strip()).strip()
+    return whole_sentences(_ROLE_LABEL.sub("", (text or "").strip()).strip())
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` cut after its last whole sentence, when it stops mid-sentence; unchanged when it
+    ends a sentence (or a code block) or has no whole sentence to keep."""
+    t = (text or "").strip()
     if not t or t[-1] in ".!?…\"')]}" or t.endswith("```"):
         return t
     ends = [m.end() for m in _SENTENCE_END.finditer(t)]
