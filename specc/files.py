@@ -9,6 +9,7 @@ Every spec text, wherever it comes from (a file, a git revision, a string), goes
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import uuid
@@ -82,8 +83,10 @@ def is_within(path: Path | str, root: Path | str) -> bool:
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 
+@functools.lru_cache(maxsize=1)
 def _renameat2():
-    """libc's ``renameat2`` (glibc 2.28+, Linux), or None."""
+    """libc's ``renameat2`` (glibc 2.28+, Linux), or None. Looked up once: ``find_library`` may
+    run ``ldconfig``."""
     import ctypes
     import ctypes.util
 

@@ -347,8 +347,10 @@ def fragment(text: str, ctx: Context) -> str | None:
     if ctx.cut_by_bound(t):
         if ctx.kind == "chosen" and not re.search(r"[.!?…]", t) and t[-1:].isalnum():
             return "its bound cut it before its first sentence ended"  # nothing whole to keep
-        if ctx.kind == "user" and not re.search(r"[.!?…](?:[\"')\]]*)(?=\s|$)", t):
-            # the compile trims a cut request to its whole sentences; this one has none
+        from specc.synth.roles import SENTENCE_END
+
+        if ctx.kind == "user" and not SENTENCE_END.search(t):
+            # the compile trims a cut request to its whole sentences (roles.whole_sentences); none here
             return "its bound cut it before its first sentence ended"
         return None
     last = t[-1]
@@ -453,14 +455,19 @@ def _foreign_script_share(text: str) -> float:
     return sum(1 for ch in letters if not unicodedata.name(ch, "").startswith("LATIN")) / len(letters)
 
 
+def _code_or_markup(t: str) -> bool:
+    """JSON, markup or code: its words are keys and identifiers, not prose (Q111, Q114)."""
+    return t[:1] in "{[<" or "```" in t
+
+
 def wrong_language(text: str, ctx: Context) -> str | None:
     ref = " ".join((*ctx.user_turns, *ctx.rule_texts))
     rtoks = words(ref)
     if len(rtoks) < LANGUAGE_MIN_WORDS or _english_share(rtoks) < LANGUAGE_SHARE or _foreign_script_share(ref) > 0.05:
         return None  # no English reference to compare with: no judgement
     t = text.strip()
-    if t[:1] in "{[<" or "```" in t:
-        return None  # JSON, markup or code: its words are keys, not prose
+    if _code_or_markup(t):
+        return None
     script = _foreign_script_share(t)
     if script > FOREIGN_SCRIPT:
         return f"{script:.0%} of its letters are not Latin script, in an English conversation"
@@ -499,14 +506,14 @@ def _nonword(tok: str) -> str | None:
 
 def token_soup(text: str, ctx: Context) -> str | None:
     t = text.strip()
-    if t[:1] in "{[<" or "```" in t:
-        return None  # JSON, markup or code: identifiers are no prose
+    if _code_or_markup(t):
+        return None
     toks = [w.strip(_SOUP_STRIP) for w in t.split()]
     # identifiers, paths, addresses and links are judged by nothing here
     toks = [w for w in toks if any(ch.isalpha() for ch in w) and not re.search(r"[_/@.\\]", w)]
-    bad = [w for w in toks if _nonword(w)]
+    bad = [(w, why) for w in toks if (why := _nonword(w))]
     if len(bad) >= SOUP_MIN and len(bad) >= SOUP_SHARE * len(toks):
-        shown = ", ".join(f"\"{w[:30]}\" ({_nonword(w)})" for w in bad[:3])
+        shown = ", ".join(f"\"{w[:30]}\" ({why})" for w, why in bad[:3])
         return f"{len(bad)} of its {len(toks)} words are no words: {shown}"
     return None
 

@@ -373,7 +373,7 @@ class FreeAnswer(_Out):
     answer: str
 
 
-_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
+SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
 _ROLE_LABEL = re.compile(r"^(?:assistant|answer|reply|response)\s*:\s*", re.IGNORECASE)
 
 
@@ -390,7 +390,7 @@ def whole_sentences(text: str) -> str:
     t = (text or "").strip()
     if not t or t[-1] in ".!?…\"')]}" or t.endswith("```"):
         return t
-    ends = [m.end() for m in _SENTENCE_END.finditer(t)]
+    ends = [m.end() for m in SENTENCE_END.finditer(t)]
     return t[: ends[-1]].strip() if ends else t
 
 
