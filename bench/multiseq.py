@@ -14,7 +14,6 @@ least the same from run to run for a fixed group (they are).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -29,25 +28,12 @@ MESSAGES = [
 ]
 
 
-@contextlib.contextmanager
 def parallel_sequences(n: int):
     """Contexts made while this is active hold ``n`` sequences (``Llama()`` sets it only for
     embeddings), in one unified KV cache."""
-    import llama_cpp.llama as llama_module
+    from specc.synth.engines.llamacpp import patched_defaults
 
-    low = llama_module.llama_cpp
-    original = low.llama_context_default_params
-
-    def params():
-        p = original()
-        p.n_seq_max, p.kv_unified = n, True
-        return p
-
-    low.llama_context_default_params = params
-    try:
-        yield
-    finally:
-        low.llama_context_default_params = original
+    return patched_defaults("llama_context_default_params", n_seq_max=n, kv_unified=True)
 
 
 def sample(logits, rng, temperature: float, n_vocab: int) -> int:

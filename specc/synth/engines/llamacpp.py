@@ -407,6 +407,28 @@ def default_threads() -> int:
 
 
 @contextlib.contextmanager
+def patched_defaults(factory: str, **fields):
+    """While active, llama_cpp's ``factory`` (``llama_model_default_params``,
+    ``llama_context_default_params``) returns params with ``fields`` set: how to give ``Llama()``
+    a setting it has no argument for."""
+    import llama_cpp.llama as llama_module
+
+    low = llama_module.llama_cpp
+    original = getattr(low, factory)
+
+    def params():
+        p = original()
+        for k, v in fields.items():
+            setattr(p, k, v)
+        return p
+
+    setattr(low, factory, params)
+    try:
+        yield
+    finally:
+        setattr(low, factory, original)
+
+
 def _no_extra_buffers():
     """Load with ``use_extra_bufts = False`` (llama.cpp's ``--no-repack``).
 
@@ -417,21 +439,7 @@ def _no_extra_buffers():
     ggml-org/llama.cpp#20824). A segfault cannot be caught, so the extra (repacked) buffer types
     are never used: one code path, the same numbers on every x86 CPU. It is in ``params``.
     """
-    import llama_cpp.llama as llama_module
-
-    low = llama_module.llama_cpp
-    original = low.llama_model_default_params
-
-    def params():
-        p = original()
-        p.use_extra_bufts = False
-        return p
-
-    low.llama_model_default_params = params
-    try:
-        yield
-    finally:
-        low.llama_model_default_params = original
+    return patched_defaults("llama_model_default_params", use_extra_bufts=False)
 
 
 def load(path: Path, name: str, *, threads: int | None = None, n_ctx: int | None = None) -> LlamaCppModelHandle:
