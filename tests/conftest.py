@@ -16,8 +16,31 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+# what decides the tiny model's noise: its seed, and the float kernels torch and MKL pick for this
+# CPU (bench/portability.sh changes both, to catch a test that bets on what noise looks like)
+FLOAT_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
+
+
+def pytest_report_header(config):
+    from tinymodel import SEED_ENV, default_seed
+
+    kernels = ", ".join(f"{k}={os.environ[k]}" for k in FLOAT_ENV if k in os.environ) or "the CPU's own"
+    return f"tiny model seed {default_seed()} (${SEED_ENV}); float kernels: {kernels}"
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files with current output")
+
+
+# fixtures that build the tiny random model: a test that uses one is marked `noise`, so
+# bench/portability.sh (and .ci/run) can rerun just those under other noise
+NOISE_FIXTURES = {"tiny_dir", "tiny_model"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if NOISE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.noise)
 
 
 @pytest.fixture

@@ -277,16 +277,36 @@ def test_cli_eval_json_and_fail_under(spec_path, dataset, tiny_dir, tmp_path):
     assert data["probes"] == len(TEST_ROWS) and data["model"].startswith("tiny@")
     assert math.isfinite(data["perplexity"]["value"]) and data["perplexity"]["tokens"] > 1000
     assert read_report(out).probes == data["probes"]
-    # noise never says "xyzzy", never stays on a card number: compliance is below 100%
-    assert data["per_rule"][MAGIC]["compliance"] == 0.0
+    # whatever the noise says: --fail-under exits 1 exactly when the overall compliance is under it
+    got = data["compliance"]
+    cases = [(0, 0)] + ([(got, 0)] + ([(got + 0.01, 1)] if got < 0.99 else []) if got is not None else [(1, 1)])
+    for threshold, code in cases:
+        r = invoke("eval", spec_path, "--model", tiny_dir, "--data", dataset, "--max-new-tokens", 8,
+                   "--fail-under", threshold)
+        assert r.exit_code == code, (threshold, got, r.output)
+        assert ("under --fail-under" in r.stderr) == (code == 1)
     r = invoke("eval", spec_path, "--model", tiny_dir, "--data", dataset, "--max-new-tokens", 8,
-               "--fail-under", "0.99")
-    assert r.exit_code == 1
-    assert "under --fail-under 0.99" in r.stderr
-    r = invoke("eval", spec_path, "--model", tiny_dir, "--data", dataset, "--max-new-tokens", 8,
-               "--fail-under", "0", "--baseline", out, "--format", "markdown")
+               "--baseline", out, "--format", "markdown")
     assert r.exit_code == 0, r.output
+    # the same model and probes as the baseline: the same answers, no change
     assert "Change against the baseline" in r.stdout and "| `test.eval.magic_word` | +0.0" in r.stdout
+
+
+def test_cli_eval_fail_under_with_a_scripted_model(spec_path, dataset, monkeypatch):
+    """--fail-under on answers the test wrote: one of the two magic-word probes complies (0.5)."""
+    from specc.synth import engines
+
+    monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: Scripted(SCRIPT))
+    r = invoke("eval", spec_path, "--model", "scripted", "--data", dataset, "--format", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["per_rule"][MAGIC]["compliance"] == 0.5
+    got = data["compliance"]
+    assert 0 < got < 1
+    r = invoke("eval", spec_path, "--model", "scripted", "--data", dataset, "--fail-under", got + 0.01)
+    assert r.exit_code == 1 and "under --fail-under" in r.stderr
+    r = invoke("eval", spec_path, "--model", "scripted", "--data", dataset, "--fail-under", got)
+    assert r.exit_code == 0, r.output
 
 
 def test_cli_eval_bad_input(spec_path, dataset, tiny_dir, tmp_path, spec):
@@ -304,12 +324,37 @@ def test_cli_eval_bad_input(spec_path, dataset, tiny_dir, tmp_path, spec):
 
 
 def test_cli_eval_fresh_probes_from_a_noise_attacker(spec_path, tiny_dir, tmp_path):
+    """Whatever the noise writes: probes that passed the gates and a report of them, or no probe
+    and a usage error that says so (never an empty report). Which one is the noise's business."""
     r = invoke("eval", spec_path, "--model", tiny_dir, "--attacker", tiny_dir, "--per-rule", 1,
                "--store", tmp_path / "store", "--max-new-tokens", 8, "--format", "json")
-    # a noise attacker's requests never pass the gates (they are off-topic, wrong-language or loop):
-    # no probe, and a usage error that says so instead of an empty report
+    assert r.exit_code in (0, 2), r.output
+    if r.exit_code == 2:
+        assert "made no probe" in r.stderr
+        return
+    data = json.loads(r.stdout)
+    assert data["probes"] == len(data["results"]) > 0 and data["source"] == "fresh"
+    for res in data["results"]:
+        assert res["source"] == "fresh" and res["rule_id"] in data["per_rule"]
+        assert [t["content"].strip() != "" for t in res["prompt"] if t["role"] == "user"][-1:] == [True]
+
+
+class GateFailingAttacker(Scripted):
+    """An attacker whose every request fails a quality gate (Q107: it loops)."""
+
+    def generate_json(self, prompts, output_type, max_new_tokens, seeds, *, temperature=0.0):
+        return [json.dumps({name: "card card card card" for name in output_type.model_fields}) for _ in prompts]
+
+
+def test_cli_eval_an_attacker_whose_requests_all_fail_the_gates_makes_no_probe(spec_path, tmp_path, monkeypatch):
+    from specc.synth import engines
+
+    monkeypatch.setattr(engines, "resolve_model",
+                        lambda name, **k: GateFailingAttacker({}) if name == "attacker" else Scripted(SCRIPT))
+    r = invoke("eval", spec_path, "--model", "scripted", "--attacker", "attacker", "--per-rule", 1,
+               "--store", tmp_path / "store", "--format", "json")
     assert r.exit_code == 2, r.output
-    assert "made no probe" in r.stderr
+    assert "made no probe" in r.stderr and r.stdout == ""
 
 
 @pytest.mark.slow

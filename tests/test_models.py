@@ -20,7 +20,7 @@ pytest.importorskip("outlines")
 
 from pydantic import BaseModel, Field, StringConstraints  # noqa: E402
 
-from tinymodel import build_tiny_model  # noqa: E402
+from tinymodel import build_tiny_model, default_seed  # noqa: E402
 
 from specc.synth.engines import ModelError, resolve_model  # noqa: E402
 from specc.synth.engines import provision as P  # noqa: E402
@@ -73,7 +73,7 @@ def test_a_model_is_named_by_its_contents_not_by_where_it_lives(tiny_dir, tiny, 
     shutil.copytree(tiny_dir, moved)
     assert resolve_model(str(moved), reuse=False).name == tiny.name
     # a checkpoint of the same architecture under the same base name: the same sizes, other weights
-    other = build_tiny_model(tmp_path / "b" / tiny_dir.name, tokenizer=tiny.tokenizer, seed=1)
+    other = build_tiny_model(tmp_path / "b" / tiny_dir.name, tokenizer=tiny.tokenizer, seed=default_seed() + 1)
     assert (other / "model.safetensors").stat().st_size == (tiny_dir / "model.safetensors").stat().st_size
     assert T.dir_model_name(other) != tiny.name
 
@@ -91,9 +91,12 @@ def test_generate_json_is_valid_and_deterministic(tiny, tiny_dir):
         obj = Scenario.model_validate_json(text)
         assert len(obj.user) <= 40
     assert tiny.generate_json(PROMPTS, Scenario, BUDGET, [1, 2, 3]) == out
-    # with left padding, batching does not change greedy results for these prompts
+    # one prompt at a time: valid and deterministic too. (Equal to the batched results is no
+    # property: padding changes the kernels' sums, and a random model's near-tied logits flip.)
     one_by_one = resolve_model(str(tiny_dir), batch_size=1, reuse=False)
-    assert one_by_one.generate_json(PROMPTS[:2], Scenario, BUDGET, [1, 2]) == out[:2]
+    alone = one_by_one.generate_json(PROMPTS[:2], Scenario, BUDGET, [1, 2])
+    assert [len(Scenario.model_validate_json(t).user) <= 40 for t in alone] == [True, True]
+    assert one_by_one.generate_json(PROMPTS[:2], Scenario, BUDGET, [1, 2]) == alone
 
 
 def test_sampling_is_seeded(tiny):
