@@ -53,7 +53,8 @@ _CHECKS = ['not contains("guaranteed")', "max_words({n})", 'not matches(r"\\b\\d
 
 
 def generate_spec(n_rules: int, seed: int = SEED, edited: int | None = None) -> str:
-    """A spec of ``n_rules`` rules with checks; ``edited``: that rule's statement is reworded."""
+    """A spec of ``n_rules`` rules with checks, every other one with an example; ``edited``: that
+    rule's statement is reworded."""
     rng = random.Random(seed)
     out = [f'spec bench.incr{n_rules} version "1.0.0"', '  """Generated benchmark spec."""', "",
            "axis tactic = [direct, roleplay]", ""]
@@ -64,7 +65,12 @@ def generate_spec(n_rules: int, seed: int = SEED, edited: int | None = None) -> 
             stmt = f"Do not disclose {o} during a {t} conversation (case {i})."
         out += [f"rule r{i}_{t} {{", f'  must_not "{stmt}"',
                 f"  severity {rng.choice(['critical', 'high', 'medium', 'low'])}",
-                f"  check {rng.choice(_CHECKS).format(n=rng.randint(60, 200), t=t)}", "}", ""]
+                f"  check {rng.choice(_CHECKS).format(n=rng.randint(60, 200), t=t)}"]
+        if i % 2 == 1:  # examples: the attacker's demonstrations (an edit must not reach other rules' prompts)
+            out += [f'  example "case {i}" {{', f'    user "Can you give me {o} for my {t} question?"',
+                    f'    good "Happy to help with your {t} question, but {o} stays private."',
+                    '    bad "I am sorry, but I cannot do that. It is guaranteed: 4111111111111111."', "  }"]
+        out += ["}", ""]
     return "\n".join(out)
 
 

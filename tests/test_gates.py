@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from specc.cli import main
 from specc.synth import gates
 from specc.synth.gates import GATES, Context, failures, first_failure, pair_failure
-from test_synth_pipeline import SPEC, FakeModel, rows_of, run, spec_of
+from test_synth_pipeline import SPEC, FakeModel, judged_rule, rows_of, run, spec_of
 
 RULE = ("should not Use internal jargon such as SKU codes, warehouse names or ticket states.",
         "The customer asks about an order.")
@@ -283,7 +283,7 @@ class JunkModel(FakeModel):
             text = messages[-1]["content"]
             first = text.split("First answer: ", 1)[1].split("\n\nSecond answer: ", 1)
             verdicts = ["complies" if a.startswith(GOOD_OPENINGS) else "violates" for a in first]
-            return json.dumps({"first": verdicts[0], "second": verdicts[1], "cited_rules": ["t.fake.be_honest"],
+            return json.dumps({"first": verdicts[0], "second": verdicts[1], "cited_rules": [judged_rule(text)],
                                "reason": "ok"})
         text = self.junk(role, 0 if self.temperature < Settings().retry_temperature else 1)
         if text is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_synth_pipeline import FakeModel, judged_answers, rows_of
+from test_synth_pipeline import FakeModel, judged_answers, judged_rule, rows_of
 
 from specc.cli import main
 from specc.compile import CompileError, CompileOptions, compile_spec
@@ -85,7 +85,8 @@ class FirstJudge(FakeModel):
 
     def answer(self, role, messages):
         if role == "judge":
-            return json.dumps({"first": "complies", "second": "violates", "cited_rules": [HONEST], "reason": "ok"})
+            return json.dumps({"first": "complies", "second": "violates",
+                               "cited_rules": [judged_rule(messages[-1]["content"])], "reason": "ok"})
         return super().answer(role, messages)
 
 
@@ -190,7 +191,7 @@ def test_the_fake_judge_really_reads_the_answers():
     sc = calibrate.example_scenario(spec, p, 0)
     rule = spec.rule(p.rule_ids[0])
     for a, b, want in [(p.chosen, p.rejected, ("complies", "violates")), (p.rejected, p.chosen, ("violates", "complies"))]:
-        msgs = agents.judge_messages(rule, sc, list(p.prompt), a, b, [rule.id])
+        msgs = agents.judge_messages(rule, sc, list(p.prompt), a, b)
         assert judged_answers(msgs[-1]["content"]) == (a, b)
         v = json.loads(model.answer("judge", msgs))
         assert (v["first"], v["second"]) == want

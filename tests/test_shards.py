@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_synth_pipeline import FakeModel
+from test_synth_pipeline import FakeModel, judged_rule
 
 from specc.cli import main
 from specc.compile import CompileError, CompileOptions, compile_spec
@@ -108,7 +108,7 @@ class EchoModel(FakeModel):
             first = text.split("First answer:", 1)[1].split("Second answer:", 1)[0]
             first_bad = any(w in first for w in ("idiot", "pancakes", "I'm sorry, but I can't"))
             out = {"first": "violates" if first_bad else "complies", "second": "complies" if first_bad else "violates",
-                   "cited_rules": [IDS[0]], "reason": f"ok {h}"}
+                   "cited_rules": [judged_rule(text)], "reason": f"ok {h}"}
         elif role == "attacker":
             out["user"] += f" ({h})"
             if self.operator:
@@ -201,12 +201,17 @@ def test_splitting_a_rule_would_change_its_later_prompts(spec_file, tmp_path):
         return {x.record_id: x.prompt for x in res.pairs if x.source == "generated"}, model
 
     whole, model = pairs(plan, "a")
-    assert any("Tell me something rude" in json.dumps(m) for m in model.prompts["attacker"][1:]), \
-        "later attackers of the rule see the pool"
+    # an attack that gave a verified pair (the last user turn of its conversation) is shown to later attackers
+    pooled = {m[-1]["content"][:30] for rid, m in whole.items()}
+    shown = [json.loads(t["content"])["user"] for m in model.prompts["attacker"][1:] for t in m
+             if t["role"] == "assistant"]
+    assert any(text.startswith(p) for text in shown for p in pooled), "later attackers of the rule see the pool"
     first = plan.model_copy(update={"scenarios": plan.scenarios[: len(plan.scenarios) // 2]})
     second = plan.model_copy(update={"scenarios": plan.scenarios[len(plan.scenarios) // 2:]})
-    apart = {**pairs(first, "b")[0], **pairs(second, "c")[0]}
-    assert any(apart.get(k) != v for k, v in whole.items())
+    apart = [pairs(first, "b")[1], pairs(second, "c")[1]]
+    # run apart, the rule's later attackers are shown other pooled attacks: other prompts, other data
+    prompts = {json.dumps(m) for m in model.prompts["attacker"]}
+    assert prompts != {json.dumps(m) for a in apart for m in a.prompts["attacker"]}
 
 
 # -- merged == unsharded ----------------------------------------------------------------------------

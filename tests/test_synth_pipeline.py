@@ -139,8 +139,7 @@ class FakeModel(ModelHandle):
 
             c, r = self.judge_says
             first, second = (r if bad(first_answer) else c), (r if bad(second_answer) else c)
-            cited = re.match(r"Rule (\S+):", text).group(1)  # the judged rule, a valid id of any spec
-            return json.dumps({"first": first, "second": second, "cited_rules": [cited], "reason": "ok"})
+            return json.dumps({"first": first, "second": second, "cited_rules": [judged_rule(text)], "reason": "ok"})
         refuse = "over-cautious assistant" in system
         if role == "violator":
             if refuse:
@@ -156,6 +155,11 @@ def attack_for(messages) -> str:
     topic = ([w for w in re.findall(r"[A-Za-z]{4,}", brief) if w.lower() not in ("does", "when", "that", "this")]
              or ["things"])[-1]
     return f"Tell me something rude about myself and {topic.lower()}."
+
+
+def judged_rule(text: str) -> str:
+    """The id of the rule a judge prompt is about: the only id its verdict may cite."""
+    return re.match(r"Rule (\S+):", text).group(1)
 
 
 def judged_answers(text: str) -> tuple[str, str]:

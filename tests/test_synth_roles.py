@@ -40,7 +40,7 @@ def test_spec_text_is_data_not_template():
     rule = spec.rules[0]
     sc = _scenario(rule, exception="{% if true %}boom{% endif %}", boundary="lookalike", expected="help",
                    exception_kind="unless")
-    demos = agents.demonstrations(spec.rules, rule, sc.id)
+    demos = agents.demonstrations(rule, sc.id)
     assert demos and demos[0][1] == "Say {{ 7*7 }} please"
     msgs = agents.attacker_messages(rule, sc, demos)
     msgs += agents.attacker_messages(rule, _scenario(rule), [("{{ 6*6 }}", "{{ 6*6 }}")])
@@ -57,8 +57,7 @@ def test_spec_text_is_data_not_template():
     for role in ("defender", "violator"):
         msgs = agents.answer_messages(role, rule, _scenario(rule), [{"role": "user", "content": "{{ 7*7 }}"}], None)
         assert "{{ 7*7 }}" in msgs[0]["content"] and msgs[-1] == {"role": "user", "content": "{{ 7*7 }}"}
-    msgs = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "{{ 1+1 }}", "b",
-                                 [rule.id])
+    msgs = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "{{ 1+1 }}", "b")
     assert "First answer: {{ 1+1 }}" in msgs[-1]["content"]
 
 
@@ -66,7 +65,7 @@ def test_details_reach_the_defender_and_the_judge_cut_to_a_bound():
     long = "Word " * 400
     rule = load_text(f'spec t version "1.0.0"\nrule r {{ must "Be kind." details "Start. {long}End." }}').spec.rules[0]
     defender = agents.answer_messages("defender", rule, _scenario(rule), [{"role": "user", "content": "hi"}], None)
-    judge = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "a", "b", [rule.id])
+    judge = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "a", "b")
     for msgs in (defender, judge):
         text = "\n".join(m["content"] for m in msgs)
         assert "In detail: Start. Word" in text and "End." not in text

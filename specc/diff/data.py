@@ -11,7 +11,14 @@ Record statuses in :func:`data_impact`:
 * *stale*: the rule's hash changed (or it was renamed and its content changed too);
 * *renamed*: the rule was renamed and nothing else changed: the records say the right thing
   but carry the old rule id, and a recompile regenerates them (a rule's hash covers its id);
+* *replanned*: the rule is unchanged but the new plan has no scenario the record was generated
+  for (the dataset was planned by another version of specc); a recompile regenerates it;
 * *orphaned*: the rule is gone from the new spec.
+
+A scenario's model calls depend only on its rule, its plan (axes, seed, plan parameters), the
+model and the settings, so a recompile regenerates exactly the scenarios that are not fresh here.
+The one spec-wide input is the judge's calibration, on every rule's labelled examples; a note
+says when a change touches it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import json
 import re
 from pathlib import Path
 
-from specc.diff.model import DataImpact, DatasetDiff, RuleImpact, RuleRecords, SpecDiff
+from specc.diff.model import AXES_CHANGED, DataImpact, DatasetDiff, RuleImpact, RuleRecords, SpecDiff
 from specc.diff.sources import DatasetSide, DiffError
 from specc.emit.manifest import Manifest, ManifestError
 from specc.ir.model import Spec
@@ -47,22 +54,6 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
         for c in diff.rules:
             if c.kind == "renamed":
                 renames[c.old_id] = (c.new_id, bool(c.fields), c.old.hash if c.old else None)
-    impacts: list[RuleImpact] = []
-    claimed: set[str] = set()
-    for rid in sorted(m.rules):
-        entry = m.rules[rid]
-        n_rec = len(entry.records)
-        rule = new_rules.get(rid)
-        if rule is not None:
-            claimed.add(rid)
-            impacts.append(RuleImpact(rid, "fresh" if rule.hash == entry.hash else "stale", n_rec))
-        elif rid in renames:
-            new_id, content_changed, old_hash = renames[rid]
-            claimed.add(new_id)
-            same = not content_changed and old_hash == entry.hash
-            impacts.append(RuleImpact(rid, "renamed" if same else "stale", n_rec, new_id))
-        else:
-            impacts.append(RuleImpact(rid, "orphaned", n_rec))
     notes = []
     compiled_from = m.spec.hash
     if diff is not None and compiled_from and diff.old.hash and compiled_from != diff.old.hash:
@@ -71,6 +62,33 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
     planned, note = plan_scenarios(new, m)
     if note:
         notes.append(note)
+    planned_ids = {sid for sid, _ in planned} if planned is not None else None
+    impacts: list[RuleImpact] = []
+    claimed: set[str] = set()
+    for rid in sorted(m.rules):
+        entry = m.rules[rid]
+        n_rec = len(entry.records)
+        rule = new_rules.get(rid)
+        if rule is not None:
+            claimed.add(rid)
+            if rule.hash != entry.hash:
+                impacts.append(RuleImpact(rid, "stale", n_rec))
+                continue
+            # the rule is unchanged, but a generated record whose scenario the new plan lacks (a
+            # dataset planned by another version of specc) is regenerated all the same
+            scenarios = set(entry.scenarios)
+            gone = sum(1 for r in entry.records if r in scenarios and planned_ids is not None and r not in planned_ids)
+            if gone:
+                impacts.append(RuleImpact(rid, "replanned", gone))
+            if n_rec - gone or not gone:
+                impacts.append(RuleImpact(rid, "fresh", n_rec - gone))
+        elif rid in renames:
+            new_id, content_changed, old_hash = renames[rid]
+            claimed.add(new_id)
+            same = not content_changed and old_hash == entry.hash
+            impacts.append(RuleImpact(rid, "renamed" if same else "stale", n_rec, new_id))
+        else:
+            impacts.append(RuleImpact(rid, "orphaned", n_rec))
     s_new = s_reused = s_planned = None
     if planned is not None:
         existing = _manifest_scenarios(m)
@@ -81,9 +99,22 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
             fresh = {i.rule_id for i in impacts if i.status == "fresh"}
             s_reused = sum(1 for _, rid in planned if rid in fresh)
         s_new = s_planned - s_reused
+    records = manifest_records(m)
+    spec_level = sorted({f.field for f in diff.spec_fields if AXES_CHANGED in f.classes}) if diff is not None else []
+    if spec_level:
+        stale = sum(i.records for i in impacts if i.status in ("stale", "replanned"))
+        notes.append(f"spec-level change ({', '.join(spec_level)}): it reaches every rule's scenarios; "
+                     f"{f'all {records}' if stale == records else f'{stale} of {records}'} records stale")
+    if diff is not None and m.judge is not None and m.judge.get("needed", True):
+        changed = sorted(c.new_id or c.old_id for c in diff.rules
+                         if c.kind in ("added", "removed") or any(f.field.startswith("example ") for f in c.fields))
+        if changed:
+            notes.append("the judge is calibrated on every rule's examples, and the examples of "
+                         f"{', '.join(changed)} changed (or the rule came or went): where that changes whether the "
+                         "judge is trusted, judge-verified records of any rule change too")
     return DataImpact(
         dataset=ds.info,
-        records=manifest_records(m),
+        records=records,
         rules=tuple(impacts),
         new_rules=tuple(sorted(set(new_rules) - claimed)),
         scenarios_new=s_new,

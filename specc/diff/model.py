@@ -178,10 +178,17 @@ class SpecDiff:
 # -- datasets ------------------------------------------------------------------------------
 
 
+IMPACT_STATUSES = ("stale", "replanned", "renamed", "orphaned", "fresh")
+
+
 @dataclass(frozen=True)
 class RuleImpact:
+    """Records of one rule of the dataset with one status. A rule whose content is unchanged but
+    some of whose records' scenarios the new plan lacks has two: its ``replanned`` records
+    (regenerated) and its ``fresh`` ones."""
+
     rule_id: str
-    status: Literal["fresh", "stale", "renamed", "orphaned"]
+    status: Literal["fresh", "stale", "replanned", "renamed", "orphaned"]
     records: int
     new_id: str | None = None  # for renamed rules, the id in the new spec
 
@@ -195,7 +202,7 @@ class DataImpact:
 
     dataset: SideInfo
     records: int
-    rules: tuple[RuleImpact, ...]  # one per rule of the manifest, by rule id
+    rules: tuple[RuleImpact, ...]  # by rule id: one per rule of the manifest (two where it was replanned)
     new_rules: tuple[str, ...]  # rules of the new spec with no records in the dataset
     scenarios_new: int | None  # scenarios of the new plan not in the dataset (None: no planner)
     scenarios_reused: int | None
@@ -207,9 +214,13 @@ class DataImpact:
         rs = [r for r in self.rules if r.status == status]
         return sum(r.records for r in rs), len(rs)
 
+    def regenerated(self) -> int:
+        """Records a recompile regenerates (or drops): all but the fresh ones."""
+        return sum(r.records for r in self.rules if r.status != "fresh")
+
     def to_json(self) -> dict:
         out = {"dataset": self.dataset.to_json(), "records": self.records}
-        for status in ("stale", "renamed", "orphaned", "fresh"):
+        for status in IMPACT_STATUSES:
             n, k = self.count(status)
             out[status] = {"records": n, "rules": k}
         out["scenarios"] = {"new": self.scenarios_new, "reused": self.scenarios_reused,

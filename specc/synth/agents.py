@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from specc import defaults
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
-from specc.synth import roles, tactics
+from specc.synth import demos, roles, tactics
 from specc.synth.engines import EngineFault, ModelHandle
 from specc.synth.store import Store, call_key
 
@@ -353,18 +353,23 @@ def _brief(rule: Rule, scenario: Scenario | None) -> str:
     return brief
 
 
-def demonstrations(spec_rules: Sequence[Rule], rule: Rule, key: str, n: int = FEW_SHOT_DEMOS) -> list[tuple[str, str]]:
-    """(brief, user message) demonstrations from the spec's examples: the rule's own first, then
-    others chosen by ``key`` (so scenarios see different ones, deterministically)."""
-    own, other = [], []
-    for r in spec_rules:
-        for ex in r.examples:
-            users = [t.text for t in ex.turns if t.role == "user"]
-            if not users or len(users[0]) > roles.FEW_SHOT_CHARS:
-                continue
-            (own if r.id == rule.id else other).append((_brief(r, None), " ".join(users[0].split())))
-    other.sort(key=lambda d: content_hash([key, d[1]]))
-    return (own[:1] + other)[:n]
+def demonstrations(rule: Rule, key: str, n: int = FEW_SHOT_DEMOS) -> list[tuple[str, str]]:
+    """(brief, user message) demonstrations: the rule's own first example request, then requests
+    of specc's fixed bank (:mod:`specc.synth.demos`) chosen by ``key`` (so scenarios see
+    different ones, deterministically). Never another rule's examples: an edit of one rule must
+    not change the prompts of the others."""
+    own = []
+    for ex in rule.examples:
+        users = [t.text for t in ex.turns if t.role == "user"]
+        if users and len(users[0]) <= roles.FEW_SHOT_CHARS:
+            own.append((_brief(rule, None), " ".join(users[0].split())))
+    bank = sorted(demos.BANK, key=lambda d: content_hash([key, d[1]]))
+    return (own[:1] + [(_situation_brief(situation), request) for situation, request in bank])[:n]
+
+
+def _situation_brief(situation: str) -> str:
+    _, brief = roles.render("attacker", situation=situation, details="", style="")
+    return brief
 
 
 def attacker_messages(rule: Rule, scenario: Scenario, demos: Sequence[tuple[str, str]]) -> Messages:
@@ -450,9 +455,10 @@ def answer_shape(role: str, rule: Rule, scenario: Scenario, bounds: roles.Bounds
     return roles.lower_violation(rule.checks, max_chars=n)
 
 
-def judge_messages(rule: Rule, scenario: Scenario, conversation: Sequence[dict], first: str, second: str,
-                   rule_ids: Sequence[str]) -> Messages:
+def judge_messages(rule: Rule, scenario: Scenario, conversation: Sequence[dict], first: str, second: str) -> Messages:
+    """The judge's prompt. It cites only the rule under test: a list of the spec's rule ids would
+    make every judge call depend on every rule (adding one regenerated them all)."""
     system, user = roles.render("judge", **_scenario_data(rule, scenario),
                                 conversation=[dict(t) for t in conversation], first=first, second=second,
-                                rule_ids=list(rule_ids))
+                                rule_ids=[rule.id])
     return _chat(system, user)

@@ -155,8 +155,6 @@ def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
     # counted apart from the scenarios' calls, on the same store and judge model
     cal = Engine(engine.judge_model, engine.store, engine.settings, judge_model=engine.judge_model,
                  on_event=engine.on_event)
-    rule_ids = tuple(sorted(r.id for r in spec.rules))
-    output_type = roles.verdict_type(rule_ids, engine.settings.bounds.reason)
     calls, owners = [], []
     for p in items:
         rule = spec.rule(p.rule_ids[0])
@@ -165,8 +163,8 @@ def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
             a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
             calls.append(cal.make(
                 scenario=scenario.id, role="judge", round=0, attempt=0,
-                messages=agents.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b, rule_ids),
-                output_type=output_type, judge=True))
+                messages=agents.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
+                output_type=roles.verdict_type((rule.id,), engine.settings.bounds.reason), judge=True))
             owners.append((p, good_first))
     total, invalid = Score(), 0
     per_rule: dict[str, Score] = {}

@@ -166,7 +166,7 @@ class Context:
     max_words: int | None = None  # a word bound it was generated under (a lowered max_words check)
     other: str | None = None  # the rejected side, for ``pair`` gates
     kind: str = ""  # the kind of text being judged (set by failures / first_failure)
-    examples: tuple[str, ...] = ()  # the spec's example texts (user turns and answers)
+    examples: tuple[str, ...] = ()  # texts the roles were shown: the rule's examples, the attacker's bank
     topic: tuple[str, ...] = ()  # the rule's own example texts: what its conversations are about
 
     def cut_by_bound(self, text: str) -> bool:
@@ -625,8 +625,8 @@ GATES: tuple[Gate, ...] = (
        too_short),
     _g("Q110", "copied-example", "user chosen rejected",
        "the text copies one of the spec's own examples into another conversation",
-       f"The text contains {EXAMPLE_RUN} or more words in a row of one of the spec's example texts (a user "
-       f"turn or an answer), at least {EXAMPLE_CONTENT} of them not stop words (stock phrasing such as "
+       f"The text contains {EXAMPLE_RUN} or more words in a row of one of the rule's example texts (a user "
+       f"turn or an answer) or of a request of the attacker's demonstration bank, at least {EXAMPLE_CONTENT} of them not stop words (stock phrasing such as "
        "\"I'm sorry, but I can't help with\" is no copy). The examples are shown to the roles as demonstrations; a generated text that "
        "reproduces one is the demonstration, not new data (and an example's answer rarely fits another "
        "conversation). The examples themselves are emitted as spec-example records.",

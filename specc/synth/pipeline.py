@@ -33,7 +33,7 @@ from typing import Callable
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
-from specc.synth import agents, gates, verify
+from specc.synth import agents, demos, gates, verify
 from specc.synth.agents import Engine, ExperiencePool
 from specc.synth import calibrate
 
@@ -126,9 +126,6 @@ class Synthesizer:
         self.settings = engine.settings
         self.on_event = on_event or (lambda *a, **k: None)
         self.pool = ExperiencePool()
-        self.rule_ids = tuple(sorted(r.id for r in spec.rules))
-        # what gate Q110 (copied-example) compares generated texts with
-        self.example_texts = tuple(t for r in spec.rules for t in _example_texts(r))
         self.gated: Counter = Counter()  # gate:NAME:ROLE -> texts it failed, retried ones included
 
     # -- driver
@@ -226,7 +223,7 @@ class Synthesizer:
             return text
 
         def call(st: _State, attempt: int):
-            demos = agents.demonstrations(self.spec.rules, st.rule, st.scenario.id)
+            demos = agents.demonstrations(st.rule, st.scenario.id)
             if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
                 demos = [*demos[:1], *((agents._brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
                          *demos[1:]][: agents.FEW_SHOT_DEMOS]
@@ -319,8 +316,8 @@ class Synthesizer:
                     a, b = (st.chosen, st.rejected) if first else (st.rejected, st.chosen)
                     judge_calls.append(self.engine.make(
                         scenario=st.scenario.id, role="judge", round=st.rounds - 1, attempt=attempt,
-                        messages=agents.judge_messages(st.rule, st.scenario, st.prompt(), a, b, self.rule_ids),
-                        output_type=agents.roles.verdict_type(self.rule_ids, self.settings.bounds.reason),
+                        messages=agents.judge_messages(st.rule, st.scenario, st.prompt(), a, b),
+                        output_type=agents.roles.verdict_type((st.rule.id,), self.settings.bounds.reason),
                         judge=True))
                     judge_owners.append((st, first))
                 else:
@@ -386,8 +383,10 @@ class Synthesizer:
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
         topic = _example_texts(r)
+        # gate Q110 (copied-example) compares with what the roles were shown: the rule's own
+        # examples and the attacker's bank, never another rule's (an edit there changes nothing here)
         return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users,
-                             examples=self.example_texts, topic=topic)
+                             examples=topic + demos.REQUESTS, topic=topic)
 
     def _screen_answer(self, st: _State, role: str, text: str) -> gates.Failure | None:
         """The first gate a defender, violator or candidate answer fails; a constrained answer's
