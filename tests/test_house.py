@@ -123,7 +123,7 @@ def test_one_span_type_from_the_parser_to_the_ir():
 # the small shared modules of LEAVES may also import each other.
 LAYERS = (
     ("language",),  # the language's vocabulary: plain data, below everything
-    ("__init__", "diagnostics", "files", "resources", "defaults"),
+    ("__init__", "diagnostics", "files", "resources", "defaults", "markdown"),
     ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("report",),
     ("audit",), ("cli",),
 )

@@ -226,8 +226,8 @@ def test_kto_and_sft_datasets_give_the_same_summary_and_their_sides(world, tmp_p
     data = build_dataset(tmp_path / fmt, world["spec"], fmt=fmt)
     same = make_report(world["data"], spec=world["spec"], fmt="markdown")
     md = make_report(data, spec=world["spec"], fmt="markdown")
-    assert md.replace(f"{fmt}: 14 train, 2 test" if fmt == "kto" else f"{fmt}: 7 train, 1 test",
-                      "dpo: 7 train, 1 test") == same
+    assert md.replace(f"`{fmt}`: 14 train, 2 test" if fmt == "kto" else f"`{fmt}`: 7 train, 1 test",
+                      "`dpo`: 7 train, 1 test") == same
     html = make_report(data, spec=world["spec"])
     assert "I can only show the last four digits." in html
     assert ("A careless answer 0." in html) == (fmt == "kto")  # SFT keeps the chosen side only
@@ -274,7 +274,7 @@ def test_without_matplotlib_the_page_names_the_extra_and_markdown_still_works(wo
     r = CliRunner().invoke(main, ["report", str(world["data"]), "-o", str(world["root"] / "r.html")])
     assert r.exit_code == 3 and "pip install 'specc[report]'" in r.output
     r = CliRunner().invoke(main, ["report", str(world["data"]), "--format", "markdown"])
-    assert r.exit_code == 0 and r.output.startswith("### specc report: `acme.report` 1.2.0")
+    assert r.exit_code == 0 and r.output.startswith("### specc report: `acme.report` `1.2.0`")
 
 
 # -- in a browser ------------------------------------------------------------------------------------
@@ -316,3 +316,52 @@ def test_no_script_of_a_hostile_spec_runs_in_chromium(tmp_path):
     assert page.requests == [html.resolve().as_uri()]  # the answer's <img> and link were never elements
     assert HOSTILE in page.text and "<img src=x onerror=alert(2)>" in page.text
     assert "<script>alert(3)</script>" in page.text
+
+
+# -- a PR comment fetches nothing ----------------------------------------------------------------------
+
+INJECT = ("x`` ![i](http://evil.example/i.png) <img src=http://evil.example/x> [l](http://evil.example) "
+          "&#60;b&#62; www.evil.example <http://evil.example/a> *em*")
+
+
+def _links_images_html(markdown_text: str) -> list[str]:
+    """Every link, image, autolink and raw HTML node CommonMark (markdown-it, with GFM tables)
+    finds in a Markdown text."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    found = []
+    for tok in md.parse(markdown_text):
+        if tok.type in ("html_block", "html_inline"):
+            found.append(tok.content)
+        for child in tok.children or ():
+            if child.type in ("image", "link_open", "html_inline"):
+                found.append(f"{child.type}: {child.attrs or child.content}")
+    return found
+
+
+def test_markdown_report_carries_no_link_image_or_html_from_its_inputs(world):
+    """A manifest's model and judge, drop reasons, an eval's model and rule ids, a diff's rule ids:
+    values from files someone else wrote, in a PR comment that must never fetch anything."""
+    data = world["data"]
+    man = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    man["model"]["name"] = man["model"]["judge"] = INJECT
+    man["model"]["engine"] = INJECT
+    reasons = man["stats"]["dropped_reasons"]
+    reasons[INJECT] = reasons.pop(next(iter(reasons)))
+    (data / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    for path in world["evals"]:
+        ev = json.loads(path.read_text(encoding="utf-8"))
+        ev["model"] = INJECT
+        ev["warnings"] = [INJECT]
+        path.write_text(json.dumps(ev), encoding="utf-8")
+    diff = json.loads(world["diff"].read_text(encoding="utf-8"))
+    for c in diff["rules"]:
+        c["new_id"], c["change"], c["classes"] = INJECT, INJECT, [INJECT]
+    world["diff"].write_text(json.dumps(diff), encoding="utf-8")
+    r = CliRunner().invoke(main, report_args(world, "--format", "markdown"))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("evil.example") >= 4  # the values are there, as text
+    assert _links_images_html(r.stdout) == []
+    # the clean report has no such node either: the check sees what specc itself writes
+    assert _links_images_html(make_report(world["data"], spec=world["spec"], fmt="markdown")) == []

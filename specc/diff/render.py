@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+from specc import markdown
 from specc.diff.model import (
     CLASSES,
+    IMPACT_STATUSES,
     KINDS,
     LOOSENED,
     INVERTED,
@@ -114,6 +116,7 @@ def spec_text(d: SpecDiff, impact: DataImpact | None = None) -> str:
 
 _STATUS_WHY = {
     "stale": "the rule changed",
+    "replanned": "the rule is unchanged, the new plan lacks the record's scenario",
     "renamed": "renamed, content unchanged; regenerated because a rule's hash covers its id",
     "orphaned": "the rule was removed",
     "fresh": "reused as they are",
@@ -122,7 +125,9 @@ _STATUS_WHY = {
 
 def impact_text(i: DataImpact) -> list[str]:
     out = [f"dataset impact ({i.dataset.source}: {_plural(i.records, 'record')} from {i.dataset.label()}):"]
-    for status in ("stale", "renamed", "orphaned", "fresh"):
+    for status in IMPACT_STATUSES:
+        if status == "replanned" and not i.count(status)[1]:
+            continue
         n, k = i.count(status)
         out.append(f"  {status:<9}{n:>10,} records  {_plural(k, 'rule'):<10}  {_STATUS_WHY[status]}")
     if i.new_rules:
@@ -152,25 +157,12 @@ def spec_json(d: SpecDiff, impact: DataImpact | None = None) -> str:
 # -- markdown ----------------------------------------------------------------------------------
 
 
-def md_code(s: str) -> str:
-    """A code span that survives a table cell: pipes escaped, no line breaks."""
-    s = s.replace("\n", " ").replace("|", "\\|")
-    run = longest = 0
-    for ch in s:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * (longest + 1)
-    pad = " " if s.startswith("`") or s.endswith("`") or not s.strip() else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
-
-
-_MD_SPECIAL = set("\\`*_[]<>|#~")
+md_code = markdown.code
 
 
 def md_text(s: str) -> str:
-    """Prose in a table cell: markdown punctuation escaped, line breaks as <br>."""
-    esc = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in s)
-    return esc.replace("\r\n", "\n").replace("\n", "<br>")
+    """Prose in a table cell: markup escaped (:mod:`specc.markdown`), line breaks as <br>."""
+    return markdown.text(s, breaks="<br>")
 
 
 def _md_value(f: FieldChange, v) -> str:
@@ -238,7 +230,9 @@ def impact_markdown(i: DataImpact) -> list[str]:
     out = [f"#### Dataset impact: {md_code(i.dataset.source)}", "",
            f"{_plural(i.records, 'record')} compiled from {md_code(i.dataset.label())}.", "",
            "| Records | Count | Rules | Why |", "|---|---:|---:|---|"]
-    for status in ("stale", "renamed", "orphaned", "fresh"):
+    for status in IMPACT_STATUSES:
+        if status == "replanned" and not i.count(status)[1]:
+            continue
         n, k = i.count(status)
         out.append(f"| {status} | {n:,} | {k:,} | {_STATUS_WHY[status]} |")
     out.append("")

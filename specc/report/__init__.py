@@ -13,9 +13,9 @@ It reads datasets and results only; nothing else imports it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from specc import markdown
 from specc.report.inputs import Inputs, ReportError, read_inputs
 from specc.report.plots import PlotsUnavailable
 from specc.report.summary import BOUNDARIES, SAMPLES_PER_RULE, STAGE_NAMES, STOPPED_AT, Summary, summarize
@@ -60,33 +60,32 @@ def render_html(s: Summary) -> str:
         eval_rules=s.eval_rules, pct=_pct, rate=_rate)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
-
-
 def _md(s) -> str:
-    """Text for a Markdown line or table cell: its markup characters escaped, no line breaks."""
-    return _MD_SPECIAL.sub(r"\\\1", str(s).replace("\n", " "))
+    """A value as escaped text on one line (:mod:`specc.markdown`)."""
+    return markdown.text(s)
+
+
+_code = markdown.code
 
 
 def _prose(s) -> str:
-    """specc's own sentences (which quote names in code spans): only HTML and line breaks made safe."""
-    return str(s).replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _code(s) -> str:
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    fence = "``" if "`" in s else "`"
-    return f"{fence}{s}{fence}" if fence == "`" else f"{fence} {s} {fence}"
+    """specc's own sentence, whose names stand in backticks: the names as code spans, the rest as
+    escaped text. A name with a backtick of its own shifts the pairing; every part is then still
+    a code span or escaped text, so it stays inert, only less pretty."""
+    parts = str(s).split("`")
+    if len(parts) % 2 == 0:
+        return _md(s)
+    return "".join(_md(p) if i % 2 == 0 else _code(p) for i, p in enumerate(parts))
 
 
 def render_markdown(s: Summary) -> str:
     """The summary for a PR comment: spec, funnel, one table of rules, judge, evals, diff."""
     f = s.funnel
-    out = [f"### specc report: {_code(s.spec.get('id'))} {_md(s.spec.get('version', ''))}", "",
+    out = [f"### specc report: {_code(s.spec.get('id'))} {_code(s.spec.get('version', ''))}", "",
            f"Spec hash {_code(s.spec.get('hash'))}, model {_code(s.model.get('name'))}"
-           + (f" on {_md(s.model['engine'])}" if s.model.get("engine") else "")
-           + f", seed {_md(s.seed)}, {_md(s.fmt)}: {s.counts.get('train', 0)} train, "
-             f"{s.counts.get('test', 0)} test records.", "",
+           + (f" on {_code(s.model['engine'])}" if s.model.get("engine") else "")
+           + f", seed {_code(s.seed)}, {_code(s.fmt)}: {_md(s.counts.get('train', 0))} train, "
+             f"{_md(s.counts.get('test', 0))} test records.", "",
            "Funnel (scenarios): " + " → ".join(f"{STAGE_NAMES[k]} **{n}**" for k, n in f.stages()[:-1])
            + f" → emitted **{f.emitted}** records ({f.examples} from spec examples)."
            + (f" Generated pairs: {_md(s.provenance)}." if s.provenance else ""), "",
@@ -103,7 +102,7 @@ def render_markdown(s: Summary) -> str:
     if s.judge_text:
         out += [_prose(s.judge_text), ""]
     if s.evals:
-        out += ["| rule | " + " | ".join(f"{_md(c.label)} compliance | over-refusal" for c in s.evals) + " |",
+        out += ["| rule | " + " | ".join(f"{_code(c.label)} compliance | over-refusal" for c in s.evals) + " |",
                 "|---|" + "---:|---:|" * len(s.evals)]
         for rid in s.eval_rules:
             cells = []
@@ -119,17 +118,21 @@ def render_markdown(s: Summary) -> str:
     if s.diff:
         d = s.diff
         if "summary" in d:
-            changed = [f"{_md(c['change'])} {_code(c.get('new_id') or c.get('old_id'))}"
-                       + (f" ({_md(', '.join(c['classes']))})" if c.get("classes") else "") for c in d["rules"]]
+            changed = [f"{_code(c['change'])} {_code(c.get('new_id') or c.get('old_id'))}"
+                       + (f" ({_code(', '.join(map(str, c['classes'])))})" if c.get("classes") else "")
+                       for c in d["rules"]]
             out.append("Spec change: " + ("; ".join(changed) if changed else "no rule differs") + ".")
             data = d.get("data")
             if data:
-                out.append(f"Records: {data['stale']['records']} stale, {data['renamed']['records']} renamed, "
-                           f"{data['orphaned']['records']} orphaned, {data['fresh']['records']} fresh.")
+                replanned = (data.get("replanned") or {}).get("records")
+                out.append(f"Records: {_md(data['stale']['records'])} stale, "
+                           + (f"{_md(replanned)} replanned, " if replanned else "")
+                           + f"{_md(data['renamed']['records'])} renamed, "
+                           f"{_md(data['orphaned']['records'])} orphaned, {_md(data['fresh']['records'])} fresh.")
         else:
             r = d.get("records") or {}
-            out.append(f"Dataset change: {r.get('added', 0)} records added, {r.get('removed', 0)} removed, "
-                       f"{r.get('changed') if r.get('changed') is not None else 'not compared'} changed.")
+            out.append(f"Dataset change: {_md(r.get('added', 0))} records added, {_md(r.get('removed', 0))} removed, "
+                       f"{_md(r.get('changed')) if r.get('changed') is not None else 'not compared'} changed.")
         out.append("")
     out += [f"_{_prose(n)}_" for n in s.notes]
     while out and out[-1] == "":
