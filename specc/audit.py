@@ -76,11 +76,17 @@ class AuditReport:
 
 
 def data_files(d: Path) -> list[Path]:
-    """``*.jsonl`` / ``*.parquet`` in ``d`` and under ``d/data/``, sorted."""
+    """``*.jsonl`` / ``*.parquet`` in ``d`` and under ``d/data/``, sorted; an :class:`AuditError`
+    where one is a link that leads outside ``d``."""
+    from specc.emit.read import RecordsError, inside_dataset
+
     found = [p for p in d.iterdir() if p.is_file() and p.suffix in (".jsonl", ".parquet")]
     if (d / "data").is_dir():
         found += [p for p in (d / "data").rglob("*") if p.is_file() and p.suffix in (".jsonl", ".parquet")]
-    return sorted(set(found))
+    try:
+        return sorted({inside_dataset(d, p) for p in found})
+    except RecordsError as e:
+        raise AuditError(str(e)) from None
 
 
 def _rows(path: Path, shown: str):
@@ -167,6 +173,13 @@ def _parts(rec: dict, where: str) -> tuple[list[tuple[str, str]], list[tuple[str
 
 def _bounds(d: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(user-turn bounds, answer bounds) from a specc manifest; empty when there is none."""
+    from specc.emit.read import RecordsError, inside_dataset
+
+    if (d / "manifest.json").exists():
+        try:
+            inside_dataset(d, d / "manifest.json")
+        except RecordsError as e:
+            raise AuditError(str(e)) from None
     try:
         man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
         chars = man["generation"]["max_chars"]

@@ -712,3 +712,116 @@ def test_a_dataset_is_replaced_as_a_whole_or_not_at_all(tmp_path, spec_file, mon
     compile_spec(load(spec_file).spec, spec_file, options, model=Refuser())
     assert not (out / "data" / "train.jsonl").exists()  # the earlier split is gone with the old directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.spec", "st"]
+
+
+# -- datasets from someone else: no reader follows a link out of the dataset directory ----------------
+
+
+class NoCalls:
+    """A model the refused dataset must never reach."""
+
+    name, engine, batch_size, tokenizer = "never-called", "scripted", 1, None
+    params: dict = {}
+
+    def generate_raw(self, *a, **k):
+        raise AssertionError("the model was asked about a file outside the dataset")
+
+    generate_json = generate_raw
+
+
+@pytest.fixture
+def linked(tmp_path, monkeypatch):
+    """A spec, a dataset compiled from it, and a file of records outside it holding a secret."""
+    from evaldata import load_spec, row, write_dataset, write_jsonl, write_spec
+    from specc.synth import engines
+
+    monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: NoCalls())
+    spec_path = write_spec(tmp_path / "spec")
+    data = write_dataset(tmp_path / "data", load_spec(spec_path))
+    outside = tmp_path / "outside.jsonl"
+    write_jsonl(outside, [row("leak-1", "test.eval.magic_word", "violation", f"Repeat this: {SECRET}",
+                              chosen=SECRET)])
+    return spec_path, data, outside
+
+
+def _swap_for_link(path: Path, target: Path) -> None:
+    path.unlink()
+    os.symlink(target, path)
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_audit_refuses_a_data_file_that_links_out(linked, manifest):
+    _, data, outside = linked
+    if not manifest:
+        (data / "manifest.json").unlink()
+    _swap_for_link(data / "data" / "train.jsonl", outside)
+    r = invoke("audit", data, "--format", "json")
+    assert r.exit_code == 1 and "outside the dataset directory" in r.stderr
+    assert "supersecrethash" not in r.output
+
+
+def test_eval_refuses_a_test_split_or_manifest_that_links_out(linked, tmp_path):
+    spec_path, data, outside = linked
+    _swap_for_link(data / "data" / "test.jsonl", outside)
+    (data / "manifest.json").rename(tmp_path / "manifest.json")  # no manifest: the files are found by name
+    r = invoke("eval", spec_path, "--model", "m", "--data", data, "-o", tmp_path / "eval.json")
+    assert r.exit_code == 2 and "outside the dataset directory" in r.stderr, r.output
+    assert "supersecrethash" not in r.output and not (tmp_path / "eval.json").exists()
+    os.symlink(tmp_path / "manifest.json", data / "manifest.json")  # the manifest itself, from outside
+    r = invoke("eval", spec_path, "--model", "m", "--data", data)
+    assert r.exit_code == 2 and "outside the dataset directory" in r.stderr, r.output
+
+
+def test_train_without_a_manifest_refuses_a_train_file_that_links_out(linked, tmp_path):
+    _, data, outside = linked
+    (data / "manifest.json").unlink()
+    _swap_for_link(data / "data" / "train.jsonl", outside)
+    r = invoke("train", data, "-o", tmp_path / "model", "--model", "m", "--steps", 1)
+    assert r.exit_code == 1 and "outside the dataset directory" in r.stderr, r.output
+    assert "supersecrethash" not in r.output and not (tmp_path / "model").exists()
+
+
+def test_merge_refuses_a_shard_whose_data_links_out(linked, tmp_path):
+    from test_shards import SPEC, compile_shards
+
+    _, _, outside = linked
+    (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+    shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+    victim = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+    _swap_for_link(victim, outside)
+    r = invoke("merge", tmp_path / "merged", *shards)
+    assert r.exit_code == 1 and "outside the dataset directory" in r.stderr, r.output
+    assert not (tmp_path / "merged").exists()
+
+
+def test_train_refuses_an_output_directory_that_is_a_link(linked, tmp_path):
+    from specc.train.run import _prepare_out
+    from specc.train import TrainError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / "out")
+    with pytest.raises(TrainError, match="symbolic link"):
+        _prepare_out(tmp_path / "out", resume=False)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_password_in_the_server_url_is_never_echoed(tmp_path):
+    pytest.importorskip("openai")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: every request fails, every error names the server
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = tmp_path / "t.spec"
+    spec.write_text('spec t.pw version "1.0.0"\n\nrule r {\n  must "Be kind."\n  check not refuses\n}\n')
+    for args in (["compile", spec, "-o", tmp_path / "out", "--timeout", "1"], ["eval", spec]):
+        r = invoke(*args, "--model", f"openai:http://alice:hunter2@127.0.0.1:{port}/v1")
+        assert r.exit_code == 3, r.output
+        assert "hunter2" not in r.output and f"alice:***@127.0.0.1:{port}" in r.output, r.output
+    r = invoke("compile", spec, "-o", tmp_path / "out", "--model", "openai:ftp://alice:hunter2@host/v1")
+    assert r.exit_code != 0 and "hunter2" not in r.output and "alice:***@host" in r.output, r.output

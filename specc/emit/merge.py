@@ -32,6 +32,7 @@ from pathlib import Path
 
 from specc import __version__
 from specc.emit.manifest import ManifestError, read_manifest
+from specc.emit.read import RecordsError, inside_dataset
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
@@ -156,6 +157,10 @@ def read_shard(d: Path) -> Shard:
     if not path.is_file():
         raise MergeError(f"{d}: not a specc shard (no manifest.json)")
     try:
+        inside_dataset(d, path)
+    except RecordsError as e:
+        raise MergeError(str(e)) from None
+    try:
         typed = read_manifest(path)
     except ManifestError as e:
         raise MergeError(f"{d}: not a specc shard ({e})") from None
@@ -178,7 +183,10 @@ def _read_rows(d: Path, man: dict) -> dict[str, list[dict]]:
             continue
         if rel != f"data/{split}.{ff}":
             raise MergeError(f"{d}: manifest.json names {rel!r} as the {split} file; expected data/{split}.{ff}")
-        path = d / rel
+        try:
+            path = inside_dataset(d, d / rel)
+        except RecordsError as e:
+            raise MergeError(str(e)) from None
         try:
             if ff == "jsonl":
                 rows[split] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

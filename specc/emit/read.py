@@ -6,9 +6,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from specc.files import is_within
+
 
 class RecordsError(ValueError):
     """A data file that cannot be read as records; the message names the file (and line)."""
+
+
+def inside_dataset(root: Path, path: Path) -> Path:
+    """``path``, where it lies inside the dataset directory ``root`` once symbolic links are
+    followed; a :class:`RecordsError` naming it where a link leads out. Every reader of a dataset
+    (audit, eval, train, merge, report, diff) asks this before it opens a data file: a dataset
+    from a pull request must not make specc print, send to a model, train on or copy another
+    file of the machine."""
+    if not is_within(path, root):
+        raise RecordsError(f"{path}: a symbolic link that leads outside the dataset directory {root}; "
+                           "refusing to read it")
+    return path
 
 
 def read_records(path: Path) -> list[dict]:

@@ -60,9 +60,12 @@ def held_out_files(data_dir: Path) -> list[Path]:
     man = data_dir / "manifest.json"
     if man.is_file():
         from specc.emit.manifest import ManifestError, read_manifest
+        from specc.emit.read import RecordsError, inside_dataset
 
         try:
-            path = read_manifest(man).data_file(data_dir, "test")
+            path = read_manifest(inside_dataset(data_dir, man)).data_file(data_dir, "test")
+        except RecordsError as e:
+            raise ProbeError(str(e)) from None
         except ManifestError as e:
             raise ProbeError(str(e)) from None
         if path is None:
@@ -71,11 +74,17 @@ def held_out_files(data_dir: Path) -> list[Path]:
         if not path.is_file():
             raise ProbeError(f"{path}: the test split named in {man} is missing")
         return [path]
+    from specc.emit.read import RecordsError, inside_dataset
+
     found: list[Path] = []
     for d in (data_dir, data_dir / "data"):
         if d.is_dir():
             found.extend(sorted(p for p in d.iterdir() if p.is_file() and p.name.startswith("test")
                                 and p.suffix in (".jsonl", ".parquet")))
+    try:
+        found = [inside_dataset(data_dir, p) for p in found]
+    except RecordsError as e:
+        raise ProbeError(str(e)) from None
     if not found:
         raise ProbeError(f"{data_dir} has no test split (no manifest.json, no test*.jsonl or test*.parquet in it "
                          "or in its data/ folder)")

@@ -63,9 +63,12 @@ def find_data_files(dataset_dir: Path, fmt: str) -> tuple[str, list[str]]:
         man = dataset_dir / "manifest.json"
         if man.is_file():
             from specc.emit.manifest import ManifestError, read_manifest
+            from specc.emit.read import RecordsError, inside_dataset
 
             try:
-                path = read_manifest(man).data_file(dataset_dir, "train")
+                path = read_manifest(inside_dataset(dataset_dir, man)).data_file(dataset_dir, "train")
+            except RecordsError as e:
+                raise TrainError(str(e)) from None
             except ManifestError as e:
                 raise TrainError(str(e)) from None
             if path is None:
@@ -86,6 +89,12 @@ def find_data_files(dataset_dir: Path, fmt: str) -> tuple[str, list[str]]:
     if not files:
         raise TrainError(f"no train split in {dataset_dir}: no manifest.json, and no .jsonl or .parquet file "
                          "that is not a test split")
+    from specc.emit.read import RecordsError, inside_dataset
+
+    try:
+        files = [inside_dataset(dataset_dir, f) for f in files]
+    except RecordsError as e:
+        raise TrainError(str(e)) from None
     builder = "parquet" if files[0].suffix == ".parquet" else "json"
     return builder, [str(f) for f in files]
 

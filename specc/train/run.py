@@ -131,6 +131,8 @@ def _complete_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 def _prepare_out(out: Path, resume: bool) -> Path | None:
     """Check OUT and return the checkpoint to resume from (None: start afresh)."""
+    if out.is_symlink():  # as `compile -o` and `merge`: the model would be written wherever the link points
+        raise TrainError(f"-o {out} is a symbolic link: give the directory itself")
     ckpts = _complete_checkpoints(out / CHECKPOINTS)
     if out.exists() and not out.is_dir():
         raise TrainError(f"-o {out}: exists and is not a directory")

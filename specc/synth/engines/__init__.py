@@ -46,8 +46,10 @@ def _parse_openai(spec: str) -> tuple[str, str | None]:
     url, _, model_name = rest.partition("#")
     url = url.strip().rstrip("/")
     if not (url.startswith("http://") or url.startswith("https://")) or len(url) <= len("https://"):
+        from specc.synth.engines.openai import redact_url
+
         raise ModelError(
-            f"bad OpenAI model spec {spec!r}: expected 'openai:http://HOST:PORT/v1' "
+            f"bad OpenAI model spec {'openai:' + redact_url(spec[len('openai:'):])!r}: expected 'openai:http://HOST:PORT/v1' "
             "or 'openai:http://HOST:PORT/v1#MODEL-NAME'"
         )
     return url, (model_name.strip() or None)

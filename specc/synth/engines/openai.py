@@ -229,6 +229,7 @@ class OpenAIModelHandle(ModelHandle):
         if dialect not in DIALECTS:
             raise ModelError(f"unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
         self.base_url = base_url.rstrip("/")
+        self.shown_url = redact_url(self.base_url)  # what messages name: never a password
         self.dialect = dialect
         self.timeout = float(timeout)
         self.concurrency = max(1, int(concurrency))
@@ -299,7 +300,7 @@ class OpenAIModelHandle(ModelHandle):
                     if logged is not None:
                         logged.add((problem, attempt))
                 if first:
-                    log.warning("openai server %s %s; retry %d/%d in %g s", self.base_url, problem, attempt + 1,
+                    log.warning("openai server %s %s; retry %d/%d in %g s", self.shown_url, problem, attempt + 1,
                                 self.tries - 1, wait)
                 if stop is not None:
                     if stop.wait(wait):
@@ -307,12 +308,12 @@ class OpenAIModelHandle(ModelHandle):
                 else:
                     time.sleep(wait)
         spent = time.monotonic() - start
-        raise _Failed(f"the server at {self.base_url} {problem}; gave up after {self.tries} "
+        raise _Failed(f"the server at {self.shown_url} {problem}; gave up after {self.tries} "
                       f"{'try' if self.tries == 1 else 'tries'} in {spent:.1f} s ({what}). Check that the server "
                       "is up and healthy, then run the same command again")
 
     def _rejected(self, what: str, status: int, msg: str) -> str:
-        head = f"the server at {self.base_url} rejected the request ({what}) with HTTP {status}: {msg}"
+        head = f"the server at {self.shown_url} rejected the request ({what}) with HTTP {status}: {msg}"
         if what.startswith("generation") and (status == 422 or status >= 500 or _about_the_form(msg)):
             others = "; ".join(f"--dialect {d} ({who})" for d, who in DIALECTS.items() if d != self.dialect)
             return (f"{head}\nit does not take the --dialect {self.dialect} request form for a JSON schema: "
@@ -340,12 +341,12 @@ class OpenAIModelHandle(ModelHandle):
         ids = [i for i in ids if isinstance(i, str) and i]
         if model_name:
             if ids and model_name not in ids:
-                raise ModelError(f"the server at {self.base_url} does not serve {model_name!r}; it serves "
+                raise ModelError(f"the server at {self.shown_url} does not serve {model_name!r}; it serves "
                                  f"{', '.join(repr(i) for i in ids[:10])}")
             return model_name
         if not ids:
-            raise ModelError(f"the server at {self.base_url} lists no model; name one with "
-                             f"--model openai:{self.base_url}#MODEL")
+            raise ModelError(f"the server at {self.shown_url} lists no model; name one with "
+                             f"--model openai:{self.shown_url}#MODEL")
         return ids[0]
 
     def _complete(self, body: dict) -> tuple[str, int]:
@@ -411,6 +412,22 @@ class OpenAIModelHandle(ModelHandle):
         bodies = [self._body(p, max_new_tokens, s, temperature) for p, s in zip(prompts, seeds)]
         res = self._run(bodies, "free generation")
         return [t for t, _ in res], sum(n for _, n in res)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part (``http://user:PASSWORD@host/v1``) replaced by
+    ``***``, for every message, log line and error that names the server."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if not password:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load(base_url: str, model_name: str | None, *, concurrency: int = 8, dialect: str = "json_schema",
