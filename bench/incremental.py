@@ -83,15 +83,26 @@ def _record_ids(rule_id: str, rule_hash: str, n: int) -> list[str]:
 
 
 def _manifest(spec, plan, per_rule: int) -> dict:
+    """A manifest as `specc compile` writes it (validated by specc's own model), with
+    ``per_rule`` synthetic records per rule and no data files."""
+    from specc.emit.manifest import Manifest
+
     by_rule: dict[str, list[str]] = {}
     for s in plan.scenarios:
         by_rule.setdefault(s.rule_id, []).append(s.id)
     rules = {r.id: {"hash": r.hash, "records": _record_ids(r.id, r.hash, per_rule),
                     "scenarios": sorted(by_rule.get(r.id, []))} for r in spec.rules}
-    return {"specc_version": "bench", "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash,
-                                               "file": "spec.spec"},
-            "format": "dpo", "seed": plan.seed, "plan": {"per_rule": plan.per_rule, "coverage": plan.coverage},
-            "rules": rules, "files": {"train": None, "test": None}, "stats": {}}
+    zero = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {}}
+    man = {"specc_version": "bench", "spec": {"id": spec.id, "version": spec.version, "hash": spec.hash,
+                                              "file": "spec.spec"},
+           "format": "dpo", "file_format": "jsonl", "seed": plan.seed,
+           "model": {"name": "bench", "judge": "bench"}, "generation": {},
+           "plan": {"per_rule": plan.per_rule, "coverage": plan.coverage, "system_prompt": plan.system_prompt,
+                    "test_fraction": plan.test_fraction, "boundaries": list(plan.boundaries)},
+           "rules": rules, "files": {"train": None, "test": None}, "counts": {"train": 0, "test": 0},
+           "stats": {**zero, "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
+                     "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}}
+    return Manifest.model_validate(man).to_dict()
 
 
 def bench_manifests(n_records: int, work: Path) -> dict:
