@@ -21,6 +21,22 @@ from specc.files import read_spec, write_atomic
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
 
+class Finite(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf``: ``nan`` passes every comparison of
+    click's range check (``--fail-under nan`` switched a CI gate off) and ``inf`` an open end."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
+
+
+MAX_TIMEOUT_S = 86_400.0  # a day: past it a request's deadline overflows the clocks it is computed on
+
+
 def _emit_diagnostics(diags: list[Diagnostic], sources: SourceCache, fmt: str, stream=None) -> None:
     stream = stream or sys.stdout
     if fmt == "json":
@@ -256,7 +272,7 @@ def _max_scenarios_option(fn):
 @click.option("--boundary", "boundaries", multiple=True, type=click.Choice(["violation", "lookalike", "conflict"]),
               help="Plan only these boundary positions (repeatable; default all).")
 @click.option("--rule", "rules", multiple=True, help="Plan only this rule, by id or unique name (repeatable).")
-@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)
+@click.option("--test-fraction", type=Finite(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)
 @_max_scenarios_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
@@ -399,7 +415,7 @@ class _ShardType(click.ParamType):
               help="Model for the judge role, in any form --model takes (default: the --model). It is scored "
                    "on the spec's labelled examples before it may verify a pair (see --min-judge-agreement).")
 @click.option("--judge-model", "judge_model_alias", default=None, hidden=True)  # the old name of --judge
-@click.option("--min-judge-agreement", type=click.FloatRange(0, 1), default=defaults.MIN_JUDGE_AGREEMENT, show_default=True,
+@click.option("--min-judge-agreement", type=Finite(0, 1), default=defaults.MIN_JUDGE_AGREEMENT, show_default=True,
               help="Agreement with the spec's labelled examples (both orders) that the judge needs before it "
                    "may verify pairs; below it, or with no examples, pairs only the judge could verify are "
                    "dropped as judge-uncalibrated. 0 trusts any judge.")
@@ -409,7 +425,7 @@ class _ShardType(click.ParamType):
               default="json_schema", show_default=True,
               help="How a server is asked for JSON: OpenAI/vLLM/llama.cpp's C++ server (json_schema), "
                    "llama-cpp-python's server (json_object), vLLM's own (structured_outputs).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+@click.option("--timeout", type=Finite(min=1, max=MAX_TIMEOUT_S), default=120.0, show_default=True,
               help="Seconds one server request may take before it is retried.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads of the llama.cpp engine.")
 @click.option("--per-rule", type=click.IntRange(1, defaults.MAX_PER_RULE), default=defaults.PER_RULE, show_default=True,
@@ -577,7 +593,7 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
 @main.command()
 @click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--fail-over", type=click.FloatRange(0.0, 1.0), default=None, metavar="RATE",
+@click.option("--fail-over", type=Finite(0.0, 1.0), default=None, metavar="RATE",
               help="Exit 1 when more than RATE (0-1) of the records fail a gate. For CI.")
 def audit(directory: Path, fmt: str, fail_over: float | None) -> None:
     """Run the quality gates (`specc explain Q101`...) over the TRL dataset in DIR (*.jsonl, *.parquet in
@@ -676,7 +692,7 @@ def explain(code: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="EVAL.json",
               help="An earlier `specc eval -o` file: print the change per rule against it.")
-@click.option("--fail-under", type=click.FloatRange(0.0, 1.0), default=None, metavar="X",
+@click.option("--fail-under", type=Finite(0.0, 1.0), default=None, metavar="X",
               help="Exit 1 when the overall compliance (0-1, the mean over rules) is below X. For CI.")
 @click.option("--perplexity", is_flag=True,
               help="Also the model's perplexity on the stdlib's pydoc_data.topics (capability drift).")
@@ -803,7 +819,7 @@ def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, .
 @click.option("--lora/--full", default=True, show_default=True, help="LoRA (peft, merged into OUT) or all weights.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from the last checkpoint in OUT.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--learning-rate", type=Finite(min=0, min_open=True), default=None,
               help="Default: 1e-4 with LoRA, 1e-5 for a full fine-tune.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=16), default=512, show_default=True,

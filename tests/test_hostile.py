@@ -825,3 +825,36 @@ def test_a_password_in_the_server_url_is_never_echoed(tmp_path):
         assert "hunter2" not in r.output and f"alice:***@127.0.0.1:{port}" in r.output, r.output
     r = invoke("compile", spec, "-o", tmp_path / "out", "--model", "openai:ftp://alice:hunter2@host/v1")
     assert r.exit_code != 0 and "hunter2" not in r.output and "alice:***@host" in r.output, r.output
+
+
+# -- float options: nan and inf are no numbers here ---------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["audit", ".", "--fail-over", "nan"],
+    ["eval", "x.spec", "--fail-under", "nan"],
+    ["compile", "x.spec", "-o", "out", "--timeout", "nan"],
+    ["compile", "x.spec", "-o", "out", "--timeout", "inf"],
+    ["compile", "x.spec", "-o", "out", "--timeout", "1e308"],
+    ["compile", "x.spec", "-o", "out", "--min-judge-agreement", "nan"],
+    ["plan", "x.spec", "--test-fraction", "nan"],
+    ["train", ".", "-o", "out", "--learning-rate", "nan"],
+    ["train", ".", "-o", "out", "--learning-rate", "inf"],
+])
+def test_nan_and_inf_options_are_usage_errors(args, tmp_path, monkeypatch):
+    """`nan` passes click's range checks: --fail-under nan exited 0 whatever the result (a CI gate
+    switched off), --timeout inf made every call fail and the compile exit 0, nan rates traced back."""
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and ("not a finite number" in r.output or "not in the range" in r.output)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e308", "-1"])
+def test_a_server_backoff_that_is_no_number_is_refused(value, monkeypatch):
+    from specc.synth.engines import ModelError
+    from specc.synth.engines.openai import _env_number
+
+    monkeypatch.setenv("SPECC_OPENAI_BACKOFF", value)
+    with pytest.raises(ModelError, match="expected a number from 0 to 3600"):
+        _env_number("SPECC_OPENAI_BACKOFF", 1.0, float, 0)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -156,16 +157,19 @@ def schema_fields(dialect: str, schema: dict, name: str = "output") -> dict:
     raise ModelError(f"unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
 
 
-def _env_number(name: str, default: float, kind: Callable[[str], float], low: float) -> float:
+def _env_number(name: str, default: float, kind: Callable[[str], float], low: float,
+                high: float = 3600.0) -> float:
+    """A number from the environment between ``low`` and ``high``; ``nan`` and ``inf`` refused
+    (``SPECC_OPENAI_BACKOFF=inf`` made every call fail locally and the compile exit 0)."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
         value = kind(raw)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise ModelError(f"{name}={raw!r}: expected a number >= {low:g}")
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not (low <= value <= high):  # false for nan
+        raise ModelError(f"{name}={raw!r}: expected a number from {low:g} to {high:g}")
     return value
 
 
