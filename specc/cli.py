@@ -357,17 +357,20 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
 @click.option("--version", "version", metavar="X.Y.Z",
               help="Spec version (default: a date in the file name, 2025-09-12 -> 2025.9.12, else 0.1.0).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def import_command(source: Path, out_dir: Path, spec_id: str | None, version: str | None, fmt: str) -> None:
+@click.option("--force", is_flag=True, help="Replace DIR/NAME.spec where it exists with other content.")
+def import_command(source: Path, out_dir: Path, spec_id: str | None, version: str | None, fmt: str,
+                   force: bool) -> None:
     """Import SOURCE, a spec written in another format (the OpenAI Model Spec's Markdown), as a
     .spec file in DIR; print what was imported, merged and skipped, and check the result.
 
     Exit 0 when the spec checks without errors (warnings are listed), 1 when SOURCE cannot be
-    imported (the message names the line), 3 when the output cannot be written.
+    imported (the message names the line) or DIR already holds the .spec file with other content
+    (a hand edit is never replaced without --force), 3 when the output cannot be written.
     """
     from specc.importers import ImportProblem, import_to_dir, summary_json, summary_text
 
     try:
-        imported, target, checked = import_to_dir(source, out_dir, spec_id, version)
+        imported, target, checked = import_to_dir(source, out_dir, spec_id, version, force=force)
     except ImportProblem as e:
         click.echo(f"specc import: {e}", err=True)
         sys.exit(EXIT_ERRORS)

@@ -271,3 +271,19 @@ def test_diff_of_a_broken_document_names_the_line(tmp_path):
     (tmp_path / "new.md").write_text(V1.replace("authority=root", "authority=supreme"))
     r = run("diff", "old.md", "new.md", cwd=tmp_path)
     assert r.exit_code == 1 and "new.md:7: unknown authority `supreme`" in r.output and "Traceback" not in r.output
+
+
+def test_a_hand_edited_spec_is_never_replaced_without_force(tmp_path):
+    text, _ = imported(OLD_MD, tmp_path)
+    again, _ = imported(OLD_MD, tmp_path)  # the same import again: nothing to lose, written as before
+    assert again == text
+    spec = tmp_path / "model_spec.spec"
+    edited = text + "\n# a note the author added by hand\n"
+    spec.write_text(edited, encoding="utf-8")
+    for source in (OLD_MD, NEW_MD):
+        r = run("import", str(source), "-o", str(tmp_path))
+        assert r.exit_code == 1 and "refusing to replace it" in r.output and "--force" in r.output, r.output
+        assert spec.read_text(encoding="utf-8") == edited
+    r = run("import", str(NEW_MD), "-o", str(tmp_path), "--force")
+    assert r.exit_code == 0, r.output
+    assert spec.read_text(encoding="utf-8") != edited and "2025.9.12" in spec.read_text(encoding="utf-8")

@@ -79,19 +79,31 @@ def convert_file(path: Path, spec_id: str | None = None, version: str | None = N
 # -- the command: import, write, check ---------------------------------------------------------
 
 
-def import_to_dir(source: Path, out_dir: Path, spec_id: str | None = None, version: str | None = None):
+def import_to_dir(source: Path, out_dir: Path, spec_id: str | None = None, version: str | None = None,
+                  *, force: bool = False):
     """``specc import``: convert ``source``, write the spec into ``out_dir`` and check it.
 
-    Returns ``(imported, written path, LoadResult)``. Raises :class:`ImportProblem`; an
-    ``OSError`` when the output cannot be written.
+    Returns ``(imported, written path, LoadResult)``. Raises :class:`ImportProblem`, also where
+    ``out_dir`` already holds the file with other content (edited by hand, or imported from
+    another version) and not ``force``; an ``OSError`` when the output cannot be written.
     """
     from specc.files import write_atomic
     from specc.ir.resolve import load
 
     imported = convert_file(source, spec_id, version)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / imported.name
-    write_atomic(target, imported.text.encode("utf-8"), within=out_dir)
+    data = imported.text.encode("utf-8")
+    if not force and (target.exists() or target.is_symlink()):
+        try:
+            same = target.is_file() and not target.is_symlink() and target.read_bytes() == data
+        except OSError:
+            same = False
+        if not same:
+            raise ImportProblem(str(target), None, "exists and differs from this import (edited by hand, or "
+                                "imported from another version): refusing to replace it; give --force to "
+                                "replace it, or another -o")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data, within=out_dir)
     return imported, target, load(target)
 
 
