@@ -91,6 +91,8 @@ def data_files(d: Path) -> list[Path]:
 
 def _rows(path: Path, shown: str):
     """(line or row number, record) of one data file."""
+    from specc.emit.read import SURROGATE_MESSAGE, lone_surrogate
+
     if path.suffix == ".parquet":
         try:
             import pyarrow.parquet as pq
@@ -100,7 +102,10 @@ def _rows(path: Path, shown: str):
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a bad file
             raise AuditError(f"{shown}: not a readable Parquet file: {e}") from None
-        yield from enumerate(rows, 1)
+        for n, rec in enumerate(rows, 1):
+            if lone_surrogate(rec):
+                raise AuditError(f"{shown}: row {n}: {SURROGATE_MESSAGE}")
+            yield n, rec
         return
     try:
         f = path.open(encoding="utf-8")
@@ -115,6 +120,8 @@ def _rows(path: Path, shown: str):
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise AuditError(f"{shown}:{n}: not valid JSON: {e.msg} (column {e.colno})") from None
+                if lone_surrogate(rec):
+                    raise AuditError(f"{shown}:{n}: {SURROGATE_MESSAGE}")
                 yield n, rec
         except UnicodeDecodeError as e:
             raise AuditError(f"{shown}: not UTF-8 text: {e.reason}") from None

@@ -858,3 +858,55 @@ def test_a_server_backoff_that_is_no_number_is_refused(value, monkeypatch):
     monkeypatch.setenv("SPECC_OPENAI_BACKOFF", value)
     with pytest.raises(ModelError, match="expected a number from 0 to 3600"):
         _env_number("SPECC_OPENAI_BACKOFF", 1.0, float, 0)
+
+
+# -- lone surrogates: valid JSON, no Unicode text ---------------------------------------------------
+
+SURROGATE_LINE = ('{"prompt": [{"role": "user", "content": "Say \\ud800 please"}], "chosen": [{"role": "assistant", '
+                  '"content": "ok"}], "rejected": [{"role": "assistant", "content": "no"}], "record_id": "s1", '
+                  '"rule_ids": ["test.eval.magic_word"], "boundary": "violation"}\n')
+
+
+@pytest.mark.parametrize("command", ["audit", "report", "eval", "train", "merge"])
+def test_a_lone_surrogate_in_a_dataset_is_a_located_error(command, linked, tmp_path):
+    spec_path, data, _ = linked
+    if command == "merge":
+        from test_shards import SPEC, compile_shards
+
+        (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+        shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+        target = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+    else:
+        target = data / "data" / ("test.jsonl" if command == "eval" else "train.jsonl")
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(SURROGATE_LINE)
+    if command == "train":
+        (data / "manifest.json").unlink()  # found by name, read by specc's reader
+    args = {"audit": ["audit", data], "report": ["report", data, "--format", "markdown"],
+            "eval": ["eval", spec_path, "--model", "m", "--data", data],
+            "train": ["train", data, "-o", tmp_path / "model", "--model", "m", "--steps", 1],
+            "merge": ["merge", tmp_path / "merged", *(shards if command == "merge" else ())]}[command]
+    r = invoke(*args)
+    assert r.exit_code in (1, 2), r.output
+    assert "lone surrogate" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_server_answer_with_a_lone_surrogate_is_an_invalid_output_not_a_dead_store(tmp_path):
+    """The store could not hold it: every rerun of the compile died at the same insert."""
+    from test_synth_pipeline import FakeModel, SPEC
+
+    class SurrogateAttacker(FakeModel):
+        def answer(self, role, messages):
+            out = super().answer(role, messages)
+            return out.replace("rude", "\ud800") if role == "attacker" else out
+
+    spec_path = tmp_path / "t.spec"
+    spec_path.write_text(SPEC, encoding="utf-8")
+    spec = load(spec_path).spec
+    for run in ("first", "again"):  # the rerun reads the same store
+        rep = compile_spec(spec, spec_path, CompileOptions(out_dir=tmp_path / run, store=tmp_path / "store",
+                                                           per_rule=1, retries=0, rounds=1),
+                           model=SurrogateAttacker())
+        assert rep.stats["dropped_reasons"].get("invalid-output:attacker", 0) > 0, rep.stats["dropped_reasons"]
+    text = (tmp_path / "again" / "data" / "train.jsonl").read_text(encoding="utf-8")
+    assert "\ud800" not in text

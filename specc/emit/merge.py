@@ -32,7 +32,7 @@ from pathlib import Path
 
 from specc import __version__
 from specc.emit.manifest import ManifestError, read_manifest
-from specc.emit.read import RecordsError, inside_dataset
+from specc.emit.read import SURROGATE_MESSAGE, RecordsError, inside_dataset, lone_surrogate
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
@@ -198,6 +198,8 @@ def _read_rows(d: Path, man: dict) -> dict[str, list[dict]]:
             raise MergeError(f"{d}: {rel} is missing (manifest.json lists it)") from None
         except Exception as e:  # noqa: BLE001 - any unreadable data file is the same user error
             raise MergeError(f"{d}: {rel} cannot be read: {type(e).__name__}: {e}") from None
+        if lone_surrogate(rows[split]):
+            raise MergeError(f"{d}: {rel}: {SURROGATE_MESSAGE}")
     return rows
 
 

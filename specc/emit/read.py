@@ -4,6 +4,7 @@ Parquet, with messages that name the file and line."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from specc.files import is_within
@@ -11,6 +12,29 @@ from specc.files import is_within
 
 class RecordsError(ValueError):
     """A data file that cannot be read as records; the message names the file (and line)."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value) -> bool:
+    """Whether a decoded JSON value holds a string with a lone surrogate (a ``"\\ud800"`` escape
+    with no pair): valid JSON, but no Unicode text, so writing it anywhere as UTF-8 fails."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+SURROGATE_MESSAGE = "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text"
 
 
 def inside_dataset(root: Path, path: Path) -> Path:
@@ -34,9 +58,13 @@ def read_records(path: Path) -> list[dict]:
         except ImportError as e:
             raise RecordsError(f"{path}: reading Parquet needs pyarrow (pip install 'specc[compile]')") from e
         try:
-            return pq.read_table(path).to_pylist()
+            rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises its own error types
             raise RecordsError(f"{path}: not a readable Parquet file: {e}") from e
+        for n, row in enumerate(rows, 1):
+            if lone_surrogate(row):
+                raise RecordsError(f"{path}: row {n}: {SURROGATE_MESSAGE}")
+        return rows
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -51,5 +79,7 @@ def read_records(path: Path) -> list[dict]:
             raise RecordsError(f"{path}:{n}: not a JSON record: {e}") from e
         if not isinstance(row, dict):
             raise RecordsError(f"{path}:{n}: a record must be a JSON object")
+        if lone_surrogate(row):
+            raise RecordsError(f"{path}:{n}: {SURROGATE_MESSAGE}")
         rows.append(row)
     return rows

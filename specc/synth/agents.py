@@ -17,6 +17,7 @@ edit to one rule never changes another rule's prompts; in plan order, so it is d
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -233,6 +234,8 @@ class Engine:
         for c, t in done:
             if not isinstance(t, str):
                 o = Outcome(c, error="invalid-output", detail=f"not text: {type(t).__name__}")
+            elif _SURROGATE.search(t):  # a server's "\ud800": no Unicode text, and the store cannot hold it
+                o = Outcome(c, error="invalid-output", detail="not Unicode text: a lone surrogate")
             else:
                 o = _validate(c, t, cached=False)
                 results.append((c.key, c.scenario, c.role, model.name, t))
@@ -246,6 +249,9 @@ class Engine:
         self._count("generated", calls)
         self.on_event("generated", n=len(calls), role=calls[0].role)
         return outs
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def call_seed(key: str) -> int:
