@@ -165,6 +165,51 @@ def test_imports_between_packages_flow_one_way():
     assert backwards == []
 
 
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Module of ``specc/<package>/`` -> the specc modules it imports (function-level included)."""
+    import ast
+
+    out: dict[str, set[str]] = {}
+    for f in sorted((REPO / "specc" / package).rglob("*.py")):
+        name = "specc." + ".".join(f.relative_to(REPO / "specc").with_suffix("").parts)
+        deps = out.setdefault(name, set())
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+    return out
+
+
+def test_the_layers_above_synthesis_use_its_typed_floor_not_the_orchestrator():
+    """emit (and eval, report) read Pair, Probe and SynthResult from specc.synth.model; the
+    orchestrator is called by compile and eval's fresh probes only, never imported for a type."""
+    for package in ("emit", "report", "diff", "train"):
+        users = {m for m, deps in _module_imports(package).items() if "specc.synth.pipeline" in deps}
+        assert users == set(), f"{package} imports the orchestrator: {sorted(users)}"
+
+
+def test_no_import_cycle_inside_synthesis():
+    """calibrate and pipeline imported each other (the one circle in the house)."""
+    graph = {m: {d for d in deps if d.startswith("specc.synth.") and d != m}
+             for m, deps in _module_imports("synth").items()}
+    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+    seen, done = set(), set()
+
+    def visit(m, path):
+        assert m not in seen or m in done, "import cycle: " + " -> ".join(path + [m])
+        if m in seen:
+            return
+        seen.add(m)
+        for d in sorted(graph[m]):
+            visit(d, path + [m])
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])
+
+
 def test_one_flattening_of_and_or():
     """`a and (b and c)` and `a and b and c` are one check to the printer, the hash and the
     lowering, however the IR was built (the resolver builds flat chains)."""

@@ -19,7 +19,8 @@ from specc.eval.report import EvalReport, ProbeResult, aggregate
 from specc.ir.resolve import load
 from specc.plan.planner import make_plan
 from specc.report import make_report
-from specc.synth.pipeline import Pair, SynthResult, spec_example_pairs
+from specc.synth.model import Pair, SynthResult
+from specc.synth.pipeline import spec_example_pairs
 
 SPEC_TEXT = '''spec acme.report version "1.2.0"
   """For the report tests: a rule with a check and one only a judge can verify."""

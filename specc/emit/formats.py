@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable, Literal
 
-from specc.synth.pipeline import Pair
+from specc.synth.model import Pair
 
 Format = Literal["dpo", "kto", "sft"]
 FORMATS: tuple[str, ...] = ("dpo", "kto", "sft")

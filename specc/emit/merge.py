@@ -37,7 +37,7 @@ from specc.emit.writer import FILE_FORMATS, Written, write_dataset
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules
-from specc.synth.pipeline import Pair, SynthResult
+from specc.synth.model import Pair, SynthResult
 
 # Manifest fields that differ from shard to shard (and are combined); every other field of a
 # shard's manifest must be equal in all shards (compared leaf by leaf, so that a message names

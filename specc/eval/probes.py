@@ -16,9 +16,10 @@ in the same order (sorted by id) whatever order its file lists them in.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from specc.synth.model import Probe  # the one Probe: a test-split record or a fresh attack
 
 BOUNDARIES = ("violation", "conflict", "lookalike")
 
@@ -29,23 +30,6 @@ class EvalError(Exception):
 
 
 ProbeError = EvalError
-
-
-@dataclass(frozen=True)
-class Probe:
-    id: str
-    rule_id: str
-    boundary: str
-    prompt: tuple  # of {"role", "content"} dicts, ending with a user turn
-    scenario_id: str | None = None
-    source: str = "test-split"  # test-split | fresh
-    expected: str | None = None  # the scenario's expected behaviour where known (fresh probes)
-
-    def messages(self) -> list[dict]:
-        return [dict(m) for m in self.prompt]
-
-    def user_turns(self) -> tuple[str, ...]:
-        return tuple(m["content"] for m in self.prompt if m.get("role") == "user")
 
 
 # -- a dataset's test split ---------------------------------------------------------------------
@@ -180,8 +164,5 @@ def fresh_probes(spec, *, per_rule: int, seed: int, attacker, store_dir: Path,
         made = pipeline.synthesize_probes(spec, plan, engine, on_event=on_event)
     out: dict[str, Probe] = {}
     for p in made:
-        prompt = tuple({"role": m["role"], "content": m["content"]} for m in p.prompt)
-        pid = p.scenario_id
-        out.setdefault(pid, Probe(id=pid, rule_id=p.rule_id, boundary=p.boundary, prompt=prompt,
-                                  scenario_id=p.scenario_id, source="fresh", expected=p.expected))
+        out.setdefault(p.id, p)
     return [out[k] for k in sorted(out)]

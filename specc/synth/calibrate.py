@@ -39,15 +39,13 @@ shards of a compile, which each calibrate the same judge, merge into the unshard
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from specc.ir.model import Spec
 from specc.plan.model import Scenario
 from specc.synth import agents, roles, verify
 from specc.synth.agents import Engine
-
-if TYPE_CHECKING:
-    from specc.synth.pipeline import Pair
+from specc.synth.model import Pair
 
 DEFAULT_MIN_AGREEMENT = 0.75
 # calls are made in fixed chunks (the same for every shard); after each, a judge that could no
@@ -127,12 +125,12 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def labelled_pairs(pairs: Sequence["Pair"]) -> list["Pair"]:
+def labelled_pairs(pairs: Sequence[Pair]) -> list[Pair]:
     """The spec-example pairs with both a good and a bad answer, in record-id order."""
     return sorted((p for p in pairs if p.chosen is not None and p.rejected is not None), key=lambda p: p.record_id)
 
 
-def example_scenario(spec: Spec, pair: "Pair", seed: int) -> Scenario:
+def example_scenario(spec: Spec, pair: Pair, seed: int) -> Scenario:
     """The scenario a labelled pair is judged under: its rule at its boundary (a lookalike pair,
     whose bad answer over-refuses, with ``expected: help``, as the pipeline frames lookalikes)."""
     rule = spec.rule(pair.rule_ids[0])
@@ -141,7 +139,7 @@ def example_scenario(spec: Spec, pair: "Pair", seed: int) -> Scenario:
                     boundary=pair.boundary, expected="help" if lookalike else "follow_rule", index=0, seed=seed)
 
 
-def calibrate(spec: Spec, engine: Engine, examples: Sequence["Pair"], *,
+def calibrate(spec: Spec, engine: Engine, examples: Sequence[Pair], *,
               min_agreement: float = DEFAULT_MIN_AGREEMENT, needed: bool = True) -> Calibration:
     """Score ``engine``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
     skipped), both orders of each. Raises what the engine raises (an EngineFault stops the

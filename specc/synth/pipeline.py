@@ -35,37 +35,8 @@ from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
 from specc.synth import agents, demos, gates, verify
 from specc.synth.agents import Engine, ExperiencePool
+from specc.synth.model import Pair, Probe, SynthResult
 from specc.synth import calibrate
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One emitted unit: a prompt with a chosen and/or a rejected answer, and its provenance."""
-
-    record_id: str
-    rule_ids: tuple[str, ...]
-    boundary: str
-    axes: dict
-    scenario_id: str | None
-    source: str  # generated | spec-example
-    verified_by: str  # check | judge | spec
-    prompt: tuple
-    chosen: str | None
-    rejected: str | None
-    split: str = "train"
-    # how each side was obtained: sampled (an on-policy candidate sorted by the checks), defender,
-    # violator (a role prompted for it), spec (the spec's own example); None: no such side
-    chosen_from: str | None = None
-    rejected_from: str | None = None
-
-
-@dataclass
-class SynthResult:
-    pairs: list[Pair]
-    stats: dict
-    scenarios_by_rule: dict[str, list[str]]
-    judge: dict | None = None  # the manifest's `judge` field (calibrate.Calibration.manifest)
-    calibration: "calibrate.Calibration | None" = None
 
 
 @dataclass(eq=False)
@@ -517,19 +488,6 @@ def plan_waves(scenarios) -> list[list[Scenario]]:
     return waves
 
 
-@dataclass(frozen=True)
-class Probe:
-    """A conversation to ask a model under test (``specc eval``): a scenario's attack, gated, with
-    no answer yet."""
-
-    rule_id: str
-    boundary: str
-    scenario_id: str
-    prompt: tuple
-    split: str
-    expected: str
-
-
 def synthesize_probes(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) -> list[Probe]:
     """The conversations the pipeline would answer for ``plan``, without answers: the attacker's
     user turns (tactics applied, gated and retried like a compile's). A scenario whose attack never
@@ -537,8 +495,9 @@ def synthesize_probes(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) 
     syn = Synthesizer(spec, plan, engine, on_event=on_event)
     states = [syn._state(s) for s in plan.scenarios]
     syn._converse(states)
-    return [Probe(rule_id=st.rule.id, boundary=st.scenario.boundary, scenario_id=st.scenario.id,
-                  prompt=tuple(st.prompt()), split=st.scenario.split, expected=st.scenario.expected)
+    return [Probe(id=st.scenario.id, rule_id=st.rule.id, boundary=st.scenario.boundary,
+                  prompt=tuple({"role": m["role"], "content": m["content"]} for m in st.prompt()),
+                  scenario_id=st.scenario.id, source="fresh", expected=st.scenario.expected)
             for st in states if st.alive]
 
 
