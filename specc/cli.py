@@ -678,16 +678,16 @@ def explain(code: str | None) -> None:
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="A compiled dataset: its test split (only) gives the probes. Without it, fresh probes are "
                    "planned for SPEC (--per-rule, --seed) and written by the --attacker.")
-@click.option("--per-rule", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--per-rule", type=click.IntRange(min=1), default=defaults.EVAL_PER_RULE, show_default=True,
               help="Fresh probes per rule and boundary (without --data).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Plan seed of fresh probes; also seeds sampled answers.")
-@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--samples", type=click.IntRange(min=1), default=defaults.EVAL_SAMPLES, show_default=True,
               help="Answers per probe: 1 is greedy; more are sampled at temperature 0.8, and a probe scores "
                    "the mean of its answers.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=192, show_default=True,
-              help="Length bound of each answer, in tokens.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=defaults.EVAL_MAX_NEW_TOKENS,
+              show_default=True, help="Length bound of each answer, in tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=defaults.EVAL_BATCH_SIZE, show_default=True)
 @click.option("--attacker", default="smollm2", show_default=True, callback=_model_name,
               help="Model that writes fresh probes; keep it fixed to compare models on the same probes.")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -32,3 +32,9 @@ CANDIDATE_TEMPERATURE = 0.8
 MIN_JUDGE_AGREEMENT = 0.75
 # A plan over this many scenarios is refused before any work (E503; `--max-scenarios`).
 MAX_SCENARIOS = 100_000
+
+# specc eval
+EVAL_PER_RULE = 3  # fresh probes per rule and boundary (without --data)
+EVAL_MAX_NEW_TOKENS = 192  # length bound of each answer under test
+EVAL_SAMPLES = 1  # answers per probe: 1 is greedy
+EVAL_BATCH_SIZE = 8

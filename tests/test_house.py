@@ -81,6 +81,25 @@ def test_compile_defaults_have_one_source():
         defaults.PLAN_PER_RULE, defaults.SEED, defaults.COVERAGE, defaults.SYSTEM_PROMPT, defaults.TEST_FRACTION)
 
 
+def test_eval_defaults_have_one_source():
+    """`specc eval`, EvalOptions and answer_probes say the same (192 tokens and 3 per rule were
+    spelled in three places)."""
+    import inspect
+
+    from specc.cli import eval_command
+    from specc.eval.run import EvalOptions
+    from specc.eval.score import answer_probes
+
+    cli = _option_defaults(eval_command)
+    opts = {f.name: f.default for f in dataclasses.fields(EvalOptions)}
+    for name, value in {"per_rule": defaults.EVAL_PER_RULE, "max_new_tokens": defaults.EVAL_MAX_NEW_TOKENS,
+                        "samples": defaults.EVAL_SAMPLES}.items():
+        assert cli[name] == value == opts[name], name
+    assert cli["batch_size"] == defaults.EVAL_BATCH_SIZE
+    params = inspect.signature(answer_probes).parameters
+    assert params["max_new_tokens"].default == defaults.EVAL_MAX_NEW_TOKENS
+
+
 @pytest.mark.parametrize("module", ["specc.synth.store", "specc.ir.model", "specc.ir.checks",
                                     "specc.emit.manifest"])
 def test_the_ir_and_the_store_import_without_the_parser(module):

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from specc import defaults
 from specc.eval.probes import EvalError, Probe, dataset_spec, fresh_probes, load_test_probes
 from specc.eval.report import BaselineDelta, EvalReport, ProbeResult, aggregate, compare
 from specc.eval.score import SAMPLE_TEMPERATURE, answer_probes, probe_score, score_answer
 
 
-DEFAULT_PER_RULE = 3
-DEFAULT_MAX_NEW_TOKENS = 192
+DEFAULT_PER_RULE = defaults.EVAL_PER_RULE
+DEFAULT_MAX_NEW_TOKENS = defaults.EVAL_MAX_NEW_TOKENS
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class EvalOptions:
     data: Path | None = None
     per_rule: int = DEFAULT_PER_RULE
     seed: int = 0
-    samples: int = 1
+    samples: int = defaults.EVAL_SAMPLES
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     perplexity: bool = False
     store: Path | None = None  # the attacker's store for fresh probes (default .specc/ beside the spec)

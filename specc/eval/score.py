@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from specc import defaults
 from specc.eval.probes import Probe
 
 # the gates (specc/synth/gates.py) that make an answer degenerate whatever the rule says
@@ -149,7 +150,7 @@ def sample_seed(probe_id: str, sample: int, seed: int) -> int:
     return int(content_hash({"eval-answer": probe_id, "sample": sample, "seed": seed})[:8], 16) % (2**31)
 
 
-def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0, max_new_tokens: int = 192,
+def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0, max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
     """Free answers of ``handle`` (a :class:`~specc.synth.engines.ModelHandle`) to each probe: one
     greedy answer for ``samples == 1``, else ``samples`` answers at temperature
