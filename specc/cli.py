@@ -269,7 +269,7 @@ def _max_scenarios_option(fn):
               help="How axis values are combined.")
 @click.option("--system-prompt", type=click.Choice(["none", "rule", "instance"]), default=defaults.SYSTEM_PROMPT, show_default=True,
               help="What goes into the system prompt: nothing, the rule, or a sampled spec instance.")
-@click.option("--boundary", "boundaries", multiple=True, type=click.Choice(["violation", "lookalike", "conflict"]),
+@click.option("--boundary", "boundaries", multiple=True, type=click.Choice(defaults.BOUNDARIES),
               help="Plan only these boundary positions (repeatable; default all).")
 @click.option("--rule", "rules", multiple=True, help="Plan only this rule, by id or unique name (repeatable).")
 @click.option("--test-fraction", type=Finite(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)

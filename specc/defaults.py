@@ -15,8 +15,10 @@ PLAN_PER_RULE = 6  # `specc plan`'s preview, and make_plan's default: a fuller p
 # specc wrote (and would make `specc diff --data` re-plan for hours).
 MAX_PER_RULE = 10_000
 COVERAGE = "pairwise"
+# the boundaries, in their one order; plan.model's `Boundary` type is made from this tuple, and every
+# command, the manifest, the planner, eval and the report read one or the other
+BOUNDARIES = ("violation", "lookalike", "conflict")
 SYSTEM_PROMPT = "none"
-BOUNDARIES: tuple[str, ...] = ("violation", "lookalike", "conflict")
 TEST_FRACTION = 0.2
 
 FORMAT = "dpo"

@@ -81,6 +81,17 @@ def test_compile_defaults_have_one_source():
         defaults.PLAN_PER_RULE, defaults.SEED, defaults.COVERAGE, defaults.SYSTEM_PROMPT, defaults.TEST_FRACTION)
 
 
+def test_the_boundaries_are_spelled_once():
+    """defaults.BOUNDARIES is the vocabulary; plan.model's Boundary type is made from it. The
+    tuple was spelled in seven modules."""
+    import re
+
+    spelled = re.compile(r'"(violation|lookalike|conflict)",\s*"(violation|lookalike|conflict)"')
+    where = sorted(str(f.relative_to(REPO)) for f in (REPO / "specc").rglob("*.py")
+                   if spelled.search(f.read_text(encoding="utf-8")))
+    assert where == ["specc/defaults.py"]
+
+
 def test_eval_defaults_have_one_source():
     """`specc eval`, EvalOptions and answer_probes say the same (192 tokens and 3 per rule were
     spelled in three places)."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationErr
 
 from specc import __version__
 from specc.defaults import MAX_PER_RULE
+from specc.plan.model import BOUNDARIES, Boundary
 
 # Bounds a compile never reaches, so that a tampered manifest cannot make `specc diff` re-plan
 # a hundred million scenarios per rule.
@@ -61,7 +62,7 @@ class PlanInfo(_Model):
     coverage: Literal["pairwise", "full", "random"]
     system_prompt: Literal["none", "rule", "instance"]
     test_fraction: float = Field(ge=0.0, le=1.0)
-    boundaries: list[Literal["violation", "lookalike", "conflict"]] = Field(max_length=3)
+    boundaries: list[Boundary] = Field(max_length=len(BOUNDARIES))
 
 
 class RuleEntry(_Model):

@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from specc.plan.model import BOUNDARIES
 from specc.synth.model import Probe  # the one Probe: a test-split record or a fresh attack
 
-BOUNDARIES = ("violation", "conflict", "lookalike")
 
 
 class EvalError(Exception):

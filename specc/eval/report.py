@@ -17,6 +17,7 @@ from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from specc.defaults import BOUNDARIES
 from specc.eval.score import diff_interval, wilson
 
 METRICS = ("compliance", "overrefusal")
@@ -160,6 +161,10 @@ def read_report(path: Path) -> EvalReport:
 # -- aggregation -----------------------------------------------------------------------------------
 
 
+# the scored boundaries first (compliance), then the lookalikes (over-refusal)
+_REPORT_ORDER = (*(b for b in BOUNDARIES if b != "lookalike"), "lookalike")
+
+
 def aggregate(results: Iterable[ProbeResult], rule_ids: Iterable[str] = ()) -> tuple[dict[str, RuleResult], dict]:
     """Per-rule results and the overall numbers of a set of probe results."""
     results = list(results)
@@ -179,7 +184,7 @@ def aggregate(results: Iterable[ProbeResult], rule_ids: Iterable[str] = ()) -> t
             if r.score is None:
                 reasons[r.reason or "not scored"] = reasons.get(r.reason or "not scored", 0) + 1
         bounds = {}
-        for b in ("violation", "conflict", "lookalike"):
+        for b in _REPORT_ORDER:
             vals = [r.score for r in rs if r.boundary == b and r.score is not None]
             if any(r.boundary == b for r in rs):
                 bounds[b] = Rate.of(vals)

@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Boundary = Literal["violation", "lookalike", "conflict"]
+from specc.defaults import BOUNDARIES  # the one spelling of the boundaries
+
+Boundary = Literal[BOUNDARIES]  # type: ignore[valid-type]  # violation | lookalike | conflict
 Coverage = Literal["pairwise", "full", "random"]
 SystemPromptMode = Literal["none", "rule", "instance"]
 Split = Literal["train", "test"]
@@ -58,7 +60,7 @@ class Plan(BaseModel):
     system_prompt: SystemPromptMode
     scenarios: tuple[Scenario, ...]
     spec_version: str = ""
-    boundaries: tuple[Boundary, ...] = ("violation", "lookalike", "conflict")
+    boundaries: tuple[Boundary, ...] = BOUNDARIES
     test_fraction: float = 0.2
     rules: tuple[str, ...] = Field(default=(), description="Ids of the planned rules, sorted")
     skipped: tuple["Skipped", ...] = Field(default=(), description="Rule x boundary cells planned empty, and why")

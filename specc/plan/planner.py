@@ -41,9 +41,8 @@ from typing import Iterable
 from specc import defaults
 from specc.ir.model import AUTHORITY_RANK, Rule, Spec, content_hash
 from specc.plan import coverage as coverage_designs
-from specc.plan.model import Boundary, Coverage, Plan, Scenario, Skipped, SystemPromptMode
+from specc.plan.model import BOUNDARIES, Boundary, Coverage, Plan, Scenario, Skipped, SystemPromptMode
 
-BOUNDARIES: tuple[Boundary, ...] = ("violation", "lookalike", "conflict")
 COVERAGES: tuple[Coverage, ...] = ("pairwise", "full", "random")
 SYSTEM_PROMPT_MODES: tuple[SystemPromptMode, ...] = ("none", "rule", "instance")
 # Authorities that speak in a conversation (root and guideline never send a message), taken in
@@ -121,7 +120,7 @@ def check_size(spec: Spec, *, per_rule: int = defaults.PLAN_PER_RULE, coverage: 
 
 def make_plan(spec: Spec, *, seed: int = defaults.SEED, per_rule: int = defaults.PLAN_PER_RULE,
               coverage: Coverage = defaults.COVERAGE, system_prompt: SystemPromptMode = defaults.SYSTEM_PROMPT,
-              boundaries: tuple[Boundary, ...] = defaults.BOUNDARIES,
+              boundaries: tuple[Boundary, ...] = BOUNDARIES,
               test_fraction: float = defaults.TEST_FRACTION, rules: Iterable[str] | None = None,
               max_scenarios: int = MAX_SCENARIOS) -> Plan:
     """Plan the scenarios of ``spec`` (or of the ``rules`` named, by id or unique name)."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from specc.diff.model import RuleSummary
+from specc.plan.model import BOUNDARIES
 from specc.report.inputs import Inputs
 
-BOUNDARIES = ("violation", "lookalike", "conflict")
 STAGES = ("planned", "generated", "gated", "verified", "emitted")
 STAGE_NAMES = {"planned": "planned", "generated": "generated", "gated": "passed the gates",
                "verified": "checked or judged", "emitted": "emitted"}
