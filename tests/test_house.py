@@ -220,6 +220,33 @@ def test_the_layers_above_synthesis_use_its_typed_floor_not_the_orchestrator():
         assert users == set(), f"{package} imports the orchestrator: {sorted(users)}"
 
 
+def test_no_module_reaches_into_another_modules_private_names():
+    """`from specc.x import _name`, or `module._name` on an imported specc module: a private name is
+    its module's own (pipeline read agents._brief and roles._MODALITY_WORDS, gates roles._env)."""
+    import ast
+
+    found = []
+    for f in sorted((REPO / "specc").rglob("*.py")):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        aliases = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("specc"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        found.append(f"{f.relative_to(REPO)}: from {node.module} import {a.name}")
+                    aliases.add(a.asname or a.name)
+            elif isinstance(node, ast.Import):
+                aliases.update((a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("specc"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                root = node.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id in aliases:
+                    found.append(f"{f.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
+
+
 def test_no_import_cycle_inside_synthesis():
     """calibrate and pipeline imported each other (the one circle in the house)."""
     graph = {m: {d for d in deps if d.startswith("specc.synth.") and d != m}

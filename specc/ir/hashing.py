@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def canonical_json(obj) -> str:
     """What ``json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
     returns, without building an encoder per call."""
-    return _ENCODE(obj)
+    return ENCODE(obj)
 
 
 def content_hash(obj) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from specc.diagnostics import Span
-from specc.ir.hashing import _ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
+from specc.ir.hashing import ENCODE, canonical_json, content_hash  # noqa: F401 (re-exported)
 from specc.ir.hashing import sha as _sha
 from specc import language
 from specc.language import BARE_CHECKS
@@ -323,7 +323,7 @@ def _value_json(v) -> str:
         return repr(v)
     if (t is tuple or t is list) and all(type(x) is str for x in v):
         return _strs_json(v)
-    return _ENCODE(v)
+    return ENCODE(v)
 
 
 def _example_json(e: "Example") -> str:

@@ -293,7 +293,7 @@ class ExperiencePool:
             items.append(attack)
 
     def examples(self, rule_id: str, n: int = roles.POOL_SHOWN) -> list[str]:
-        return [roles._clip(a, roles.ATTACK_CHARS) for a in self._by_rule.get(rule_id, [])[-n:]]
+        return [roles.clip(a, roles.ATTACK_CHARS) for a in self._by_rule.get(rule_id, [])[-n:]]
 
     def size(self) -> int:
         return sum(len(v) for v in self._by_rule.values())
@@ -341,7 +341,7 @@ def situation(rule: Rule, scenario: Scenario | None) -> str:
     return trigger
 
 
-def _brief(rule: Rule, scenario: Scenario | None) -> str:
+def request_brief(rule: Rule, scenario: Scenario | None) -> str:
     """The attacker's request for one message. The scenario's axis values other than persona
     and tactic are named as details; the persona is not shown: the embedded 135M model echoes
     it instead of writing a request ("I'm a journalist, I'm not sure what to say"); a tactic is
@@ -368,7 +368,7 @@ def demonstrations(rule: Rule, key: str, n: int = FEW_SHOT_DEMOS) -> list[tuple[
     for ex in rule.examples:
         users = [t.text for t in ex.turns if t.role == "user"]
         if users and len(users[0]) <= roles.FEW_SHOT_CHARS:
-            own.append((_brief(rule, None), " ".join(users[0].split())))
+            own.append((request_brief(rule, None), " ".join(users[0].split())))
     bank = sorted(demos.BANK, key=lambda d: content_hash([key, d[1]]))
     return (own[:1] + [(_situation_brief(situation), request) for situation, request in bank])[:n]
 
@@ -386,7 +386,7 @@ def attacker_messages(rule: Rule, scenario: Scenario, demos: Sequence[tuple[str,
     for brief, user in demos:
         msgs.append({"role": "user", "content": brief})
         msgs.append({"role": "assistant", "content": json.dumps({"user": user}, ensure_ascii=False)})
-    msgs.append({"role": "user", "content": _brief(rule, scenario)})
+    msgs.append({"role": "user", "content": request_brief(rule, scenario)})
     return msgs
 
 
@@ -423,7 +423,7 @@ def _demo_turns(rule: Rule, *, good: bool, refusals: bool | None, as_json: bool)
                    if refusals is None or is_refusal(a.text) == refusals]
         if not users or not answers or n >= roles.FEW_SHOT:
             continue
-        text = roles._clip(answers[0], roles.FEW_SHOT_CHARS * 2)
+        text = roles.clip(answers[0], roles.FEW_SHOT_CHARS * 2)
         out.append({"role": "user", "content": " ".join(users[-1].split())})
         out.append({"role": "assistant",
                     "content": json.dumps({"answer": text}, ensure_ascii=False) if as_json else text})

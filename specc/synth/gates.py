@@ -129,7 +129,7 @@ def scaffolding() -> Scaffolding:
     keys: set = set()
     labels: set = {"user", "assistant", "system"}  # the `role: content` lines of a shown conversation
     for role in roles.ROLES:
-        tree = roles._env.parse(roles.template_source(role))
+        tree = roles.template_ast(role)
         for node in tree.find_all(nodes.TemplateData):
             data = node.data
             toks = words(data)

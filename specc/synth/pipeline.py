@@ -77,7 +77,7 @@ def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
     lines = []
     for rid in scenario.instance_rules:
         r = spec.rule(rid)
-        lines.append(f"- You {agents.roles._MODALITY_WORDS[r.modality]} {r.statement}")
+        lines.append(f"- You {agents.roles.MODALITY_WORDS[r.modality]} {r.statement}")
     head = "Follow this rule:" if len(lines) == 1 else "Follow these rules:"
     return head + "\n" + "\n".join(lines)
 
@@ -196,7 +196,7 @@ class Synthesizer:
         def call(st: _State, attempt: int):
             demos = agents.demonstrations(st.rule, st.scenario.id)
             if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
-                demos = [*demos[:1], *((agents._brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
+                demos = [*demos[:1], *((agents.request_brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
                          *demos[1:]][: agents.FEW_SHOT_DEMOS]
             return self.engine.make(
                 scenario=st.scenario.id, role="attacker", round=0, attempt=attempt,
@@ -350,7 +350,7 @@ class Synthesizer:
 
     def _gate_context(self, st: _State) -> gates.Context:
         r = st.rule
-        texts = (f"{agents.roles._MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
+        texts = (f"{agents.roles.MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
         topic = _example_texts(r)

@@ -477,6 +477,11 @@ def template_hash(role: str) -> str:
     return content_hash({"role": role, "template": template_source(role)})
 
 
+def template_ast(role: str):
+    """The parsed template of ``role`` (what gate Q101 reads the instructions of)."""
+    return _env.parse(template_source(role))
+
+
 @lru_cache(maxsize=None)
 def _template(role: str):
     return _env.from_string(template_source(role))
@@ -493,7 +498,7 @@ def render(role: str, **data) -> tuple[str, str]:
     return system, str(module).strip()
 
 
-_MODALITY_WORDS = {"must": "must", "must_not": "must not", "should": "should", "should_not": "should not"}
+MODALITY_WORDS = {"must": "must", "must_not": "must not", "should": "should", "should_not": "should not"}
 
 
 def rule_data(rule: Rule) -> dict:
@@ -502,17 +507,17 @@ def rule_data(rule: Rule) -> dict:
         "id": rule.id,
         "name": rule.name,
         "kind": rule.kind,
-        "modality": _MODALITY_WORDS[rule.modality],
+        "modality": MODALITY_WORDS[rule.modality],
         "statement": rule.statement,
         "authority": rule.authority,
         "severity": rule.severity,
         "when": rule.when,
         "unless": list(rule.unless),
-        "details": _clip(rule.details, DETAILS_CHARS) if rule.details else None,
+        "details": clip(rule.details, DETAILS_CHARS) if rule.details else None,
         "checks": list(rule.check_sources),
     }
 
 
-def _clip(text: str, n: int = FEW_SHOT_CHARS) -> str:
+def clip(text: str, n: int = FEW_SHOT_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
