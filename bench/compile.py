@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from specc.ir.resolve import load
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     with tempfile.TemporaryDirectory(prefix="specc-bench-compile-") as tmp:
         work = Path(tmp)

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args(argv)
 
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     sides = {
         "transformers (batch 8)": resolve_model("smollm2", engine="transformers", batch_size=8, reuse=False),

@@ -146,8 +146,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from specc.ir.resolve import load
-    from specc.synth.engines import resolve_model
-    from specc.synth.engines.provision import load_smollm2_tokenizer, smollm2_gguf_path
+    from specc.engines import resolve_model
+    from specc.engines.provision import load_smollm2_tokenizer, smollm2_gguf_path
 
     counter = TokenCounter(load_smollm2_tokenizer())
     result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),

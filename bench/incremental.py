@@ -163,7 +163,7 @@ def bench_recompile(n_rules: int, work: Path, per_rule: int, rounds: int, retrie
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from tinymodel import build_tiny_model
 
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     model = resolve_model(str(build_tiny_model(work / "tiny")), reuse=False)
     edited = n_rules // 2

@@ -31,7 +31,7 @@ MESSAGES = [
 def parallel_sequences(n: int):
     """Contexts made while this is active hold ``n`` sequences (``Llama()`` sets it only for
     embeddings), in one unified KV cache."""
-    from specc.synth.engines.llamacpp import patched_defaults
+    from specc.engines.llamacpp import patched_defaults
 
     return patched_defaults("llama_context_default_params", n_seq_max=n, kv_unified=True)
 
@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args(argv)
 
-    from specc.synth.engines import llamacpp
-    from specc.synth.engines.provision import smollm2_gguf_path
+    from specc.engines import llamacpp
+    from specc.engines.provision import smollm2_gguf_path
 
     with parallel_sequences(args.k):
         h = llamacpp.load(smollm2_gguf_path(), "smollm2+multiseq", threads=args.threads)

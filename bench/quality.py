@@ -163,7 +163,7 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=0, help="print N random emitted generated pairs")
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args()
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     handle = resolve_model(args.model, engine=args.engine, batch_size=args.batch_size)
     results = [measure(REPO / s if not Path(s).is_absolute() else Path(s), args, handle)

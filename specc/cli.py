@@ -473,7 +473,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     the store or the disk fails.
     """
     from specc.compile import CompileError, CompileOptions, OperationalError, Progress, compile_spec
-    from specc.synth.engines import ModelError, resolve_model
+    from specc.engines import ModelError, resolve_model
 
     if parquet and file_format == "jsonl":
         raise click.UsageError("--parquet contradicts --file-format jsonl")
@@ -714,7 +714,7 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
     """
     from specc.eval import EvalError, EvalOptions, ReportError, read_report, run_eval
     from specc.eval.report import render
-    from specc.synth.engines import ModelError, resolve_model
+    from specc.engines import ModelError, resolve_model
     from specc.synth.store import StoreError
 
     spec = _load_or_exit(spec_file).spec
@@ -838,7 +838,7 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
     method, an OUT in use), 3 when the base model cannot load or OUT cannot be written.
     """
     from specc.train import TrainError, TrainFailure, TrainOptions, train_model
-    from specc.synth.engines import ModelError
+    from specc.engines import ModelError
 
     def progress(event: str, **info) -> None:
         if event == "start":

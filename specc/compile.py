@@ -15,7 +15,7 @@ from typing import Callable
 
 from specc import defaults
 from specc.ir.model import Spec
-from specc.synth.engines import EngineFault, ModelHandle
+from specc.engines import EngineFault, ModelHandle
 
 
 class CompileError(Exception):

@@ -41,7 +41,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def handle(tiny_model):
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     return resolve_model(str(tiny_model), batch_size=4)
 
@@ -206,7 +206,7 @@ def test_compile_unknown_model_exits_3(tmp_path):
 
 def test_full_disk_exits_3_and_keeps_the_store(tmp_path, monkeypatch):
     from specc.emit import writer
-    from specc.synth import engines as models
+    from specc import engines as models
     from test_synth_pipeline import FakeModel
 
     monkeypatch.setattr(models, "resolve_model", lambda *a, **k: FakeModel())

@@ -636,7 +636,7 @@ rule polite { must "Thank the customer for waiting." check contains("thank") }
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     pytest.importorskip("outlines")
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
     from tinymodel import build_tiny_model
 
     return resolve_model(str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")), reuse=False)

@@ -21,7 +21,7 @@ from specc.eval.probes import Probe, load_test_probes, held_out_files  # noqa: E
 from specc.eval.report import compare  # noqa: E402
 from specc.eval.score import (NO_JUDGE, NOT_IN_SPEC, OVERRIDE, answer_probes, diff_interval, sample_seed,  # noqa: E402
                               score_answer, wilson)
-from specc.synth.engines.base import ModelHandle  # noqa: E402
+from specc.engines.base import ModelHandle  # noqa: E402
 
 
 class Scripted(ModelHandle):
@@ -294,7 +294,7 @@ def test_cli_eval_json_and_fail_under(spec_path, dataset, tiny_dir, tmp_path):
 
 def test_cli_eval_fail_under_with_a_scripted_model(spec_path, dataset, monkeypatch):
     """--fail-under on answers the test wrote: one of the two magic-word probes complies (0.5)."""
-    from specc.synth import engines
+    from specc import engines
 
     monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: Scripted(SCRIPT))
     r = invoke("eval", spec_path, "--model", "scripted", "--data", dataset, "--format", "json")
@@ -347,7 +347,7 @@ class GateFailingAttacker(Scripted):
 
 
 def test_cli_eval_an_attacker_whose_requests_all_fail_the_gates_makes_no_probe(spec_path, tmp_path, monkeypatch):
-    from specc.synth import engines
+    from specc import engines
 
     monkeypatch.setattr(engines, "resolve_model",
                         lambda name, **k: GateFailingAttacker({}) if name == "attacker" else Scripted(SCRIPT))

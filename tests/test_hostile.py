@@ -733,7 +733,7 @@ class NoCalls:
 def linked(tmp_path, monkeypatch):
     """A spec, a dataset compiled from it, and a file of records outside it holding a secret."""
     from evaldata import load_spec, row, write_dataset, write_jsonl, write_spec
-    from specc.synth import engines
+    from specc import engines
 
     monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: NoCalls())
     spec_path = write_spec(tmp_path / "spec")
@@ -852,8 +852,8 @@ def test_nan_and_inf_options_are_usage_errors(args, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("value", ["inf", "nan", "1e308", "-1"])
 def test_a_server_backoff_that_is_no_number_is_refused(value, monkeypatch):
-    from specc.synth.engines import ModelError
-    from specc.synth.engines.openai import _env_number
+    from specc.engines import ModelError
+    from specc.engines.openai import _env_number
 
     monkeypatch.setenv("SPECC_OPENAI_BACKOFF", value)
     with pytest.raises(ModelError, match="expected a number from 0 to 3600"):

@@ -154,6 +154,7 @@ def test_one_span_type_from_the_parser_to_the_ir():
 LAYERS = (
     ("language",),  # the language's vocabulary: plain data, below everything
     ("__init__", "diagnostics", "files", "resources", "defaults", "markdown"),
+    ("engines",),  # the model backends: a floor every phase may stand on, importing no phase
     ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("report",),
     ("audit",), ("cli",),
 )

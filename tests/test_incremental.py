@@ -28,7 +28,7 @@ from specc.diff import compare  # noqa: E402
 from specc.ir.resolve import load  # noqa: E402
 from specc.plan.planner import make_plan  # noqa: E402
 from specc.synth.calibrate import SCENARIO_PREFIX  # noqa: E402
-from specc.synth.engines.base import ModelHandle  # noqa: E402
+from specc.engines.base import ModelHandle  # noqa: E402
 from specc.synth.verify import needs_judge  # noqa: E402
 from specc.syntax.fmt import format_text  # noqa: E402
 
@@ -206,7 +206,7 @@ def test_a_recompile_regenerates_exactly_what_the_diff_calls_stale(bases, tmp_pa
 def test_the_untouched_rule_reuses_every_call_with_the_tiny_model(tiny_dir, tmp_path):
     """The edit a user tried (issue 19), on a real transformers model: remove `greet_by_name`, add a
     word to `plain_language`; `emoji` regenerates nothing, whatever the noise says."""
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
 
     tone = (REPO / "examples" / "diff" / "v2" / "tone.spec").read_text(encoding="utf-8")
     start, end = tone.index("  rule greet_by_name"), tone.index("  rule plain_language")

@@ -284,7 +284,7 @@ def test_editing_an_example_recalibrates_only_that_example(tmp_path):
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    from specc.synth import engines
+    from specc import engines
 
     spec_file = tmp_path / "judge.spec"
     spec_file.write_text(SPEC)
@@ -344,9 +344,9 @@ def test_cli_judge_option_and_its_old_name(cli_env, tmp_path):
 
 def _llamacpp_missing() -> str | None:
     try:
-        import specc.synth.engines.llamacpp  # noqa: F401
-        from specc.synth.engines import missing_modules
-        from specc.synth.engines.provision import smollm2_gguf_path
+        import specc.engines.llamacpp  # noqa: F401
+        from specc.engines import missing_modules
+        from specc.engines.provision import smollm2_gguf_path
 
         smollm2_gguf_path()
     except Exception as e:  # noqa: BLE001 - any reason the engine cannot run skips the test
@@ -358,7 +358,7 @@ def _llamacpp_missing() -> str | None:
 @pytest.mark.skipif(_llamacpp_missing() is not None, reason=str(_llamacpp_missing()))
 def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     from specc.synth.agents import Engine, Settings
-    from specc.synth.engines import resolve_model
+    from specc.engines import resolve_model
     from specc.synth.store import Store
 
     spec = spec_of(SPEC[: SPEC.index("rule be_honest")])  # one rule, one labelled pair: 2 calls

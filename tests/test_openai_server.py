@@ -30,9 +30,9 @@ pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
 
 from specc.cli import main  # noqa: E402
 from specc.synth import roles  # noqa: E402
-from specc.synth.engines import EngineFault, ModelError  # noqa: E402
-from specc.synth.engines import openai as oa  # noqa: E402
-from specc.synth.engines.provision import smollm2_gguf_path  # noqa: E402
+from specc.engines import EngineFault, ModelError  # noqa: E402
+from specc.engines import openai as oa  # noqa: E402
+from specc.engines.provision import smollm2_gguf_path  # noqa: E402
 
 SPEC = Path(__file__).parent / "data" / "compile" / "tiny.spec"  # a checked rule and a judged one
 # one candidate, the greedy one: llama-cpp-python's server does not reproduce a *sampled* text for

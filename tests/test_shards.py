@@ -487,10 +487,10 @@ def test_tiny_transformers_model_at_batch_size_1_shards_merge_identically(real_s
 
 def _llamacpp_missing() -> str | None:
     try:
-        import specc.synth.engines.llamacpp  # noqa: F401
+        import specc.engines.llamacpp  # noqa: F401
     except ImportError as e:
         return f"the llama.cpp engine is not importable ({e})"
-    from specc.synth.engines import missing_modules
+    from specc.engines import missing_modules
 
     missing = missing_modules("llamacpp")
     return f"llama.cpp engine needs {', '.join(missing)}" if missing else None

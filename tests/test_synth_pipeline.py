@@ -17,7 +17,7 @@ from specc.ir.checks import is_refusal
 from specc.ir.resolve import load_text
 from specc.plan.planner import make_plan
 from specc.synth.agents import Engine, Settings
-from specc.synth.engines import ModelHandle
+from specc.engines import ModelHandle
 from specc.synth.pipeline import synthesize
 from specc.synth import tactics
 from specc.synth.store import Store

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from specc.synth.engines.provision import atomic_build, is_complete, load_smollm2_tokenizer, write_marker
+from specc.engines.provision import atomic_build, is_complete, load_smollm2_tokenizer, write_marker
 
 
 SEED_ENV = "SPECC_TEST_TINY_SEED"

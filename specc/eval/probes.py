@@ -147,7 +147,7 @@ def fresh_probes(spec, *, per_rule: int, seed: int, attacker, store_dir: Path,
                  on_event: Callable[..., None] | None = None, rules=None) -> list[Probe]:
     """Plan ``spec`` (all boundaries, ``per_rule`` scenarios per rule and boundary, ``seed``) and
     let the pipeline's attacker write each scenario's conversation with ``attacker`` (a
-    :class:`~specc.synth.engines.ModelHandle`); the store keeps every call, so a rerun with the
+    :class:`~specc.engines.ModelHandle`); the store keeps every call, so a rerun with the
     same seed and attacker gives the same probes without a model call."""
     from specc.plan.planner import PlanError, make_plan
     from specc.synth import pipeline

@@ -60,7 +60,7 @@ def load_probes(spec, spec_path: Path, options: EvalOptions, *, attacker=None,
 
 def run_eval(spec, spec_path: Path, options: EvalOptions, *, model, attacker=None,
              baseline: EvalReport | None = None, on_event: Callable[..., None] | None = None) -> EvalReport:
-    """Evaluate ``model`` (a loaded :class:`~specc.synth.engines.ModelHandle`) against ``spec``."""
+    """Evaluate ``model`` (a loaded :class:`~specc.engines.ModelHandle`) against ``spec``."""
     if options.samples < 1:
         raise EvalError("--samples must be at least 1")
     if options.max_new_tokens < 1:

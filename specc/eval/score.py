@@ -152,7 +152,7 @@ def sample_seed(probe_id: str, sample: int, seed: int) -> int:
 
 def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0, max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
-    """Free answers of ``handle`` (a :class:`~specc.synth.engines.ModelHandle`) to each probe: one
+    """Free answers of ``handle`` (a :class:`~specc.engines.ModelHandle`) to each probe: one
     greedy answer for ``samples == 1``, else ``samples`` answers at temperature
     :data:`SAMPLE_TEMPERATURE`, seeded from (probe id, sample index, seed)."""
     temperature = 0.0 if samples == 1 else SAMPLE_TEMPERATURE

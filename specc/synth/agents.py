@@ -27,7 +27,7 @@ from specc import defaults
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
 from specc.synth import demos, roles, tactics
-from specc.synth.engines import EngineFault, ModelHandle
+from specc.engines import EngineFault, ModelHandle
 from specc.synth.store import Store, call_key
 
 Messages = list[dict]

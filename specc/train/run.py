@@ -71,12 +71,12 @@ class TrainResult:
 def resolve_base(base: str) -> tuple[Path, str]:
     """(directory, label) of a base model: ``smollm2`` (the embedded model, converted once) or a
     local transformers model directory."""
-    from specc.synth.engines import ModelError
-    from specc.synth.engines.provision import SMOLLM2_ALIASES, SMOLLM2_NAME, smollm2_gguf_path, smollm2_id
+    from specc.engines import ModelError
+    from specc.engines.provision import SMOLLM2_ALIASES, SMOLLM2_NAME, smollm2_gguf_path, smollm2_id
 
     base = (base or "smollm2").strip()
     if base.lower() in SMOLLM2_ALIASES:
-        from specc.synth.engines.provision import ensure_smollm2
+        from specc.engines.provision import ensure_smollm2
 
         try:
             return ensure_smollm2(), f"{SMOLLM2_NAME}@{smollm2_id(smollm2_gguf_path())}"
@@ -87,7 +87,7 @@ def resolve_base(base: str) -> tuple[Path, str]:
     path = Path(base).expanduser()
     if not path.is_dir() or not (path / "config.json").is_file():
         raise TrainError(f"--model {base}: not a transformers model directory (no config.json in it)")
-    from specc.synth.engines.transformers import dir_model_name
+    from specc.engines.transformers import dir_model_name
 
     return path.resolve(), dir_model_name(path)
 

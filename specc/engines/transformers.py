@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from specc.synth.engines.base import Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.base import Messages, ModelError, ModelHandle, check_seeds
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel

@@ -47,7 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from specc.synth.engines.base import EngineFault, Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.base import EngineFault, Messages, ModelError, ModelHandle, check_seeds
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel

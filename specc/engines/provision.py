@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from specc.synth.engines.base import ModelError
+from specc.engines.base import ModelError
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_ALIASES = {"smollm2", "smollm2-135m-instruct", "default"}
