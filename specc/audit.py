@@ -91,7 +91,7 @@ def data_files(d: Path) -> list[Path]:
 
 def _rows(path: Path, shown: str):
     """(line or row number, record) of one data file."""
-    from specc.emit.read import SURROGATE_MESSAGE, lone_surrogate
+    from specc.files import SURROGATE_MESSAGE, lone_surrogate
 
     if path.suffix == ".parquet":
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import stat
 import uuid
 from pathlib import Path
@@ -147,3 +148,29 @@ def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- text that is no Unicode ---------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value) -> bool:
+    """Whether a string, or any string in a decoded JSON value, holds a lone surrogate (a
+    ``"\\ud800"`` escape with no pair): valid JSON, but no Unicode text, so writing it anywhere
+    as UTF-8 (a file, the store) fails."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+SURROGATE_MESSAGE = "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text"

@@ -76,8 +76,10 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
                 continue
             # the rule is unchanged, but a generated record whose scenario the new plan lacks (a
             # dataset planned by another version of specc) is regenerated all the same
-            scenarios = set(entry.scenarios)
-            gone = sum(1 for r in entry.records if r in scenarios and planned_ids is not None and r not in planned_ids)
+            gone = 0
+            if planned_ids is not None:
+                scenarios = set(entry.scenarios)
+                gone = sum(1 for r in entry.records if r in scenarios and r not in planned_ids)
             if gone:
                 impacts.append(RuleImpact(rid, "replanned", gone))
             if n_rec - gone or not gone:

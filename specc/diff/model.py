@@ -214,9 +214,9 @@ class DataImpact:
         rs = [r for r in self.rules if r.status == status]
         return sum(r.records for r in rs), len(rs)
 
-    def regenerated(self) -> int:
-        """Records a recompile regenerates (or drops): all but the fresh ones."""
-        return sum(r.records for r in self.rules if r.status != "fresh")
+    def shown_statuses(self) -> tuple[str, ...]:
+        """The statuses a rendering lists: all of them, `replanned` only where a rule has it."""
+        return tuple(s for s in IMPACT_STATUSES if s != "replanned" or self.count(s)[1])
 
     def to_json(self) -> dict:
         out = {"dataset": self.dataset.to_json(), "records": self.records}

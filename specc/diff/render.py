@@ -8,7 +8,6 @@ import json
 from specc import markdown
 from specc.diff.model import (
     CLASSES,
-    IMPACT_STATUSES,
     KINDS,
     LOOSENED,
     INVERTED,
@@ -125,9 +124,7 @@ _STATUS_WHY = {
 
 def impact_text(i: DataImpact) -> list[str]:
     out = [f"dataset impact ({i.dataset.source}: {_plural(i.records, 'record')} from {i.dataset.label()}):"]
-    for status in IMPACT_STATUSES:
-        if status == "replanned" and not i.count(status)[1]:
-            continue
+    for status in i.shown_statuses():
         n, k = i.count(status)
         out.append(f"  {status:<9}{n:>10,} records  {_plural(k, 'rule'):<10}  {_STATUS_WHY[status]}")
     if i.new_rules:
@@ -230,9 +227,7 @@ def impact_markdown(i: DataImpact) -> list[str]:
     out = [f"#### Dataset impact: {md_code(i.dataset.source)}", "",
            f"{_plural(i.records, 'record')} compiled from {md_code(i.dataset.label())}.", "",
            "| Records | Count | Rules | Why |", "|---|---:|---:|---|"]
-    for status in IMPACT_STATUSES:
-        if status == "replanned" and not i.count(status)[1]:
-            continue
+    for status in i.shown_statuses():
         n, k = i.count(status)
         out.append(f"| {status} | {n:,} | {k:,} | {_STATUS_WHY[status]} |")
     out.append("")

@@ -32,8 +32,9 @@ from pathlib import Path
 
 from specc import __version__
 from specc.emit.manifest import ManifestError, read_manifest
-from specc.emit.read import SURROGATE_MESSAGE, RecordsError, inside_dataset, lone_surrogate
+from specc.emit.read import RecordsError, inside_dataset
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
+from specc.files import SURROGATE_MESSAGE, lone_surrogate
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules

@@ -4,37 +4,13 @@ Parquet, with messages that name the file and line."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from specc.files import is_within
+from specc.files import SURROGATE_MESSAGE, is_within, lone_surrogate
 
 
 class RecordsError(ValueError):
     """A data file that cannot be read as records; the message names the file (and line)."""
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def lone_surrogate(value) -> bool:
-    """Whether a decoded JSON value holds a string with a lone surrogate (a ``"\\ud800"`` escape
-    with no pair): valid JSON, but no Unicode text, so writing it anywhere as UTF-8 fails."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            if _SURROGATE.search(v):
-                return True
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return False
-
-
-SURROGATE_MESSAGE = "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text"
 
 
 def inside_dataset(root: Path, path: Path) -> Path:

@@ -28,9 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from specc.engines.base import (ENGINES, EngineFault, ModelError, ModelHandle, missing_modules,
-                                      require)
+                                require)
 from specc.engines.provision import (SMOLLM2_ALIASES, SMOLLM2_NAME, default_cache_dir,
-                                           ensure_smollm2, smollm2_gguf_path, smollm2_id)
+                                     ensure_smollm2, smollm2_gguf_path, smollm2_id)
 
 __all__ = [
     "DEFAULT_MODEL", "ENGINE_CHOICES", "ENGINES", "EngineFault", "ModelError", "ModelHandle",

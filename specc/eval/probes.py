@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from specc.plan.model import BOUNDARIES
+from specc.defaults import BOUNDARIES
+from specc.emit.read import RecordsError, inside_dataset, read_records
 from specc.synth.model import Probe  # the one Probe: a test-split record or a fresh attack
-
 
 
 class EvalError(Exception):
@@ -44,13 +44,10 @@ def held_out_files(data_dir: Path) -> list[Path]:
     man = data_dir / "manifest.json"
     if man.is_file():
         from specc.emit.manifest import ManifestError, read_manifest
-        from specc.emit.read import RecordsError, inside_dataset
 
         try:
             path = read_manifest(inside_dataset(data_dir, man)).data_file(data_dir, "test")
-        except RecordsError as e:
-            raise ProbeError(str(e)) from None
-        except ManifestError as e:
+        except (RecordsError, ManifestError) as e:
             raise ProbeError(str(e)) from None
         if path is None:
             raise ProbeError(f"{data_dir} has no test split (its manifest lists none: the compile held out no "
@@ -58,8 +55,6 @@ def held_out_files(data_dir: Path) -> list[Path]:
         if not path.is_file():
             raise ProbeError(f"{path}: the test split named in {man} is missing")
         return [path]
-    from specc.emit.read import RecordsError, inside_dataset
-
     found: list[Path] = []
     for d in (data_dir, data_dir / "data"):
         if d.is_dir():
@@ -76,8 +71,6 @@ def held_out_files(data_dir: Path) -> list[Path]:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    from specc.emit.read import RecordsError, read_records
-
     try:
         return read_records(path)
     except RecordsError as e:

@@ -150,7 +150,8 @@ def sample_seed(probe_id: str, sample: int, seed: int) -> int:
     return int(content_hash({"eval-answer": probe_id, "sample": sample, "seed": seed})[:8], 16) % (2**31)
 
 
-def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0, max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
+def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0,
+                  max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
                   on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
     """Free answers of ``handle`` (a :class:`~specc.engines.ModelHandle`) to each probe: one
     greedy answer for ``samples == 1``, else ``samples`` answers at temperature

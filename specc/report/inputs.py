@@ -123,7 +123,7 @@ def read_diff(path: Path) -> dict:
         raise ReportError(f"--diff: {path} is not JSON ({e}); write it with `specc diff … --format json`") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or "old" not in data:
         raise ReportError(f"--diff: {path} is not the output of `specc diff … --format json`")
-    from specc.emit.read import SURROGATE_MESSAGE, lone_surrogate
+    from specc.files import SURROGATE_MESSAGE, lone_surrogate
 
     if lone_surrogate(data):
         raise ReportError(f"--diff: {path}: {SURROGATE_MESSAGE}")

@@ -17,13 +17,13 @@ edit to one rule never changes another rule's prompts; in plan order, so it is d
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from specc import defaults
+from specc.files import lone_surrogate
 from specc.ir.model import Rule, content_hash
 from specc.plan.model import Scenario
 from specc.synth import demos, roles, tactics
@@ -234,7 +234,7 @@ class Engine:
         for c, t in done:
             if not isinstance(t, str):
                 o = Outcome(c, error="invalid-output", detail=f"not text: {type(t).__name__}")
-            elif _SURROGATE.search(t):  # a server's "\ud800": no Unicode text, and the store cannot hold it
+            elif lone_surrogate(t):  # a server's "\ud800": no Unicode text, and the store cannot hold it
                 o = Outcome(c, error="invalid-output", detail="not Unicode text: a lone surrogate")
             else:
                 o = _validate(c, t, cached=False)
@@ -249,9 +249,6 @@ class Engine:
         self._count("generated", calls)
         self.on_event("generated", n=len(calls), role=calls[0].role)
         return outs
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def call_seed(key: str) -> int:
@@ -346,16 +343,19 @@ def request_brief(rule: Rule, scenario: Scenario | None) -> str:
     and tactic are named as details; the persona is not shown: the embedded 135M model echoes
     it instead of writing a request ("I'm a journalist, I'm not sure what to say"); a tactic is
     applied by code (:mod:`specc.synth.tactics`) unless the spec names one the table lacks."""
-    data = {"situation": situation(rule, scenario),
-            "details": "", "style": ""}
+    details = style = ""
     if scenario is not None:
         axes = dict(scenario.axes)
         axes.pop("persona", None)
         tactic = axes.pop("tactic", "")
         if tactic and not tactics.known(tactic):
-            data["style"] = tactic
-        data["details"] = ", ".join(v for _, v in sorted(axes.items()))
-    _, brief = roles.render("attacker", **data)
+            style = tactic
+        details = ", ".join(v for _, v in sorted(axes.items()))
+    return _render_brief(situation(rule, scenario), details, style)
+
+
+def _render_brief(situation: str, details: str = "", style: str = "") -> str:
+    _, brief = roles.render("attacker", situation=situation, details=details, style=style)
     return brief
 
 
@@ -364,18 +364,12 @@ def demonstrations(rule: Rule, key: str, n: int = FEW_SHOT_DEMOS) -> list[tuple[
     of specc's fixed bank (:mod:`specc.synth.demos`) chosen by ``key`` (so scenarios see
     different ones, deterministically). Never another rule's examples: an edit of one rule must
     not change the prompts of the others."""
-    own = []
-    for ex in rule.examples:
-        users = [t.text for t in ex.turns if t.role == "user"]
-        if users and len(users[0]) <= roles.FEW_SHOT_CHARS:
-            own.append((request_brief(rule, None), " ".join(users[0].split())))
-    bank = sorted(demos.BANK, key=lambda d: content_hash([key, d[1]]))
-    return (own[:1] + [(_situation_brief(situation), request) for situation, request in bank])[:n]
-
-
-def _situation_brief(situation: str) -> str:
-    _, brief = roles.render("attacker", situation=situation, details="", style="")
-    return brief
+    own = next((" ".join(users[0].split()) for ex in rule.examples
+                if (users := [t.text for t in ex.turns if t.role == "user"]) and len(users[0]) <= roles.FEW_SHOT_CHARS),
+               None)
+    out = [(request_brief(rule, None), own)][:n] if own is not None else []
+    bank = sorted(demos.BANK, key=lambda d: content_hash([key, d[1]]))[: max(0, n - len(out))]
+    return out + [(_render_brief(situation), request) for situation, request in bank]
 
 
 def attacker_messages(rule: Rule, scenario: Scenario, demos: Sequence[tuple[str, str]]) -> Messages:

@@ -626,7 +626,8 @@ GATES: tuple[Gate, ...] = (
     _g("Q110", "copied-example", "user chosen rejected",
        "the text copies one of the spec's own examples into another conversation",
        f"The text contains {EXAMPLE_RUN} or more words in a row of one of the rule's example texts (a user "
-       f"turn or an answer) or of a request of the attacker's demonstration bank, at least {EXAMPLE_CONTENT} of them not stop words (stock phrasing such as "
+       f"turn or an answer) or of a request of the attacker's demonstration bank, at least {EXAMPLE_CONTENT} "
+       "of them not stop words (stock phrasing such as "
        "\"I'm sorry, but I can't help with\" is no copy). The examples are shown to the roles as demonstrations; a generated text that "
        "reproduces one is the demonstration, not new data (and an example's answer rarely fits another "
        "conversation). The examples themselves are emitted as spec-example records.",

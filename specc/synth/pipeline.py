@@ -194,13 +194,13 @@ class Synthesizer:
             return text
 
         def call(st: _State, attempt: int):
-            demos = agents.demonstrations(st.rule, st.scenario.id)
+            shown = agents.demonstrations(st.rule, st.scenario.id)
             if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
-                demos = [*demos[:1], *((agents.request_brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
-                         *demos[1:]][: agents.FEW_SHOT_DEMOS]
+                shown = [*shown[:1], *((agents.request_brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
+                         *shown[1:]][: agents.FEW_SHOT_DEMOS]
             return self.engine.make(
                 scenario=st.scenario.id, role="attacker", round=0, attempt=attempt,
-                messages=agents.attacker_messages(st.rule, st.scenario, demos),
+                messages=agents.attacker_messages(st.rule, st.scenario, shown),
                 output_type=agents.roles.attacker_type(self.settings.bounds.attack),
                 temperature=self.settings.attack_temperature_for(attempt))
 
