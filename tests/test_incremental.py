@@ -229,3 +229,42 @@ def test_the_untouched_rule_reuses_every_call_with_the_tiny_model(tiny_dir, tmp_
     assert {(r.rule_id, r.status) for r in impact.rules} == {
         ("acme.tone.emoji", "fresh"), ("acme.tone.greet_by_name", "orphaned"), ("acme.tone.plain_language", "stale")}
     assert impact.scenarios_new == plain["scenarios"] and impact.scenarios_reused == emoji["scenarios"]
+
+
+def test_the_diff_names_spec_wide_inputs_and_replanned_records(bases, tmp_path):
+    """What --data says beyond rule hashes: an axis change reaches every rule (a note says so), a
+    change of examples reaches the judge's calibration (a note, where the judge was measured),
+    and a record whose scenario the new plan lacks is `replanned`, not `fresh`."""
+    work, text = base_of(Path("support/assistant.spec"), bases)
+    old = work / "src" / "assistant.spec"
+    man = json.loads((work / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert man["judge"]["needed"], "the judge is measured for this spec: the calibration note applies"
+
+    def impact_of(new_text: str, data: Path = work / "out"):
+        new = tmp_path / "src" / "assistant.spec"
+        if not new.parent.exists():
+            shutil.copytree(work / "src", new.parent)
+        new.write_text(new_text, encoding="utf-8")
+        return compare(str(old), str(new), data=str(data))[1]
+
+    axis = re.search(r"^axis (\w+) = \[", text, re.M)
+    assert axis, "the spec has an axis"
+    widened = text.replace(axis.group(0), axis.group(0) + '"a value added by the test", ', 1)
+    note = impact_of(widened).note or ""
+    assert f"spec-level change (axis" in note and "records stale" in note, note
+
+    block = next(b for b in rule_blocks(text))
+    note = impact_of(edit_rule(text, block, "add-example")).note or ""
+    assert "the judge is calibrated on every rule's examples" in note and block.group("name") in note, note
+
+    # a dataset whose manifest lists a generated record under a scenario this version does not plan
+    data = tmp_path / "data"
+    shutil.copytree(work / "out", data)
+    rid, entry = next((r, e) for r, e in man["rules"].items() if set(e["records"]) & set(e["scenarios"]))
+    moved = sorted(set(entry["records"]) & set(entry["scenarios"]))[0]
+    entry["records"] = sorted({*entry["records"], "0" * 32} - {moved})
+    entry["scenarios"] = sorted({*entry["scenarios"], "0" * 32} - {moved})
+    (data / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    impact = impact_of(text, data)
+    assert (rid, "replanned", 1) in {(r.rule_id, r.status, r.records) for r in impact.rules}
+    assert impact.count("fresh")[0] + impact.count("replanned")[0] == impact.records
