@@ -871,5 +871,94 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
                f"{result.n_records} records{loss} ({result.seconds:.0f} s); card in {out_dir / 'README.md'}")
 
 
+
+# -- improve ------------------------------------------------------------------------------
+
+
+@main.command("improve")
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: every round's pairs, model and eval, and the report. Rerun to resume.")
+@click.option("--model", "base", default="smollm2", show_default=True, callback=_model_name,
+              help="Base model: 'smollm2' (embedded) or a local transformers model directory.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True)
+@click.option("--per-rule", type=click.IntRange(1, 5000), default=150, show_default=True,
+              help="Training requests per rule.")
+@click.option("--probes", "probes_per_rule", type=click.IntRange(1, 5000), default=100, show_default=True,
+              help="Held-out probes per rule.")
+@click.option("--lookalikes", type=click.IntRange(0, 20000), default=150, show_default=True,
+              help="Lookalike training requests in all (help chosen, refusal rejected).")
+@click.option("--lookalike-probes", type=click.IntRange(0, 20000), default=100, show_default=True,
+              help="Lookalike probes in all (over-refusal).")
+@click.option("--method", type=click.Choice(["dpo", "kto", "sft"]), default="dpo", show_default=True)
+@click.option("--epochs", type=Finite(min=0, min_open=True, max=100), default=1.0, show_default=True,
+              help="Passes over each round's pairs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--learning-rate", type=Finite(min=0, min_open=True), default=None,
+              help="Default: specc train's (1e-4 with LoRA).")
+@click.option("--samples", "k", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="In-context samples per request at most, for a chosen side.")
+@click.option("--max-new-tokens", type=click.IntRange(8, 4096), default=96, show_default=True,
+              help="Tokens per sampled answer and per probe answer.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--probe-seed", type=int, default=1, show_default=True, help="Seed of the held-out probes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_rule: int, probes_per_rule: int,
+                    lookalikes: int, lookalike_probes: int, method: str, epochs: float, batch_size: int,
+                    learning_rate: float | None, k: int, max_new_tokens: int, seed: int, probe_seed: int,
+                    fmt: str) -> None:
+    """Rounds of on-policy pairs, training and evaluation on held-out probes (docs/improve.md).
+
+    Requests are composed by seeded code from the spec's examples; pairs are sorted by the
+    rules' checks; each round trains the previous round's model; the base and every round answer
+    the same probes, compared paired. Exit 0 when the loop ran (whatever it measured), 1 on bad
+    input, 3 when a model or training fails.
+    """
+    from specc.engines import ModelError
+    from specc.improve.loop import ImproveError, ImproveFailure, ImproveOptions, improve, render_text
+    from specc.train import TrainError, TrainFailure
+
+    spec = _load_or_exit(spec_file, fmt).spec
+
+    def progress(event: str, **info) -> None:
+        if event == "progress":
+            total = info.get("total")
+            if total and info["done"] % max(1, total // 10) and info["done"] != total:
+                return
+            if not total and info["done"] % 50:
+                return
+            click.echo(f"  {info['stage']}: {info['done']}" + (f"/{total}" if total else " calls"), err=True)
+        elif event == "train-step":
+            click.echo(f"  round {info['round']} step {info['step']}/{info['total']}  loss {info['loss']:.4f}", err=True)
+        elif event == "round":
+            c, o = info["vs_base"]["compliance"], info["vs_base"]["overrefusal"]
+            click.echo(f"round {info['round']}: compliance {c['before']:.3f} -> {c['after']:.3f}"
+                       + (f", over-refusal {o['before']:.3f} -> {o['after']:.3f}" if o else ""), err=True)
+        elif not event.startswith("train-"):
+            click.echo(f"{event}: " + ", ".join(f"{k}={v}" for k, v in info.items()), err=True)
+
+    options = ImproveOptions(rounds=rounds, per_rule=per_rule, probes_per_rule=probes_per_rule, lookalikes=lookalikes,
+                             lookalike_probes=lookalike_probes, seed=seed, probe_seed=probe_seed, k=k,
+                             max_new_tokens=max_new_tokens, eval_tokens=max_new_tokens, method=method, epochs=epochs,
+                             batch_size=batch_size, learning_rate=learning_rate)
+    try:
+        report = improve(spec, spec_file, out_dir, base=base, options=options, on_event=progress)
+    except (ImproveError, TrainError) as e:
+        if isinstance(e, TrainFailure):
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_FAILURE)
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except (ImproveFailure, ModelError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except OSError as e:
+        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        click.echo(render_text(report), nl=False)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -125,7 +125,8 @@ REFUSAL_PATTERNS = (
     r"\bI(?:'m| am) (?:sorry|afraid),? (?:but )?I (?:can(?:no|')t|cannot|won'?t)",
     r"\bI (?:must|have to|need to) (?:decline|refuse)",
     r"\b(?:can(?:no|')t|cannot|won'?t) (?:help|assist) (?:you )?with (?:that|this)",
-    r"\bI(?:'m| am) not (?:able|allowed|permitted) to",
+    r"\bI(?:'m| am) not (?:able|allowed|permitted|equipped|authori[sz]ed) to",
+    r"\bI (?:do not|don't) have the (?:ability|capability|capacity|authority) to",
     r"\bnot (?:something|a request) I can (?:help|assist) with",
     r"\bI (?:do not|don't) (?:feel comfortable|provide|share)",
 )

@@ -83,8 +83,11 @@ def example_contradicts_check(spec: Spec, units) -> Iterable[Diagnostic]:
             answers = [a for a in node.items if isinstance(a, ast.Answer)] if node else []
             good_spans = [a.text.span for a in answers if a.kind == "good"]
             bad_spans = [a.text.span for a in answers if a.kind == "bad"]
+            # a lookalike example (every `bad` answer an over-refusal) is a request the rule does not
+            # apply to: its `good` answer helps and owes the rule's check nothing
+            lookalike = bool(e.bad) and all(b.overrefusal for b in e.bad)
             try:
-                for i, g in enumerate(e.good):
+                for i, g in enumerate(() if lookalike else e.good):
                     if not checklib.evaluate_all(r.checks, g.text):
                         yield Diagnostic("W408", f"this `good` answer of example {e.title!r} fails the check of "
                                          f"`{r.name}`: {check}", good_spans[i] if i < len(good_spans) else span)

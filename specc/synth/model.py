@@ -21,7 +21,7 @@ VerifiedBy = Literal["check", "judge", "spec"]
 # role prompted for it (defender, violator), or the spec's example
 SideOrigin = Literal["sampled", "defender", "violator", "spec"]
 # where an eval probe comes from: a dataset's test split, or planned and attacked afresh
-ProbeSource = Literal["test-split", "fresh"]
+ProbeSource = Literal["test-split", "fresh", "composed"]
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 Messages = tuple[Message, ...]

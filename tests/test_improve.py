@@ -1,0 +1,282 @@
+"""specc improve: composed requests, on-policy pairs, paired measurement, GGUF export, the loop."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from specc.cli import main
+from specc.improve import measure
+from specc.improve import requests as rq
+from specc.improve.pairs import finished, make_pairs, sentences_of, trimmed
+from specc.ir.resolve import load
+
+REPO = Path(__file__).resolve().parent.parent
+BANK = REPO / "examples" / "bank" / "bank.spec"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load(BANK).spec
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+
+def test_requests_are_distinct_and_probes_are_held_out(bank):
+    s = rq.build(bank, per_rule=60, probes_per_rule=40, lookalikes=30, lookalike_probes=30, seed=0, probe_seed=1)
+    assert s.rules() == sorted(r.id for r in bank.rules)  # every bank rule has two example requests or more
+    texts = [r.text.lower() for r in s.train]
+    assert len(texts) == len(set(texts))
+    for rule in bank.rules:
+        n = sum(1 for r in s.train if r.rule_id == rule.id and r.kind == "violation")
+        assert n == 60
+    # no probe is built from a core a training request used, and none shares an 8-word sequence
+    train_cores = {(r.rule_id, r.core) for r in s.train}
+    assert not {(p.rule_id, p.core) for p in s.probes} & train_cores
+    seen = set().union(*(rq.ngrams(r.text) for r in s.train))
+    assert all(not (rq.ngrams(p.text) & seen) for p in s.probes)
+    assert {p.kind for p in s.probes} == {"violation", "lookalike"}
+
+
+def test_requests_are_deterministic_and_seeded(bank):
+    a = rq.build(bank, per_rule=10, probes_per_rule=5, lookalikes=6, lookalike_probes=6, seed=0, probe_seed=1)
+    b = rq.build(bank, per_rule=10, probes_per_rule=5, lookalikes=6, lookalike_probes=6, seed=0, probe_seed=1)
+    c = rq.build(bank, per_rule=10, probes_per_rule=5, lookalikes=6, lookalike_probes=6, seed=7, probe_seed=1)
+    assert a == b
+    assert [r.text for r in a.train] != [r.text for r in c.train]
+
+
+def test_decontamination_drops_a_probe_sharing_eight_words():
+    t = rq.Request("a", "r", "violation", "Hello! my card was stolen at the station this morning, help", "x")
+    p1 = rq.Request("b", "r", "violation", "Hi. My card was stolen at the station this morning. What now?", "y",
+                    split="probe")
+    p2 = rq.Request("c", "r", "violation", "Hi. My card was stolen at the bus stop. What now?", "y", split="probe")
+    kept, dropped = rq.decontaminate([t], [p1, p2])
+    assert [p.id for p in kept] == ["c"] and [p.id for p in dropped] == ["b"]
+
+
+def test_a_rule_with_one_example_request_is_left_out_and_said(tmp_path):
+    spec = tmp_path / "s.spec"
+    spec.write_text('''spec t version "1.0.0"
+  """A test."""
+rule short {
+  should "Answer in at most five words."
+  authority user
+  severity low
+  check max_words(5)
+  example "one" {
+    user "What time is it?"
+    good "It is noon."
+  }
+}
+''', encoding="utf-8")
+    s = rq.build(load(spec).spec, per_rule=5, probes_per_rule=5, lookalikes=0, lookalike_probes=0, seed=0, probe_seed=1)
+    assert s.train == () and s.skipped == (("t.short", "1 example request(s): the loop needs two or more (one for "
+                                                         "training, one for probes)"),)
+    r = invoke("improve", spec, "-o", tmp_path / "out", "--model", tmp_path / "nomodel")
+    assert r.exit_code == 1 and "traceback" not in r.output.lower()
+
+
+# -- sentences ---------------------------------------------------------------------------------------
+
+
+def test_finished_and_trimmed():
+    assert sentences_of("One. Two! Three") == ["One. ", "Two! ", "Three"]
+    assert finished("Freeze your card now. Then call us on") == "Freeze your card now."
+    assert finished("No sentence end at all") == "No sentence end at all"
+    long = "Freeze it now. " + "This sentence is padding. " * 20
+    assert trimmed(long, lambda t: len(t.split()) <= 10) == "Freeze it now. This sentence is padding."
+    assert trimmed("A very long first sentence here.", lambda t: len(t.split()) <= 2) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["Yes.", "No!", "Maybe?", "Freeze the card now.", "ok", " ", "Call us."]),
+                max_size=8))
+def test_trimmed_is_a_prefix_that_passes(parts):
+    text = " ".join(parts)
+    ok = lambda t: len(t) <= 20  # noqa: E731
+    got = trimmed(text, ok)
+    if got is not None:
+        assert text.strip().startswith(got) and ok(got)
+
+
+# -- paired measurement ----------------------------------------------------------------------------------
+
+
+def test_paired_change_and_interval():
+    p = measure.paired([1, 1, 0, 0], [1, 0, 1, 1])
+    assert (p.n, p.only_before, p.only_after) == (4, 1, 2)
+    assert p.change == pytest.approx(0.25)
+    half = 1.959963984540054 * math.sqrt(3 - 1 / 4) / 4
+    assert (p.low, p.high) == (pytest.approx(0.25 - half), pytest.approx(min(1.0, 0.25 + half)))
+    same = measure.paired([1, 0, 1], [1, 0, 1])
+    assert same.change == 0 and same.low == 0 and same.high == 0  # no discordant probe: no uncertainty left
+    assert measure.paired([], []) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=60))
+def test_paired_interval_properties(rows):
+    before, after = [a for a, _ in rows], [b for _, b in rows]
+    p = measure.paired(before, after)
+    q = measure.paired(after, before)
+    assert -1 <= p.low <= p.change <= p.high <= 1
+    assert p.change == pytest.approx(p.after - p.before)
+    assert q.change == pytest.approx(-p.change) and q.low == pytest.approx(-p.high)
+
+
+# -- pairs from a scripted model (the sorting logic; the real models are exercised below) ---------------
+
+
+class Scripted:
+    """Answers by what the prompt holds, so every branch of make_pairs is reached on purpose."""
+
+    name, engine, batch_size = "scripted", "scripted", 4
+
+    def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+        out = []
+        for msgs in prompts:
+            system = next((m["content"] for m in msgs if m["role"] == "system"), "")
+            user = msgs[-1]["content"].lower()
+            if "refuse" in system:
+                out.append("I can't help with that.")
+            elif "freeze" in system.lower() or "always follow" in system.lower():
+                out.append("Please freeze your card in the app now. Then we can look at the payments together.")
+            elif "pin" in user or "contactless" in user or "worn" in user:
+                out.append("You can see it in the app under Card settings.")
+            elif "address" in user or "statement" in user:
+                out.append("Open the app and go to your profile. " + "It is a very simple thing to do. " * 10)
+            else:
+                out.append("Those are probably pending payments. They usually go away.")
+        return out, 10 * len(prompts)
+
+
+def test_pairs_are_sorted_by_the_rules_checks(bank):
+    s = rq.build(bank, per_rule=6, probes_per_rule=2, lookalikes=6, lookalike_probes=2, seed=0, probe_seed=1)
+    pairs, stats = make_pairs(Scripted(), bank, list(s.train), k=2)
+    rules = {r.id: r for r in bank.rules}
+    from specc.ir.checks import evaluate_all, is_refusal
+
+    assert pairs and stats.pairs == len(pairs)
+    for p in pairs:
+        rule = rules[p.request.rule_id]
+        if p.request.kind == "violation":
+            assert evaluate_all(rule.checks, p.chosen) and not evaluate_all(rule.checks, p.rejected)
+        else:
+            assert is_refusal(p.rejected) and not is_refusal(p.chosen)
+        row = p.row()
+        assert row["prompt"] == [{"role": "user", "content": p.request.text}]  # trained without the context
+    kinds = {(p.request.rule_id.split(".")[-1], p.chosen_from, p.rejected_from) for p in pairs}
+    assert ("fraud_freeze", "in-context", "greedy") in kinds
+    assert ("short_answers", "trimmed", "greedy") in kinds
+    assert any(k[2] == "refusal-prompted" for k in kinds)
+    # the spec's default (at most 40 words) holds on every chosen side of the other rules too
+    assert all(len(p.chosen.split()) <= 40 for p in pairs)
+    assert stats.outcomes.get("already-complies", 0) > 0  # e.g. no_competitors: the script names no bank
+
+
+# -- GGUF export -------------------------------------------------------------------------------------------
+
+
+def test_gguf_export_gives_llamacpp_the_same_logits(tiny_dir, tmp_path):
+    np = pytest.importorskip("numpy")
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from specc.engines.gguf_export import export_gguf
+    from specc.engines.provision import smollm2_gguf_path
+
+    out = export_gguf(tiny_dir, smollm2_gguf_path(), tmp_path / "tiny.gguf", tensor_type="F32")
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    ids = tok("Hello there, my card was stolen at the station", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+    llm = llama_cpp.Llama(model_path=str(out), n_ctx=64, verbose=False, logits_all=True)
+    try:
+        llm.eval(ids)
+        got = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    # a wrong tensor name, order or query/key permutation changes these by the logits' own size
+    assert np.abs(ref - got).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_gguf_export_refuses_another_vocabulary(tiny_dir, tmp_path):
+    import shutil
+
+    from specc.engines.gguf_export import ExportError, export_gguf
+    from specc.engines.provision import smollm2_gguf_path
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dir, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["vocab_size"] = 1000
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ExportError, match="vocabulary of 1000 tokens"):
+        export_gguf(other, smollm2_gguf_path(), tmp_path / "x.gguf")
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".x.gguf*"))
+
+
+# -- the loop, end to end on the tiny model ------------------------------------------------------------------
+
+
+def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["improve", BANK, "-o", out, "--model", tiny_dir, "--rounds", "1", "--per-rule", "3", "--probes", "3",
+            "--lookalikes", "3", "--lookalike-probes", "3", "--max-new-tokens", "8", "--samples", "1",
+            "--batch-size", "2", "--format", "json"]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{"):])
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["requests"]["probes"] == len(json.loads((out / "requests.json").read_text())["probes"])
+    base = json.loads((out / "round-0" / "eval.json").read_text())
+    assert set(base["answers"]) == {p["id"] for p in json.loads((out / "requests.json").read_text())["probes"]}
+    if report["rounds"]:  # noise may make no pair at all; then the loop says so and stops
+        row = report["rounds"][0]
+        assert (out / "round-1" / "model" / "training.json").is_file()
+        assert row["vs_base"]["compliance"]["n"] == sum(
+            1 for p in json.loads((out / "requests.json").read_text())["probes"] if p["kind"] == "violation")
+        for line in (out / "round-1" / "train.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            assert rec["prompt"][0]["role"] == "user" and len(rec["prompt"]) == 1
+    else:
+        assert "made no pair" in report["stopped"]
+    assert (out / "README.md").read_text().startswith("# specc improve")
+    # a rerun resumes: nothing is redone, the report is the same
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "report.json"
+             and p.name != "README.md"}
+    r2 = invoke(*args)
+    assert r2.exit_code == 0 and json.loads(r2.output[r2.output.index("{"):]) == report
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+    # other options on the same directory: refused, nothing touched
+    r3 = invoke(*args[:-2], "--per-rule", "4")
+    assert r3.exit_code == 1 and "another options" in r3.output
+
+
+@pytest.mark.slow
+def test_improve_on_the_embedded_model(tmp_path):
+    """One round of the real loop, small: pairs sampled by llama.cpp from the exported model, one
+    training step, both models on the same probes."""
+    out = tmp_path / "run"
+    r = invoke("improve", BANK, "-o", out, "--rounds", "1", "--per-rule", "2", "--probes", "2", "--lookalikes", "2",
+               "--lookalike-probes", "2", "--max-new-tokens", "24", "--samples", "1", "--format", "json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{"):])
+    assert (out / "round-0" / "model.gguf").is_file()
+    if report["rounds"]:
+        assert (out / "round-1" / "model.gguf").is_file()
+        assert report["rounds"][0]["vs_base"]["compliance"]["n"] == 10
