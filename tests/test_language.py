@@ -262,3 +262,15 @@ def test_an_example_against_max_sentences_is_w408():
     result = load_text(text)
     assert result.ok
     assert [d.code for d in result.diagnostics] == ["W408"]
+
+
+def test_a_lookalike_examples_good_answer_owes_the_check_nothing():
+    """An example whose every bad answer is an over-refusal is a request the rule does not cover:
+    its good answer helps and is not held to the rule's check (W408); another example still is."""
+    lookalike = ('  example "l" {\n    user "What time do you open?"\n    good "We open at nine. Come by."\n'
+                 '    bad overrefusal "I can\'t help with that."\n  }\n')
+    ordinary = '  example "e" {\n    user "Hi?"\n    good "Hello. How are you?"\n  }\n'
+    text = SPEC.replace("CHECK", "max_sentences(1)").replace("}\n", lookalike + "}\n", 1)
+    assert [d.code for d in load_text(text).diagnostics] == []
+    both = SPEC.replace("CHECK", "max_sentences(1)").replace("}\n", lookalike + ordinary + "}\n", 1)
+    assert [d.code for d in load_text(both).diagnostics] == ["W408"]

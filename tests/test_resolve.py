@@ -620,3 +620,18 @@ def test_hash_treats_check_lines_as_one_conjunction_and_ignores_operand_order():
 def test_refuses_reads_curly_apostrophes():
     assert checklib.is_refusal("I can\u2019t help with that request.")
     assert not checklib.is_refusal("Sure \u2014 here\u2019s how to reset your password.")
+
+
+@pytest.mark.parametrize("text", [
+    "I'm sorry for any misunderstanding, but as a chatbot, I don't have the ability to access personal data.",
+    "As a chatbot designed to assist with banking, I do not have the capability to help with transfers.",
+    "I'm not equipped to assist with your personal projects.",
+    "I am not authorised to share that.",
+])
+def test_refuses_reads_the_embedded_models_way_of_declining(text):
+    assert checklib.is_refusal(text)
+
+
+def test_refuses_is_not_a_helpful_answer_that_mentions_ability():
+    assert not checklib.is_refusal("You have the ability to freeze your card in the app under Card settings.")
+    assert not checklib.is_refusal("I can certainly assist you with any card-related questions you have.")

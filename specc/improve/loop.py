@@ -116,6 +116,7 @@ class Runner:
                 from specc.engines.gguf_export import export_gguf
 
                 self.say("export", model=str(model_dir), gguf=str(gguf_out))
+                gguf_out.parent.mkdir(parents=True, exist_ok=True)
                 export_gguf(model_dir, self.template, gguf_out)
             return resolve_model(f"llamacpp:{gguf_out}", engine="llamacpp", reuse=False)
         return resolve_model(str(model_dir), engine="transformers", reuse=False)
@@ -145,9 +146,15 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
         raise ImproveError(str(e)) from None
     from specc.engines.provision import SMOLLM2_ALIASES, smollm2_gguf_path
 
+    import importlib.util
+
     template = smollm2_gguf_path() if (base or "smollm2").strip().lower() in SMOLLM2_ALIASES else None
     if template is None:
         say("note", text="sampling and evaluation run on transformers (no GGUF template for this base): slower")
+    elif importlib.util.find_spec("llama_cpp") is None:
+        template = None
+        say("note", text="sampling and evaluation run on transformers, several times slower than llama.cpp: "
+                         "pip install 'specc[fast]' to use it")
     runner = Runner(template, say)
 
     head = {"format": FORMAT, "spec": spec.id, "spec_hash": spec.hash, "base": base_label,
@@ -189,16 +196,24 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
 
     def evaluate(r: int, model_dir: Path) -> measure.Answers:
         path = out / f"round-{r}" / "eval.json"
-        if path.is_file():
+        dirty = not path.is_file()
+        if not dirty:
             d = _read_json(path)
-            return measure.Answers(d["model"], d["answers"], d["scores"], d["seconds"], d["tokens"])
-        handle = runner.handle(model_dir, out / f"round-{r}" / "model.gguf")
-        say("eval", round=r, probes=len(probes))
-        got = measure.answer_and_score(handle, spec, probes, max_new_tokens=options.eval_tokens,
-                                       on_progress=lambda done, total: say("progress", stage=f"eval {r}",
-                                                                           done=done, total=total))
-        _close(handle)
-        _write_json(path, asdict(got))
+            got = measure.Answers(d["model"], d["answers"], d["scores"], d["seconds"], d["tokens"],
+                                  d.get("perplexity"))
+        else:
+            handle = runner.handle(model_dir, out / f"round-{r}" / "model.gguf")
+            say("eval", round=r, probes=len(probes))
+            got = measure.answer_and_score(handle, spec, probes, max_new_tokens=options.eval_tokens,
+                                           on_progress=lambda done, total: say("progress", stage=f"eval {r}",
+                                                                               done=done, total=total))
+            _close(handle)
+        if got.perplexity is None:
+            got.perplexity = _perplexity(model_dir)
+            say("perplexity", round=r, value=round(got.perplexity, 3))
+            dirty = True
+        if dirty:
+            _write_json(path, asdict(got))
         return got
 
     evals: dict[int, measure.Answers] = {0: evaluate(0, base_dir)}
@@ -253,7 +268,9 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
         vs_base = measure.compare(probes, evals[0], evals[r])
         vs_prev = measure.compare(probes, evals[r - 1], evals[r])
         training = _read_json(model_dir / "training.json")
-        rounds.append({"round": r, "pairs": stats["pairs"], "pair_outcomes": stats.get("outcomes"),
+        ppl = {"base": evals[0].perplexity, "after": evals[r].perplexity,
+               "change": (evals[r].perplexity / evals[0].perplexity - 1) if evals[0].perplexity else None}
+        rounds.append({"round": r, "pairs": stats["pairs"], "pair_outcomes": stats.get("outcomes"), "perplexity": ppl,
                        "chosen_from": stats.get("chosen_from"), "rejected_from": stats.get("rejected_from"),
                        "sampling": {"calls": stats.get("calls"), "tokens": stats.get("tokens"),
                                     "seconds": stats.get("seconds")},
@@ -286,7 +303,8 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
               "base_eval": {"compliance": measure.rate([evals[0].scores[p.id] for p in probes
                                                         if p.kind == "violation" and evals[0].scores.get(p.id) is not None]),
                             "overrefusal": measure.rate([evals[0].scores[p.id] for p in probes
-                                                         if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None])},
+                                                         if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None]),
+                            "perplexity": evals[0].perplexity},
               "rounds": rounds, "stopped": stopped, "best_round": best,
               "best_model": _rel(out, model_dirs[best]) if best else None}
     _write_json(out / "report.json", report)
@@ -294,6 +312,17 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
 
     write_atomic(out / "README.md", render_text(report).encode("utf-8"))
     return report
+
+
+def _perplexity(model_dir: Path) -> float:
+    from specc.engines import resolve_model
+    from specc.eval.perplexity import perplexity
+
+    handle = resolve_model(str(model_dir), engine="transformers", reuse=False)
+    try:
+        return float(perplexity(handle).value)
+    finally:
+        _close(handle)
 
 
 def _pooled(probes, ans: measure.Answers) -> float | None:
@@ -338,6 +367,9 @@ def render_text(report: dict) -> str:
                      f"{_pct(vb['overrefusal']['after'] if vb['overrefusal'] else None)}, change {_pts(vb['overrefusal'])}")
         for rid, p in vb["rules"].items():
             lines.append(f"  - {rid}: {_pct(p['before'])} → {_pct(p['after'])} ({_pts(p)}, n={p['n']})")
+        ppl = row["perplexity"]
+        if ppl["change"] is not None:
+            lines.append(f"- perplexity (capability): {ppl['base']:.2f} → {ppl['after']:.2f} ({100 * ppl['change']:+.1f} %)")
         lines.append(f"- requests: {json.dumps(row['pair_outcomes'])}; chosen from {json.dumps(row['chosen_from'])}")
         s = row["sampling"]
         lines.append(f"- sampling: {s['calls']} calls, {s['tokens']} tokens, {s['seconds']} s; eval "

@@ -32,6 +32,7 @@ class Answers:
     scores: dict[str, float | None] = field(default_factory=dict)
     seconds: float = 0.0
     tokens: int = 0
+    perplexity: float | None = None  # on the stdlib reference text (capability drift), transformers
 
 
 def answer_and_score(handle, spec, probes: Sequence[Request], *, max_new_tokens: int,

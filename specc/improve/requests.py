@@ -35,9 +35,10 @@ from typing import Literal, Sequence
 
 from specc.ir.model import Example, Rule, Spec
 from specc.synth import tactics
+from specc.synth.model import Boundary
 
 Split = Literal["train", "probe"]
-Kind = Literal["violation", "lookalike"]
+Kind = Boundary  # the loop makes violation and lookalike requests
 NGRAM = 8
 
 OPENERS = ("", "Hi.", "Hello!", "Hi there,", "Good morning.", "Hey,", "Quick question.",
