@@ -265,6 +265,15 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
     # other options on the same directory: refused, nothing touched
     r3 = invoke(*args[:-2], "--per-rule", "4")
     assert r3.exit_code == 1 and "another options" in r3.output
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+    # --rounds may change: a longer run continues this one, redoing nothing of round 1
+    longer = list(args)
+    longer[longer.index("--rounds") + 1] = "2"
+    r4 = invoke(*longer)
+    assert r4.exit_code == 0, r4.output
+    again = json.loads(r4.output[r4.output.index("{"):])
+    assert again["rounds"][: len(report["rounds"])] == report["rounds"]
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
 
 @pytest.mark.slow
@@ -273,7 +282,7 @@ def test_improve_on_the_embedded_model(tmp_path):
     training step, both models on the same probes."""
     out = tmp_path / "run"
     r = invoke("improve", BANK, "-o", out, "--rounds", "1", "--per-rule", "2", "--probes", "2", "--lookalikes", "2",
-               "--lookalike-probes", "2", "--max-new-tokens", "24", "--samples", "1", "--format", "json")
+               "--lookalike-probes", "2", "--max-new-tokens", "16", "--samples", "1", "--format", "json")
     assert r.exit_code == 0, r.output
     report = json.loads(r.output[r.output.index("{"):])
     assert (out / "round-0" / "model.gguf").is_file()

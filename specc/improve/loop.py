@@ -157,8 +157,9 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
                          "pip install 'specc[fast]' to use it")
     runner = Runner(template, say)
 
+    # --rounds may change between runs (a longer run continues a shorter one); the rest may not
     head = {"format": FORMAT, "spec": spec.id, "spec_hash": spec.hash, "base": base_label,
-            "options": options.key()}
+            "options": {k: v for k, v in options.key().items() if k != "rounds"}}
     head_path = out / "improve.json"
     if head_path.is_file():
         prev = _read_json(head_path)
@@ -220,6 +221,33 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
     model_dirs: dict[int, Path] = {0: base_dir}
     rounds: list[dict] = []
     stopped = None
+
+    def write_report(stopped: str | None) -> dict:
+        best = 0
+        best_score = evals[0] and _pooled(probes, evals[0])
+        for row in rounds:
+            o = row["vs_base"]["overrefusal"]
+            within = o is None or o["change"] <= OVERREFUSAL_SLACK
+            score = row["vs_base"]["compliance"]["after"] if row["vs_base"]["compliance"] else None
+            if within and score is not None and (best_score is None or score > best_score):
+                best, best_score = row["round"], score
+        report = {"format": FORMAT, "spec": spec.id, "spec_file": str(spec_path), "base": base_label,
+                  "options": options.key(), "requests": {"train": len(reqs.train), "probes": len(reqs.probes),
+                                                         "probes_dropped_by_decontamination": len(reqs.dropped),
+                                                         "rules": reqs.rules(), "skipped": [list(x) for x in reqs.skipped]},
+                  "base_eval": {"compliance": measure.rate([evals[0].scores[p.id] for p in probes
+                                                            if p.kind == "violation" and evals[0].scores.get(p.id) is not None]),
+                                "overrefusal": measure.rate([evals[0].scores[p.id] for p in probes
+                                                             if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None]),
+                                "perplexity": evals[0].perplexity},
+                  "rounds": rounds, "stopped": stopped, "best_round": best,
+                  "best_model": _rel(out, model_dirs[best]) if best else None}
+        _write_json(out / "report.json", report)
+        from specc.files import write_atomic
+
+        write_atomic(out / "README.md", render_text(report).encode("utf-8"))
+        return report
+
     for r in range(1, options.rounds + 1):
         rdir = out / f"round-{r}"
         rdir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +306,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
                                     "parameters": training.get("parameters")},
                        "eval_seconds": round(evals[r].seconds, 2),
                        "vs_base": vs_base, "vs_previous": vs_prev})
+        write_report(None)  # a kill in a later round leaves the finished rounds' report
         say("round", round=r, vs_base=vs_base, vs_previous=vs_prev)
         c = vs_prev["compliance"]
         o = vs_base["overrefusal"]
@@ -288,30 +317,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
             stopped = f"pooled compliance did not rise in round {r} ({c['change']:+.3f})"
             break
 
-    best = 0
-    best_score = evals[0] and _pooled(probes, evals[0])
-    for row in rounds:
-        o = row["vs_base"]["overrefusal"]
-        within = o is None or o["change"] <= OVERREFUSAL_SLACK
-        score = row["vs_base"]["compliance"]["after"] if row["vs_base"]["compliance"] else None
-        if within and score is not None and (best_score is None or score > best_score):
-            best, best_score = row["round"], score
-    report = {"format": FORMAT, "spec": spec.id, "spec_file": str(spec_path), "base": base_label,
-              "options": options.key(), "requests": {"train": len(reqs.train), "probes": len(reqs.probes),
-                                                     "probes_dropped_by_decontamination": len(reqs.dropped),
-                                                     "rules": reqs.rules(), "skipped": [list(x) for x in reqs.skipped]},
-              "base_eval": {"compliance": measure.rate([evals[0].scores[p.id] for p in probes
-                                                        if p.kind == "violation" and evals[0].scores.get(p.id) is not None]),
-                            "overrefusal": measure.rate([evals[0].scores[p.id] for p in probes
-                                                         if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None]),
-                            "perplexity": evals[0].perplexity},
-              "rounds": rounds, "stopped": stopped, "best_round": best,
-              "best_model": _rel(out, model_dirs[best]) if best else None}
-    _write_json(out / "report.json", report)
-    from specc.files import write_atomic
-
-    write_atomic(out / "README.md", render_text(report).encode("utf-8"))
-    return report
+    return write_report(stopped)
 
 
 def _perplexity(model_dir: Path) -> float:
