@@ -17,7 +17,14 @@ For a **violation** request of rule R (the rule applies):
      (``"in-context"``). The pair trains the model *without* that context (context
      distillation);
   3. an in-context sample cut to whole sentences until the checks pass (``"trimmed"``);
-  else no pair (``no-chosen``).
+  4. the spec's own ``good`` answer to the example the request was composed from (``"spec"``),
+     when it passes R's checks: the one chosen side the model did not write, and the one that
+     always reads right;
+  else no pair (``no-chosen``). Every model-written chosen side must also pass the compile's
+  chosen-side quality gates (:mod:`specc.synth.gates`: parroted prompt, scaffolding, loops,
+  fragments, copied examples, another language, off topic, canned deflections) and must not
+  recite the rule (six words in a row of its statement, ``when`` or ``unless``); the gates that
+  refused a candidate are counted (``chosen_gated``).
 
 For a **lookalike** request (the rule does not apply; the model should help):
 
@@ -42,11 +49,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from dataclasses import replace
+
 from specc.ir.model import Rule, Spec
-from specc.improve.requests import Request, cores, core_text, is_lookalike
+from specc.improve.requests import Request, cores, core_text, is_lookalike, ngrams
+from specc.synth import gates
 from specc.synth.model import Probe
 
 TEMPERATURE = 0.8
+RULE_RUN = 6  # a chosen side with this many words in a row of the rule's own text recites the rule
 REFUSE_INSTRUCTION = ("Politely refuse to help with the customer's request. Say you cannot help with it, "
                       "and nothing else.")
 HELP_INSTRUCTION = "Answer the customer's question helpfully, in two or three sentences."
@@ -146,6 +157,7 @@ class PairStats:
     tokens: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)  # per request: pair / already-complies / no-chosen / …
     chosen_from: dict[str, int] = field(default_factory=dict)
+    chosen_gated: dict[str, int] = field(default_factory=dict)  # candidate chosen sides a gate refused, by gate
     rejected_from: dict[str, int] = field(default_factory=dict)
 
     def count(self, table: dict, key: str) -> None:
@@ -179,6 +191,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
     rules = {r.id: r for r in spec.rules}
     defaults = [r for r in spec.rules if r.kind == "default" and r.checks]
     stats = PairStats(requests=len(requests))
+    rejected_by = stats.chosen_gated
     sample = Sampler(handle, max_new_tokens, stats, on_progress)
 
     def outcome(req: Request, text: str) -> str:
@@ -190,13 +203,41 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         except CheckTimeout:
             return False
 
+    contexts: dict[str, tuple] = {}
+
+    def gated(req: Request, text: str) -> str | None:
+        """The quality gate a model-written chosen side fails (the compile's chosen gates, and a
+        copy of the rule's own words: the in-context prompt shows them), or None."""
+        rule = rules[req.rule_id]
+        ctx = contexts.get(rule.id)
+        if ctx is None:
+            texts = (rule.statement, *((rule.when,) if rule.when else ()), *rule.unless)
+            examples = tuple(t for ex in rule.examples for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
+                                                                   *(a.text for a in ex.bad)))
+            ctx = contexts[rule.id] = (gates.Context(rule_texts=texts, examples=examples, topic=examples),
+                                       set().union(*(ngrams(t, RULE_RUN) for t in texts)))
+        base, rule_grams = ctx
+        failure = gates.first_failure("chosen", text, replace(base, user_turns=(req.text,)))
+        if failure is not None:
+            return failure.gate.name
+        if ngrams(text, RULE_RUN) & rule_grams:
+            return "parroted-rule"
+        return None
+
+    def screened(req: Request, text: str) -> bool:
+        why = gated(req, text)
+        if why:
+            rejected_by[why] = rejected_by.get(why, 0) + 1
+        return why is None
+
     def complies(req: Request, text: str) -> bool:
         # a chosen side never refuses: a refusal passes most prohibitions and a length bound, and
         # a loop that rewards it buys compliance with over-refusal (DESIGN.md, "What moves SmolLM2")
-        return outcome(req, text) == "complies" and not is_refusal(text)
+        return outcome(req, text) == "complies" and not is_refusal(text) and screened(req, text)
 
     def helps(req: Request, text: str) -> bool:
-        return bool(text) and outcome(req, text) == "helps" and degenerate(text, probe_of(req)) is None
+        return (bool(text) and outcome(req, text) == "helps" and degenerate(text, probe_of(req)) is None
+                and screened(req, text))
 
     def polish(req: Request, text: str, must: Callable[[str], bool]) -> str | None:
         """A chosen side from ``text``: finished sentences, fitted to the defaults where it can be."""
@@ -263,14 +304,18 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
             else:
                 still.append(req)
         waiting = still
-    for req in waiting:  # the rule-derived construction: whole sentences, cut until the checks pass
+    for req in waiting:  # the rule-derived constructions: whole sentences, cut until the checks pass
         if req.kind != "violation":
             continue
-        for text in candidates[req.id] + [rejected.get(req.id, ("", ""))[0]]:
+        for text in candidates[req.id]:
             cut = trimmed(finished(text), lambda t, req=req: complies(req, t))
             if cut:
                 chosen[req.id] = (cut, "trimmed")
                 break
+        else:  # the spec's own answer to the request the prompt was composed from
+            ex = next((e for e in rules[req.rule_id].examples if e.title == req.core and e.good), None)
+            if ex is not None and outcome(req, ex.good[0].text) == "complies":
+                chosen[req.id] = (ex.good[0].text, "spec")
 
     # rejected sides of lookalike requests: a refusal
     waiting = [r for r in need_rejected if r.id not in rejected]

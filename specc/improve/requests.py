@@ -125,7 +125,13 @@ def _casual(text: str) -> str:
 
 
 def _join(*parts: str) -> str:
-    return re.sub(r"\s+", " ", " ".join(p for p in parts if p)).strip()
+    out: list[str] = []
+    for part in (p.strip() for p in parts if p and p.strip()):
+        # after "Hey," the next word goes on the sentence: "Hey, for context, ..." (not "I" or "I'm")
+        if out and out[-1].endswith(",") and part[:1].isupper() and part[1:2].islower():
+            part = part[0].lower() + part[1:]
+        out.append(part)
+    return re.sub(r"\s+", " ", " ".join(out)).strip()
 
 
 def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Request]:
