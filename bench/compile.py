@@ -2,7 +2,7 @@
 
 For each batch size (default 1 and 8), in one process, with one loaded model:
 
-``compile``  :func:`specc.compile.compile_spec` on a small spec (plan -> agents -> verify -> emit),
+``compile``  :func:`specc.compile.compile_spec` on a small spec (plan -> calls -> verify -> emit),
              fresh store and output directory, and the model handle's Outlines generators
              cleared first, so every compile builds its constrained-decoding indexes as a fresh
              ``specc compile`` process would. Timed end to end (model loading excluded).

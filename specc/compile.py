@@ -1,4 +1,4 @@
-"""``specc compile``: plan -> synth (store, agents, verification) -> emit, for one spec.
+"""``specc compile``: plan -> synth (store, call runner, verification) -> emit, for one spec.
 
 :func:`compile_spec` is what the command runs; it takes already loaded models so tests can pass
 fakes. Errors meant for the user are :class:`CompileError` (bad options: exit 1 or 2) and
@@ -97,7 +97,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                  judge: ModelHandle | None = None, on_event: Callable[..., None] | None = None) -> CompileReport:
     from specc.emit.writer import write_dataset
     from specc.plan.planner import PlanError, make_plan
-    from specc.synth.agents import Engine, Settings
+    from specc.synth.calls import CallRunner, Settings
     from specc.synth.pipeline import synthesize
     from specc.synth.roles import Bounds
     from specc.synth.store import Store, StoreError
@@ -148,8 +148,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
-            engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
-            result = synthesize(spec, plan, engine, on_event=on_event,
+            runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event)
+            result = synthesize(spec, plan, runner, on_event=on_event,
                                 min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
             try:
                 written = write_dataset(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specc.synth.agents import Settings
+from specc.synth.calls import Settings
 from click.testing import CliRunner
 
 from specc.cli import main

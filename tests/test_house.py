@@ -62,7 +62,7 @@ def test_compile_defaults_have_one_source():
     (`Settings.retries` was 2 while `--retries` was 1)."""
     from specc.cli import compile_command, plan
     from specc.compile import CompileOptions
-    from specc.synth.agents import Settings
+    from specc.synth.calls import Settings
 
     cli = _option_defaults(compile_command)
     opts = {f.name: f.default for f in dataclasses.fields(CompileOptions)}

@@ -185,13 +185,13 @@ def test_the_fake_judge_really_reads_the_answers():
     # guards the test above: its correct judge is not position-biased by accident
     model = correct_judge()
     spec = spec_of()
-    from specc.synth import agents
+    from specc.synth import prompts
 
     p = calibrate.labelled_pairs(spec_example_pairs(spec))[0]
     sc = calibrate.example_scenario(spec, p, 0)
     rule = spec.rule(p.rule_ids[0])
     for a, b, want in [(p.chosen, p.rejected, ("complies", "violates")), (p.rejected, p.chosen, ("violates", "complies"))]:
-        msgs = agents.judge_messages(rule, sc, list(p.prompt), a, b)
+        msgs = prompts.judge_messages(rule, sc, list(p.prompt), a, b)
         assert judged_answers(msgs[-1]["content"]) == (a, b)
         v = json.loads(model.answer("judge", msgs))
         assert (v["first"], v["second"]) == want
@@ -357,7 +357,7 @@ def _llamacpp_missing() -> str | None:
 
 @pytest.mark.skipif(_llamacpp_missing() is not None, reason=str(_llamacpp_missing()))
 def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
-    from specc.synth.agents import Engine, Settings
+    from specc.synth.calls import CallRunner, Settings
     from specc.engines import resolve_model
     from specc.synth.store import Store
 
@@ -365,8 +365,8 @@ def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     # one thread: on these shared 2-core machines two llama.cpp threads ran ~9x slower (measured)
     model = resolve_model("smollm2", engine="llamacpp", threads=1)
     with Store(tmp_path / "s") as store:
-        cal = calibrate.calibrate(spec, Engine(model, store, Settings()), spec_example_pairs(spec))
-        again = calibrate.calibrate(spec, Engine(model, store, Settings()), spec_example_pairs(spec))
+        cal = calibrate.calibrate(spec, CallRunner(model, store, Settings()), spec_example_pairs(spec))
+        again = calibrate.calibrate(spec, CallRunner(model, store, Settings()), spec_example_pairs(spec))
     assert cal.calls == 2 and cal.generated == 2 and cal.examples == 1
     assert cal.invalid == 0  # constrained output: every call gives a valid verdict
     assert cal.agreement in (0.0, 0.5, 1.0) and set(cal.by_order) == {"good_first", "bad_first"}

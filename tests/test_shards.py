@@ -24,7 +24,7 @@ from specc.emit.merge import MergeError, merge_stats
 from specc.ir.resolve import load
 from specc.plan.planner import make_plan
 from specc.plan.shard import ShardError, parse_shard, shard, shard_of
-from specc.synth.agents import Engine, Settings
+from specc.synth.calls import CallRunner, Settings
 from specc.synth.pipeline import synthesize
 from specc.synth.store import Store
 
@@ -197,7 +197,7 @@ def test_splitting_a_rule_would_change_its_later_prompts(spec_file, tmp_path):
     def pairs(p, store):
         model = EchoModel()
         with Store(tmp_path / store) as st:
-            res = synthesize(spec, p, Engine(model, st, Settings(retries=1)))
+            res = synthesize(spec, p, CallRunner(model, st, Settings(retries=1)))
         return {x.record_id: x.prompt for x in res.pairs if x.source == "generated"}, model
 
     whole, model = pairs(plan, "a")

@@ -16,7 +16,7 @@ from specc.compile import CompileOptions, compile_spec
 from specc.ir.checks import is_refusal
 from specc.ir.resolve import load_text
 from specc.plan.planner import make_plan
-from specc.synth.agents import Engine, Settings
+from specc.synth.calls import CallRunner, Settings
 from specc.engines import ModelHandle
 from specc.synth.pipeline import synthesize
 from specc.synth import tactics
@@ -268,8 +268,8 @@ def test_experience_pool_feeds_later_attacks(tmp_path):
     model = FakeModel()
     plan = make_plan(spec, per_rule=2, boundaries=("violation",))
     with Store(tmp_path / "s") as store:
-        engine = Engine(model, store, Settings(retries=0))
-        res = synthesize(spec, plan, engine)
+        runner = CallRunner(model, store, Settings(retries=0))
+        res = synthesize(spec, plan, runner)
     assert res.stats["experience_pool"] > 0
     # the second wave's attacker prompts show the first wave's successful attacks, as a
     # demonstration (an answered chat turn), never as prose about the task
@@ -287,7 +287,7 @@ def test_multi_turn_scenarios_escalate(tmp_path):
     assert multi
     model = FakeModel()
     with Store(tmp_path / "s") as store:
-        res = synthesize(spec, plan, Engine(model, store, Settings(retries=0, rounds=3)))
+        res = synthesize(spec, plan, CallRunner(model, store, Settings(retries=0, rounds=3)))
     pairs = {p.scenario_id: p for p in res.pairs if p.scenario_id}
     seen = 0
     for s in multi:
