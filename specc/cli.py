@@ -518,33 +518,32 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     except OSError as e:
         click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
         sys.exit(EXIT_FAILURE)
-    s = report.stats
+    s, man = report.stats, report.manifest
     click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
-    click.echo(f"model {report.manifest['model']['name']} on {handle.engine}"
-               + (f"; judge {report.manifest['model']['judge']} on {judge.engine}" if judge else ""))
-    if concurrency > 1 and s["generated"] and "openai" in (handle.engine, judge.engine if judge else None):
+    click.echo(f"model {man.model.name} on {handle.engine}"
+               + (f"; judge {man.model.judge} on {judge.engine}" if judge else ""))
+    if concurrency > 1 and s.generated and "openai" in (handle.engine, judge.engine if judge else None):
         click.echo(f"note: {concurrency} requests were in flight: a server that batches them or reuses one "
                    "request's prompt cache for the next (llama-cpp-python's server does) may give other texts "
                    "on a rerun; --concurrency 1, or a batch-invariant server, for byte-identical reruns "
                    "(docs/compile.md)")
-    click.echo(f"scenarios {s['scenarios']}: verified {s['verified']}, dropped {s['dropped']}; "
-               f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
-    for reason, n in s["dropped_reasons"].items():
+    click.echo(f"scenarios {s.scenarios}: verified {s.verified}, dropped {s.dropped}; "
+               f"spec examples {s.spec_examples}; model calls {s.generated} generated, {s.reused} reused")
+    for reason, n in s.dropped_reasons.items():
         click.echo(f"  dropped {n} × {reason}")
-    sides = s.get("sides_from") or {}
-    if s["verified"]:
+    if s.verified:
         click.echo("sides of the verified pairs: " + "; ".join(
-            f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in sides.items() if k.startswith(side + ":"))
+            f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in s.sides_from.items() if k.startswith(side + ":"))
             for side in ("chosen", "rejected")))
     from specc.synth.calibrate import UNCALIBRATED, summary as judge_summary
 
     cal = report.calibration
-    line = judge_summary(cal, s["dropped_reasons"].get(UNCALIBRATED, 0))
+    line = judge_summary(cal, s.dropped_reasons.get(UNCALIBRATED, 0))
     if line:
         click.echo(f"{line}; calibration calls {cal.generated} generated, {cal.reused} reused" if cal.calls else line)
     if shard:
-        info = report.manifest["shard"]
-        click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "
+        info = man.shard
+        click.echo(f"shard {info.index}/{info.count}: {len(info.rules)} of {len(info.planned_rules)} "
                    "rules; combine all shards with `specc merge OUT DIR…`")
     click.echo("look at it: specc report " + " ".join(shlex.quote(str(a)) for a in (
         out_dir, "--spec", spec_file, "-o", out_dir / "report.html", "--open")))
@@ -587,7 +586,7 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
         return
     n = len(merged.shards)
     click.echo(f"merged {n} shard{'s' if n != 1 else ''} into {out_dir}: {w.counts['train']} train, "
-               f"{w.counts['test']} test records ({w.manifest['format']})")
+               f"{w.counts['test']} test records ({w.manifest.format})")
 
 
 # -- audit --------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
 from specc.synth import calibrate, demos, gates, prompts, roles, tactics, verify
 from specc.synth.calls import CallRunner
-from specc.synth.model import Pair, Probe, SynthResult
+from specc.synth.model import Pair, Probe, RuleStats, SynthResult, SynthStats
 from specc.synth.prompts import ExperiencePool
 
 
@@ -389,49 +389,43 @@ class Synthesizer:
                     prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split,
                     chosen_from=st.chosen_from, rejected_from=st.rejected_from)
 
-    def _stats(self, states: list[_State], pairs: list[Pair]) -> dict:
+    def _stats(self, states: list[_State], pairs: list[Pair]) -> SynthStats:
         gen, reuse = self.runner.by_scenario("generated"), self.runner.by_scenario("reused")
-        per_rule: dict[str, dict] = {}
-        for rid in (self.plan.rules or sorted({s.rule_id for s in self.plan.scenarios})):
-            per_rule[rid] = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0,
-                             "dropped_reasons": {}, "examples": 0}
+        by_rule: dict[str, list[_State]] = {rid: [] for rid in (self.plan.rules or
+                                                                 sorted({s.rule_id for s in self.plan.scenarios}))}
         for st in states:
-            e = per_rule.setdefault(st.rule.id, {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0,
-                                                 "dropped": 0, "dropped_reasons": {}, "examples": 0})
-            e["scenarios"] += 1
-            e["generated"] += gen.get(st.scenario.id, 0)
-            e["reused"] += reuse.get(st.scenario.id, 0)
-            e[st.status] += 1
-            if st.status == "dropped":
-                e["dropped_reasons"][st.reason] = e["dropped_reasons"].get(st.reason, 0) + 1
-        for p in pairs:
-            if p.source == "spec-example":
-                for rid in p.rule_ids:
-                    if rid in per_rule:
-                        per_rule[rid]["examples"] += 1
-        for e in per_rule.values():
-            e["dropped_reasons"] = dict(sorted(e["dropped_reasons"].items()))
-        reasons = Counter(st.reason for st in states if st.status == "dropped")
+            by_rule.setdefault(st.rule.id, []).append(st)
+        examples = Counter(rid for p in pairs if p.source == "spec-example" for rid in p.rule_ids)
+        per_rule = {rid: RuleStats(scenarios=len(sts), generated=sum(gen.get(st.scenario.id, 0) for st in sts),
+                                   reused=sum(reuse.get(st.scenario.id, 0) for st in sts), **_outcomes(sts),
+                                   examples=examples[rid])
+                    for rid, sts in sorted(by_rule.items())}
+        verified = [st for st in states if st.status == "verified"]
         # "chosen:sampled", "rejected:violator", ...: how the verified pairs' sides were obtained
-        sides = Counter(f"{side}:{getattr(st, f'{side}_from')}" for st in states if st.status == "verified"
-                        for side in ("chosen", "rejected"))
-        by_verifier = Counter(st.verified_by for st in states if st.status == "verified")
-        return {
-            "scenarios": len(states),
-            "generated": self.runner.generated,
-            "reused": self.runner.reused,
-            "verified": sum(1 for st in states if st.status == "verified"),
-            "dropped": sum(1 for st in states if st.status == "dropped"),
-            "dropped_reasons": dict(sorted(reasons.items())),
-            "verified_by": dict(sorted(by_verifier.items())),
-            "sides_from": dict(sorted(sides.items())),
-            "faults": dict(sorted(self.runner.faults.items())),
-            "gate_failures": dict(sorted(self.gated.items())),
-            "spec_example_gate_warnings": spec_example_warnings(pairs),
-            "spec_examples": sum(1 for p in pairs if p.source == "spec-example"),
-            "experience_pool": self.pool.size(),
-            "per_rule": dict(sorted(per_rule.items())),
-        }
+        sides = Counter(f"{side}:{getattr(st, f'{side}_from')}" for st in verified for side in ("chosen", "rejected"))
+        return SynthStats(
+            scenarios=len(states), generated=self.runner.generated, reused=self.runner.reused, **_outcomes(states),
+            verified_by=_table(Counter(st.verified_by for st in verified)),
+            sides_from=_table(sides),
+            faults=_table(self.runner.faults),
+            gate_failures=_table(self.gated),
+            spec_example_gate_warnings=spec_example_warnings(pairs),
+            spec_examples=sum(1 for p in pairs if p.source == "spec-example"),
+            experience_pool=self.pool.size(),
+            per_rule=per_rule,
+        )
+
+
+def _outcomes(states: list[_State]) -> dict:
+    """The verified and dropped counts of finished scenarios, and why they were dropped."""
+    dropped = [st.reason for st in states if st.status == "dropped"]
+    return {"verified": sum(1 for st in states if st.status == "verified"), "dropped": len(dropped),
+            "dropped_reasons": _table(Counter(dropped))}
+
+
+def _table(counts) -> dict[str, int]:
+    """Counts by name, in name order (as the manifest writes them)."""
+    return dict(sorted(counts.items()))
 
 
 def _example_texts(rule: Rule) -> tuple[str, ...]:
