@@ -23,7 +23,7 @@ import sys
 def before_demos(spec_rules, rule, key, n):
     """The demonstrations of specc before issue 19: other rules' example requests, by key."""
     from specc.ir.model import content_hash
-    from specc.synth import agents, roles
+    from specc.synth import prompts, roles
 
     own, other = [], []
     for r in spec_rules:
@@ -31,7 +31,7 @@ def before_demos(spec_rules, rule, key, n):
             users = [t.text for t in ex.turns if t.role == "user"]
             if not users or len(users[0]) > roles.FEW_SHOT_CHARS:
                 continue
-            (own if r.id == rule.id else other).append((agents.request_brief(r, None), " ".join(users[0].split())))
+            (own if r.id == rule.id else other).append((prompts.request_brief(r, None), " ".join(users[0].split())))
     other.sort(key=lambda d: content_hash([key, d[1]]))
     return (own[:1] + other)[:n]
 
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from specc.ir.model import content_hash
     from specc.ir.resolve import load
     from specc.plan.planner import make_plan
-    from specc.synth import agents, demos, gates, roles
-    from specc.synth.agents import Settings
+    from specc.synth import demos, gates, prompts, roles
+    from specc.synth.calls import Settings
     from specc.synth.pipeline import _example_texts
 
     spec = load(args.spec).spec
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model("smollm2", engine="llamacpp", threads=args.threads)
     settings = Settings()
     output_type = roles.attacker_type(settings.bounds.attack)
-    kinds = {"before": lambda r, s: before_demos(spec.rules, r, s.id, agents.FEW_SHOT_DEMOS),
-             "after": lambda r, s: agents.demonstrations(r, s.id)}
+    kinds = {"before": lambda r, s: before_demos(spec.rules, r, s.id, prompts.FEW_SHOT_DEMOS),
+             "after": lambda r, s: prompts.demonstrations(r, s.id)}
     for label, demos_of in kinds.items():
-        prompts = [agents.attacker_messages(spec.rule(s.rule_id), s, demos_of(spec.rule(s.rule_id), s))
-                   for s in scenarios]
+        chats = [prompts.attacker_messages(spec.rule(s.rule_id), s, demos_of(spec.rule(s.rule_id), s))
+                 for s in scenarios]
         seeds = [int(content_hash([s.id, "attacker"])[:8], 16) % 2**31 for s in scenarios]
-        outs = model.generate_json(prompts, output_type, settings.budgets["attacker"], seeds,
+        outs = model.generate_json(chats, output_type, settings.budgets["attacker"], seeds,
                                    temperature=settings.attack_temperature)
         passed = 0
         print(f"== {label}")

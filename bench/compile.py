@@ -2,7 +2,7 @@
 
 For each batch size (default 1 and 8), in one process, with one loaded model:
 
-``compile``  :func:`specc.compile.compile_spec` on a small spec (plan -> agents -> verify -> emit),
+``compile``  :func:`specc.compile.compile_spec` on a small spec (plan -> calls -> verify -> emit),
              fresh store and output directory, and the model handle's Outlines generators
              cleared first, so every compile builds its constrained-decoding indexes as a fresh
              ``specc compile`` process would. Timed end to end (model loading excluded).
@@ -332,9 +332,9 @@ def run_pair(handle, rec: Recorder, spec, spec_path: Path, batch: int, max_chars
         "pipeline_rest": round(wall - json_s, 2),
     })
     s = report.stats
-    comp["compile"] = {"scenarios": s["scenarios"], "verified": s["verified"], "dropped": s["dropped"],
-                       "model_calls": s["generated"], "faults": s["faults"],
-                       "dropped_reasons": s["dropped_reasons"]}
+    comp["compile"] = {"scenarios": s.scenarios, "verified": s.verified, "dropped": s.dropped,
+                       "model_calls": s.generated, "faults": s.faults,
+                       "dropped_reasons": s.dropped_reasons}
     raw_gen = sum(c["seconds"] for c in rec.raw_calls)
     raw = _summ(rec.raw_calls, rec.raw_s, rec.raw_cpu, {"outside_generate": round(rec.raw_s - raw_gen, 2)})
     raw["generate_raw_count"] = rec.raw_counted

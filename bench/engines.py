@@ -92,10 +92,10 @@ def compile_once(handle, spec, spec_path: Path, work: Path, tag: str, args, coun
     report = compile_spec(spec, spec_path, opts, model=handle)
     secs = time.perf_counter() - t0
     s = report.stats
-    return {"seconds": round(secs, 1), "model_calls": s["generated"], "scenarios": s["scenarios"],
-            "verified": s["verified"], "dropped": s["dropped"], "tokens": counter.tokens,
-            "tokens_per_s": round(counter.tokens / secs, 1), "verified_per_min": round(60 * s["verified"] / secs, 2),
-            "dropped_reasons": s["dropped_reasons"]}
+    return {"seconds": round(secs, 1), "model_calls": s.generated, "scenarios": s.scenarios,
+            "verified": s.verified, "dropped": s.dropped, "tokens": counter.tokens,
+            "tokens_per_s": round(counter.tokens / secs, 1), "verified_per_min": round(60 * s.verified / secs, 2),
+            "dropped_reasons": s.dropped_reasons}
 
 
 def _files(d: Path) -> dict:

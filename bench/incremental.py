@@ -183,19 +183,19 @@ def bench_recompile(n_rules: int, work: Path, per_rule: int, rounds: int, retrie
     old, clean, clean_s = compile_once(generate_spec(n_rules), "clean")
     new, again, again_s = compile_once(generate_spec(n_rules, edited=edited), "again")
     edited_id = next(r.id for r in new.rules if r.name.startswith(f"r{edited}_"))
-    per = again.stats.get("per_rule", {})
-    regenerated_elsewhere = sorted(rid for rid, s in per.items() if rid != edited_id and s.get("generated"))
+    per = again.stats.per_rule
+    regenerated_elsewhere = sorted(rid for rid, s in per.items() if rid != edited_id and s.generated)
     old_ids = {s.id for s in make_plan(old, seed=1, per_rule=per_rule).scenarios}
     changed_scenarios = [s for s in make_plan(new, seed=1, per_rule=per_rule).scenarios if s.id not in old_ids]
     ratio = again_s / clean_s if clean_s else float("inf")
     return {
         "rules": n_rules, "per_rule": per_rule, "rounds": rounds, "retries": retries,
-        "scenarios": clean.stats.get("scenarios"), "changed_scenarios": len(changed_scenarios),
+        "scenarios": clean.stats.scenarios, "changed_scenarios": len(changed_scenarios),
         "changed_scenarios_all_of_edited_rule": all(s.rule_id == edited_id for s in changed_scenarios),
         "clean_s": round(clean_s, 1), "recompile_s": round(again_s, 1), "ratio": round(ratio, 3),
-        "clean_generated": clean.stats.get("generated"), "recompile_generated": again.stats.get("generated"),
-        "recompile_reused": again.stats.get("reused"),
-        "edited_rule_generated": per.get(edited_id, {}).get("generated"),
+        "clean_generated": clean.stats.generated, "recompile_generated": again.stats.generated,
+        "recompile_reused": again.stats.reused,
+        "edited_rule_generated": per[edited_id].generated if edited_id in per else None,
         "regenerated_elsewhere": regenerated_elsewhere,
         "target_ratio": RECOMPILE_TARGET_RATIO,
         "ok": ratio <= RECOMPILE_TARGET_RATIO and not regenerated_elsewhere,

@@ -81,16 +81,16 @@ def measure(spec_path: Path, args, handle) -> dict:
     checked = [r.id for r in spec.rules if r.checks]
     per_rule = {rid: sum(1 for r in gen if r["rule_ids"] == [rid]) for rid in sorted(r.id for r in spec.rules)}
     covered = [rid for rid in checked if per_rule.get(rid)]
-    judge = rep.manifest.get("judge") or {}
+    judge = rep.manifest.judge or {}
     judged_untrusted = sum(1 for r in gen if r["verified_by"] == "judge") if not judge.get("trusted") else 0
     out = {
         "spec": str(spec_path),
         "rules": len(spec.rules),
         "rules_with_checks": len(checked),
-        "scenarios": s["scenarios"],
-        "verified": s["verified"],
+        "scenarios": s.scenarios,
+        "verified": s.verified,
         "emitted_generated": len(gen),
-        "emitted_spec_examples": s["spec_examples"],
+        "emitted_spec_examples": s.spec_examples,
         "audit_flagged": audit.flagged,
         "audit_rate": round(audit.rate, 4),
         "audit_by_gate": {k: v for k, v in audit.counts.items() if v},
@@ -101,8 +101,8 @@ def measure(spec_path: Path, args, handle) -> dict:
         "checked_rule_coverage": round(len(covered) / len(checked), 4) if checked else None,
         "verified_generated_per_rule": per_rule,
         "sides_from": s.get("sides_from", {}),
-        "dropped_reasons": s["dropped_reasons"],
-        "model_calls_generated": s["generated"],
+        "dropped_reasons": s.dropped_reasons,
+        "model_calls_generated": s.generated,
         "calibration_calls": (judge.get("calls") or 0),
         "wall_s": round(wall, 1),
         "out": str(work / "out"),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
@@ -46,6 +48,79 @@ def _emit_diagnostics(diags: list[Diagnostic], sources: SourceCache, fmt: str, s
             click.echo(render_github(diags), file=stream)
     elif diags:
         click.echo(render_text(diags, sources), file=stream)
+
+
+class Failure(click.ClickException):
+    """The end of a command that cannot go on: the diagnostics behind it and its message on stderr,
+    then its exit code. Commands raise it; click's main prints it (:meth:`show`) and exits, the
+    one place that does."""
+
+    def __init__(self, message: str | None = None, code: int = EXIT_ERRORS, *,
+                 diagnostics: list[Diagnostic] | tuple = (), sources: SourceCache | None = None, fmt: str = "text"):
+        super().__init__(message or "")
+        self.exit_code = code
+        self.diagnostics, self.sources, self.fmt = list(diagnostics), sources, fmt
+
+    def show(self, file=None) -> None:
+        if self.diagnostics:
+            _emit_diagnostics(self.diagnostics, self.sources if self.sources is not None else SourceCache(),
+                              self.fmt, sys.stderr)
+        if self.message:
+            click.echo(self.message, err=True)
+
+
+# What ends a command, and with which exit code: an exception of a class listed here (the first
+# that matches) ends it as a Failure; any other exception is a bug and keeps its traceback. The
+# classes are named, not imported: each command imports its libraries when it runs, so the module
+# of an exception it raises is loaded by then (tests/test_house.py checks that every name exists).
+EXIT_CODES: tuple[tuple[str, str, int], ...] = (
+    ("specc.compile", "CompileError", EXIT_ERRORS),
+    ("specc.compile", "OperationalError", EXIT_FAILURE),
+    ("specc.engines.base", "ModelError", EXIT_FAILURE),  # EngineFault included
+    ("specc.synth.store", "StoreError", EXIT_FAILURE),
+    ("specc.eval.probes", "EvalError", EXIT_USAGE),
+    ("specc.train.data", "TrainFailure", EXIT_FAILURE),  # before TrainError, its base class
+    ("specc.train.data", "TrainError", EXIT_ERRORS),
+    ("specc.emit.merge", "MergeError", EXIT_ERRORS),
+    ("specc.diff.sources", "DiffError", EXIT_ERRORS),
+    ("specc.importers.base", "ImportProblem", EXIT_ERRORS),
+    ("specc.audit", "AuditError", EXIT_ERRORS),
+    ("specc.report.inputs", "ReportError", EXIT_ERRORS),
+    ("specc.report.plots", "PlotsUnavailable", EXIT_FAILURE),
+    ("builtins", "OSError", EXIT_FAILURE),  # only where the command words it (`failing(os_error=...)`)
+)
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The exit code :data:`EXIT_CODES` gives ``exc``; None: it is not one a command ends with."""
+    for module, name, code in EXIT_CODES:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return code
+    return None
+
+
+def os_message(e: OSError) -> str:
+    return f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"
+
+
+@contextmanager
+def failing(prefix: str = "error: ", *, os_error: Callable[[OSError], str] | None = None) -> Iterator[None]:
+    """Run a command's work: an exception of :data:`EXIT_CODES` ends the command as a
+    :class:`Failure`, its message after ``prefix`` (the spec's diagnostics it carries first).
+    An ``OSError`` is worded by ``os_error``; without one it is not expected here and keeps its
+    traceback."""
+    try:
+        yield
+    except Failure:
+        raise
+    except Exception as e:
+        code = exit_code_of(e)
+        if code is None or (isinstance(e, OSError) and os_error is None):
+            raise
+        text = os_error(e) if isinstance(e, OSError) else str(e)
+        raise Failure(prefix + text, code, diagnostics=getattr(e, "diagnostics", ()),
+                      sources=getattr(e, "sources", None)) from e
 
 
 def _model_name(ctx, param, value):
@@ -213,9 +288,8 @@ def _load_or_exit(path: Path, fmt: str = "text"):
 
     result = load(path)
     if not result.ok:
-        _emit_diagnostics(result.errors, result.sources, "json" if fmt == "json" else "text", sys.stderr)
-        click.echo(f"{path}: {len(result.errors)} error(s); fix them first (see `specc check {path}`)", err=True)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(f"{path}: {len(result.errors)} error(s); fix them first (see `specc check {path}`)",
+                      diagnostics=result.errors, sources=result.sources, fmt="json" if fmt == "json" else "text")
     return result
 
 
@@ -291,8 +365,8 @@ def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt
                              boundaries=boundaries or defaults.BOUNDARIES,
                              test_fraction=test_fraction, rules=rules or None, max_scenarios=max_scenarios)
     except PlanTooLarge as e:
-        _emit_diagnostics([e.diagnostic], result.sources, "json" if fmt == "json" else "text", sys.stderr)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(diagnostics=[e.diagnostic], sources=result.sources,
+                      fmt="json" if fmt == "json" else "text") from None
     except PlanError as e:
         raise click.UsageError(str(e)) from None
     if fmt == "json":
@@ -322,26 +396,19 @@ def diff(old: str, new: str, fmt: str, data: str | None, exit_code: bool, fail_o
     Formatting and reordering are no change. Exit 0, or with --exit-code 2 when the sides
     differ; 1 on an error or when a --fail-on kind or class is present.
     """
-    from specc.diff import GATES, DiffError, compare, render
+    from specc.diff import GATES, compare, render
 
     gates = [g.strip() for g in fail_on.split(",") if g.strip()]
     unknown = [g for g in gates if g not in GATES]
     if unknown:  # exit 1, not click's 2: with --exit-code, 2 would read as "differences" and pass a gate
-        click.echo(f"--fail-on: unknown name {unknown[0]!r}; choose from {', '.join(GATES)}", err=True)
-        sys.exit(EXIT_ERRORS)
-    try:
+        raise Failure(f"--fail-on: unknown name {unknown[0]!r}; choose from {', '.join(GATES)}", EXIT_ERRORS)
+    with failing("specc diff: "):
         result, impact = compare(old, new, data)
-    except DiffError as e:
-        if e.diagnostics:
-            _emit_diagnostics(e.diagnostics, e.sources, "text", sys.stderr)
-        click.echo(f"specc diff: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
     click.echo(render(result, fmt, impact), nl=False)
     present = result.present()
     hit = [g for g in gates if g in present or (g == "any" and not result.empty)]
     if hit:
-        click.echo(f"specc diff: failing on {', '.join(hit)} (--fail-on)", err=True)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(f"specc diff: failing on {', '.join(hit)} (--fail-on)", EXIT_ERRORS)
     if exit_code and not result.empty:
         sys.exit(2)
 
@@ -367,16 +434,10 @@ def import_command(source: Path, out_dir: Path, spec_id: str | None, version: st
     imported (the message names the line) or DIR already holds the .spec file with other content
     (a hand edit is never replaced without --force), 3 when the output cannot be written.
     """
-    from specc.importers import ImportProblem, import_to_dir, summary_json, summary_text
+    from specc.importers import import_to_dir, summary_json, summary_text
 
-    try:
+    with failing("specc import: ", os_error=lambda e: f"cannot write into {out_dir}: {e.strerror or e}"):
         imported, target, checked = import_to_dir(source, out_dir, spec_id, version, force=force)
-    except ImportProblem as e:
-        click.echo(f"specc import: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except OSError as e:
-        click.echo(f"specc import: cannot write into {out_dir}: {e.strerror or e}", err=True)
-        sys.exit(EXIT_FAILURE)
     if fmt == "json":
         click.echo(json.dumps(summary_json(imported, str(source), str(target), checked), indent=2, ensure_ascii=False))
     else:
@@ -472,8 +533,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     what is missing or stale. Exit 0 on success, 1 on spec or option errors, 3 when a model,
     the store or the disk fails.
     """
-    from specc.compile import CompileError, CompileOptions, OperationalError, Progress, compile_spec
-    from specc.engines import ModelError, resolve_model
+    from specc.compile import CompileOptions, Progress, compile_spec
+    from specc.engines import resolve_model
 
     if parquet and file_format == "jsonl":
         raise click.UsageError("--parquet contradicts --file-format jsonl")
@@ -487,64 +548,52 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     try:  # before a model is loaded: a plan over the limit costs nothing
         check_size(result.spec, per_rule=per_rule, coverage=coverage, max_scenarios=max_scenarios)
     except PlanTooLarge as e:
-        _emit_diagnostics([e.diagnostic], result.sources, "text", sys.stderr)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(diagnostics=[e.diagnostic], sources=result.sources) from None
     from specc.emit.writer import OutDirError, check_out_dir
 
     try:  # before a model is loaded, too (compile_spec checks again)
         check_out_dir(out_dir, force=force)
     except OutDirError as e:
-        click.echo(f"error: -o {e}", err=True)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(f"error: -o {e}", EXIT_ERRORS) from None
     options = CompileOptions(out_dir=out_dir, per_rule=per_rule, seed=seed, store=store, fmt=fmt,
                              file_format="parquet" if parquet else (file_format or defaults.FILE_FORMAT),
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
                              min_judge_agreement=min_judge_agreement, candidates=candidates, force=force,
                              max_scenarios=max_scenarios)
-    try:
+    with failing(os_error=os_message):
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
         handle = resolve_model(model, **engine_opts)
         judge = resolve_model(judge_model, **engine_opts) if judge_model else None
         with Progress() as progress:
             report = compile_spec(result.spec, spec_file, options, model=handle, judge=judge, on_event=progress)
-    except CompileError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except (ModelError, OperationalError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
-        sys.exit(EXIT_FAILURE)
-    s = report.stats
+    s, man = report.stats, report.manifest
     click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
-    click.echo(f"model {report.manifest['model']['name']} on {handle.engine}"
-               + (f"; judge {report.manifest['model']['judge']} on {judge.engine}" if judge else ""))
-    if concurrency > 1 and s["generated"] and "openai" in (handle.engine, judge.engine if judge else None):
+    click.echo(f"model {man.model.name} on {handle.engine}"
+               + (f"; judge {man.model.judge} on {judge.engine}" if judge else ""))
+    if concurrency > 1 and s.generated and "openai" in (handle.engine, judge.engine if judge else None):
         click.echo(f"note: {concurrency} requests were in flight: a server that batches them or reuses one "
                    "request's prompt cache for the next (llama-cpp-python's server does) may give other texts "
                    "on a rerun; --concurrency 1, or a batch-invariant server, for byte-identical reruns "
                    "(docs/compile.md)")
-    click.echo(f"scenarios {s['scenarios']}: verified {s['verified']}, dropped {s['dropped']}; "
-               f"spec examples {s['spec_examples']}; model calls {s['generated']} generated, {s['reused']} reused")
-    for reason, n in s["dropped_reasons"].items():
+    click.echo(f"scenarios {s.scenarios}: verified {s.verified}, dropped {s.dropped}; "
+               f"spec examples {s.spec_examples}; model calls {s.generated} generated, {s.reused} reused")
+    for reason, n in s.dropped_reasons.items():
         click.echo(f"  dropped {n} × {reason}")
-    sides = s.get("sides_from") or {}
-    if s["verified"]:
+    if s.verified:
         click.echo("sides of the verified pairs: " + "; ".join(
-            f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in sides.items() if k.startswith(side + ":"))
+            f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in s.sides_from.items() if k.startswith(side + ":"))
             for side in ("chosen", "rejected")))
     from specc.synth.calibrate import UNCALIBRATED, summary as judge_summary
 
     cal = report.calibration
-    line = judge_summary(cal, s["dropped_reasons"].get(UNCALIBRATED, 0))
+    line = judge_summary(cal, s.dropped_reasons.get(UNCALIBRATED, 0))
     if line:
         click.echo(f"{line}; calibration calls {cal.generated} generated, {cal.reused} reused" if cal.calls else line)
     if shard:
-        info = report.manifest["shard"]
-        click.echo(f"shard {info['index']}/{info['count']}: {len(info['rules'])} of {len(info['planned_rules'])} "
+        info = man.shard
+        click.echo(f"shard {info.index}/{info.count}: {len(info.rules)} of {len(info.planned_rules)} "
                    "rules; combine all shards with `specc merge OUT DIR…`")
     click.echo("look at it: specc report " + " ".join(shlex.quote(str(a)) for a in (
         out_dir, "--spec", spec_file, "-o", out_dir / "report.html", "--open")))
@@ -568,16 +617,10 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
     different specs, seeds, plans, settings, formats or models, a missing or duplicated shard, and
     an OUT that is not empty and not a specc dataset; exit 3 when OUT cannot be written.
     """
-    from specc.emit.merge import MergeError, merge as merge_shards
+    from specc.emit.merge import merge as merge_shards
 
-    try:
+    with failing(os_error=lambda e: f"cannot write {e.filename or out_dir}: {e.strerror or e}"):
         merged = merge_shards(out_dir, list(dirs))
-    except MergeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except OSError as e:
-        click.echo(f"error: cannot write {e.filename or out_dir}: {e.strerror or e}", err=True)
-        sys.exit(EXIT_FAILURE)
     for w in merged.warnings:
         click.echo(f"warning: {w}", err=True)
     w = merged.written
@@ -587,7 +630,7 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
         return
     n = len(merged.shards)
     click.echo(f"merged {n} shard{'s' if n != 1 else ''} into {out_dir}: {w.counts['train']} train, "
-               f"{w.counts['test']} test records ({w.manifest['format']})")
+               f"{w.counts['test']} test records ({w.manifest.format})")
 
 
 # -- audit --------------------------------------------------------------------------------
@@ -605,21 +648,17 @@ def audit(directory: Path, fmt: str, fail_over: float | None) -> None:
     Exit 0, or 1 when DIR cannot be read (missing, no data files, a malformed record) or when
     --fail-over RATE is given and more than RATE of the records are flagged.
     """
-    from specc.audit import AuditError, audit_dataset, render_text
+    from specc.audit import audit_dataset, render_text
 
-    try:
+    with failing("specc audit: "):
         report = audit_dataset(directory)
-    except AuditError as e:
-        click.echo(f"specc audit: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
     if fmt == "json":
         click.echo(json.dumps({**report.as_json(), "fail_over": fail_over}, indent=2, ensure_ascii=False))
     else:
         click.echo(render_text(report))
     if fail_over is not None and report.rate > fail_over:
-        click.echo(f"specc audit: {report.flagged} of {report.records} records ({report.rate:.1%}) fail a gate, "
-                   f"over --fail-over {fail_over:g}", err=True)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(f"specc audit: {report.flagged} of {report.records} records ({report.rate:.1%}) fail a gate, "
+                      f"over --fail-over {fail_over:g}", EXIT_ERRORS)
 
 
 # -- schema / explain -------------------------------------------------------------------
@@ -660,8 +699,7 @@ def explain(code: str | None) -> None:
         return
     match = next((c for c in entries if c.code == code.upper() or c.name == code.lower()), None)
     if match is None:
-        click.echo(f"unknown diagnostic code {code!r}; run `specc explain` for the list", err=True)
-        sys.exit(EXIT_USAGE)
+        raise Failure(f"unknown diagnostic code {code!r}; run `specc explain` for the list", EXIT_USAGE)
     click.echo(f"{match.code} {match.name} ({match.level})\n\n{match.summary}.\n\n{match.doc}")
 
 
@@ -712,10 +750,9 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
     has errors), 2 on usage errors (a dataset without a test split, an unreadable --baseline),
     3 when a model cannot be loaded or fails.
     """
-    from specc.eval import EvalError, EvalOptions, ReportError, read_report, run_eval
+    from specc.eval import EvalOptions, ReportError, read_report, run_eval
     from specc.eval.report import render
-    from specc.engines import ModelError, resolve_model
-    from specc.synth.store import StoreError
+    from specc.engines import resolve_model
 
     spec = _load_or_exit(spec_file).spec
     try:
@@ -728,29 +765,16 @@ def eval_command(spec_file: Path, model: str, engine: str, data: Path | None, pe
 
     options = EvalOptions(data=data, per_rule=per_rule, seed=seed, samples=samples, max_new_tokens=max_new_tokens,
                           perplexity=perplexity, store=store)
-    try:
+    with failing(os_error=os_message):
         handle = resolve_model(model, engine=engine, batch_size=batch_size)
         attack = resolve_model(attacker, batch_size=batch_size) if data is None else None
         report = run_eval(spec, spec_file, options, model=handle, attacker=attack, baseline=base, on_event=progress)
         if out_file is not None:
             write_atomic(out_file, report.dumps().encode("utf-8"))
-    except EvalError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_USAGE)
-    except StoreError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except ModelError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
-        sys.exit(EXIT_FAILURE)
     click.echo(render(report, fmt), nl=False)
     if fail_under is not None and (report.compliance is None or report.compliance < fail_under):
         got = "no rule could be scored" if report.compliance is None else f"{report.compliance:.1%}"
-        click.echo(f"specc eval: overall compliance {got}, under --fail-under {fail_under:g}", err=True)
-        sys.exit(EXIT_ERRORS)
+        raise Failure(f"specc eval: overall compliance {got}, under --fail-under {fail_under:g}", EXIT_ERRORS)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -781,26 +805,17 @@ def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, .
     Exit 0, 1 when an input cannot be read or does not fit, 3 when a library is missing or the
     report cannot be written.
     """
-    from specc.report import PlotsUnavailable, ReportError, make_report
+    from specc.report import make_report
 
     if open_it and out_file is None:
         raise click.UsageError("--open needs -o FILE")
-    try:
+    with failing("specc report: "):
         text = make_report(directory, evals=list(evals), diff=diff_file, spec=spec_file, fmt=fmt)
-    except ReportError as e:
-        click.echo(f"specc report: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except PlotsUnavailable as e:
-        click.echo(f"specc report: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
     if out_file is None:
         click.echo(text, nl=False)
         return
-    try:
+    with failing("specc report: ", os_error=lambda e: f"cannot write {out_file}: {e.strerror or e}"):
         write_atomic(out_file, text.encode("utf-8"))
-    except OSError as e:
-        click.echo(f"specc report: cannot write {out_file}: {e.strerror or e}", err=True)
-        sys.exit(EXIT_FAILURE)
     click.echo(f"wrote {out_file}", err=True)
     if open_it:
         import webbrowser
@@ -837,8 +852,7 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
     The test split is never read. Exit 0, 1 on bad input (no train split, wrong columns for the
     method, an OUT in use), 3 when the base model cannot load or OUT cannot be written.
     """
-    from specc.train import TrainError, TrainFailure, TrainOptions, train_model
-    from specc.engines import ModelError
+    from specc.train import TrainOptions, train_model
 
     def progress(event: str, **info) -> None:
         if event == "start":
@@ -852,20 +866,8 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
     options = TrainOptions(method=method, steps=steps, lora=lora, seed=seed, resume=resume,
                            learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
                            save_steps=save_steps)
-    try:
+    with failing(os_error=os_message):
         result = train_model(dataset_dir, out_dir, base=base, options=options, on_event=progress)
-    except TrainFailure as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except TrainError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except ModelError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
-        sys.exit(EXIT_FAILURE)
     loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
     click.echo(f"wrote {out_dir}: {method} {'LoRA (merged)' if lora else 'full'}, {result.steps} steps on "
                f"{result.n_records} records{loss} ({result.seconds:.0f} s); card in {out_dir / 'README.md'}")

@@ -1,4 +1,4 @@
-"""``specc compile``: plan -> synth (store, agents, verification) -> emit, for one spec.
+"""``specc compile``: plan -> synth (store, call runner, verification) -> emit, for one spec.
 
 :func:`compile_spec` is what the command runs; it takes already loaded models so tests can pass
 fakes. Errors meant for the user are :class:`CompileError` (bad options: exit 1 or 2) and
@@ -11,11 +11,17 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from specc import defaults
-from specc.ir.model import Spec
 from specc.engines import EngineFault, ModelHandle
+from specc.ir.model import Spec
+
+if TYPE_CHECKING:  # the writer and the pipeline load when a compile runs
+    from specc.emit.manifest import Manifest
+    from specc.plan.model import Split
+    from specc.synth.calibrate import Calibration
+    from specc.synth.model import SynthStats
 
 
 class CompileError(Exception):
@@ -57,14 +63,27 @@ class CompileOptions:
     max_scenarios: int = defaults.MAX_SCENARIOS
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompileReport:
+    """What a compile wrote: its manifest, typed (the files, their counts and the run's statistics
+    are the manifest's), and the judge's calibration behind the manifest's ``judge`` field."""
+
     out_dir: Path
-    files: dict
-    counts: dict
-    stats: dict
-    manifest: dict = field(repr=False, default_factory=dict)
-    calibration: object = field(repr=False, default=None)  # specc.synth.calibrate.Calibration
+    manifest: Manifest = field(repr=False)
+    calibration: Calibration | None = field(repr=False, default=None)
+
+    @property
+    def files(self) -> dict[Split, str | None]:
+        """Split -> its data file, relative to ``out_dir`` (None: the split is empty)."""
+        return self.manifest.files
+
+    @property
+    def counts(self) -> dict[Split, int]:
+        return self.manifest.counts
+
+    @property
+    def stats(self) -> SynthStats:
+        return self.manifest.stats
 
 
 def default_store(spec_path: Path, shard: tuple[int, int] | None = None) -> Path:
@@ -97,7 +116,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                  judge: ModelHandle | None = None, on_event: Callable[..., None] | None = None) -> CompileReport:
     from specc.emit.writer import write_dataset
     from specc.plan.planner import PlanError, make_plan
-    from specc.synth.agents import Engine, Settings
+    from specc.synth.calls import CallRunner, Settings
     from specc.synth.pipeline import synthesize
     from specc.synth.roles import Bounds
     from specc.synth.store import Store, StoreError
@@ -148,8 +167,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
-            engine = Engine(model, store, settings, judge_model=judge, on_event=on_event)
-            result = synthesize(spec, plan, engine, on_event=on_event,
+            runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event)
+            result = synthesize(spec, plan, runner, on_event=on_event,
                                 min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
             try:
                 written = write_dataset(
@@ -174,8 +193,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
             raise OperationalError(f"no space left on device ({e.filename or store_dir}); the store keeps "
                                    "every finished call: free some space and run the command again") from e
         raise OperationalError(f"cannot write {e.filename or options.out_dir}: {e.strerror or e}") from e
-    return CompileReport(out_dir=Path(options.out_dir), files=written.files, counts=written.counts,
-                         stats=result.stats, manifest=written.manifest, calibration=result.calibration)
+    return CompileReport(out_dir=Path(options.out_dir), manifest=written.manifest, calibration=result.calibration)
 
 
 class Progress:

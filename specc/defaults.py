@@ -1,7 +1,7 @@
 """The defaults of a compile, in one place.
 
 ``specc compile``'s options, :class:`specc.compile.CompileOptions`, the generation
-:class:`specc.synth.agents.Settings`, the planner's :func:`specc.plan.planner.make_plan` and
+:class:`specc.synth.calls.Settings`, the planner's :func:`specc.plan.planner.make_plan` and
 ``specc diff``'s re-plan of a dataset all read them here, so a default cannot say one thing on
 the command line and another in the library. No imports: every package may read it.
 """

@@ -119,7 +119,7 @@ def test_same_seed_fresh_store_gives_identical_bytes(compiled, handle, tmp_path)
 def test_second_compile_generates_nothing(compiled, handle, tmp_path):
     root, first = compiled
     again = compile_with(handle, tmp_path / "out", root / "store")
-    assert again.stats["generated"] == 0 and again.stats["reused"] == first.stats["generated"]
+    assert again.stats.generated == 0 and again.stats.reused == first.stats.generated
     a, b = files_of(root / "out"), files_of(tmp_path / "out")
     assert without_run_stats(a.pop("manifest.json")) == without_run_stats(b.pop("manifest.json"))
     assert a == b
@@ -130,7 +130,7 @@ def test_parquet_output_loads(compiled, handle, tmp_path):
 
     root, _ = compiled
     rep = compile_with(handle, tmp_path / "out", root / "store", file_format="parquet")
-    assert rep.files["train"] == "data/train.parquet" and rep.stats["generated"] == 0
+    assert rep.files["train"] == "data/train.parquet" and rep.stats.generated == 0
     ds = datasets.load_dataset(str(tmp_path / "out"), cache_dir=str(tmp_path / "hf"))
     jsonl = datasets.load_dataset(str(root / "out"), cache_dir=str(tmp_path / "hf2"))
     assert ds["train"].to_list() == jsonl["train"].to_list()
@@ -143,7 +143,7 @@ def test_trl_trains_two_steps_on_each_format(compiled, handle, tiny_model, tmp_p
     root, _ = compiled
     out = tmp_path / "data"
     rep = compile_with(handle, out, root / "store", fmt=fmt)
-    assert rep.stats["generated"] == 0  # every format is emitted from the same stored calls
+    assert rep.stats.generated == 0  # every format is emitted from the same stored calls
     metrics = train(out, fmt, tiny_model, 2, tmp_path / "run", max_length=256)
     assert metrics["steps"] == 2 and metrics["format"] == fmt
 

@@ -657,14 +657,14 @@ def test_compiled_datasets_diff_and_recompile_incrementally(tmp_path, tiny_model
     new = compile_text(SMALL.replace("under fifty words", "below fifty words"), "new")
     edited = "small.brief"
     # the recompile regenerated the edited rule's scenarios only
-    per_rule = new.stats["per_rule"]
-    assert per_rule[edited]["generated"] > 0 and per_rule[edited]["reused"] == 0
-    assert all(s["generated"] == 0 for rid, s in per_rule.items() if rid != edited)
+    per_rule = new.stats.per_rule
+    assert per_rule[edited].generated > 0 and per_rule[edited].reused == 0
+    assert all(s.generated == 0 for rid, s in per_rule.items() if rid != edited)
     # ... which is what `specc diff --data` predicted from the old manifest
     _, impact = compare("old.spec", "new.spec", data="old", cwd=tmp_path)
     assert [(r.rule_id, r.status) for r in impact.rules] == [
         ("small.brief", "stale"), ("small.no_cards", "fresh"), ("small.polite", "fresh")]
-    assert impact.scenarios_new == per_rule[edited]["scenarios"]
+    assert impact.scenarios_new == per_rule[edited].scenarios
     # and the two datasets differ in the edited rule's records only
     d, _ = compare("old", "new", cwd=tmp_path)
     assert d.compared_contents, d.note

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specc.synth.agents import Settings
+from specc.synth.calls import Settings
 from click.testing import CliRunner
 
 from specc.cli import main
@@ -315,11 +315,11 @@ def test_gated_attack_is_regenerated(tmp_path):
     model = JunkModel(lambda role, attempt: JUNK_ATTACK if role == "attacker" and attempt == 0 else None)
     rep = run(tmp_path, model, retries=1)
     s = rep.stats
-    assert s["dropped"] == 0, s["dropped_reasons"]
-    n = s["scenarios"]
+    assert s.dropped == 0, s.dropped_reasons
+    n = s.scenarios
     attacks = count(_clean_calls(tmp_path), "attacker")  # one each: a multi-turn escalation is code
     assert attacks == n
-    assert s["gate_failures"] == {"gate:parroted-instructions:attacker": attacks}
+    assert s.gate_failures == {"gate:parroted-instructions:attacker": attacks}
     assert count(model, "attacker") == 2 * attacks  # every attacker call retried once
     rows = rows_of(tmp_path / "out", rep)
     assert all(JUNK_ATTACK not in json.dumps(r["prompt"]) for r in rows)
@@ -341,33 +341,33 @@ def test_a_request_its_bound_cut_is_trimmed_to_its_whole_sentences(tmp_path):
     model = JunkModel(lambda role, attempt: cut if role == "attacker" else None)
     rep = run(tmp_path, model, retries=1)
     users = {m["content"] for r in rows_of(tmp_path / "out", rep) for m in r["prompt"] if m["role"] == "user"}
-    assert any(u.endswith(whole) for u in users), (users, rep.stats["dropped_reasons"])  # after a tactic's frame, if any
+    assert any(u.endswith(whole) for u in users), (users, rep.stats.dropped_reasons)  # after a tactic's frame, if any
     assert not any(cut[len(whole):].strip() in u for u in users)
-    assert "gate:fragment:attacker" not in rep.stats["gate_failures"]  # trimmed, not gated as a fragment
+    assert "gate:fragment:attacker" not in rep.stats.gate_failures  # trimmed, not gated as a fragment
     # a cut request with no whole sentence is a fragment, regenerated (and here dropped: always cut)
     model = JunkModel(lambda role, attempt: no_sentence if role == "attacker" else None)
     rep = run(tmp_path / "none", model, retries=1)
-    assert rep.stats["dropped_reasons"].get("gate:fragment:attacker", 0) > 0, rep.stats["dropped_reasons"]
+    assert rep.stats.dropped_reasons.get("gate:fragment:attacker", 0) > 0, rep.stats.dropped_reasons
 
 
 def test_always_gated_attack_is_dropped_before_any_answer(tmp_path):
     model = JunkModel(lambda role, attempt: JUNK_ATTACK if role == "attacker" else None)
     rep = run(tmp_path, model, retries=2)
     s = rep.stats
-    assert s["verified"] == 0 and s["dropped"] == s["scenarios"]
-    assert s["dropped_reasons"] == {"gate:parroted-instructions:attacker": s["scenarios"]}
-    assert count(model, "attacker") == 3 * s["scenarios"]  # no second round: the first never ended
+    assert s.verified == 0 and s.dropped == s.scenarios
+    assert s.dropped_reasons == {"gate:parroted-instructions:attacker": s.scenarios}
+    assert count(model, "attacker") == 3 * s.scenarios  # no second round: the first never ended
     assert count(model, "defender") == count(model, "violator") == 0 and judged_scenarios(model) == []
-    assert s["spec_examples"] == 1  # the spec's own example is still emitted
+    assert s.spec_examples == 1  # the spec's own example is still emitted
 
 
 def test_gated_answer_regenerates_only_its_side(tmp_path):
     model = JunkModel(lambda role, attempt: "<the wrong reply>" if role == "violator" and attempt == 0 else None)
     rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
-    assert s["dropped"] == 0, s["dropped_reasons"]
-    n = s["scenarios"]
-    assert s["gate_failures"] == {"gate:scaffolding:violator": n}
+    assert s.dropped == 0, s.dropped_reasons
+    n = s.scenarios
+    assert s.gate_failures == {"gate:scaffolding:violator": n}
     clean = _clean_calls(tmp_path, candidates=0)
     assert count(clean, "violator") == n and count(model, "violator") == 2 * n
     assert count(model, "defender") == count(clean, "defender")  # the chosen side was not regenerated
@@ -380,8 +380,8 @@ def test_always_gated_answer_is_dropped_unjudged(tmp_path):
                       else None)
     rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
-    assert s["verified"] == 0
-    assert s["dropped_reasons"] == {"gate:repetition:defender": s["scenarios"]}
+    assert s.verified == 0
+    assert s.dropped_reasons == {"gate:repetition:defender": s.scenarios}
     assert judged_scenarios(model) == []
 
 
@@ -391,9 +391,9 @@ def test_identical_sides_regenerate_both(tmp_path):
     rep = run(tmp_path, model, spec=spec_of(SPEC.replace("axis tactic = [direct, multi_turn]", "")), retries=1,
               candidates=0)
     s = rep.stats
-    assert s["dropped"] == 0, s["dropped_reasons"]
-    n = s["scenarios"]
-    assert s["gate_failures"] == {"gate:identical-sides:pair": n}
+    assert s.dropped == 0, s.dropped_reasons
+    n = s.scenarios
+    assert s.gate_failures == {"gate:identical-sides:pair": n}
     assert count(model, "defender") == count(model, "violator") == 2 * n
 
 
@@ -408,8 +408,8 @@ def test_gates_keep_determinism_and_resume(tmp_path):
     # a rerun on the same store replays the gates and generates nothing
     again = JunkModel(junk)
     c = run(tmp_path / "a", again)
-    assert c.stats["generated"] == 0 and again.calls == []
-    assert c.stats["gate_failures"] == a.stats["gate_failures"]
+    assert c.stats.generated == 0 and again.calls == []
+    assert c.stats.gate_failures == a.stats.gate_failures
     train = a.files["train"]
     assert (tmp_path / "a" / "out" / train).read_bytes() == (tmp_path / "b" / "out" / train).read_bytes()
 
@@ -437,8 +437,8 @@ def test_spec_examples_are_not_gated_but_counted(tmp_path):
     spec = spec_of(SPEC.replace('bad "Only an idiot asks that."', 'bad "<the wrong reply>"'))
     rep = run(tmp_path, JunkModel(lambda role, attempt: None), spec=spec)
     s = rep.stats
-    assert s["spec_examples"] == 1
-    assert s["spec_example_gate_warnings"] == {"scaffolding": 1}
+    assert s.spec_examples == 1
+    assert s.spec_example_gate_warnings == {"scaffolding": 1}
     rows = rows_of(tmp_path / "out", rep)
     ex = [r for r in rows if r["source"] == "spec-example"]
     assert ex[0]["rejected"][0]["content"] == "<the wrong reply>"
@@ -535,7 +535,7 @@ def test_audit_kto_sft_and_parquet(tmp_path):
 
 def test_audit_a_compiled_dataset(tmp_path):
     rep = run(tmp_path, JunkModel(lambda role, attempt: None))
-    assert rep.stats["verified"] > 0
+    assert rep.stats.verified > 0
     r = cli("audit", str(tmp_path / "out"), "--format", "json", "--fail-over", "0")
     assert r.exit_code == 0, r.output
     audit = json.loads(r.stdout)

@@ -24,6 +24,7 @@ from specc.compile import CompileError, CompileOptions, compile_spec
 from specc.emit.writer import OutDirError, check_out_dir
 from specc.files import UnsafeWrite, write_atomic
 from specc.ir.resolve import load
+from specc.synth.model import SynthStats
 
 SECRET = "root:$6$supersecrethash:19000:0:99999:7:::"
 
@@ -589,13 +590,12 @@ def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_p
 
 
 class EmptyResult:
-    """What the pipeline returns for a compile that verified nothing (complete stats: the writer
-    validates them)."""
+    """What the pipeline returns for a compile that verified nothing (complete, typed stats)."""
 
     pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
-    stats = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0, "dropped_reasons": {},
-             "verified_by": {}, "sides_from": {}, "faults": {}, "gate_failures": {},
-             "spec_example_gate_warnings": {}, "spec_examples": 0, "experience_pool": 0, "per_rule": {}}
+    stats = SynthStats(scenarios=0, generated=0, reused=0, verified=0, dropped=0, dropped_reasons={},
+                       verified_by={}, sides_from={}, faults={}, gate_failures={},
+                       spec_example_gate_warnings={}, spec_examples=0, experience_pool=0, per_rule={})
 
 
 def test_a_full_disk_while_writing_the_dataset_names_the_dataset(tmp_path, spec_file, monkeypatch):
@@ -907,6 +907,6 @@ def test_a_server_answer_with_a_lone_surrogate_is_an_invalid_output_not_a_dead_s
         rep = compile_spec(spec, spec_path, CompileOptions(out_dir=tmp_path / run, store=tmp_path / "store",
                                                            per_rule=1, retries=0, rounds=1),
                            model=SurrogateAttacker())
-        assert rep.stats["dropped_reasons"].get("invalid-output:attacker", 0) > 0, rep.stats["dropped_reasons"]
+        assert rep.stats.dropped_reasons.get("invalid-output:attacker", 0) > 0, rep.stats.dropped_reasons
     text = (tmp_path / "again" / "data" / "train.jsonl").read_text(encoding="utf-8")
     assert "\ud800" not in text

@@ -62,7 +62,7 @@ def test_compile_defaults_have_one_source():
     (`Settings.retries` was 2 while `--retries` was 1)."""
     from specc.cli import compile_command, plan
     from specc.compile import CompileOptions
-    from specc.synth.agents import Settings
+    from specc.synth.calls import Settings
 
     cli = _option_defaults(compile_command)
     opts = {f.name: f.default for f in dataclasses.fields(CompileOptions)}
@@ -286,3 +286,49 @@ def test_one_flattening_of_and_or():
     either = CheckOr(operands=(a, CheckOr(operands=(b, c))))
     assert check_source(either) == 'max_words(9) or contains("x") or starts_with("Hi")'
     assert conjuncts((either,)) == [either]
+
+
+# Inside synthesis: the typed floor imports no other synth module; the call runner and the prompt
+# builders stand on the floor (and the store, the role templates) but not on each other or on the
+# orchestrator; only the orchestrator (pipeline) and calibration put them together.
+SYNTH_FLOOR = {
+    "specc.synth.model": set(),
+    "specc.synth.calls": {"specc.synth.model", "specc.synth.store", "specc.synth.roles"},
+    "specc.synth.prompts": {"specc.synth.model", "specc.synth.roles", "specc.synth.tactics", "specc.synth.demos"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(SYNTH_FLOOR))
+def test_the_call_runner_and_the_prompts_stand_on_the_floor_alone(module):
+    deps = {d for d in _module_imports("synth")[module] if d.startswith("specc.synth.")}
+    synth_modules = set(_module_imports("synth"))
+    assert {d for d in deps if d in synth_modules} <= SYNTH_FLOOR[module]
+
+
+@pytest.mark.parametrize("module", ["specc.emit.writer", "specc.emit.merge", "specc.emit.card", "specc.emit.manifest",
+                                    "specc.emit.formats", "specc.emit.read"])
+def test_emit_loads_neither_the_orchestrator_nor_the_call_runner(module):
+    """Not only no `import specc.synth.pipeline` in emit's source: importing emit does not load the
+    orchestrator, the call runner or the prompts through any other module either."""
+    code = (f"import sys, json, {module}; print(json.dumps(sorted(m for m in sys.modules if m in "
+            "('specc.synth.pipeline', 'specc.synth.calls', 'specc.synth.prompts', 'specc.synth.calibrate'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout) == []
+
+
+def test_the_cli_maps_exceptions_to_exit_codes_in_one_place():
+    """Every exception class of cli.EXIT_CODES exists (they are named, not imported), and no
+    `except` handler in cli.py ends the command itself with sys.exit: it raises cli.Failure."""
+    import ast
+    import importlib
+
+    from specc.cli import EXIT_CODES
+
+    for module, name, _ in EXIT_CODES:
+        cls = getattr(importlib.import_module(module), name)
+        assert isinstance(cls, type) and issubclass(cls, BaseException), (module, name)
+    tree = ast.parse((REPO / "specc" / "cli.py").read_text(encoding="utf-8"))
+    exits = [f"cli.py:{n.lineno}" for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler)
+             for n in ast.walk(h) if isinstance(n, ast.Call) and ast.unparse(n.func) == "sys.exit"]
+    assert exits == []

@@ -188,18 +188,18 @@ def test_a_recompile_regenerates_exactly_what_the_diff_calls_stale(bases, tmp_pa
     regenerated = {s for s in generated.values() if not s.startswith(SCENARIO_PREFIX)}
     old, new = manifest_scenarios(work / "out"), manifest_scenarios(here / "out")
     # the judge's calibration (the one spec-wide input) is not trusted before or after
-    assert "judge-uncalibrated" in report.stats["dropped_reasons"] or "judge" not in report.stats["verified_by"]
+    assert "judge-uncalibrated" in report.stats.dropped_reasons or "judge" not in report.stats.verified_by
     # every call of a scenario the edit left alone is reused; every new scenario's calls are new
     # (a new scenario that only the untrusted judge could verify is dropped before any call)
     assert regenerated <= new - old, (kind, example, regenerated - (new - old))
     planned = {s.id: s for s in make_plan(result.spec, seed=OPTS["seed"], per_rule=OPTS["per_rule"]).scenarios}
     for sid in (new - old) - regenerated:
         assert needs_judge(result.spec.rule(planned[sid].rule_id), planned[sid]), (kind, example, planned[sid])
-    assert report.stats["generated"] == sum(1 for s in generated.values() if not s.startswith(SCENARIO_PREFIX))
+    assert report.stats.generated == sum(1 for s in generated.values() if not s.startswith(SCENARIO_PREFIX))
     # ... and that is what `specc diff --data` said before the recompile
     assert impact.scenarios_new == len(new - old) and impact.scenarios_reused == len(new & old)
     stale_rules = {r.rule_id for r in impact.rules if r.status in ("stale", "replanned", "renamed")}
-    changed_rules = {rid for rid, e in report.stats["per_rule"].items() if e["generated"]}
+    changed_rules = {rid for rid, e in report.stats.per_rule.items() if e.generated}
     assert changed_rules <= stale_rules | set(impact.new_rules), (changed_rules, stale_rules)
 
 
@@ -223,12 +223,12 @@ def test_the_untouched_rule_reuses_every_call_with_the_tiny_model(tiny_dir, tmp_
     first = run("a")
     _, impact = compare(str(tmp_path / "a.spec"), str(tmp_path / "b.spec"), data=str(tmp_path / "a"))
     second = run("b")
-    emoji, plain = (second.stats["per_rule"][f"acme.tone.{r}"] for r in ("emoji", "plain_language"))
-    assert emoji["generated"] == 0 and emoji["reused"] == first.stats["per_rule"]["acme.tone.emoji"]["generated"] > 0
-    assert plain["reused"] == 0
+    emoji, plain = (second.stats.per_rule[f"acme.tone.{r}"] for r in ("emoji", "plain_language"))
+    assert emoji.generated == 0 and emoji.reused == first.stats.per_rule["acme.tone.emoji"].generated > 0
+    assert plain.reused == 0
     assert {(r.rule_id, r.status) for r in impact.rules} == {
         ("acme.tone.emoji", "fresh"), ("acme.tone.greet_by_name", "orphaned"), ("acme.tone.plain_language", "stale")}
-    assert impact.scenarios_new == plain["scenarios"] and impact.scenarios_reused == emoji["scenarios"]
+    assert impact.scenarios_new == plain.scenarios and impact.scenarios_reused == emoji.scenarios
 
 
 def test_the_diff_names_spec_wide_inputs_and_replanned_records(bases, tmp_path):

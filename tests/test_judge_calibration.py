@@ -126,18 +126,18 @@ def test_labelled_pairs_both_orders_with_the_judges_prompt():
 def test_position_biased_judge_is_caught_and_its_pairs_are_dropped(tmp_path):
     model = FirstJudge()
     rep = compile_(tmp_path, model)
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     # right in exactly one order of every pair
     assert j["agreement"] == 0.5 and j["examples"] == EXAMPLES and j["calls"] == 2 * EXAMPLES
     assert j["correct"] == EXAMPLES and j["by_order"] == {"bad_first": 0.0, "good_first": 1.0}
     assert j["trusted"] is False and j["min_agreement"] == 0.75
     assert j["per_rule"][HONEST] == {"agreement": 0.5, "examples": 2, "calls": 4}
     s = rep.stats
-    dropped = s["dropped_reasons"]["judge-uncalibrated"]
-    assert dropped == sum(s["per_rule"][r]["dropped"] for r in JUDGE_RULES) > 0
-    assert all(s["per_rule"][r]["dropped_reasons"] == {"judge-uncalibrated": s["per_rule"][r]["dropped"]}
+    dropped = s.dropped_reasons["judge-uncalibrated"]
+    assert dropped == sum(s.per_rule[r].dropped for r in JUDGE_RULES) > 0
+    assert all(s.per_rule[r].dropped_reasons == {"judge-uncalibrated": s.per_rule[r].dropped}
                for r in JUDGE_RULES)
-    assert "judge" not in s["verified_by"] and s["verified_by"]["check"] > 0
+    assert "judge" not in s.verified_by and s.verified_by["check"] > 0
     rows = rows_of(tmp_path / "out", rep)
     assert {r["verified_by"] for r in rows} == {"check", "spec"}
     assert any(r["rule_ids"] == [HONEST] and r["boundary"] == "lookalike" for r in rows)  # by code
@@ -145,7 +145,7 @@ def test_position_biased_judge_is_caught_and_its_pairs_are_dropped(tmp_path):
     # for a judge-only scenario
     assert sum(1 for role, _ in model.calls if role == "judge") == 2 * EXAMPLES
     stored = stored_scenarios(tmp_path / "store")
-    judged = {sid for r in JUDGE_RULES for sid in rep.manifest["rules"][r]["scenarios"]}
+    judged = {sid for r in JUDGE_RULES for sid in rep.manifest.rules[r].scenarios}
     ran = {sid for sid in judged if sid in stored}
     assert len(judged) - len(ran) == dropped  # the lookalikes ran, the dropped ones did not
     assert sum(1 for sid, roles in stored.items() if sid.startswith("calibration:") and roles == {"judge"}) == EXAMPLES
@@ -159,10 +159,10 @@ def test_a_plan_that_needs_no_judge_makes_no_calibration_call(tmp_path):
     checkable = SPEC[: SPEC.index("rule be_honest")] + SPEC[SPEC.index("rule short"):]
     model = FirstJudge()
     rep = compile_(tmp_path, model, spec=spec_of(checkable))
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert j["needed"] is False and j["calls"] == 0 and j["agreement"] is None and j["examples"] == 1
     assert not any(role == "judge" for role, _ in model.calls)
-    assert "judge-uncalibrated" not in rep.stats["dropped_reasons"] and rep.stats["verified"] > 0
+    assert "judge-uncalibrated" not in rep.stats.dropped_reasons and rep.stats.verified > 0
     assert not any(sid.startswith("calibration:") for sid in stored_scenarios(tmp_path / "store"))
     assert calibrate.summary(rep.calibration, 0).startswith("judge not measured")
     assert "was not measured and verified nothing" in (tmp_path / "out" / "README.md").read_text()
@@ -170,12 +170,12 @@ def test_a_plan_that_needs_no_judge_makes_no_calibration_call(tmp_path):
 
 def test_correct_judge_scores_one_and_its_pairs_are_emitted(tmp_path):
     rep = compile_(tmp_path, correct_judge())
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert j["agreement"] == 1.0 and j["trusted"] is True and j["invalid"] == 0
     assert set(j["per_rule"]) == {"t.judge.be_honest", "t.judge.no_dosage", "t.judge.no_insults"}
     assert all(v["agreement"] == 1.0 for v in j["per_rule"].values())
     s = rep.stats
-    assert "judge-uncalibrated" not in s["dropped_reasons"] and s["verified_by"]["judge"] > 0
+    assert "judge-uncalibrated" not in s.dropped_reasons and s.verified_by["judge"] > 0
     rows = rows_of(tmp_path / "out", rep)
     assert any(r["verified_by"] == "judge" and r["rule_ids"] == [HONEST] for r in rows)
     assert "agreement 1.00, minimum 0.75. It was trusted" in (tmp_path / "out" / "README.md").read_text()
@@ -185,13 +185,13 @@ def test_the_fake_judge_really_reads_the_answers():
     # guards the test above: its correct judge is not position-biased by accident
     model = correct_judge()
     spec = spec_of()
-    from specc.synth import agents
+    from specc.synth import prompts
 
     p = calibrate.labelled_pairs(spec_example_pairs(spec))[0]
     sc = calibrate.example_scenario(spec, p, 0)
     rule = spec.rule(p.rule_ids[0])
     for a, b, want in [(p.chosen, p.rejected, ("complies", "violates")), (p.rejected, p.chosen, ("violates", "complies"))]:
-        msgs = agents.judge_messages(rule, sc, list(p.prompt), a, b)
+        msgs = prompts.judge_messages(rule, sc, list(p.prompt), a, b)
         assert judged_answers(msgs[-1]["content"]) == (a, b)
         v = json.loads(model.answer("judge", msgs))
         assert (v["first"], v["second"]) == want
@@ -203,26 +203,26 @@ def test_no_labelled_examples_drops_judge_only_pairs_unless_min_is_zero(tmp_path
                              or line.startswith("}")))
     assert not calibrate.labelled_pairs(spec_example_pairs(bare))
     rep = compile_(tmp_path, correct_judge(), spec=bare)
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert (j["agreement"], j["examples"], j["calls"], j["trusted"]) == (None, 0, 0, False)
-    assert rep.stats["dropped_reasons"]["judge-uncalibrated"] > 0
+    assert rep.stats.dropped_reasons["judge-uncalibrated"] > 0
     assert "could not be calibrated" in (tmp_path / "out" / "README.md").read_text()
     # --min-judge-agreement 0 trusts even an unmeasured judge
     rep0 = compile_(tmp_path, correct_judge(), spec=bare, out="out0", min_judge_agreement=0)
-    assert rep0.manifest["judge"]["trusted"] is True and rep0.manifest["judge"]["agreement"] is None
-    assert "judge-uncalibrated" not in rep0.stats["dropped_reasons"] and rep0.stats["verified_by"]["judge"] > 0
+    assert rep0.manifest.judge["trusted"] is True and rep0.manifest.judge["agreement"] is None
+    assert "judge-uncalibrated" not in rep0.stats.dropped_reasons and rep0.stats.verified_by["judge"] > 0
 
 
 def test_min_zero_trusts_a_weak_judge_but_reports_it(tmp_path):
     rep = compile_(tmp_path, FirstJudge(), min_judge_agreement=0)
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert j["agreement"] == 0.5 and j["trusted"] is True and j["min_agreement"] == 0
-    assert "judge-uncalibrated" not in rep.stats["dropped_reasons"]
-    assert rep.stats["per_rule"][HONEST]["verified"] + rep.stats["per_rule"][HONEST]["dropped"] > 0
+    assert "judge-uncalibrated" not in rep.stats.dropped_reasons
+    assert rep.stats.per_rule[HONEST].verified + rep.stats.per_rule[HONEST].dropped > 0
     line = calibrate.summary(rep.calibration, 0)
     assert "trusted by --min-judge-agreement 0" in line and "name a stronger judge with --judge MODEL" in line
     # the threshold is inclusive: 0.5 is enough for 0.5
-    assert compile_(tmp_path, FirstJudge(), out="o2", min_judge_agreement=0.5).manifest["judge"]["trusted"]
+    assert compile_(tmp_path, FirstJudge(), out="o2", min_judge_agreement=0.5).manifest.judge["trusted"]
     with pytest.raises(CompileError, match="between 0 and 1"):
         compile_(tmp_path, FirstJudge(), out="o3", min_judge_agreement=1.5)
 
@@ -236,7 +236,7 @@ def test_invalid_verdicts_count_against_the_judge(tmp_path):
         return None
 
     rep = compile_(tmp_path, correct_judge(fault=cut))
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert (j["agreement"], j["invalid"], j["trusted"]) == (0.5, EXAMPLES, False)
     assert "(4 without a valid verdict)" in calibrate.summary(rep.calibration, 1)
 
@@ -244,10 +244,10 @@ def test_invalid_verdicts_count_against_the_judge(tmp_path):
 def test_calibration_uses_the_judge_model(tmp_path):
     writer, judge = FirstJudge(name="writer"), correct_judge(name="strong-judge")
     rep = compile_(tmp_path, writer, judge=judge)
-    assert rep.manifest["judge"]["agreement"] == 1.0 and rep.manifest["model"]["judge"] == "strong-judge"
+    assert rep.manifest.judge["agreement"] == 1.0 and rep.manifest.model.judge == "strong-judge"
     assert sum(1 for role, _ in judge.calls if role == "judge") >= 2 * EXAMPLES
     assert not any(role == "judge" for role, _ in writer.calls)
-    assert rep.stats["verified_by"]["judge"] > 0
+    assert rep.stats.verified_by["judge"] > 0
 
 
 # -- store: determinism, resume, keys --------------------------------------------------------------
@@ -261,9 +261,9 @@ def test_two_fresh_compiles_are_byte_identical_and_a_rerun_makes_no_call(tmp_pat
     assert a.calibration.generated == 2 * EXAMPLES and a.calibration.reused == 0
     again = FirstJudge()
     c = compile_(tmp_path, again, out="c", store="sa")
-    assert again.calls == [] and c.stats["generated"] == 0
+    assert again.calls == [] and c.stats.generated == 0
     assert (c.calibration.generated, c.calibration.reused) == (0, 2 * EXAMPLES)
-    assert c.manifest["judge"] == a.manifest["judge"]
+    assert c.manifest.judge == a.manifest.judge
     # the calibration's calls are keyed like every call: another judge model, or another seed,
     # is measured anew; the scenarios' counts (stats.generated) do not include them
     other = compile_(tmp_path, FirstJudge(name="other-judge"), out="d", store="sa")
@@ -357,7 +357,7 @@ def _llamacpp_missing() -> str | None:
 
 @pytest.mark.skipif(_llamacpp_missing() is not None, reason=str(_llamacpp_missing()))
 def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
-    from specc.synth.agents import Engine, Settings
+    from specc.synth.calls import CallRunner, Settings
     from specc.engines import resolve_model
     from specc.synth.store import Store
 
@@ -365,8 +365,8 @@ def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     # one thread: on these shared 2-core machines two llama.cpp threads ran ~9x slower (measured)
     model = resolve_model("smollm2", engine="llamacpp", threads=1)
     with Store(tmp_path / "s") as store:
-        cal = calibrate.calibrate(spec, Engine(model, store, Settings()), spec_example_pairs(spec))
-        again = calibrate.calibrate(spec, Engine(model, store, Settings()), spec_example_pairs(spec))
+        cal = calibrate.calibrate(spec, CallRunner(model, store, Settings()), spec_example_pairs(spec))
+        again = calibrate.calibrate(spec, CallRunner(model, store, Settings()), spec_example_pairs(spec))
     assert cal.calls == 2 and cal.generated == 2 and cal.examples == 1
     assert cal.invalid == 0  # constrained output: every call gives a valid verdict
     assert cal.agreement in (0.0, 0.5, 1.0) and set(cal.by_order) == {"good_first", "bad_first"}
@@ -386,15 +386,15 @@ def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
   }}''' for i in range(20)))
     model = FirstJudge()
     rep = compile_(tmp_path, model, spec=spec_of(many))
-    j = rep.manifest["judge"]
+    j = rep.manifest.judge
     assert j["planned_calls"] == 2 * (EXAMPLES + 20) and j["stopped_early"] is True
     assert j["calls"] < j["planned_calls"] and j["calls"] % calibrate.CHUNK == 0
     assert j["agreement"] == 0.5 and j["trusted"] is False
     assert sum(1 for role, _ in model.calls if role == "judge") == j["calls"]
     again = FirstJudge()
     rep2 = compile_(tmp_path, again, spec=spec_of(many))
-    assert rep2.manifest["judge"] == j and again.calls == []
+    assert rep2.manifest.judge == j and again.calls == []
     # a judge that agrees is asked everything
     rep3 = compile_(tmp_path, correct_judge(), spec=spec_of(many), store="store3", out="out3")
-    assert rep3.manifest["judge"]["stopped_early"] is False
-    assert rep3.manifest["judge"]["calls"] == rep3.manifest["judge"]["planned_calls"]
+    assert rep3.manifest.judge["stopped_early"] is False
+    assert rep3.manifest.judge["calls"] == rep3.manifest.judge["planned_calls"]

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from specc.cli import main
-from specc.emit.manifest import MAX_PER_RULE, Manifest, ManifestError, Stats, read_manifest
+from specc.emit.manifest import MAX_PER_RULE, Manifest, ManifestError, read_manifest
+from specc.synth.model import SynthStats
 from test_synth_pipeline import FakeModel, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ def edit(d: Path, change) -> None:
 def test_the_written_manifest_reads_back_through_the_same_model_byte_for_byte(compiled):
     text = (compiled / "manifest.json").read_text(encoding="utf-8")
     m = read_manifest(compiled)
-    assert isinstance(m, Manifest) and isinstance(m.stats, Stats)
+    assert isinstance(m, Manifest) and isinstance(m.stats, SynthStats)
     assert m.dumps() == text
     assert m.stats.verified + m.stats.spec_examples == sum(m.counts.values())
 

@@ -19,7 +19,7 @@ from specc.eval.report import EvalReport, ProbeResult, aggregate
 from specc.ir.resolve import load
 from specc.plan.planner import make_plan
 from specc.report import make_report
-from specc.synth.model import Pair, SynthResult
+from specc.synth.model import Pair, SynthResult, SynthStats
 from specc.synth.pipeline import spec_example_pairs
 
 SPEC_TEXT = '''spec acme.report version "1.2.0"
@@ -121,8 +121,8 @@ def build_dataset(out: Path, spec_path: Path, *, answer: str = "I can only show 
     by_rule: dict[str, list[str]] = {}
     for s in plan.scenarios:
         by_rule.setdefault(s.rule_id, []).append(s.id)
-    result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=stats, scenarios_by_rule=by_rule,
-                         judge=JUDGE)
+    result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=SynthStats.model_validate(stats),
+                         scenarios_by_rule=by_rule, judge=JUDGE)
     write_dataset(out, result=result, spec=spec, spec_file=spec_path.name, plan=plan, fmt=fmt,
                   file_format="jsonl", seed=0, model="acme/support-7b", judge="acme/judge-70b",
                   generation={}, engines={"model": "openai", "judge": "openai", "params": {}})

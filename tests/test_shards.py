@@ -24,7 +24,7 @@ from specc.emit.merge import MergeError, merge_stats
 from specc.ir.resolve import load
 from specc.plan.planner import make_plan
 from specc.plan.shard import ShardError, parse_shard, shard, shard_of
-from specc.synth.agents import Engine, Settings
+from specc.synth.calls import CallRunner, Settings
 from specc.synth.pipeline import synthesize
 from specc.synth.store import Store
 
@@ -197,7 +197,7 @@ def test_splitting_a_rule_would_change_its_later_prompts(spec_file, tmp_path):
     def pairs(p, store):
         model = EchoModel()
         with Store(tmp_path / store) as st:
-            res = synthesize(spec, p, Engine(model, st, Settings(retries=1)))
+            res = synthesize(spec, p, CallRunner(model, st, Settings(retries=1)))
         return {x.record_id: x.prompt for x in res.pairs if x.source == "generated"}, model
 
     whole, model = pairs(plan, "a")
@@ -222,13 +222,13 @@ def test_three_shards_merge_into_the_unsharded_dataset_byte_for_byte(spec_file, 
     full = compile_to(spec_file, tmp_path / "full", fmt=fmt, file_format=file_format)
     s = full.stats
     # the data exercise every part of the merge: drops, both verifiers, the pool, spec examples
-    assert s["verified"] and s["dropped"] and s["dropped_reasons"] and set(s["verified_by"]) == {"check", "judge"}
-    assert s["experience_pool"] > 0 and s["spec_examples"] > 0 and full.counts["test"] > 0
+    assert s.verified and s.dropped and s.dropped_reasons and set(s.verified_by) == {"check", "judge"}
+    assert s.experience_pool > 0 and s.spec_examples > 0 and full.counts["test"] > 0
     dirs = compile_shards(spec_file, tmp_path, 3, fmt=fmt, file_format=file_format)
     shard_mans = [json.loads((d / "manifest.json").read_text()) for d in dirs]
     assert [m["shard"]["index"] for m in shard_mans] == [1, 2, 3]
     assert sorted(len(m["shard"]["rules"]) for m in shard_mans) == [0, 1, 4]  # one shard is empty
-    assert sum(m["stats"]["scenarios"] for m in shard_mans) == s["scenarios"]
+    assert sum(m["stats"]["scenarios"] for m in shard_mans) == s.scenarios
     assert "This is shard 1 of 3" in (dirs[0] / "README.md").read_text()
     res = merge_cli(tmp_path / "merged", reversed(dirs))  # any order
     assert res.exit_code == 0, res.output

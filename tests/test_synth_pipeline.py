@@ -16,7 +16,7 @@ from specc.compile import CompileOptions, compile_spec
 from specc.ir.checks import is_refusal
 from specc.ir.resolve import load_text
 from specc.plan.planner import make_plan
-from specc.synth.agents import Engine, Settings
+from specc.synth.calls import CallRunner, Settings
 from specc.engines import ModelHandle
 from specc.synth.pipeline import synthesize
 from specc.synth import tactics
@@ -184,9 +184,9 @@ def rows_of(out: Path, rep) -> list[dict]:
 def test_verification_by_check_and_judge(tmp_path):
     rep = run(tmp_path, FakeModel())
     s = rep.stats
-    assert s["verified"] + s["dropped"] == s["scenarios"] > 0
-    assert s["dropped"] == 0, s["dropped_reasons"]
-    assert s["verified_by"]["judge"] > 0 and s["verified_by"]["check"] > 0
+    assert s.verified + s.dropped == s.scenarios > 0
+    assert s.dropped == 0, s.dropped_reasons
+    assert s.verified_by["judge"] > 0 and s.verified_by["check"] > 0
     rows = rows_of(tmp_path / "out", rep)
     by_rule = {}
     for r in rows:
@@ -204,16 +204,16 @@ def test_failed_pairs_are_regenerated_then_dropped(tmp_path):
     # calibration (agreement 0); trusted here by --min-judge-agreement 0 to exercise the retries
     model = FakeModel(judge_says=("complies", "complies"))
     rep = run(tmp_path, model, retries=2, min_judge_agreement=0)
-    assert rep.manifest["judge"]["agreement"] == 0.0 and rep.manifest["judge"]["trusted"]
+    assert rep.manifest.judge["agreement"] == 0.0 and rep.manifest.judge["trusted"]
     s = rep.stats
-    honest = s["per_rule"]["t.fake.be_honest"]
-    judged_scenarios = honest["scenarios"] - 1  # its lookalike is verified by code
-    assert honest["verified"] == 1 and honest["dropped"] == judged_scenarios
-    assert s["dropped_reasons"] == {"judge-rejected-complies": judged_scenarios}
+    honest = s.per_rule["t.fake.be_honest"]
+    judged_scenarios = honest.scenarios - 1  # its lookalike is verified by code
+    assert honest.verified == 1 and honest.dropped == judged_scenarios
+    assert s.dropped_reasons == {"judge-rejected-complies": judged_scenarios}
     # each judged scenario: 1 + retries judge calls, the rejected side regenerated before each retry
     judged = [c for c in model.calls if c[0] == "judge"]
     assert len(judged) == 2 + 3 * judged_scenarios  # 2: the calibration calls (one example, both orders)
-    assert s["verified"] + s["dropped"] == s["scenarios"]
+    assert s.verified + s.dropped == s.scenarios
 
 
 @pytest.mark.parametrize("effect,reason", [("raise", "model-error"), ("timeout", "model-timeout"),
@@ -224,35 +224,35 @@ def test_model_faults_are_retried_and_reported(tmp_path, effect, reason):
     model = FakeModel(fault=lambda role, m, t: effect if role == "defender" and t == 0.0 else None)
     rep = run(tmp_path, model, retries=1, candidates=0)
     s = rep.stats
-    assert s["faults"][reason] > 0
-    assert s["verified"] > 0
-    assert s["verified"] + s["dropped"] == s["scenarios"]
+    assert s.faults[reason] > 0
+    assert s.verified > 0
+    assert s.verified + s.dropped == s.scenarios
     # always failing: dropped with the reason, the run still completes
     model = FakeModel(fault=lambda role, m, t: effect if role == "defender" else None)
     rep = run(tmp_path, model, retries=1, store="store2", candidates=0)
     s = rep.stats
-    assert s["verified"] == 0 and s["dropped"] == s["scenarios"]
-    assert set(s["dropped_reasons"]) == {f"{reason}:defender"}
+    assert s.verified == 0 and s.dropped == s.scenarios
+    assert set(s.dropped_reasons) == {f"{reason}:defender"}
     assert (tmp_path / "out" / "manifest.json").exists()
     # spec examples are still emitted
-    assert s["spec_examples"] == 1
+    assert s.spec_examples == 1
 
 
 def test_store_reuse_and_incremental_regeneration(tmp_path):
     first = run(tmp_path, FakeModel())
-    assert first.stats["generated"] > 0 and first.stats["reused"] == 0
+    assert first.stats.generated > 0 and first.stats.reused == 0
     again_model = FakeModel()
     again = run(tmp_path, again_model)
-    assert again.stats["generated"] == 0 and again_model.calls == []
-    assert again.stats["reused"] == first.stats["generated"]
+    assert again.stats.generated == 0 and again_model.calls == []
+    assert again.stats.reused == first.stats.generated
     # edit one rule: only its scenarios are generated
     edited = spec_of(SPEC.replace("Keep answers under 12 words.", "Keep answers under twelve words."))
     m3 = FakeModel()
     third = run(tmp_path, m3, spec=edited)
-    per = third.stats["per_rule"]
-    assert per["t.fake.short"]["generated"] > 0
-    assert per["t.fake.no_insults"]["generated"] == 0 and per["t.fake.be_honest"]["generated"] == 0
-    assert third.stats["generated"] == per["t.fake.short"]["generated"]
+    per = third.stats.per_rule
+    assert per["t.fake.short"].generated > 0
+    assert per["t.fake.no_insults"].generated == 0 and per["t.fake.be_honest"].generated == 0
+    assert third.stats.generated == per["t.fake.short"].generated
 
 
 def test_same_inputs_give_identical_files(tmp_path):
@@ -268,9 +268,9 @@ def test_experience_pool_feeds_later_attacks(tmp_path):
     model = FakeModel()
     plan = make_plan(spec, per_rule=2, boundaries=("violation",))
     with Store(tmp_path / "s") as store:
-        engine = Engine(model, store, Settings(retries=0))
-        res = synthesize(spec, plan, engine)
-    assert res.stats["experience_pool"] > 0
+        runner = CallRunner(model, store, Settings(retries=0))
+        res = synthesize(spec, plan, runner)
+    assert res.stats.experience_pool > 0
     # the second wave's attacker prompts show the first wave's successful attacks, as a
     # demonstration (an answered chat turn), never as prose about the task
     attacks = model.prompts["attacker"]
@@ -287,7 +287,7 @@ def test_multi_turn_scenarios_escalate(tmp_path):
     assert multi
     model = FakeModel()
     with Store(tmp_path / "s") as store:
-        res = synthesize(spec, plan, Engine(model, store, Settings(retries=0, rounds=3)))
+        res = synthesize(spec, plan, CallRunner(model, store, Settings(retries=0, rounds=3)))
     pairs = {p.scenario_id: p for p in res.pairs if p.scenario_id}
     seen = 0
     for s in multi:
@@ -345,7 +345,7 @@ def test_candidates_give_sampled_sides(tmp_path):
     for r in gen:
         assert r["chosen_from"] == "sampled" and r["rejected_from"] == "sampled"
         assert r["chosen"][0]["content"] == COMPLIANT and r["rejected"][0]["content"] == VIOLATION
-    assert rep.stats["sides_from"]["chosen:sampled"] >= len(gen)
+    assert rep.stats.sides_from["chosen:sampled"] >= len(gen)
     # a lookalike's rejected side must refuse: no candidate does, so the violator writes it
     look = [r for r in rows if r["source"] == "generated" and r["boundary"] == "lookalike"]
     assert look and all(r["chosen_from"] == "sampled" and r["rejected_from"] == "violator" for r in look)
@@ -371,11 +371,11 @@ def test_candidates_that_never_violate_leave_the_rejected_side_to_the_violator(t
 
 def test_candidate_settings_enter_the_store_key_and_manifest(tmp_path):
     first = run(tmp_path, FakeModel(), candidates=2)
-    assert first.manifest["generation"]["candidates"] == 2
+    assert first.manifest.generation["candidates"] == 2
     model = FakeModel()
     again = run(tmp_path, model, candidates=3)  # one more candidate: only the new ones are generated
     cands = [c for c in model.calls if c[0] == "candidate"]
-    assert again.stats["reused"] > 0 and cands
+    assert again.stats.reused > 0 and cands
     assert all(c[0] == "candidate" for c in model.calls)
     model = FakeModel()
     run(tmp_path, model, candidates=3, candidate_temperature=0.5)  # another temperature: regenerated

@@ -12,7 +12,7 @@ from specc.ir.checks import evaluate_all, is_refusal
 from specc.ir.model import CheckCall, CheckNot
 from specc.ir.resolve import load_text
 from specc.plan.model import Scenario
-from specc.synth import agents, roles
+from specc.synth import prompts, roles
 
 INJECTION = '''spec t.inject version "1.0.0"
 
@@ -40,14 +40,14 @@ def test_spec_text_is_data_not_template():
     rule = spec.rules[0]
     sc = _scenario(rule, exception="{% if true %}boom{% endif %}", boundary="lookalike", expected="help",
                    exception_kind="unless")
-    demos = agents.demonstrations(rule, sc.id)
+    demos = prompts.demonstrations(rule, sc.id)
     assert demos and demos[0][1] == "Say {{ 7*7 }} please"
-    msgs = agents.attacker_messages(rule, sc, demos)
-    msgs += agents.attacker_messages(rule, _scenario(rule), [("{{ 6*6 }}", "{{ 6*6 }}")])
-    msgs += agents.answer_messages("candidate", rule, _scenario(rule),
+    msgs = prompts.attacker_messages(rule, sc, demos)
+    msgs += prompts.attacker_messages(rule, _scenario(rule), [("{{ 6*6 }}", "{{ 6*6 }}")])
+    msgs += prompts.answer_messages("candidate", rule, _scenario(rule),
                                    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "{{ 5*5 }}"}],
                                    None)
-    msgs += agents.answer_messages("defender", rule, sc, [{"role": "user", "content": "b"}], None)
+    msgs += prompts.answer_messages("defender", rule, sc, [{"role": "user", "content": "b"}], None)
     text = "\n".join(m["content"] for m in msgs)
     assert "{{ 5*5 }}" in text and "25" not in text
     assert "{{ 7*7 }}" in text and "{% for x in range(3) %}{{ x }}{% endfor %}" in text
@@ -55,24 +55,24 @@ def test_spec_text_is_data_not_template():
     assert "{% if true %}boom{% endif %}" in text and "{{ 6*6 }}" in text
     assert "49" not in text and "36" not in text and "012" not in text
     for role in ("defender", "violator"):
-        msgs = agents.answer_messages(role, rule, _scenario(rule), [{"role": "user", "content": "{{ 7*7 }}"}], None)
+        msgs = prompts.answer_messages(role, rule, _scenario(rule), [{"role": "user", "content": "{{ 7*7 }}"}], None)
         assert "{{ 7*7 }}" in msgs[0]["content"] and msgs[-1] == {"role": "user", "content": "{{ 7*7 }}"}
-    msgs = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "{{ 1+1 }}", "b")
+    msgs = prompts.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "{{ 1+1 }}", "b")
     assert "First answer: {{ 1+1 }}" in msgs[-1]["content"]
 
 
 def test_details_reach_the_defender_and_the_judge_cut_to_a_bound():
     long = "Word " * 400
     rule = load_text(f'spec t version "1.0.0"\nrule r {{ must "Be kind." details "Start. {long}End." }}').spec.rules[0]
-    defender = agents.answer_messages("defender", rule, _scenario(rule), [{"role": "user", "content": "hi"}], None)
-    judge = agents.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "a", "b")
+    defender = prompts.answer_messages("defender", rule, _scenario(rule), [{"role": "user", "content": "hi"}], None)
+    judge = prompts.judge_messages(rule, _scenario(rule), [{"role": "user", "content": "hi"}], "a", "b")
     for msgs in (defender, judge):
         text = "\n".join(m["content"] for m in msgs)
         assert "In detail: Start. Word" in text and "End." not in text
         shown = text.split("In detail: ")[1].split("\n")[0]
         assert len(shown) == roles.DETAILS_CHARS and shown.endswith("…")
     plain = load_text('spec t version "1.0.0"\nrule r { must "Be kind." }').spec.rules[0]
-    msgs = agents.answer_messages("defender", plain, _scenario(plain), [{"role": "user", "content": "hi"}], None)
+    msgs = prompts.answer_messages("defender", plain, _scenario(plain), [{"role": "user", "content": "hi"}], None)
     assert "In detail" not in msgs[0]["content"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from specc.emit.manifest import Stats
+from specc.synth.model import SynthStats
 
 
 def _q(s: str) -> str:
@@ -14,7 +14,7 @@ def _q(s: str) -> str:
 
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
-                counts: dict[str, int], stats: Stats, model: str, seed: int, shard: dict | None = None,
+                counts: dict[str, int], stats: SynthStats, model: str, seed: int, shard: dict | None = None,
                 judge: dict | None = None, judge_model: str | None = None, doc: str | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
@@ -59,7 +59,7 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
     return "\n".join(lines)
 
 
-def judge_line(judge: dict, judge_model: str, stats: Stats) -> str:
+def judge_line(judge: dict, judge_model: str, stats: SynthStats) -> str:
     """What the card says about the judge: its agreement with the spec's labelled examples."""
     dropped = stats.dropped_reasons.get("judge-uncalibrated", 0)
     who = f"The judge (`{judge_model}`)"

@@ -4,12 +4,13 @@
 maps to records added, removed or stale. No timestamps and no absolute paths: the same spec,
 seed and model give the same bytes.
 
-:class:`Manifest` (with :class:`Stats`) is the one definition of the file: the writer builds
-one and dumps it, and every reader (``diff``, ``merge``, ``train``, ``eval``, the check of an
-output directory) goes through :func:`read_manifest`, which validates it. A hand-edited or
-corrupt manifest is a :class:`ManifestError` naming the file, never a traceback: fields of the
-wrong type, absurd plan numbers, data files outside the dataset directory. ``specc schema
---manifest`` prints its JSON Schema.
+:class:`Manifest` is the one definition of the file (its ``stats`` are synthesis's own
+:class:`specc.synth.model.SynthStats`): the writer builds one and dumps it, and every reader
+(``diff``, ``merge``, ``train``, ``eval``, the check of an output directory) goes through
+:func:`read_manifest`, which validates it. A hand-edited or corrupt manifest is a
+:class:`ManifestError` naming the file, never a traceback: fields of the wrong type, absurd plan
+numbers, data files outside the dataset directory. ``specc schema --manifest`` prints its JSON
+Schema.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationErr
 from specc import __version__
 from specc.defaults import MAX_PER_RULE
 from specc.plan.model import BOUNDARIES, Boundary
+from specc.synth.model import SynthStats
 
 # Bounds a compile never reaches, so that a tampered manifest cannot make `specc diff` re-plan
 # a hundred million scenarios per rule.
@@ -71,35 +73,6 @@ class RuleEntry(_Model):
     scenarios: list[str] = Field(max_length=3 * MAX_PER_RULE)
 
 
-class _Outcomes(_Model):
-    """The counts a compile keeps for the whole spec and for each rule (in this order)."""
-
-    scenarios: NonNegativeInt
-    generated: NonNegativeInt
-    reused: NonNegativeInt
-    verified: NonNegativeInt
-    dropped: NonNegativeInt
-    dropped_reasons: dict[str, NonNegativeInt]
-
-
-class RuleStats(_Outcomes):
-    examples: NonNegativeInt
-
-
-class Stats(_Outcomes):
-    """What a compile did: scenarios verified and dropped (and why), model calls generated and
-    reused, where the verified pairs' sides came from, per rule."""
-
-    verified_by: dict[str, NonNegativeInt]
-    sides_from: dict[str, NonNegativeInt]
-    faults: dict[str, NonNegativeInt]
-    gate_failures: dict[str, NonNegativeInt]
-    spec_example_gate_warnings: dict[str, NonNegativeInt]
-    spec_examples: NonNegativeInt
-    experience_pool: NonNegativeInt
-    per_rule: dict[str, RuleStats]
-
-
 class ShardInfo(_Model):
     index: int = Field(ge=1)
     count: int = Field(ge=1)
@@ -124,7 +97,7 @@ class Manifest(_Model):
     rules: dict[str, RuleEntry]
     files: dict[Literal["train", "test"], str | None]
     counts: dict[Literal["train", "test"], NonNegativeInt]
-    stats: Stats
+    stats: SynthStats
     shard: ShardInfo | None = Field(None, description="A shard of a compile (`--shard K/N`): which slice of "
                                     "which plan; `specc merge` reads it")
 
@@ -200,7 +173,7 @@ def parse_manifest(data: Any, where: str) -> Manifest:
 
 def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, seed: int, model: str,
                    judge: str, generation: dict, engines: dict | None = None, rows: dict[str, list[dict]],
-                   files: dict[str, str | None], scenarios_by_rule: dict[str, list[str]], stats: dict,
+                   files: dict[str, str | None], scenarios_by_rule: dict[str, list[str]], stats: SynthStats,
                    shard: dict | None = None, judge_calibration: dict | None = None) -> Manifest:
     records: dict[str, list[str]] = {}
     for split_rows in rows.values():
@@ -230,7 +203,7 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
         "rules": rules,
         "files": {k: files.get(k) for k in ("train", "test")},
         "counts": {k: len(v) for k, v in rows.items()},
-        "stats": stats.to_dict() if isinstance(stats, Stats) else stats,
+        "stats": stats.to_dict(),
     }
     if shard is not None:
         # Last, so that the merged manifest (the unsharded one) is this one without the field.

@@ -38,7 +38,7 @@ from specc.files import SURROGATE_MESSAGE, lone_surrogate
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules
-from specc.synth.model import Pair, SynthResult
+from specc.synth.model import Pair, SynthResult, SynthStats
 
 # Manifest fields that differ from shard to shard (and are combined); every other field of a
 # shard's manifest must be equal in all shards (compared leaf by leaf, so that a message names
@@ -110,7 +110,7 @@ def merge(out_dir: Path, dirs: list[Path]) -> Merged:
         for rid, entry in s.manifest["rules"].items():
             if entry["scenarios"]:
                 scenarios.setdefault(rid, []).extend(entry["scenarios"])
-    stats = merge_stats([(s.dir, s.manifest["stats"]) for s in shards])
+    stats = SynthStats.model_validate(merge_stats([(s.dir, s.manifest["stats"]) for s in shards]))
     result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=stats, scenarios_by_rule=scenarios)
     # the judge's calibration, equal in every shard (checked above); the writer reads it if present
     result.judge = first.get("judge")

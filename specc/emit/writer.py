@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from specc.emit import card, formats, manifest
+from specc.emit.manifest import Manifest
 from specc.files import UnsafeWrite, exchange, is_within, write_atomic
+from specc.plan.model import Split
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -29,9 +31,9 @@ FILE_FORMATS = ("jsonl", "parquet")
 @dataclass(frozen=True)
 class Written:
     dir: Path
-    files: dict[str, str | None]  # split -> path relative to dir
-    counts: dict[str, int]
-    manifest: dict
+    files: dict[Split, str | None]  # split -> path relative to dir
+    counts: dict[Split, int]
+    manifest: Manifest
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -199,7 +201,6 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     if data_dir.is_symlink() or not is_within(data_dir, out_dir):
         raise UnsafeWrite(errno.EPERM, "refusing to write the dataset through a symlinked data directory",
                           str(data_dir))
-    stats = manifest.Stats.model_validate(result.stats)  # the pipeline's counts, typed before they are written
     rows = formats.split_rows(result.pairs, fmt)
     axes = formats.axis_names(result.pairs)
     # Every file is made in memory first and written only once all are ready: a failure while
@@ -216,12 +217,12 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
             files[split] = None
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
-                            counts=counts, stats=stats, model=model, seed=seed, shard=shard,
+                            counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge, doc=getattr(spec, "doc", None))
     blobs["README.md"] = text.encode("utf-8")
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
-                                  files=files, scenarios_by_rule=result.scenarios_by_rule, stats=stats,
+                                  files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
                                   shard=shard, judge_calibration=getattr(result, "judge", None))
     blobs["manifest.json"] = manifest.dumps(man).encode("utf-8")  # written last: it marks a dataset
     if verify is not None:
@@ -235,4 +236,4 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
                 stale.unlink()  # a symlink is removed itself, never what it points at
     write_atomic(out_dir / "README.md", blobs["README.md"], within=out_dir)
     write_atomic(out_dir / "manifest.json", blobs["manifest.json"], within=out_dir)
-    return Written(out_dir, files, counts, man.to_dict())
+    return Written(out_dir, files, counts, man)

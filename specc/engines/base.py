@@ -1,7 +1,7 @@
 """What every engine gives the pipeline: one small interface, its errors, and shared helpers.
 
 An engine turns chat prompts into text. :class:`ModelHandle` is the interface the pipeline
-(``synth.agents.Engine``) calls; each engine module (``transformers``, ``llamacpp``, ``openai``)
+(the call runner, ``synth.calls.CallRunner``) calls; each engine module (``transformers``, ``llamacpp``, ``openai``)
 implements it. Two rules hold for every engine:
 
 - one seed per prompt, taken from the call's store key, so an engine that generates each prompt

@@ -149,12 +149,12 @@ def fresh_probes(spec, *, per_rule: int, seed: int, attacker, store_dir: Path,
         plan = make_plan(spec, seed=seed, per_rule=per_rule, rules=rules)
     except PlanError as e:
         raise ProbeError(str(e)) from e
-    from specc.synth.agents import Engine, Settings
+    from specc.synth.calls import CallRunner, Settings
     from specc.synth.store import Store
 
     with Store(store_dir) as store:
-        engine = Engine(attacker, store, Settings(seed=seed), on_event=on_event)
-        made = pipeline.synthesize_probes(spec, plan, engine, on_event=on_event)
+        runner = CallRunner(attacker, store, Settings(seed=seed), on_event=on_event)
+        made = pipeline.synthesize_probes(spec, plan, runner, on_event=on_event)
     out: dict[str, Probe] = {}
     for p in made:
         out.setdefault(p.id, p)

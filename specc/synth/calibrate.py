@@ -3,7 +3,7 @@
 The labelled material is every pair of the rules' ``example`` blocks that has both a good and a
 bad answer (the pairs :func:`specc.synth.pipeline.spec_example_pairs` makes: every good against
 every bad). Each pair is shown to the judge twice, good answer first and bad answer first, with
-exactly the prompt the judge sees for a generated pair (:func:`specc.synth.agents.judge_messages`
+exactly the prompt the judge sees for a generated pair (:func:`specc.synth.prompts.judge_messages`
 with the example's conversation). A pair whose bad answer is an over-refusal (a lookalike
 example) gets the lookalike framing (``expected: help``: "an answer that refuses it violates").
 A call *agrees* when its verdict is exactly right: the good answer "complies" and the bad one
@@ -28,10 +28,10 @@ measured and reported). An untrusted judge verifies nothing: the pipeline drops 
 that only the judge could verify (:func:`specc.synth.verify.needs_judge`) as
 ``judge-uncalibrated`` before any call is made for it.
 
-The calls go through the :class:`~specc.synth.agents.Engine` and its store like every other call
+The calls go through the :class:`~specc.synth.calls.CallRunner` and its store like every other call
 (scenario id ``calibration:<record id>``, role ``judge``, round 0, attempt 0, so the compile's
 temperature and seed; keyed by the judge model, its parameters and the exact prompt), so they are
-resumable and deterministic. They are counted apart from the scenarios' calls (a second Engine on
+resumable and deterministic. They are counted apart from the scenarios' calls (a second runner on
 the same store and judge model): ``stats.generated`` keeps describing the scenarios, and the
 shards of a compile, which each calibrate the same judge, merge into the unsharded numbers.
 """
@@ -43,8 +43,8 @@ from typing import Sequence
 
 from specc.ir.model import Spec
 from specc.plan.model import Scenario
-from specc.synth import agents, roles, verify
-from specc.synth.agents import Engine
+from specc.synth import prompts, roles, verify
+from specc.synth.calls import CallRunner
 from specc.synth.model import Pair
 
 DEFAULT_MIN_AGREEMENT = 0.75
@@ -139,10 +139,10 @@ def example_scenario(spec: Spec, pair: Pair, seed: int) -> Scenario:
                     boundary=pair.boundary, expected="help" if lookalike else "follow_rule", index=0, seed=seed)
 
 
-def calibrate(spec: Spec, engine: Engine, examples: Sequence[Pair], *,
+def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
               min_agreement: float = DEFAULT_MIN_AGREEMENT, needed: bool = True) -> Calibration:
-    """Score ``engine``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
-    skipped), both orders of each. Raises what the engine raises (an EngineFault stops the
+    """Score ``runner``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
+    skipped), both orders of each. Raises what the runner raises (an EngineFault stops the
     compile; the calls that finished are stored). ``needed=False`` (no scenario of the plan needs
     the judge) measures nothing: the calls would decide no pair."""
     items = labelled_pairs(examples)
@@ -151,18 +151,18 @@ def calibrate(spec: Spec, engine: Engine, examples: Sequence[Pair], *,
     if not items:
         return Calibration(total=Score(), min_agreement=min_agreement)
     # counted apart from the scenarios' calls, on the same store and judge model
-    cal = Engine(engine.judge_model, engine.store, engine.settings, judge_model=engine.judge_model,
-                 on_event=engine.on_event)
+    cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
+                     on_event=runner.on_event)
     calls, owners = [], []
     for p in items:
         rule = spec.rule(p.rule_ids[0])
-        scenario = example_scenario(spec, p, engine.settings.seed)
+        scenario = example_scenario(spec, p, runner.settings.seed)
         for good_first in (True, False):
             a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
             calls.append(cal.make(
                 scenario=scenario.id, role="judge", round=0, attempt=0,
-                messages=agents.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
-                output_type=roles.verdict_type((rule.id,), engine.settings.bounds.reason), judge=True))
+                messages=prompts.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
+                output_type=roles.verdict_type((rule.id,), runner.settings.bounds.reason), judge=True))
             owners.append((p, good_first))
     total, invalid = Score(), 0
     per_rule: dict[str, Score] = {}

@@ -3,13 +3,16 @@
 In the style of :mod:`specc.plan.model`: plain frozen types and the vocabulary of their fields as
 ``Literal`` types, defined once. The layers above synthesis import these, never the orchestrator
 (:mod:`specc.synth.pipeline`), and :mod:`specc.synth.calibrate` no longer needs the orchestrator
-either.
+either. :class:`SynthStats` is pydantic: it is also the ``stats`` field of ``manifest.json``
+(:mod:`specc.emit.manifest`), validated when a manifest is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
 from specc.plan.model import Boundary, Expected, Split
 
@@ -47,13 +50,48 @@ class Pair:
     rejected_from: SideOrigin | None = None
 
 
+class _Outcomes(BaseModel):
+    """The counts a compile keeps for the whole spec and for each rule (in this order)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenarios: NonNegativeInt
+    generated: NonNegativeInt
+    reused: NonNegativeInt
+    verified: NonNegativeInt
+    dropped: NonNegativeInt
+    dropped_reasons: dict[str, NonNegativeInt]
+
+    def to_dict(self) -> dict:
+        """As the JSON object the manifest writes."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class RuleStats(_Outcomes):
+    examples: NonNegativeInt
+
+
+class SynthStats(_Outcomes):
+    """What a compile did: scenarios verified and dropped (and why), model calls generated and
+    reused, where the verified pairs' sides came from, per rule."""
+
+    verified_by: dict[str, NonNegativeInt]
+    sides_from: dict[str, NonNegativeInt]
+    faults: dict[str, NonNegativeInt]
+    gate_failures: dict[str, NonNegativeInt]
+    spec_example_gate_warnings: dict[str, NonNegativeInt]
+    spec_examples: NonNegativeInt
+    experience_pool: NonNegativeInt
+    per_rule: dict[str, RuleStats]
+
+
 @dataclass
 class SynthResult:
-    """What a synthesis run gives the writer: the pairs, the run's statistics (typed by the
-    manifest's ``Stats`` when written), the scenarios of each rule and the judge's calibration."""
+    """What a synthesis run gives the writer: the pairs, the run's statistics, the scenarios of
+    each rule and the judge's calibration."""
 
     pairs: list[Pair]
-    stats: dict
+    stats: SynthStats
     scenarios_by_rule: dict[str, list[str]]
     judge: dict | None = None  # the manifest's `judge` field (calibrate.Calibration.manifest)
     calibration: Any = None  # the calibrate.Calibration behind `judge` (calibrate imports this module)

@@ -33,10 +33,10 @@ from typing import Callable
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
-from specc.synth import agents, demos, gates, verify
-from specc.synth.agents import Engine, ExperiencePool
-from specc.synth.model import Pair, Probe, SynthResult
-from specc.synth import calibrate
+from specc.synth import calibrate, demos, gates, prompts, roles, tactics, verify
+from specc.synth.calls import CallRunner
+from specc.synth.model import Pair, Probe, RuleStats, SynthResult, SynthStats
+from specc.synth.prompts import ExperiencePool
 
 
 @dataclass(eq=False)
@@ -77,13 +77,13 @@ def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
     lines = []
     for rid in scenario.instance_rules:
         r = spec.rule(rid)
-        lines.append(f"- You {agents.roles.MODALITY_WORDS[r.modality]} {r.statement}")
+        lines.append(f"- You {roles.MODALITY_WORDS[r.modality]} {r.statement}")
     head = "Follow this rule:" if len(lines) == 1 else "Follow these rules:"
     return head + "\n" + "\n".join(lines)
 
 
 class Synthesizer:
-    def __init__(self, spec: Spec, plan: Plan, engine: Engine, *,
+    def __init__(self, spec: Spec, plan: Plan, runner: CallRunner, *,
                  on_event: Callable[..., None] | None = None,
                  min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT, judge_needed: bool | None = None):
         self.spec = spec
@@ -93,8 +93,8 @@ class Synthesizer:
         self.judge_needed = judge_needed
         self.calibration: calibrate.Calibration | None = None
         self.plan = plan
-        self.engine = engine
-        self.settings = engine.settings
+        self.runner = runner
+        self.settings = runner.settings
         self.on_event = on_event or (lambda *a, **k: None)
         self.pool = ExperiencePool()
         self.gated: Counter = Counter()  # gate:NAME:ROLE -> texts it failed, retried ones included
@@ -112,7 +112,7 @@ class Synthesizer:
         needed = self.judge_needed
         if needed is None:
             needed = any(verify.needs_judge(self.spec.rule(s.rule_id), s) for s in self.plan.scenarios)
-        self.calibration = calibrate.calibrate(self.spec, self.engine, spec_example_pairs(self.spec),
+        self.calibration = calibrate.calibrate(self.spec, self.runner, spec_example_pairs(self.spec),
                                                min_agreement=self.min_judge_agreement, needed=needed)
         for w, wave in enumerate(waves):
             ws = [self._state(s) for s in wave]
@@ -136,7 +136,7 @@ class Synthesizer:
                            judge=self.calibration.manifest(), calibration=self.calibration)
 
     def _state(self, s: Scenario) -> _State:
-        return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=agents.rounds_of(s, self.settings.rounds),
+        return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=prompts.rounds_of(s, self.settings.rounds),
                       system=system_prompt_text(self.spec, s))
 
     def _finish(self, st: _State, status: str, reason: str | None = None, by: str | None = None) -> None:
@@ -155,7 +155,7 @@ class Synthesizer:
             self._reply(active, r - 1)
             for st in active:
                 if st.alive:
-                    st.turns.append({"role": "user", "content": agents.tactics.escalation(st.scenario.id, r)})
+                    st.turns.append({"role": "user", "content": tactics.escalation(st.scenario.id, r)})
 
     def _with_retries(self, states: list[_State], role: str, make_call, accept, screen=None) -> None:
         """One call per state, failed calls retried up to --retries; a state whose call never
@@ -168,7 +168,7 @@ class Synthesizer:
                 break
             left = []
             calls = [make_call(st, attempt) for st in todo]
-            for st, c, o in zip(todo, calls, self.engine.run(calls)):
+            for st, c, o in zip(todo, calls, self.runner.run(calls)):
                 gated = screen(st, c, o.value) if o.ok and screen else None
                 if gated is not None:
                     failure[id(st)] = self._gate_reason(gated, role)
@@ -183,31 +183,31 @@ class Synthesizer:
             self._finish(st, "dropped", failure[id(st)])
 
     def _attack(self, states: list[_State]) -> None:
-        limits = _bound(agents.roles.attacker_type(self.settings.bounds.attack), "user")
+        limits = _bound(roles.attacker_type(self.settings.bounds.attack), "user")
 
         def request(value) -> str:
             """The seed request; one that its bound cut mid-sentence is trimmed to its whole
             sentences (a cut one with none is left whole, and the fragment gate fails it)."""
             text = value.user.strip()
             if gates.Context(limits=limits).cut_by_bound(text):
-                text = agents.roles.whole_sentences(text)
+                text = roles.whole_sentences(text)
             return text
 
         def call(st: _State, attempt: int):
-            shown = agents.demonstrations(st.rule, st.scenario.id)
+            shown = prompts.demonstrations(st.rule, st.scenario.id)
             if st.scenario.boundary != "lookalike":  # attacks that worked are no model for a benign request
-                shown = [*shown[:1], *((agents.request_brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
-                         *shown[1:]][: agents.FEW_SHOT_DEMOS]
-            return self.engine.make(
+                shown = [*shown[:1], *((prompts.request_brief(st.rule, None), p) for p in self.pool.examples(st.rule.id, 1)),
+                         *shown[1:]][: prompts.FEW_SHOT_DEMOS]
+            return self.runner.make(
                 scenario=st.scenario.id, role="attacker", round=0, attempt=attempt,
-                messages=agents.attacker_messages(st.rule, st.scenario, shown),
-                output_type=agents.roles.attacker_type(self.settings.bounds.attack),
+                messages=prompts.attacker_messages(st.rule, st.scenario, shown),
+                output_type=roles.attacker_type(self.settings.bounds.attack),
                 temperature=self.settings.attack_temperature_for(attempt))
 
         def accept(st: _State, value) -> None:
             st.request = request(value)
-            st.operator = agents.operator_text(st.rule, st.scenario)
-            st.turns.append({"role": "user", "content": agents.first_user_turn(st.rule, st.scenario, st.request)})
+            st.operator = prompts.operator_text(st.rule, st.scenario)
+            st.turns.append({"role": "user", "content": prompts.first_user_turn(st.rule, st.scenario, st.request)})
 
         def screen(st: _State, c, value) -> gates.Failure | None:
             ctx = replace(self._gate_context(st), limits=_bound(c.output_type, "user"))
@@ -225,17 +225,17 @@ class Synthesizer:
         )
 
     def _candidate_call(self, st: _State, r: int, attempt: int, temperature: float | None):
-        return self.engine.make(
+        return self.runner.make(
             scenario=st.scenario.id, role="candidate", round=r, attempt=attempt,
-            messages=agents.answer_messages("candidate", st.rule, st.scenario, st.turns, st.operator_text()),
+            messages=prompts.answer_messages("candidate", st.rule, st.scenario, st.turns, st.operator_text()),
             output_type=None, temperature=temperature)
 
     def _answer_call(self, role: str, st: _State, r: int, attempt: int):
-        shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
-        return self.engine.make(
+        shape = prompts.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
+        return self.runner.make(
             scenario=st.scenario.id, role=role, round=r, attempt=attempt,
-            messages=agents.answer_messages(role, st.rule, st.scenario, st.turns, st.operator_text()),
-            output_type=agents.roles.answer_type(shape))
+            messages=prompts.answer_messages(role, st.rule, st.scenario, st.turns, st.operator_text()),
+            output_type=roles.answer_type(shape))
 
     # -- steps 2-4: answers, verification, retries
 
@@ -259,10 +259,10 @@ class Synthesizer:
                     owners.append((st, "rejected"))
             for st in todo:
                 st.reason = None  # this attempt's first failure names the scenario's drop reason
-            for (st, side), o in zip(owners, self.engine.run(calls)):
+            for (st, side), o in zip(owners, self.runner.run(calls)):
                 if o.ok:
                     # a constrained answer the bound cut mid-sentence, trimmed to its whole sentences
-                    text = agents.roles.clean_free(o.value.answer)
+                    text = roles.clean_free(o.value.answer)
                     setattr(st, side, text)
                     setattr(st, f"{side}_from", o.call.role)
                     gated = self._screen_answer(st, o.call.role, text)
@@ -285,15 +285,15 @@ class Synthesizer:
                 if verify.needs_judge(st.rule, st.scenario):
                     first = verify.judge_order(st.scenario.id, attempt)
                     a, b = (st.chosen, st.rejected) if first else (st.rejected, st.chosen)
-                    judge_calls.append(self.engine.make(
+                    judge_calls.append(self.runner.make(
                         scenario=st.scenario.id, role="judge", round=st.rounds - 1, attempt=attempt,
-                        messages=agents.judge_messages(st.rule, st.scenario, st.prompt(), a, b),
-                        output_type=agents.roles.verdict_type((st.rule.id,), self.settings.bounds.reason),
+                        messages=prompts.judge_messages(st.rule, st.scenario, st.prompt(), a, b),
+                        output_type=roles.verdict_type((st.rule.id,), self.settings.bounds.reason),
                         judge=True))
                     judge_owners.append((st, first))
                 else:
                     self._settle(st, verify.by_checks(st.rule, st.scenario, st.chosen, st.rejected))
-            for (st, first), o in zip(judge_owners, self.engine.run(judge_calls)):
+            for (st, first), o in zip(judge_owners, self.runner.run(judge_calls)):
                 if o.ok:
                     self._settle(st, verify.by_verdict(o.value, first))
                 else:
@@ -318,7 +318,7 @@ class Synthesizer:
             for i in range(k):
                 calls.append(self._candidate_call(st, st.rounds - 1, i, self.settings.candidate_temperature_for(i)))
                 owners.append(st)
-        for st, o in zip(owners, self.engine.run(calls)):
+        for st, o in zip(owners, self.runner.run(calls)):
             if o.ok:
                 st.candidates.append(o.value.answer.strip())
         for st in states:
@@ -326,7 +326,7 @@ class Synthesizer:
 
     def _sort_candidates(self, st: _State) -> None:
         help_ = st.scenario.expected == "help"
-        checks = tuple(c for c in st.rule.checks if not (help_ and agents.roles.uses_refuses(c)))
+        checks = tuple(c for c in st.rule.checks if not (help_ and roles.uses_refuses(c)))
         ctx = self._gate_context(st)
         for text in st.candidates:
             if not text:
@@ -350,7 +350,7 @@ class Synthesizer:
 
     def _gate_context(self, st: _State) -> gates.Context:
         r = st.rule
-        texts = (f"{agents.roles.MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
+        texts = (f"{roles.MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
         topic = _example_texts(r)
@@ -364,7 +364,7 @@ class Synthesizer:
         bound is its shape's (free text has none)."""
         if role == "candidate":
             return gates.first_failure("chosen", text, self._gate_context(st))
-        shape = agents.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
+        shape = prompts.answer_shape(role, st.rule, st.scenario, self.settings.bounds)
         ctx = replace(self._gate_context(st), limits=(shape.max_chars,), max_words=shape.max_words)
         return gates.first_failure("chosen" if role == "defender" else "rejected", text, ctx)
 
@@ -389,49 +389,43 @@ class Synthesizer:
                     prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split,
                     chosen_from=st.chosen_from, rejected_from=st.rejected_from)
 
-    def _stats(self, states: list[_State], pairs: list[Pair]) -> dict:
-        gen, reuse = self.engine.by_scenario("generated"), self.engine.by_scenario("reused")
-        per_rule: dict[str, dict] = {}
-        for rid in (self.plan.rules or sorted({s.rule_id for s in self.plan.scenarios})):
-            per_rule[rid] = {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0, "dropped": 0,
-                             "dropped_reasons": {}, "examples": 0}
+    def _stats(self, states: list[_State], pairs: list[Pair]) -> SynthStats:
+        gen, reuse = self.runner.by_scenario("generated"), self.runner.by_scenario("reused")
+        by_rule: dict[str, list[_State]] = {rid: [] for rid in (self.plan.rules or
+                                                                 sorted({s.rule_id for s in self.plan.scenarios}))}
         for st in states:
-            e = per_rule.setdefault(st.rule.id, {"scenarios": 0, "generated": 0, "reused": 0, "verified": 0,
-                                                 "dropped": 0, "dropped_reasons": {}, "examples": 0})
-            e["scenarios"] += 1
-            e["generated"] += gen.get(st.scenario.id, 0)
-            e["reused"] += reuse.get(st.scenario.id, 0)
-            e[st.status] += 1
-            if st.status == "dropped":
-                e["dropped_reasons"][st.reason] = e["dropped_reasons"].get(st.reason, 0) + 1
-        for p in pairs:
-            if p.source == "spec-example":
-                for rid in p.rule_ids:
-                    if rid in per_rule:
-                        per_rule[rid]["examples"] += 1
-        for e in per_rule.values():
-            e["dropped_reasons"] = dict(sorted(e["dropped_reasons"].items()))
-        reasons = Counter(st.reason for st in states if st.status == "dropped")
+            by_rule.setdefault(st.rule.id, []).append(st)
+        examples = Counter(rid for p in pairs if p.source == "spec-example" for rid in p.rule_ids)
+        per_rule = {rid: RuleStats(scenarios=len(sts), generated=sum(gen.get(st.scenario.id, 0) for st in sts),
+                                   reused=sum(reuse.get(st.scenario.id, 0) for st in sts), **_outcomes(sts),
+                                   examples=examples[rid])
+                    for rid, sts in sorted(by_rule.items())}
+        verified = [st for st in states if st.status == "verified"]
         # "chosen:sampled", "rejected:violator", ...: how the verified pairs' sides were obtained
-        sides = Counter(f"{side}:{getattr(st, f'{side}_from')}" for st in states if st.status == "verified"
-                        for side in ("chosen", "rejected"))
-        by_verifier = Counter(st.verified_by for st in states if st.status == "verified")
-        return {
-            "scenarios": len(states),
-            "generated": self.engine.generated,
-            "reused": self.engine.reused,
-            "verified": sum(1 for st in states if st.status == "verified"),
-            "dropped": sum(1 for st in states if st.status == "dropped"),
-            "dropped_reasons": dict(sorted(reasons.items())),
-            "verified_by": dict(sorted(by_verifier.items())),
-            "sides_from": dict(sorted(sides.items())),
-            "faults": dict(sorted(self.engine.faults.items())),
-            "gate_failures": dict(sorted(self.gated.items())),
-            "spec_example_gate_warnings": spec_example_warnings(pairs),
-            "spec_examples": sum(1 for p in pairs if p.source == "spec-example"),
-            "experience_pool": self.pool.size(),
-            "per_rule": dict(sorted(per_rule.items())),
-        }
+        sides = Counter(f"{side}:{getattr(st, f'{side}_from')}" for st in verified for side in ("chosen", "rejected"))
+        return SynthStats(
+            scenarios=len(states), generated=self.runner.generated, reused=self.runner.reused, **_outcomes(states),
+            verified_by=_table(Counter(st.verified_by for st in verified)),
+            sides_from=_table(sides),
+            faults=_table(self.runner.faults),
+            gate_failures=_table(self.gated),
+            spec_example_gate_warnings=spec_example_warnings(pairs),
+            spec_examples=sum(1 for p in pairs if p.source == "spec-example"),
+            experience_pool=self.pool.size(),
+            per_rule=per_rule,
+        )
+
+
+def _outcomes(states: list[_State]) -> dict:
+    """The verified and dropped counts of finished scenarios, and why they were dropped."""
+    dropped = [st.reason for st in states if st.status == "dropped"]
+    return {"verified": sum(1 for st in states if st.status == "verified"), "dropped": len(dropped),
+            "dropped_reasons": _table(Counter(dropped))}
+
+
+def _table(counts) -> dict[str, int]:
+    """Counts by name, in name order (as the manifest writes them)."""
+    return dict(sorted(counts.items()))
 
 
 def _example_texts(rule: Rule) -> tuple[str, ...]:
@@ -488,11 +482,11 @@ def plan_waves(scenarios) -> list[list[Scenario]]:
     return waves
 
 
-def synthesize_probes(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) -> list[Probe]:
+def synthesize_probes(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=None) -> list[Probe]:
     """The conversations the pipeline would answer for ``plan``, without answers: the attacker's
     user turns (tactics applied, gated and retried like a compile's). A scenario whose attack never
-    passes the gates gives no probe. Multi-turn replies come from ``engine``'s model."""
-    syn = Synthesizer(spec, plan, engine, on_event=on_event)
+    passes the gates gives no probe. Multi-turn replies come from ``runner``'s model."""
+    syn = Synthesizer(spec, plan, runner, on_event=on_event)
     states = [syn._state(s) for s in plan.scenarios]
     syn._converse(states)
     return [Probe(id=st.scenario.id, rule_id=st.rule.id, boundary=st.scenario.boundary,
@@ -501,10 +495,10 @@ def synthesize_probes(spec: Spec, plan: Plan, engine: Engine, *, on_event=None) 
             for st in states if st.alive]
 
 
-def synthesize(spec: Spec, plan: Plan, engine: Engine, *, on_event=None,
+def synthesize(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=None,
                min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT,
                judge_needed: bool | None = None) -> SynthResult:
-    return Synthesizer(spec, plan, engine, on_event=on_event, min_judge_agreement=min_judge_agreement,
+    return Synthesizer(spec, plan, runner, on_event=on_event, min_judge_agreement=min_judge_agreement,
                        judge_needed=judge_needed).run()
 
 
