@@ -81,6 +81,9 @@ EXIT_CODES: tuple[tuple[str, str, int], ...] = (
     ("specc.eval.probes", "EvalError", EXIT_USAGE),
     ("specc.train.data", "TrainFailure", EXIT_FAILURE),  # before TrainError, its base class
     ("specc.train.data", "TrainError", EXIT_ERRORS),
+    ("specc.improve.loop", "ImproveFailure", EXIT_FAILURE),
+    ("specc.improve.loop", "ImproveError", EXIT_ERRORS),
+    ("specc.engines.gguf_export", "ExportError", EXIT_FAILURE),
     ("specc.emit.merge", "MergeError", EXIT_ERRORS),
     ("specc.diff.sources", "DiffError", EXIT_ERRORS),
     ("specc.importers.base", "ImportProblem", EXIT_ERRORS),
@@ -873,7 +876,6 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
                f"{result.n_records} records{loss} ({result.seconds:.0f} s); card in {out_dir / 'README.md'}")
 
 
-
 # -- improve ------------------------------------------------------------------------------
 
 
@@ -916,9 +918,7 @@ def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_
     the same probes, compared paired. Exit 0 when the loop ran (whatever it measured), 1 on bad
     input, 3 when a model or training fails.
     """
-    from specc.engines import ModelError
-    from specc.improve.loop import ImproveError, ImproveFailure, ImproveOptions, improve, render_text
-    from specc.train import TrainError, TrainFailure
+    from specc.improve.loop import ImproveOptions, improve, render_text
 
     spec = _load_or_exit(spec_file, fmt).spec
 
@@ -943,20 +943,8 @@ def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_
                              lookalike_probes=lookalike_probes, seed=seed, probe_seed=probe_seed, k=k,
                              max_new_tokens=max_new_tokens, eval_tokens=max_new_tokens, method=method, epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate)
-    try:
+    with failing(os_error=os_message):
         report = improve(spec, spec_file, out_dir, base=base, options=options, on_event=progress)
-    except (ImproveError, TrainError) as e:
-        if isinstance(e, TrainFailure):
-            click.echo(f"error: {e}", err=True)
-            sys.exit(EXIT_FAILURE)
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_ERRORS)
-    except (ImproveFailure, ModelError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}{f' ({e.filename})' if e.filename else ''}", err=True)
-        sys.exit(EXIT_FAILURE)
     if fmt == "json":
         click.echo(json.dumps(report, indent=1, ensure_ascii=False))
     else:
