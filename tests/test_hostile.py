@@ -910,3 +910,166 @@ def test_a_server_answer_with_a_lone_surrogate_is_an_invalid_output_not_a_dead_s
         assert rep.stats["dropped_reasons"].get("invalid-output:attacker", 0) > 0, rep.stats["dropped_reasons"]
     text = (tmp_path / "again" / "data" / "train.jsonl").read_text(encoding="utf-8")
     assert "\ud800" not in text
+
+
+# -- servers that never finish: --timeout bounds the request, a body has a size cap ------------------
+
+
+class Dripping:
+    """A stdlib HTTP server on 127.0.0.1 that lists one model, then answers each POST with
+    ``answer(handler)``; it closes every connection within ``lifetime`` s, so a test of a
+    client that never gives up fails instead of hanging."""
+
+    def __init__(self, answer, lifetime: float = 8.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stop = self.stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    answer(self, stop)
+                except OSError:  # the client hung up: what a bounded client does
+                    pass
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.watchdog = threading.Timer(lifetime, stop.set)
+
+    def __enter__(self):
+        self.thread.start()
+        self.watchdog.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.watchdog.cancel()
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def drip_body(h, stop):
+    """Headers at once, then a body of 10,000 bytes one byte every 0.2 s."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", "10000")
+    h.end_headers()
+    h.wfile.flush()
+    while not stop.wait(0.2):
+        h.wfile.write(b" ")
+        h.wfile.flush()
+
+
+def drip_headers(h, stop):
+    """The status line, then one header byte every 0.2 s."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    h.wfile.flush()
+    while not stop.wait(0.2):
+        h.wfile.write(b"X")
+        h.wfile.flush()
+
+
+def endless_chunks(h, stop):
+    """A chunked body that never ends, a chunk every 0.05 s."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("transfer-encoding", "chunked")
+    h.end_headers()
+    h.wfile.write(b"1\r\n{\r\n")
+    while not stop.wait(0.05):
+        h.wfile.write(b"1\r\n \r\n")
+        h.wfile.flush()
+
+
+def gzip_bomb(h, stop):
+    """32 MiB of spaces in 32 KiB of gzip."""
+    import gzip
+
+    body = gzip.compress(b" " * (32 << 20), compresslevel=9)
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-encoding", "gzip")
+    h.send_header("content-length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def huge_body(h, stop):
+    """A plain body far over the cap."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", str(64 << 20))
+    h.end_headers()
+    block = b" " * (1 << 20)
+    for _ in range(64):
+        if stop.is_set():
+            return
+        h.wfile.write(block)
+
+
+def _openai_handle(url: str, timeout: float):
+    pytest.importorskip("openai")
+    from specc.engines.openai import load
+
+    return load(url, None, concurrency=1, timeout=timeout, tries=2, backoff=0.0)
+
+
+@pytest.mark.parametrize("answer", [drip_body, drip_headers, endless_chunks])
+def test_timeout_bounds_the_whole_request(answer):
+    """Each socket read was bounded, not the request: a server that drips a byte every 0.2 s or
+    sends chunks forever kept a compile running indefinitely (here: until the server gave up)."""
+    from specc.engines import EngineFault
+
+    with Dripping(answer) as server:
+        handle = _openai_handle(server.url, timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(EngineFault, match=r"did not answer within 1 s \(--timeout"):
+            handle.generate_raw([[{"role": "user", "content": "hi"}]], 8, [1])
+        spent = time.monotonic() - start
+    assert spent < 4.0, f"2 tries of 1 s took {spent:.1f} s"
+
+
+@pytest.mark.parametrize("answer", [gzip_bomb, huge_body])
+def test_a_response_body_has_a_cap_after_decompression(answer, monkeypatch):
+    from specc.engines import EngineFault
+    from specc.engines import openai as oa
+
+    monkeypatch.setattr(oa, "MAX_BODY_BYTES", 1 << 20)
+    with Dripping(answer) as server:
+        handle = _openai_handle(server.url, timeout=20.0)
+        start = time.monotonic()
+        with pytest.raises(EngineFault, match="a body over the limit of 1 MiB"):
+            handle.generate_raw([[{"role": "user", "content": "hi"}]], 8, [1])
+        assert time.monotonic() - start < 5.0
+    assert handle.requests == 2  # listing the models, then one POST: not retried (the same answer would be as large)
+
+
+def test_a_server_that_never_finishes_is_exit_3_in_the_cli(tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("SPECC_OPENAI_TRIES", "1")
+    spec = tmp_path / "t.spec"
+    spec.write_text('spec t.drip version "1.0.0"\n\nrule r {\n  must "Be kind."\n  check not refuses\n}\n')
+    with Dripping(drip_body) as server:
+        start = time.monotonic()
+        r = invoke("compile", spec, "-o", tmp_path / "out", "--timeout", "1", "--model", f"openai:{server.url}")
+        spent = time.monotonic() - start
+    assert r.exit_code == 3 and "did not answer within 1 s" in r.output and "Traceback" not in r.output, r.output
+    assert spent < 6.0, spent
