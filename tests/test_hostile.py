@@ -1073,3 +1073,114 @@ def test_a_server_that_never_finishes_is_exit_3_in_the_cli(tmp_path, monkeypatch
         spent = time.monotonic() - start
     assert r.exit_code == 3 and "did not answer within 1 s" in r.output and "Traceback" not in r.output, r.output
     assert spent < 6.0, spent
+
+
+# -- malformed JSON from others: one checked reader of records, manifests and diff files ------------
+
+GOOD_ROW = {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "ok"}],
+            "rejected": [{"role": "assistant", "content": "no"}], "record_id": "s1",
+            "rule_ids": ["test.eval.magic_word"], "boundary": "violation"}
+MALFORMED = {
+    "deep": ('{"prompt": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested deeper than 64 levels"),
+    "list-id": (json.dumps({**GOOD_ROW, "record_id": ["s1"]}), "`record_id` is a list, not a string"),
+    "huge-int": (json.dumps(GOOD_ROW)[:-1] + ', "n": ' + "9" * 5000 + "}", "Exceeds the limit"),
+    "number-text": (json.dumps({**GOOD_ROW, "prompt": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}),
+                    "a content part's `text` is a number"),
+}
+
+
+@pytest.mark.parametrize("command", ["audit", "report", "eval", "train", "merge"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_record_is_a_located_error(command, case, linked, tmp_path):
+    """Each was a traceback somewhere (RecursionError, TypeError, ValueError), or went on: eval sent the
+    record to the model, merge wrote it into the merged dataset and exited 0."""
+    line, message = MALFORMED[case]
+    spec_path, data, _ = linked
+    if command == "merge":
+        from test_shards import SPEC, compile_shards
+
+        (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+        shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+        target = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+        # the row replaces one of the shard's own, so its count still matches its manifest
+        rows = target.read_text(encoding="utf-8").splitlines()
+        old = json.loads(rows[0])
+        new = line.replace('"s1"', json.dumps(old["record_id"])).replace('"test.eval.magic_word"',
+                                                                           json.dumps(old["rule_ids"][0]))
+        target.write_text("\n".join([new, *rows[1:]]) + "\n", encoding="utf-8")
+    else:
+        target = data / "data" / ("test.jsonl" if command == "eval" else "train.jsonl")
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    if command == "train":
+        (data / "manifest.json").unlink()  # found by name, read by specc's reader
+    args = {"audit": ["audit", data], "report": ["report", data, "--format", "markdown"],
+            "eval": ["eval", spec_path, "--model", "m", "--data", data],
+            "train": ["train", data, "-o", tmp_path / "model", "--model", "m", "--steps", 1],
+            "merge": ["merge", tmp_path / "merged", *(shards if command == "merge" else ())]}[command]
+    r = invoke(*args)
+    assert r.exit_code in (1, 2), r.output
+    assert message in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "merged").exists()
+
+
+def test_merge_refuses_a_row_specc_does_not_write(tmp_path):
+    """A row of the right JSON types but not of the shard's format (a string prompt, no boundary):
+    the merge wrote it on, exit 0."""
+    from test_shards import SPEC, compile_shards
+
+    (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+    shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+    target = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+    rows = target.read_text(encoding="utf-8").splitlines()
+    row = json.loads(rows[0])
+    row["prompt"] = "a plain string"
+    target.write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n", encoding="utf-8")
+    r = invoke("merge", tmp_path / "merged", *shards)
+    assert r.exit_code == 1 and "`prompt` must be a list of messages" in r.output, r.output
+    row.pop("boundary")
+    row["prompt"] = json.loads(rows[0])["prompt"]
+    target.write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n", encoding="utf-8")
+    r = invoke("merge", tmp_path / "merged", *shards)
+    assert r.exit_code == 1 and "it has no `boundary`" in r.output, r.output
+
+
+def test_a_record_with_a_line_separator_in_its_text_reads_back(tmp_path):
+    """The writer keeps U+2028 and U+0085 as they are; str.splitlines() split the record there."""
+    from specc.emit.read import read_records
+
+    row = {**GOOD_ROW, "chosen": [{"role": "assistant", "content": "one\u2028two\x85three"}]}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_records(path) == [row]
+
+
+def _diff_shapes():
+    """Files that look like `specc diff --format json` output at the top and are not, below."""
+    yield "rule-a-string", lambda d: {**d, "rules": ["x"]}
+    yield "classes-a-number", lambda d: {**d, "rules": [{**d["rules"][0], "classes": 5}]}
+    yield "fields-not-objects", lambda d: {**d, "rules": [{**d["rules"][0], "fields": [1]}]}
+    yield "old-a-string", lambda d: {**d, "old": "x"}
+    yield "data-counts-null", lambda d: {**d, "data": {**d["data"], "stale": None}}
+    yield "by-rule-numbers", lambda d: {**d, "data": {**d["data"], "by_rule": [1]}}
+    yield "replanned-null", lambda d: {**d, "data": {**d["data"], "replanned": None}}
+    yield "records-a-list", lambda d: {k: v for k, v in d.items() if k != "summary"} | {"records": []}
+    yield "deep", lambda d: {**d, "note": json.loads("[" * 60 + "]" * 60)}
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+@pytest.mark.parametrize("name,shape", list(_diff_shapes()), ids=[n for n, _ in _diff_shapes()])
+def test_report_refuses_a_diff_file_of_another_shape(name, shape, fmt, tmp_path):
+    from test_report import build_dataset, write_diff, write_spec
+
+    spec = write_spec(tmp_path / "spec")
+    data = build_dataset(tmp_path / "data", spec)
+    good = json.loads(write_diff(tmp_path, spec, data).read_text(encoding="utf-8"))
+    bad = shape(good)
+    text = json.dumps(bad)
+    if name == "deep":
+        text = text.replace("[" * 60, "[" * 70).replace("]" * 60, "]" * 70)
+    (tmp_path / "bad.json").write_text(text, encoding="utf-8")
+    r = invoke("report", data, "--diff", tmp_path / "bad.json", "--format", fmt, "-o", tmp_path / "r.out")
+    assert r.exit_code == 1, r.output
+    assert "--diff" in r.output and "Traceback" not in r.output, r.output

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from specc.emit import card, formats, manifest
-from specc.files import UnsafeWrite, exchange, is_within, write_atomic
+from specc.files import UnsafeWrite, exchange, is_within, load_json, write_atomic
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -61,7 +61,7 @@ def is_dataset_dir(out: Path) -> bool:
     try:
         if man.is_symlink():
             return False
-        data = json.loads(man.read_text(encoding="utf-8"))
+        data = load_json(man.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(data, dict) and "specc_version" in data
