@@ -72,6 +72,30 @@ def read_spec(path: Path | str) -> str:
     return decode_spec(read_spec_bytes(path))
 
 
+# What Linux file systems hold: a name of 255 bytes, a path of 4095 (NAME_MAX, PATH_MAX). Past
+# them every call on the path fails with ENAMETOOLONG, which pathlib's is_dir() and exists()
+# raise (Python 3.11) instead of answering False.
+NAME_MAX, PATH_MAX = 255, 4095
+
+
+def name_too_long(path: Path | str) -> str | None:
+    """Why no file system can hold ``path`` (a name or the whole path over the limits), or None."""
+    raw = os.fsencode(os.path.abspath(path))
+    if len(raw) > PATH_MAX:
+        return f"the path is {len(raw):,} bytes long; the limit is {PATH_MAX:,}"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"a name in it is {len(longest):,} bytes long; the limit is {NAME_MAX}"
+    return None
+
+
+def short_name(name: str) -> str:
+    """``name`` cut so that a temporary name made of it (a dot, a suffix of up to 40 bytes) is
+    still one the file system holds: a file named 250 bytes long can be written atomically."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= NAME_MAX - 41 else os.fsdecode(raw[: NAME_MAX - 41])
+
+
 class UnsafeWrite(OSError):
     """A write that would go through a symlink, or out of the directory it belongs to."""
 
@@ -138,7 +162,7 @@ def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None
         raise UnsafeWrite(errno.EPERM, f"refusing to write outside {within}: the directory resolves elsewhere "
                                        "(a symlink)", str(path))
     mode = stat.S_IMODE(target.lstat().st_mode) if target.exists() else None
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = target.with_name(f".{short_name(target.name)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "xb") as f:
             f.write(data)

@@ -1184,3 +1184,49 @@ def test_report_refuses_a_diff_file_of_another_shape(name, shape, fmt, tmp_path)
     r = invoke("report", data, "--diff", tmp_path / "bad.json", "--format", fmt, "-o", tmp_path / "r.out")
     assert r.exit_code == 1, r.output
     assert "--diff" in r.output and "Traceback" not in r.output, r.output
+
+
+# -- names no file system holds: a usage error, never an OSError traceback or exit 3 ----------------
+
+LONG = "n" * 300
+
+
+@pytest.mark.parametrize("args", [
+    ["compile", "{spec}", "-o", LONG],
+    ["compile", "{spec}", "-o", "out", "--store", LONG],
+    ["audit", LONG],
+    ["report", LONG],
+    ["report", "{data}", "--diff", LONG],
+    ["train", LONG, "-o", "model", "--model", "m", "--steps", "1"],
+    ["eval", "{spec}", "--model", "m", "--data", LONG],
+    ["merge", "merged", LONG],
+    ["check", "a/" * 2100 + "x.spec"],
+], ids=lambda a: " ".join(a[:3])[:40])
+def test_an_over_long_file_name_is_a_usage_error(args, linked, tmp_path, monkeypatch):
+    """compile -o, audit, report: an OSError traceback (pathlib's is_dir() raises ENAMETOOLONG on
+    Python 3.11); train and eval: exit 3, as if the disk had failed."""
+    spec_path, data, _ = linked
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*(a.format(spec=spec_path, data=data) for a in args))
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and "long; the limit is" in r.output, r.output
+
+
+@pytest.mark.parametrize("sides", [[LONG + ".spec", "{spec}"], [LONG + ":x.spec", "{spec}"],
+                                   ["{spec}", "{spec}", "--data", LONG]], ids=["file", "revision", "data"])
+def test_diff_names_an_over_long_side_exit_1(sides, linked, tmp_path, monkeypatch):
+    """exit 1, never 2: with --exit-code, 2 reads as "the sides differ" and would pass a gate."""
+    spec_path, _, _ = linked
+    monkeypatch.chdir(tmp_path)
+    r = invoke("diff", *(s.format(spec=spec_path) for s in sides), "--exit-code")
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "specc diff:" in r.output, r.output
+
+
+def test_a_name_just_under_the_limit_is_written_atomically(linked, tmp_path):
+    """The temporary file beside it (".NAME.tmp-PID-XXXXXXXX") was over the limit: exit 3."""
+    _, data, _ = linked
+    out = tmp_path / ("r" * 250)
+    r = invoke("report", data, "-o", out)
+    assert r.exit_code == 0 and out.is_file(), r.output
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

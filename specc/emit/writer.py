@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from specc.emit import card, formats, manifest
-from specc.files import UnsafeWrite, exchange, is_within, load_json, write_atomic
+from specc.files import UnsafeWrite, exchange, is_within, load_json, short_name, write_atomic
 
 FILE_FORMATS = ("jsonl", "parquet")
 
@@ -161,7 +161,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
     by file."""
     out = Path(os.path.abspath(out_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{short_name(out.name)}.tmp-", dir=out.parent))
     try:
         mask = os.umask(0)
         os.umask(mask)
@@ -176,7 +176,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
             except OSError:
                 return None  # another file system, in use: file by file
             if not swapped:  # no renameat2 here: two renames, `out` missing between them
-                old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+                old = out.with_name(f".{short_name(out.name)}.old-{uuid.uuid4().hex[:8]}")
                 try:
                     os.rename(out, old)
                 except OSError:
