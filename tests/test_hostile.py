@@ -1230,3 +1230,107 @@ def test_a_name_just_under_the_limit_is_written_atomically(linked, tmp_path):
     r = invoke("report", data, "-o", out)
     assert r.exit_code == 0 and out.is_file(), r.output
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- what a killed compile leaves, and a full disk under the store -------------------------------------
+
+STAGE = """
+import sys, time
+from pathlib import Path
+from specc.emit import writer
+
+def hang(*args, **kwargs):  # the staging directory is made, marked and locked: stop here
+    print("staged", flush=True)
+    time.sleep(120)
+
+writer._write = hang
+writer._write_whole(Path(sys.argv[1]), {})
+"""
+
+
+def _staging_process(out: Path) -> subprocess.Popen:
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", STAGE, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready and proc.stdout.readline().strip() == "staged"
+    return proc
+
+
+def test_a_killed_compiles_staging_directory_is_removed_by_the_next_write(tmp_path):
+    """A SIGKILL while the dataset was written left `.out.tmp-*` beside -o for good."""
+    from test_synth_pipeline import FakeModel, SPEC
+
+    out = tmp_path / "out"
+    running = _staging_process(out)  # a compile still writing into the same -o keeps its own
+    try:
+        killed = _staging_process(out)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(30)
+        stale = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-"))
+        assert len(stale) == 2
+        foreign = tmp_path / ".out.tmp-abcdefgh"  # the name, but not made by specc: no mark
+        foreign.mkdir()
+        spec_path = tmp_path / "t.spec"
+        spec_path.write_text(SPEC, encoding="utf-8")
+        compile_spec(load(spec_path).spec, spec_path,
+                     CompileOptions(out_dir=out, store=tmp_path / "store", per_rule=1, retries=0, rounds=1),
+                     model=FakeModel())
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-"))
+        assert (out / "manifest.json").is_file()
+        assert len(left) == 2 and foreign.name in left and set(left) - {foreign.name} < set(stale), (stale, left)
+    finally:
+        running.kill()
+        running.wait(30)
+
+
+FULL_DISK = """
+import errno, json, os, sys
+from pathlib import Path
+from specc.synth.store import Store, StoreError
+
+d = Path(sys.argv[1])
+with Store(d / "s") as st:
+    st.commit([(f"k{i}", "s", "r", "m", "x" * 100) for i in range(50)], [])
+try:
+    with open(d / "fill", "wb") as f:
+        while True:
+            f.write(b"\\0" * 4096)
+            f.flush()
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+try:
+    Store(d / "s").close()
+    full = "opened"
+except StoreError as e:
+    full = str(e)
+os.unlink(d / "fill")
+with Store(d / "s") as st:
+    print(json.dumps({"full": full, "rows": st.count()}))
+"""
+
+
+def test_a_full_disk_when_opening_the_store_is_not_called_damage(tmp_path):
+    """A full disk (a real one: a 256 KiB tmpfs) made SQLite fail with "disk I/O error", and the
+    store was reported damaged, with the advice to move it away: every stored call lost for
+    nothing (after freeing space the store opened fine)."""
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"],
+            capture_output=True).returncode != 0:
+        pytest.skip("needs a private mount namespace (unshare -rm) to make a small full disk")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = tmp_path / "full.py"
+    script.write_text(FULL_DISK, encoding="utf-8")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=256k tmpfs "{mnt}" && '
+                           f'exec "{sys.executable}" "{script}" "{mnt}"'],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "no space left on the device" in result["full"] and "damaged" not in result["full"], result
+    assert "move it away" not in result["full"] and result["rows"] == 50
