@@ -1334,3 +1334,69 @@ def test_a_full_disk_when_opening_the_store_is_not_called_damage(tmp_path):
     result = json.loads(done.stdout)
     assert "no space left on the device" in result["full"] and "damaged" not in result["full"], result
     assert "move it away" not in result["full"] and result["rows"] == 50
+
+
+# -- the Markdown importer reads a long line in linear time ------------------------------------------
+
+LONG_LINE = 200_000
+
+
+def _hostile_markdown() -> str:
+    """A document whose every kind of line (heading, anchor, example title, message tags, answer
+    label, links and footnotes in prose) carries 200,000 characters built to make a backtracking
+    pattern try every split of them."""
+    a, sp = "a" * LONG_LINE, " " * LONG_LINE
+    return "\n".join([
+        "# Overview {#overview}", "",
+        "## T {#" + a,  # the issue's reproduction: over 120 s
+        "## T" + sp + "x",
+        "## T " + "{#x " * (LONG_LINE // 4),
+        "## Be kind {#be_kind authority=root}", "",
+        "The assistant should be kind. " + "[" * LONG_LINE + " " + "[^" * (LONG_LINE // 2) + " "
+        + "[?](#" * (LONG_LINE // 5) + " " + "[a](#" * (LONG_LINE // 5), "",
+        "**Example**: a" + sp + "x", "",
+        "~~~xml",
+        "<user>" + sp + "x",
+        "Hi",
+        "</user>",
+        "<assistant> <!-- GOOD: a" + sp + "x -->",
+        "Hello.",
+        "</assistant>",
+        " " * LONG_LINE + "x",
+        "~~~", "",
+    ])
+
+
+@pytest.mark.parametrize("command", ["import", "diff"])
+def test_a_hostile_markdown_document_is_read_in_linear_time(command, tmp_path):
+    """`## T {#` and 200,000 letters took over 120 s (the anchor pattern backtracked cubically);
+    the label, heading, tag and link patterns were quadratic. The bound is generous: the reading
+    takes well under a second here."""
+    doc = tmp_path / "hostile.md"
+    doc.write_text(_hostile_markdown(), encoding="utf-8")
+    args = (["import", doc, "-o", tmp_path / "out"] if command == "import" else ["diff", doc, doc])
+    start = time.monotonic()
+    r = invoke(*args)
+    spent = time.monotonic() - start
+    assert "Traceback" not in r.output and r.exit_code in (0, 1), r.output[-2000:]
+    assert spent < 20, f"{command} took {spent:.1f} s"
+
+
+def test_the_linear_anchor_reads_headings_as_the_pattern_did():
+    """`_anchor` replaces `(.*?)[ \\t]*\\{#([^\\s}]*)([^}]*)\\}[ \\t]*$`: the same reading, without its
+    backtracking."""
+    import re
+
+    from hypothesis import given, strategies as st
+
+    from specc.importers.modelspec import _anchor
+
+    old = re.compile(r"(.*?)[ \t]*\{#([^\s}]*)([^}]*)\}[ \t]*$")
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="ab {}#=\t", max_size=24))
+    def same(text):
+        m = old.match(text)
+        assert _anchor(text) == (m.group(1, 2, 3) if m else None)
+
+    same()
