@@ -207,27 +207,22 @@ SURROGATE_MESSAGE = "a string holds a lone surrogate (an unpaired \\ud800-\\udff
 # the depth at which Python's own recursion (json.loads, json.dumps, pydantic) gives out.
 MAX_JSON_DEPTH = 64
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_INNERMOST = re.compile(r"\[\]|\{\}")
 
 
-def _deeper_than(text: str, limit: int) -> bool:
-    """Whether the brackets of ``text`` (outside its strings) nest deeper than ``limit``: each
-    pass drops the innermost pairs, so a pass that still finds one past ``limit`` is a level
-    too deep. At most ``limit`` passes over the text, each in C."""
-    if text.count("[") + text.count("{") <= limit:  # the common case: too few to nest that deep
-        return False
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    too_many = re.compile(f"[\\[{{]{{{limit + 1}}}")  # that many openers in a row: that deep already
-    for _ in range(limit):
-        if too_many.search(brackets):
+def _deeper_than(value, limit: int) -> bool:
+    """Whether a decoded JSON value nests its lists and objects deeper than ``limit``: one walk
+    over its containers, no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
             return True
-        brackets, found = _INNERMOST.subn("", brackets)
-        if not found:
-            return False
-    return bool(_INNERMOST.search(brackets))
+        if isinstance(v, dict):
+            stack.extend((c, depth + 1) for c in v.values() if isinstance(c, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend((c, depth + 1) for c in v if isinstance(c, (dict, list)))
+    return False
 
 
 def load_json(text: str):
@@ -235,16 +230,17 @@ def load_json(text: str):
     eval or diff file): a :class:`ValueError` with a message for the user, never a traceback,
     where it nests deeper than :data:`MAX_JSON_DEPTH` (``RecursionError`` in Python's reader or
     later in its writer), holds an integer over Python's digit limit, or a lone surrogate."""
-    if _deeper_than(text, MAX_JSON_DEPTH):
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(text)
-    except RecursionError:  # a bracket inside a string miscounted above cannot get here; kept as a net
+        value = json.loads(text)  # Python's reader gives up by itself near 1,000 levels, in linear time
+    except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{e.msg} (line {e.lineno}, column {e.colno})") from None
     except ValueError as e:  # an integer over sys.get_int_max_str_digits()
         raise ValueError(" ".join(str(e).split(";")[0].split())) from None
+    # too few brackets to nest that deep is the common case (a record line has about 20)
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     # text read as UTF-8 holds no surrogate itself: only a \\udXXX escape can make one
     if (_SURROGATE.search(text) or _SURROGATE_ESCAPE.search(text)) and lone_surrogate(value):
         raise ValueError(SURROGATE_MESSAGE)

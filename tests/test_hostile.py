@@ -1124,6 +1124,19 @@ def test_a_malformed_record_is_a_located_error(command, case, linked, tmp_path):
     assert not (tmp_path / "merged").exists()
 
 
+def test_the_depth_bound_costs_linear_time():
+    """The first depth check stripped strings with a pattern that rescanned from every escaped
+    quote: a 240 KB line took minutes."""
+    from specc.files import load_json
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="Unterminated string"):
+        load_json("[" * 70 + '"' + 'a\\"' * 80_000)
+    with pytest.raises(ValueError, match="nested deeper than 64"):
+        load_json("[" * 65 + "]" * 65)
+    assert load_json("[" * 64 + "]" * 64) and time.monotonic() - start < 5
+
+
 def test_merge_refuses_a_row_specc_does_not_write(tmp_path):
     """A row of the right JSON types but not of the shard's format (a string prompt, no boundary):
     the merge wrote it on, exit 0."""
