@@ -56,16 +56,16 @@ def _content_problem(content) -> str | None:
 
 def record_problem(row: dict) -> str | None:
     """What is wrong with the types of ``row``'s known fields, or None. Fields may be absent
-    (a dataset made elsewhere has other columns); present ones must have the types specc
-    writes, so no command meets a list where it expects an id or a number where it expects
-    text."""
+    (a dataset made elsewhere has other columns), and but for the ids null (Parquet has a null
+    where a row does not use a column); present ones must have the types specc writes, so no
+    command meets a list where it expects an id or a number where it expects text."""
     for key in _TEXT_FIELDS:
         if key in row and not isinstance(row[key], str):
             return f"`{key}` is {_kind(row[key])}, not a string"
     for key in _OPTIONAL_TEXT_FIELDS:
         if row.get(key) is not None and not isinstance(row[key], str):
             return f"`{key}` is {_kind(row[key])}, not a string"
-    if "rule_ids" in row:
+    if row.get("rule_ids") is not None:
         ids = row["rule_ids"]
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             return "`rule_ids` must be a list of strings"
@@ -73,10 +73,10 @@ def record_problem(row: dict) -> str | None:
     if axes is not None and not (isinstance(axes, dict)
                                  and all(v is None or isinstance(v, str) for v in axes.values())):
         return "`axes` must be an object of strings"
-    if "label" in row and not isinstance(row["label"], bool):
+    if row.get("label") is not None and not isinstance(row["label"], bool):
         return f"`label` is {_kind(row['label'])}, not true or false"
     for key in _CONVERSATION_FIELDS:
-        if key not in row or isinstance(row[key], str):
+        if row.get(key) is None or isinstance(row[key], str):
             continue
         value = row[key]
         if not isinstance(value, list):
@@ -103,9 +103,14 @@ def specc_record_problem(row: dict, fmt: str) -> str | None:
     if missing:
         return f"not a specc {fmt} record: it has no `{missing[0]}`"
     for key in _SPECC_COLUMNS[fmt]:
-        if key != "label" and not (isinstance(row[key], list) and row[key]
-                                   and all(isinstance(m.get("content"), str) for m in row[key])):
+        if key == "label":
+            if not isinstance(row[key], bool):
+                return "`label` must be true or false"
+        elif not (isinstance(row[key], list) and row[key]
+                  and all(isinstance(m.get("content"), str) for m in row[key])):
             return f"`{key}` must be a list of messages whose content is text"
+    if not isinstance(row["rule_ids"], list):
+        return "`rule_ids` must be a list of strings"
     return None
 
 
