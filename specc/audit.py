@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from specc.files import load_json
 from specc.synth import gates
 
 EXAMPLES_KEPT = 10  # per gate, in the report
@@ -91,6 +92,7 @@ def data_files(d: Path) -> list[Path]:
 
 def _rows(path: Path, shown: str):
     """(line or row number, record) of one data file."""
+    from specc.emit.read import RecordsError, check_record, parse_record
     from specc.files import SURROGATE_MESSAGE, lone_surrogate
 
     if path.suffix == ".parquet":
@@ -105,6 +107,10 @@ def _rows(path: Path, shown: str):
         for n, rec in enumerate(rows, 1):
             if lone_surrogate(rec):
                 raise AuditError(f"{shown}: row {n}: {SURROGATE_MESSAGE}")
+            try:
+                check_record(rec, f"{shown}: row {n}")
+            except RecordsError as e:
+                raise AuditError(str(e)) from None
             yield n, rec
         return
     try:
@@ -117,11 +123,9 @@ def _rows(path: Path, shown: str):
                 if not line.strip():
                     continue
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise AuditError(f"{shown}:{n}: not valid JSON: {e.msg} (column {e.colno})") from None
-                if lone_surrogate(rec):
-                    raise AuditError(f"{shown}:{n}: {SURROGATE_MESSAGE}")
+                    rec = parse_record(line, f"{shown}:{n}")
+                except RecordsError as e:
+                    raise AuditError(str(e)) from None
                 yield n, rec
         except UnicodeDecodeError as e:
             raise AuditError(f"{shown}: not UTF-8 text: {e.reason}") from None
@@ -188,7 +192,7 @@ def _bounds(d: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
         except RecordsError as e:
             raise AuditError(str(e)) from None
     try:
-        man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+        man = load_json((d / "manifest.json").read_text(encoding="utf-8"))
         chars = man["generation"]["max_chars"]
         attack, answer = int(chars["attack"]), int(chars["answer"])
     except (OSError, ValueError, KeyError, TypeError):

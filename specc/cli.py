@@ -134,7 +134,29 @@ def _model_name(ctx, param, value):
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose path arguments are checked before it runs: a name no file system holds
+    (:func:`specc.files.name_too_long`) is a usage error, not an OSError traceback from deep
+    inside, nor exit 3 as if the disk had failed."""
+
+    def invoke(self, ctx):
+        from specc.files import name_too_long
+
+        for param in self.params:
+            values = ctx.params.get(param.name)
+            for value in values if isinstance(values, (tuple, list)) else (values,):
+                problem = name_too_long(value) if isinstance(value, Path) else None
+                if problem:
+                    shown = str(value) if len(str(value)) <= 80 else str(value)[:77] + "..."
+                    raise click.BadParameter(f"{shown}: {problem}", ctx, param)
+        return super().invoke(ctx)
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="specc")
 @click.pass_context
 def main(ctx: click.Context) -> None:

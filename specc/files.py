@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import os
 import re
 import stat
@@ -69,6 +70,30 @@ def read_spec_bytes(path: Path | str, limit: int = MAX_SPEC_BYTES) -> bytes:
 def read_spec(path: Path | str) -> str:
     """:func:`read_spec_bytes` then :func:`decode_spec`."""
     return decode_spec(read_spec_bytes(path))
+
+
+# What Linux file systems hold: a name of 255 bytes, a path of 4095 (NAME_MAX, PATH_MAX). Past
+# them every call on the path fails with ENAMETOOLONG, which pathlib's is_dir() and exists()
+# raise (Python 3.11) instead of answering False.
+NAME_MAX, PATH_MAX = 255, 4095
+
+
+def name_too_long(path: Path | str) -> str | None:
+    """Why no file system can hold ``path`` (a name or the whole path over the limits), or None."""
+    raw = os.fsencode(os.path.abspath(path))
+    if len(raw) > PATH_MAX:
+        return f"the path is {len(raw):,} bytes long; the limit is {PATH_MAX:,}"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"a name in it is {len(longest):,} bytes long; the limit is {NAME_MAX}"
+    return None
+
+
+def short_name(name: str) -> str:
+    """``name`` cut so that a temporary name made of it (a dot, a suffix of up to 40 bytes) is
+    still one the file system holds: a file named 250 bytes long can be written atomically."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= NAME_MAX - 41 else os.fsdecode(raw[: NAME_MAX - 41])
 
 
 class UnsafeWrite(OSError):
@@ -137,7 +162,7 @@ def write_atomic(path: Path, data: bytes, *, within: Path | None = None) -> None
         raise UnsafeWrite(errno.EPERM, f"refusing to write outside {within}: the directory resolves elsewhere "
                                        "(a symlink)", str(path))
     mode = stat.S_IMODE(target.lstat().st_mode) if target.exists() else None
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = target.with_name(f".{short_name(target.name)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "xb") as f:
             f.write(data)
@@ -174,3 +199,49 @@ def lone_surrogate(value) -> bool:
 
 
 SURROGATE_MESSAGE = "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text"
+
+
+# -- JSON that specc did not write ----------------------------------------------------------------
+
+# Deeper than any file specc writes (a record is 4 levels, an eval or diff file 6) and far below
+# the depth at which Python's own recursion (json.loads, json.dumps, pydantic) gives out.
+MAX_JSON_DEPTH = 64
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether a decoded JSON value nests its lists and objects deeper than ``limit``: one walk
+    over its containers, no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend((c, depth + 1) for c in v.values() if isinstance(c, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend((c, depth + 1) for c in v if isinstance(c, (dict, list)))
+    return False
+
+
+def load_json(text: str):
+    """``json.loads`` for a file someone else may have made (a dataset's records, a manifest, an
+    eval or diff file): a :class:`ValueError` with a message for the user, never a traceback,
+    where it nests deeper than :data:`MAX_JSON_DEPTH` (``RecursionError`` in Python's reader or
+    later in its writer), holds an integer over Python's digit limit, or a lone surrogate."""
+    try:
+        value = json.loads(text)  # Python's reader gives up by itself near 1,000 levels, in linear time
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{e.msg} (line {e.lineno}, column {e.colno})") from None
+    except ValueError as e:  # an integer over sys.get_int_max_str_digits()
+        raise ValueError(" ".join(str(e).split(";")[0].split())) from None
+    # too few brackets to nest that deep is the common case (a record line has about 20)
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    # text read as UTF-8 holds no surrogate itself: only a \\udXXX escape can make one
+    if (_SURROGATE.search(text) or _SURROGATE_ESCAPE.search(text)) and lone_surrogate(value):
+        raise ValueError(SURROGATE_MESSAGE)
+    return value

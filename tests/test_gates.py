@@ -547,11 +547,11 @@ def test_audit_a_compiled_dataset(tmp_path):
     (lambda d: d.mkdir(), "no data files (*.jsonl or *.parquet)"),
     (lambda d: write_jsonl(d / "data" / "train.jsonl", DPO_ROWS[:1]) or
      (d / "data" / "train.jsonl").write_text(json.dumps(DPO_ROWS[0]) + "\n{not json\n"),
-     "data/train.jsonl:2: not valid JSON"),
+     "data/train.jsonl:2: not a JSON record"),
     (lambda d: write_jsonl(d / "train.jsonl", [{"question": "hi"}]), "train.jsonl:1: not a TRL record"),
-    (lambda d: write_jsonl(d / "train.jsonl", [[1, 2]]), "train.jsonl:1: a record is a JSON object"),
+    (lambda d: write_jsonl(d / "train.jsonl", [[1, 2]]), "train.jsonl:1: a record must be a JSON object"),
     (lambda d: write_jsonl(d / "train.jsonl", [{"prompt": 3, "chosen": "a b", "rejected": "c d"}]),
-     "train.jsonl:1: expected a string or a list"),
+     "train.jsonl:1: `prompt` is a number: expected a string or a list"),
 ])
 def test_audit_errors_exit_1_without_traceback(tmp_path, setup, message):
     d = tmp_path / "ds"

@@ -910,3 +910,506 @@ def test_a_server_answer_with_a_lone_surrogate_is_an_invalid_output_not_a_dead_s
         assert rep.stats.dropped_reasons.get("invalid-output:attacker", 0) > 0, rep.stats.dropped_reasons
     text = (tmp_path / "again" / "data" / "train.jsonl").read_text(encoding="utf-8")
     assert "\ud800" not in text
+
+
+# -- servers that never finish: --timeout bounds the request, a body has a size cap ------------------
+
+
+class Dripping:
+    """A stdlib HTTP server on 127.0.0.1 that lists one model, then answers each POST with
+    ``answer(handler)``; it closes every connection within ``lifetime`` s, so a test of a
+    client that never gives up fails instead of hanging."""
+
+    def __init__(self, answer, lifetime: float = 8.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stop = self.stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    answer(self, stop)
+                except OSError:  # the client hung up: what a bounded client does
+                    pass
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.watchdog = threading.Timer(lifetime, stop.set)
+
+    def __enter__(self):
+        self.thread.start()
+        self.watchdog.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.watchdog.cancel()
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def drip_body(h, stop):
+    """Headers at once, then a body of 10,000 bytes one byte every 0.2 s."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", "10000")
+    h.end_headers()
+    h.wfile.flush()
+    while not stop.wait(0.2):
+        h.wfile.write(b" ")
+        h.wfile.flush()
+
+
+def drip_headers(h, stop):
+    """The status line, then one header byte every 0.2 s."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    h.wfile.flush()
+    while not stop.wait(0.2):
+        h.wfile.write(b"X")
+        h.wfile.flush()
+
+
+def endless_chunks(h, stop):
+    """A chunked body that never ends, a chunk every 0.05 s."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("transfer-encoding", "chunked")
+    h.end_headers()
+    h.wfile.write(b"1\r\n{\r\n")
+    while not stop.wait(0.05):
+        h.wfile.write(b"1\r\n \r\n")
+        h.wfile.flush()
+
+
+def gzip_bomb(h, stop):
+    """32 MiB of spaces in 32 KiB of gzip."""
+    import gzip
+
+    body = gzip.compress(b" " * (32 << 20), compresslevel=9)
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-encoding", "gzip")
+    h.send_header("content-length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def huge_body(h, stop):
+    """A plain body far over the cap."""
+    h.send_response(200)
+    h.send_header("content-type", "application/json")
+    h.send_header("content-length", str(64 << 20))
+    h.end_headers()
+    block = b" " * (1 << 20)
+    for _ in range(64):
+        if stop.is_set():
+            return
+        h.wfile.write(block)
+
+
+def _openai_handle(url: str, timeout: float):
+    pytest.importorskip("openai")
+    from specc.engines.openai import load
+
+    return load(url, None, concurrency=1, timeout=timeout, tries=2, backoff=0.0)
+
+
+@pytest.mark.parametrize("answer", [drip_body, drip_headers, endless_chunks])
+def test_timeout_bounds_the_whole_request(answer):
+    """Each socket read was bounded, not the request: a server that drips a byte every 0.2 s or
+    sends chunks forever kept a compile running indefinitely (here: until the server gave up)."""
+    from specc.engines import EngineFault
+
+    with Dripping(answer) as server:
+        handle = _openai_handle(server.url, timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(EngineFault, match=r"did not answer within 1 s \(--timeout"):
+            handle.generate_raw([[{"role": "user", "content": "hi"}]], 8, [1])
+        spent = time.monotonic() - start
+    assert spent < 4.0, f"2 tries of 1 s took {spent:.1f} s"
+
+
+@pytest.mark.parametrize("answer", [gzip_bomb, huge_body])
+def test_a_response_body_has_a_cap_after_decompression(answer, monkeypatch):
+    from specc.engines import EngineFault
+    from specc.engines import openai as oa
+
+    monkeypatch.setattr(oa, "MAX_BODY_BYTES", 1 << 20)
+    with Dripping(answer) as server:
+        handle = _openai_handle(server.url, timeout=20.0)
+        start = time.monotonic()
+        with pytest.raises(EngineFault, match="a body over the limit of 1 MiB"):
+            handle.generate_raw([[{"role": "user", "content": "hi"}]], 8, [1])
+        assert time.monotonic() - start < 5.0
+    assert handle.requests == 2  # listing the models, then one POST: not retried (the same answer would be as large)
+
+
+def test_a_server_that_never_finishes_is_exit_3_in_the_cli(tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("SPECC_OPENAI_TRIES", "1")
+    spec = tmp_path / "t.spec"
+    spec.write_text('spec t.drip version "1.0.0"\n\nrule r {\n  must "Be kind."\n  check not refuses\n}\n')
+    with Dripping(drip_body) as server:
+        start = time.monotonic()
+        r = invoke("compile", spec, "-o", tmp_path / "out", "--timeout", "1", "--model", f"openai:{server.url}")
+        spent = time.monotonic() - start
+    assert r.exit_code == 3 and "did not answer within 1 s" in r.output and "Traceback" not in r.output, r.output
+    assert spent < 6.0, spent
+
+
+# -- malformed JSON from others: one checked reader of records, manifests and diff files ------------
+
+GOOD_ROW = {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "ok"}],
+            "rejected": [{"role": "assistant", "content": "no"}], "record_id": "s1",
+            "rule_ids": ["test.eval.magic_word"], "boundary": "violation"}
+MALFORMED = {
+    "deep": ('{"prompt": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested deeper than 64 levels"),
+    "list-id": (json.dumps({**GOOD_ROW, "record_id": ["s1"]}), "`record_id` is a list, not a string"),
+    "huge-int": (json.dumps(GOOD_ROW)[:-1] + ', "n": ' + "9" * 5000 + "}", "Exceeds the limit"),
+    "number-text": (json.dumps({**GOOD_ROW, "prompt": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}),
+                    "a content part's `text` is a number"),
+}
+
+
+@pytest.mark.parametrize("command", ["audit", "report", "eval", "train", "merge"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_record_is_a_located_error(command, case, linked, tmp_path):
+    """Each was a traceback somewhere (RecursionError, TypeError, ValueError), or went on: eval sent the
+    record to the model, merge wrote it into the merged dataset and exited 0."""
+    line, message = MALFORMED[case]
+    spec_path, data, _ = linked
+    if command == "merge":
+        from test_shards import SPEC, compile_shards
+
+        (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+        shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+        target = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+        # the row replaces one of the shard's own, so its count still matches its manifest
+        rows = target.read_text(encoding="utf-8").splitlines()
+        old = json.loads(rows[0])
+        new = line.replace('"s1"', json.dumps(old["record_id"])).replace('"test.eval.magic_word"',
+                                                                           json.dumps(old["rule_ids"][0]))
+        target.write_text("\n".join([new, *rows[1:]]) + "\n", encoding="utf-8")
+    else:
+        target = data / "data" / ("test.jsonl" if command == "eval" else "train.jsonl")
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    if command == "train":
+        (data / "manifest.json").unlink()  # found by name, read by specc's reader
+    args = {"audit": ["audit", data], "report": ["report", data, "--format", "markdown"],
+            "eval": ["eval", spec_path, "--model", "m", "--data", data],
+            "train": ["train", data, "-o", tmp_path / "model", "--model", "m", "--steps", 1],
+            "merge": ["merge", tmp_path / "merged", *(shards if command == "merge" else ())]}[command]
+    r = invoke(*args)
+    assert r.exit_code in (1, 2), r.output
+    assert message in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "merged").exists()
+
+
+def test_the_depth_bound_costs_linear_time():
+    """The first depth check stripped strings with a pattern that rescanned from every escaped
+    quote: a 240 KB line took minutes."""
+    from specc.files import load_json
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="Unterminated string"):
+        load_json("[" * 70 + '"' + 'a\\"' * 80_000)
+    with pytest.raises(ValueError, match="nested deeper than 64"):
+        load_json("[" * 65 + "]" * 65)
+    assert load_json("[" * 64 + "]" * 64) and time.monotonic() - start < 5
+
+
+def test_merge_refuses_a_row_specc_does_not_write(tmp_path):
+    """A row of the right JSON types but not of the shard's format (a string prompt, no boundary):
+    the merge wrote it on, exit 0."""
+    from test_shards import SPEC, compile_shards
+
+    (tmp_path / "s.spec").write_text(SPEC, encoding="utf-8")
+    shards = compile_shards(tmp_path / "s.spec", tmp_path / "shards", 2)
+    target = next(d / "data" / "train.jsonl" for d in shards if (d / "data" / "train.jsonl").is_file())
+    rows = target.read_text(encoding="utf-8").splitlines()
+    row = json.loads(rows[0])
+    row["prompt"] = "a plain string"
+    target.write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n", encoding="utf-8")
+    r = invoke("merge", tmp_path / "merged", *shards)
+    assert r.exit_code == 1 and "`prompt` must be a list of messages" in r.output, r.output
+    row.pop("boundary")
+    row["prompt"] = json.loads(rows[0])["prompt"]
+    target.write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n", encoding="utf-8")
+    r = invoke("merge", tmp_path / "merged", *shards)
+    assert r.exit_code == 1 and "it has no `boundary`" in r.output, r.output
+
+
+def test_a_record_with_a_line_separator_in_its_text_reads_back(tmp_path):
+    """The writer keeps U+2028 and U+0085 as they are; str.splitlines() split the record there."""
+    from specc.emit.read import read_records
+
+    row = {**GOOD_ROW, "chosen": [{"role": "assistant", "content": "one\u2028two\x85three"}]}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_records(path) == [row]
+
+
+def _diff_shapes():
+    """Files that look like `specc diff --format json` output at the top and are not, below."""
+    yield "rule-a-string", lambda d: {**d, "rules": ["x"]}
+    yield "classes-a-number", lambda d: {**d, "rules": [{**d["rules"][0], "classes": 5}]}
+    yield "fields-not-objects", lambda d: {**d, "rules": [{**d["rules"][0], "fields": [1]}]}
+    yield "old-a-string", lambda d: {**d, "old": "x"}
+    yield "data-counts-null", lambda d: {**d, "data": {**d["data"], "stale": None}}
+    yield "by-rule-numbers", lambda d: {**d, "data": {**d["data"], "by_rule": [1]}}
+    yield "replanned-null", lambda d: {**d, "data": {**d["data"], "replanned": None}}
+    yield "records-a-list", lambda d: {k: v for k, v in d.items() if k != "summary"} | {"records": []}
+    yield "deep", lambda d: {**d, "note": json.loads("[" * 60 + "]" * 60)}
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+@pytest.mark.parametrize("name,shape", list(_diff_shapes()), ids=[n for n, _ in _diff_shapes()])
+def test_report_refuses_a_diff_file_of_another_shape(name, shape, fmt, tmp_path):
+    from test_report import build_dataset, write_diff, write_spec
+
+    spec = write_spec(tmp_path / "spec")
+    data = build_dataset(tmp_path / "data", spec)
+    good = json.loads(write_diff(tmp_path, spec, data).read_text(encoding="utf-8"))
+    bad = shape(good)
+    text = json.dumps(bad)
+    if name == "deep":
+        text = text.replace("[" * 60, "[" * 70).replace("]" * 60, "]" * 70)
+    (tmp_path / "bad.json").write_text(text, encoding="utf-8")
+    r = invoke("report", data, "--diff", tmp_path / "bad.json", "--format", fmt, "-o", tmp_path / "r.out")
+    assert r.exit_code == 1, r.output
+    assert "--diff" in r.output and "Traceback" not in r.output, r.output
+
+
+# -- names no file system holds: a usage error, never an OSError traceback or exit 3 ----------------
+
+LONG = "n" * 300
+
+
+@pytest.mark.parametrize("args", [
+    ["compile", "{spec}", "-o", LONG],
+    ["compile", "{spec}", "-o", "out", "--store", LONG],
+    ["audit", LONG],
+    ["report", LONG],
+    ["report", "{data}", "--diff", LONG],
+    ["train", LONG, "-o", "model", "--model", "m", "--steps", "1"],
+    ["eval", "{spec}", "--model", "m", "--data", LONG],
+    ["merge", "merged", LONG],
+    ["check", "a/" * 2100 + "x.spec"],
+], ids=lambda a: " ".join(a[:3])[:40])
+def test_an_over_long_file_name_is_a_usage_error(args, linked, tmp_path, monkeypatch):
+    """compile -o, audit, report: an OSError traceback (pathlib's is_dir() raises ENAMETOOLONG on
+    Python 3.11); train and eval: exit 3, as if the disk had failed."""
+    spec_path, data, _ = linked
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*(a.format(spec=spec_path, data=data) for a in args))
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and "long; the limit is" in r.output, r.output
+
+
+@pytest.mark.parametrize("sides", [[LONG + ".spec", "{spec}"], [LONG + ":x.spec", "{spec}"],
+                                   ["{spec}", "{spec}", "--data", LONG]], ids=["file", "revision", "data"])
+def test_diff_names_an_over_long_side_exit_1(sides, linked, tmp_path, monkeypatch):
+    """exit 1, never 2: with --exit-code, 2 reads as "the sides differ" and would pass a gate."""
+    spec_path, _, _ = linked
+    monkeypatch.chdir(tmp_path)
+    r = invoke("diff", *(s.format(spec=spec_path) for s in sides), "--exit-code")
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "specc diff:" in r.output, r.output
+
+
+def test_a_name_just_under_the_limit_is_written_atomically(linked, tmp_path):
+    """The temporary file beside it (".NAME.tmp-PID-XXXXXXXX") was over the limit: exit 3."""
+    _, data, _ = linked
+    out = tmp_path / ("r" * 250)
+    r = invoke("report", data, "-o", out)
+    assert r.exit_code == 0 and out.is_file(), r.output
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- what a killed compile leaves, and a full disk under the store -------------------------------------
+
+STAGE = """
+import sys, time
+from pathlib import Path
+from specc.emit import writer
+
+def hang(*args, **kwargs):  # the staging directory is made, marked and locked: stop here
+    print("staged", flush=True)
+    time.sleep(120)
+
+writer._write = hang
+writer._write_whole(Path(sys.argv[1]), {})
+"""
+
+
+def _staging_process(out: Path) -> subprocess.Popen:
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", STAGE, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready and proc.stdout.readline().strip() == "staged"
+    return proc
+
+
+def test_a_killed_compiles_staging_directory_is_removed_by_the_next_write(tmp_path):
+    """A SIGKILL while the dataset was written left `.out.tmp-*` beside -o for good."""
+    from test_synth_pipeline import FakeModel, SPEC
+
+    out = tmp_path / "out"
+    running = _staging_process(out)  # a compile still writing into the same -o keeps its own
+    try:
+        killed = _staging_process(out)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(30)
+        stale = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-"))
+        assert len(stale) == 2
+        foreign = tmp_path / ".out.tmp-abcdefgh"  # the name, but not made by specc: no mark
+        foreign.mkdir()
+        spec_path = tmp_path / "t.spec"
+        spec_path.write_text(SPEC, encoding="utf-8")
+        compile_spec(load(spec_path).spec, spec_path,
+                     CompileOptions(out_dir=out, store=tmp_path / "store", per_rule=1, retries=0, rounds=1),
+                     model=FakeModel())
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-"))
+        assert (out / "manifest.json").is_file()
+        assert len(left) == 2 and foreign.name in left and set(left) - {foreign.name} < set(stale), (stale, left)
+    finally:
+        running.kill()
+        running.wait(30)
+
+
+FULL_DISK = """
+import errno, json, os, sys
+from pathlib import Path
+from specc.synth.store import Store, StoreError
+
+d = Path(sys.argv[1])
+with Store(d / "s") as st:
+    st.commit([(f"k{i}", "s", "r", "m", "x" * 100) for i in range(50)], [])
+try:
+    with open(d / "fill", "wb") as f:
+        while True:
+            f.write(b"\\0" * 4096)
+            f.flush()
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+try:
+    Store(d / "s").close()
+    full = "opened"
+except StoreError as e:
+    full = str(e)
+os.unlink(d / "fill")
+with Store(d / "s") as st:
+    print(json.dumps({"full": full, "rows": st.count()}))
+"""
+
+
+def test_a_full_disk_when_opening_the_store_is_not_called_damage(tmp_path):
+    """A full disk (a real one: a 256 KiB tmpfs) made SQLite fail with "disk I/O error", and the
+    store was reported damaged, with the advice to move it away: every stored call lost for
+    nothing (after freeing space the store opened fine)."""
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"],
+            capture_output=True).returncode != 0:
+        pytest.skip("needs a private mount namespace (unshare -rm) to make a small full disk")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = tmp_path / "full.py"
+    script.write_text(FULL_DISK, encoding="utf-8")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=256k tmpfs "{mnt}" && '
+                           f'exec "{sys.executable}" "{script}" "{mnt}"'],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "no space left on the device" in result["full"] and "damaged" not in result["full"], result
+    assert "move it away" not in result["full"] and result["rows"] == 50
+
+
+# -- the Markdown importer reads a long line in linear time ------------------------------------------
+
+LONG_LINE = 200_000
+
+
+def _hostile_markdown() -> str:
+    """A document whose every kind of line (heading, anchor, example title, message tags, answer
+    label, links and footnotes in prose) carries 200,000 characters built to make a backtracking
+    pattern try every split of them."""
+    a, sp = "a" * LONG_LINE, " " * LONG_LINE
+    return "\n".join([
+        "# Overview {#overview}", "",
+        "## T {#" + a,  # the issue's reproduction: over 120 s
+        "## T" + sp + "x",
+        "## T " + "{#x " * (LONG_LINE // 4),
+        "## Be kind {#be_kind authority=root}", "",
+        "The assistant should be kind. " + "[" * LONG_LINE + " " + "[^" * (LONG_LINE // 2) + " "
+        + "[?](#" * (LONG_LINE // 5) + " " + "[a](#" * (LONG_LINE // 5), "",
+        "**Example**: a" + sp + "x", "",
+        "~~~xml",
+        "<user>" + sp + "x",
+        "Hi",
+        "</user>",
+        "<assistant> <!-- GOOD: a" + sp + "x -->",
+        "Hello.",
+        "</assistant>",
+        " " * LONG_LINE + "x",
+        "~~~", "",
+    ])
+
+
+@pytest.mark.parametrize("command", ["import", "diff"])
+def test_a_hostile_markdown_document_is_read_in_linear_time(command, tmp_path):
+    """`## T {#` and 200,000 letters took over 120 s (the anchor pattern backtracked cubically);
+    the label, heading, tag and link patterns were quadratic. The bound is generous: the reading
+    takes well under a second here."""
+    doc = tmp_path / "hostile.md"
+    doc.write_text(_hostile_markdown(), encoding="utf-8")
+    args = (["import", doc, "-o", tmp_path / "out"] if command == "import" else ["diff", doc, doc])
+    start = time.monotonic()
+    r = invoke(*args)
+    spent = time.monotonic() - start
+    assert "Traceback" not in r.output and r.exit_code in (0, 1), r.output[-2000:]
+    assert spent < 20, f"{command} took {spent:.1f} s"
+
+
+def test_the_linear_anchor_reads_headings_as_the_pattern_did():
+    """`_anchor` replaces `(.*?)[ \\t]*\\{#([^\\s}]*)([^}]*)\\}[ \\t]*$`: the same reading, without its
+    backtracking."""
+    import re
+
+    from hypothesis import given, strategies as st
+
+    from specc.importers.modelspec import _anchor
+
+    old = re.compile(r"(.*?)[ \t]*\{#([^\s}]*)([^}]*)\}[ \t]*$")
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="ab {}#=\t", max_size=24))
+    def same(text):
+        m = old.match(text)
+        assert _anchor(text) == (m.group(1, 2, 3) if m else None)
+
+    same()

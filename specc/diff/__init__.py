@@ -29,6 +29,7 @@ from specc.diff.model import (
 from specc.diff.render import render
 from specc.diff.rules import diff_rule, diff_specs
 from specc.diff.sources import DatasetSide, DiffError, document_id, open_dataset, open_side
+from specc.files import name_too_long
 
 
 def compare(old: str, new: str, data: str | None = None,
@@ -51,7 +52,7 @@ def compare(old: str, new: str, data: str | None = None,
     impact = None
     if data is not None:
         path = Path(cwd or Path.cwd()) / data
-        if not (path / "manifest.json").is_file():
+        if name_too_long(path / "manifest.json") or not (path / "manifest.json").is_file():
             raise DiffError(f"--data {data}: not a compiled dataset directory (no manifest.json)")
         impact = data_impact(open_dataset(path, data), b.spec, diff)
     return diff, impact

@@ -24,13 +24,13 @@ says when a change touches it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
 from specc.diff.model import AXES_CHANGED, DataImpact, DatasetDiff, RuleImpact, RuleRecords, SpecDiff
 from specc.diff.sources import DatasetSide, DiffError
 from specc.emit.manifest import Manifest, ManifestError
+from specc.files import load_json
 from specc.ir.model import Spec
 
 
@@ -223,8 +223,10 @@ def _records(paths: list[Path]):
                     rid = ids[0].decode("utf-8")
                 else:  # the key also occurs inside a text, or the id has escapes: parse the line
                     try:
-                        rid = json.loads(line)["record_id"]
+                        rid = load_json(line.decode("utf-8"))["record_id"]
                     except (ValueError, KeyError, TypeError):
+                        rid = None
+                    if not isinstance(rid, str):
                         raise ValueError(f"{p}: a line at byte {start} is not a JSON record with a record_id")
                 yield rid, hashlib.blake2b(line, digest_size=16).digest(), i, start
 
@@ -232,7 +234,7 @@ def _records(paths: list[Path]):
 def _line_at(paths: list[Path], i: int, offset: int) -> dict:
     with open(paths[i], "rb") as f:
         f.seek(offset)
-        return json.loads(f.readline())
+        return load_json(f.readline().decode("utf-8"))
 
 
 def changed_records(files_a: list[Path], files_b: list[Path], common: set[str]) -> set[str]:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from specc.diagnostics import Diagnostic, SourceCache
 from specc.diff.model import SideInfo
 from specc.emit.manifest import Manifest, ManifestError, read_manifest
-from specc.files import MAX_SPEC_BYTES, SpecReadError, decode_spec, read_spec
+from specc.files import MAX_SPEC_BYTES, SpecReadError, decode_spec, name_too_long, read_spec
 from specc.importers import ImportProblem, convert_text, format_for, is_importable
 from specc.ir.model import Spec
 from specc.ir.resolve import Reader, load, load_text
@@ -67,11 +67,12 @@ def open_side(arg: str, cwd: Path | None = None, spec_id: str | None = None) -> 
     """``spec_id``: the id a document (``.md``) is imported under (default: from its file name)."""
     cwd = Path(cwd or Path.cwd())
     path = cwd / arg
-    if path.is_dir():
+    too_long = name_too_long(path)  # no such file (pathlib would raise): maybe a REV:path
+    if too_long is None and path.is_dir():
         if (path / "manifest.json").is_file():
             return open_dataset(path, arg)
         raise DiffError(f"{arg}: a directory, but not a compiled dataset (it has no manifest.json)")
-    if path.is_file():
+    if too_long is None and path.is_file():
         if is_importable(path):
             try:
                 text = read_spec(path)
@@ -89,7 +90,8 @@ def open_side(arg: str, cwd: Path | None = None, spec_id: str | None = None) -> 
         if sha is None:
             raise DiffError(f"{arg}: `{rev}` is not a revision of the git repository at {repo}")
         return open_git(repo, rev, sha, rel, cwd, spec_id)
-    raise DiffError(f"{arg}: no such file, dataset directory or REV:path")
+    raise DiffError(f"{arg}: " + (f"not a file name ({too_long})" if too_long else
+                                  "no such file, dataset directory or REV:path"))
 
 
 def _imported(text: str, shown: str, path: Path, spec_id: str | None = None):

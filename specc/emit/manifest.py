@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationErr
 
 from specc import __version__
 from specc.defaults import MAX_PER_RULE
+from specc.files import load_json
 from specc.plan.model import BOUNDARIES, Boundary
 from specc.synth.model import SynthStats
 
@@ -141,15 +142,13 @@ def read_manifest(path: Path) -> Manifest:
     try:
         if path.stat().st_size > MAX_BYTES:
             raise ManifestError(f"{path}: {path.stat().st_size} bytes is too large for a specc manifest")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except ManifestError:
         raise
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: cannot read it: {e}") from None
     except ValueError as e:
         raise ManifestError(f"{path}: not valid JSON: {e}") from None
-    except RecursionError:
-        raise ManifestError(f"{path}: nested too deeply to be a specc manifest") from None
     return parse_manifest(data, str(path))
 
 

@@ -32,9 +32,8 @@ from pathlib import Path
 
 from specc import __version__
 from specc.emit.manifest import ManifestError, read_manifest
-from specc.emit.read import RecordsError, inside_dataset
+from specc.emit.read import RecordsError, inside_dataset, read_records
 from specc.emit.writer import FILE_FORMATS, Written, write_dataset
-from specc.files import SURROGATE_MESSAGE, lone_surrogate
 from specc.ir.hashing import content_hash
 from specc.plan.model import Plan
 from specc.plan.shard import shard_rules
@@ -188,19 +187,12 @@ def _read_rows(d: Path, man: dict) -> dict[str, list[dict]]:
             path = inside_dataset(d, d / rel)
         except RecordsError as e:
             raise MergeError(str(e)) from None
-        try:
-            if ff == "jsonl":
-                rows[split] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-            else:
-                import pyarrow.parquet as pq
-
-                rows[split] = pq.read_table(path).to_pylist()
-        except FileNotFoundError:
-            raise MergeError(f"{d}: {rel} is missing (manifest.json lists it)") from None
-        except Exception as e:  # noqa: BLE001 - any unreadable data file is the same user error
-            raise MergeError(f"{d}: {rel} cannot be read: {type(e).__name__}: {e}") from None
-        if lone_surrogate(rows[split]):
-            raise MergeError(f"{d}: {rel}: {SURROGATE_MESSAGE}")
+        if not path.is_file():
+            raise MergeError(f"{d}: {rel} is missing (manifest.json lists it)")
+        try:  # the one checked reader; a shard's file has no blank line (the writer writes none)
+            rows[split] = read_records(path, blank_lines=False, fmt=man.get("format"))
+        except RecordsError as e:
+            raise MergeError(str(e)) from None
     return rows
 
 

@@ -5,6 +5,9 @@ written into a directory beside it and renamed into its place once every file is
 Otherwise (``--force`` into a directory with other files, another file system) every file is
 written to a temporary name beside it and moved into place with ``os.replace``, so a crash
 leaves each file either old or new, never half written; the manifest goes last.
+
+A compile killed while it writes (SIGKILL, a power cut) leaves its staging directory
+``.OUT.tmp-XXXXXXXX`` beside OUT; the next write to OUT removes it (:func:`remove_stale_staging`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -22,7 +26,7 @@ from typing import Callable
 
 from specc.emit import card, formats, manifest
 from specc.emit.manifest import Manifest
-from specc.files import UnsafeWrite, exchange, is_within, write_atomic
+from specc.files import UnsafeWrite, exchange, is_within, load_json, short_name, write_atomic
 from specc.plan.model import Split
 
 FILE_FORMATS = ("jsonl", "parquet")
@@ -63,7 +67,7 @@ def is_dataset_dir(out: Path) -> bool:
     try:
         if man.is_symlink():
             return False
-        data = json.loads(man.read_text(encoding="utf-8"))
+        data = load_json(man.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(data, dict) and "specc_version" in data
@@ -156,6 +160,56 @@ def _replaceable(out: Path) -> bool:
         f.name in _DATA_NAMES or f.name.startswith(".") and ".tmp-" in f.name for f in data.iterdir())
 
 
+_STAGING_MARK = ".specc-staging"  # inside a staging directory until it is renamed into place
+
+
+def _hold(directory: Path) -> int | None:
+    """A descriptor of ``directory`` holding an exclusive lock on it, or None where it is taken
+    (or the system has no ``flock``). The kernel drops the lock when its process dies, however."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: stale staging directories are left alone
+        return None
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging directories beside ``out`` that a killed write left, and return them.
+    Only what specc made: the name it gives them (``.OUT.tmp-`` and 8 characters), its mark
+    inside, owned by this user; and only what no running write holds (its lock is free), so a
+    compile still writing into the same OUT keeps its own."""
+    out = Path(os.path.abspath(out))
+    pattern = re.compile(re.escape(f".{short_name(out.name)}.tmp-") + "[a-z0-9_]{8}")
+    removed = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if (not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.geteuid()
+                    or not stat.S_ISREG(os.lstat(os.path.join(entry.path, _STAGING_MARK)).st_mode)):
+                continue
+        except OSError:  # no mark: not a staging directory of this version, or it went meanwhile
+            continue
+        fd = _hold(Path(entry.path))
+        if fd is None:
+            continue  # a write in progress
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _write_whole(out_dir: Path, args: dict) -> Written | None:
     """Write the dataset into a new directory beside ``out_dir`` and put it in ``out_dir``'s place
     only once every file is written: a failure leaves ``out_dir`` as it was. None when the
@@ -163,13 +217,17 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
     by file."""
     out = Path(os.path.abspath(out_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{short_name(out.name)}.tmp-", dir=out.parent))
+    held = _hold(staging)  # before the mark: a marked directory is always locked while in use
     try:
+        (staging / _STAGING_MARK).touch()
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(staging, stat.S_IMODE(out.stat().st_mode) if out.exists() else 0o777 & ~mask)
         (staging / "data").mkdir()
         written = _write(staging, staging / "data", **args)
+        (staging / _STAGING_MARK).unlink()  # what is renamed into place is a dataset, unmarked
         if not out.exists():
             os.rename(staging, out)
         else:
@@ -178,7 +236,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
             except OSError:
                 return None  # another file system, in use: file by file
             if not swapped:  # no renameat2 here: two renames, `out` missing between them
-                old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+                old = out.with_name(f".{short_name(out.name)}.old-{uuid.uuid4().hex[:8]}")
                 try:
                     os.rename(out, old)
                 except OSError:
@@ -192,6 +250,8 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
             # after an exchange the old dataset is in `staging`, removed below
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if held is not None:
+            os.close(held)
     return Written(Path(out_dir), written.files, written.counts, written.manifest)
 
 

@@ -22,6 +22,13 @@ request validation error) stops the compile with a message naming the other dial
 that silently ignores it returns free text, which the pipeline's validation rejects like any
 output that does not match the schema. The engine returns the raw strings; it never trusts them.
 
+**Bounds.** ``--timeout`` bounds a whole request, from connecting to the body's last byte, not
+each socket read: a server that sends one byte every few seconds, or a chunked body that never
+ends, is cut at the deadline like one that never answers (a timeout, retried). A response body
+is read up to :data:`MAX_BODY_BYTES`, counted after decompression (a gzip bomb stops there); a
+larger one fails the request at once. Both are enforced below the OpenAI client, in
+:class:`BoundedTransport`, so every request (listing the models included) has them.
+
 **Faults.** 429, 5xx, a refused or lost connection, a timeout and a body that is not a chat
 completion are retried ``tries`` times in all with a deterministic exponential backoff
 (``backoff``, ``2 * backoff``, ...; a 429's ``Retry-After`` is honoured up to 60 s). When one
@@ -48,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from specc.engines.base import EngineFault, Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.bounded import body_too_large, bound_client
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
@@ -63,6 +71,7 @@ DEFAULT_TRIES = 4
 DEFAULT_BACKOFF = 0.5
 MAX_RETRY_AFTER = 60.0
 LIST_TIMEOUT = 30.0  # the bound of listing the models at load
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a response body, decompressed; a chat completion is kilobytes
 
 
 # ASCII members of the shorthand classes (Python's \s also takes Unicode spaces such as U+00A0:
@@ -244,8 +253,11 @@ class OpenAIModelHandle(ModelHandle):
         if self.tries < 1 or self.backoff < 0:
             raise ModelError("tries must be >= 1 and backoff >= 0")
         self._openai = openai
+        # gzip and deflate are the encodings the bounded read inflates (under its cap)
+        http = bound_client(openai.DefaultHttpxClient(timeout=self.timeout), MAX_BODY_BYTES)
         self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
-                                    timeout=self.timeout, max_retries=0)
+                                    timeout=self.timeout, max_retries=0, http_client=http,
+                                    default_headers={"Accept-Encoding": "gzip, deflate"})
         self._lock = threading.Lock()
         self.requests = 0  # requests sent, retries included
         self.retries: dict[str, int] = {}  # retried problems, by kind ("HTTP 429", "timeout", ...)
@@ -275,8 +287,13 @@ class OpenAIModelHandle(ModelHandle):
             try:
                 return send()
             except oa.APITimeoutError:
-                kind, problem = "timeout", f"did not answer within {self.timeout:g} s (--timeout)"
+                kind, problem = "timeout", (f"did not answer within {self.timeout:g} s (--timeout, the bound of "
+                                            "a whole request)")
             except oa.APIConnectionError as e:
+                if body_too_large(e):  # the same answer again would be as large: no retry
+                    raise _Failed(f"the server at {self.shown_url} answered with a body over the limit of "
+                                  f"{MAX_BODY_BYTES // (1024 * 1024)} MiB ({what}); is this an OpenAI-compatible "
+                                  "/v1 URL?") from None
                 cause = _cause(e)
                 if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
                     kind, problem = "refused", "refused the connection (is the server running at that address?)"

@@ -15,12 +15,12 @@ in the same order (sorted by id) whatever order its file lists them in.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 from specc.defaults import BOUNDARIES
 from specc.emit.read import RecordsError, inside_dataset, read_records
+from specc.files import load_json
 from specc.synth.model import Probe  # the one Probe: a test-split record or a fresh attack
 
 
@@ -128,9 +128,11 @@ def dataset_spec(data_dir: Path) -> dict | None:
     """The ``spec`` entry of a dataset's manifest (id, version, hash), if it has one."""
     man = Path(data_dir) / "manifest.json"
     try:
-        return json.loads(man.read_text(encoding="utf-8")).get("spec")
+        data = load_json(man.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    spec = data.get("spec") if isinstance(data, dict) else None
+    return spec if isinstance(spec, dict) else None
 
 
 # -- fresh probes ----------------------------------------------------------------------------------

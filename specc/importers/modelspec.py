@@ -44,26 +44,47 @@ BINDING = ("root", "system")  # authorities whose rules are `must` / `must_not`
 ROLES = ("system", "developer", "user", "assistant", "tool")
 LABELS = ("GOOD", "BAD", "OK")  # GOOD -> good, BAD -> bad, OK -> good marked "OK (acceptable)"
 
-_HEADING = re.compile(r"(#{1,6})[ \t]+(.*?)[ \t]*$")
-_ANCHOR = re.compile(r"(.*?)[ \t]*\{#([^\s}]*)([^}]*)\}[ \t]*$")
+# Every pattern here runs in time linear in its line: a document may come from anyone (`diff` of
+# a pull request's `.md`), and `## T {#` followed by 200,000 letters took minutes with the
+# earlier forms. So no two quantifiers that can take the same characters follow each other (a
+# lazy `(.*?)` before `[ \t]*$` is one: trailing blanks are stripped in code instead), and no
+# class that a repeated opener can start again (`[^\]]+` after `\[` scans past the next `[`).
+_HEADING = re.compile(r"(#{1,6})[ \t]+(.*)")  # the title: group 2, right-stripped of blanks
 _ATTR = re.compile(r'\s*([A-Za-z_][\w-]*)=(?:"([^"]*)"|\'([^\']*)\'|([^\s"\']+))')
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)$")
-_EXAMPLE = re.compile(r"\*\*Example\*\*:?[ \t]*(.*?)[ \t]*$")
+_EXAMPLE = re.compile(r"\*\*Example\*\*:?[ \t]*(.*)")  # group 1 right-stripped
 _ADMONITION = re.compile(r'!!![ \t]+(\w+)(?:[ \t]+"([^"]*)")?[ \t]*$')
-_TAG_START = r"[ \t]*\*?[ \t]*<(\w+)((?:\s+[\w-]+=\"[^\"]*\")*)\s*>"  # padded, maybe a stray `*`; attributes
-_OPEN_TAG = re.compile(_TAG_START + r"[ \t]*(?:<!--(.*?)-->)?[ \t]*$")
-_CLOSE_TAG = re.compile(r"[ \t]*\*?[ \t]*</(\w+)\s*>[ \t]*$")
+_TAG_START = r"[ \t]*(?:\*[ \t]*)?<(\w+)((?:\s+[\w-]+=\"[^\"]*\")*)\s*>"  # padded, maybe a stray `*`; attributes
+_OPEN_TAG = re.compile(_TAG_START + r"[ \t]*(?:<!--(.*?)-->[ \t]*)?$")
+_CLOSE_TAG = re.compile(r"[ \t]*(?:\*[ \t]*)?</(\w+)\s*>[ \t]*$")
 _ONE_LINE = re.compile(_TAG_START + r"(.*)</\1\s*>[ \t]*$")
-_TAG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
-_LABEL = re.compile(rf"\s*({'|'.join(LABELS)})\s*(?:\[#([^\]]*)\])?\s*(?:[:,]\s*(.*?))?\s*$", re.S)
-_FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]")
-_SECTION_LINK = re.compile(r"\[\?\]\(#([^)\s]+)\)")
-_LINK_TEXT = re.compile(r"\[([^\]]+)\]\(#[^)\s]*\)")
+_TAG_ATTR = re.compile(r'(?<![\w-])([\w-]+)="([^"]*)"')  # a name starts once, not at each letter
+_LABEL = re.compile(rf"\s*({'|'.join(LABELS)})\s*(?:\[#([^\]]*)\]\s*)?(?:[:,](.*))?", re.S)  # 3: stripped
+_FOOTNOTE = re.compile(r"\[\^[^\]\s\[]+\]")
+_SECTION_LINK = re.compile(r"\[\?\]\(#([^)\s(\[\]]+)\)")
+_LINK_TEXT = re.compile(r"\[([^\]\[]+)\]\(#[^)\s(\[\]]*\)")
 _EM_DASH = re.compile(r"(?<!-)---(?!-)")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NEGATIONS = (("never ", "must_not", "must_not"), ("don't ", "must_not", "should_not"),
               ("don’t ", "must_not", "should_not"), ("do not ", "must_not", "should_not"))
+
+
+def _anchor(text: str) -> tuple[str, str, str] | None:
+    r"""``Title {#id key=value ...}`` at the end of a heading: (title, id, the attributes), or None.
+    The block is the first ``{#`` after which the only ``}`` is the heading's last character
+    (the reading of ``(.*?)[ \t]*\{#([^\s}]*)([^}]*)\}[ \t]*$``, in one pass instead of that
+    pattern's cubic backtracking)."""
+    s = text.rstrip(" \t")
+    if not s.endswith("}"):
+        return None
+    inner = s[:-1]
+    start = inner.find("{#", inner.rfind("}") + 1)
+    if start < 0:
+        return None
+    body = inner[start + 2:]
+    hid = re.match(r"[^\s}]*", body)[0]
+    return inner[:start].rstrip(" \t"), hid, body[len(hid):]
 
 
 def _closes(line: str, marker: str) -> bool:
@@ -124,7 +145,7 @@ class _Doc:
             else:
                 h = _HEADING.match(line)
                 if h:
-                    self.headings.append(self.heading(n, len(h[1]), h[2]))
+                    self.headings.append(self.heading(n, len(h[1]), h[2].rstrip(" \t")))
                     continue
             (self.headings[-1].body if self.headings else self.preamble).append((n, line))
         if fence is not None:
@@ -132,10 +153,10 @@ class _Doc:
         self.by_id = {h.id: h for h in self.headings if h.id}
 
     def heading(self, n: int, level: int, text: str) -> Heading:
-        m = _ANCHOR.match(text)
+        m = _anchor(text)
         if not m:
             return Heading(n, level, text, None, [])
-        title, hid, rest = m[1], m[2], m[3]
+        title, hid, rest = m
         if not hid:
             raise ImportProblem(self.file, n, "the heading's `{#...}` block has no id")
         attrs, pos = [], 0
@@ -293,7 +314,8 @@ def _messages(block: list[tuple[int, str]], file: str, summary: Summary) -> list
             if not lm:
                 raise ImportProblem(file, n, f"unknown answer label <!--{comment}-->; expected GOOD, BAD or OK, "
                                              "optionally [#rule_id] and a reason after `:` or `,`")
-            label = (lm[1], lm[2] or None, html.unescape(lm[3]) if lm[3] else None)
+            reason = (lm[3] or "").strip()
+            label = (lm[1], lm[2] or None, html.unescape(reason) if reason else None)
         text = html.unescape("\n".join(body).strip("\n"))
         if attrs:
             text = "[" + " ".join(f"{k}={v}" for k, v in attrs) + "]" + ("\n" + text if text else "")
@@ -411,7 +433,8 @@ def _body(lines: list[tuple[int, str]], file: str, text: _Text) -> Body:
                 if _closes(bl, marker):
                     break
                 block.append((bn, bl))
-            body.examples.append((n, text.inline(ex[1], n).strip(), _messages(block, file, text.summary)))
+            body.examples.append((n, text.inline(ex[1].rstrip(" \t"), n).strip(),
+                                  _messages(block, file, text.summary)))
             continue
         ad = _ADMONITION.fullmatch(line)
         if ad:

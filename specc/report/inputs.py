@@ -7,9 +7,10 @@ change in how the manifest is stored touches this module alone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from specc.diff.model import RuleSummary
 from specc.emit.manifest import Manifest
@@ -114,19 +115,103 @@ def read_evals(paths: list[Path]) -> list:
     return out
 
 
+# -- the parts of a `specc diff --format json` file that the report shows (specc/diff/model.py
+# writes them); checked before any is shown, so a file made by hand cannot crash a rendering
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Side(_Part):
+    source: str | None = None
+    id: str | None = None
+    version: str | None = None
+
+
+class _FieldChange(_Part):
+    field: str
+
+
+class _RuleChange(_Part):
+    change: str
+    old_id: str | None = None
+    new_id: str | None = None
+    classes: list[str] = []
+    fields: list[_FieldChange] = []
+
+
+class _Count(_Part):
+    records: int
+    rules: int
+
+
+class _RuleImpact(_Part):
+    rule_id: str
+    status: str
+    records: int
+    new_id: str | None = None
+
+
+class _DataImpact(_Part):
+    stale: _Count
+    replanned: _Count = None  # type: ignore[assignment]  # absent, or counts: never null
+    renamed: _Count
+    orphaned: _Count
+    fresh: _Count
+    by_rule: list[_RuleImpact] = []
+    note: str | None = None
+
+
+class _SpecDiffFile(_Part):
+    old: _Side
+    new: _Side
+    summary: dict
+    rules: list[_RuleChange]
+    data: _DataImpact | None = None
+
+
+class _RecordCounts(_Part):
+    added: int = 0
+    removed: int = 0
+    changed: int | None = None
+
+
+class _RuleRecords(_Part):
+    rule_id: str
+    status: str
+    added: int
+    removed: int
+    changed: int | None = None
+    unchanged: int
+
+
+class _DatasetDiffFile(_Part):
+    old: _Side
+    new: _Side
+    records: _RecordCounts
+    rules: list[_RuleRecords]
+
+
 def read_diff(path: Path) -> dict:
+    from specc.files import load_json
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = load_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise ReportError(f"--diff: cannot read {path}: {e}") from None
     except ValueError as e:
-        raise ReportError(f"--diff: {path} is not JSON ({e}); write it with `specc diff … --format json`") from None
+        raise ReportError(f"--diff: {path} is not JSON that specc reads ({e}); write it with "
+                          "`specc diff … --format json`") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or "old" not in data:
         raise ReportError(f"--diff: {path} is not the output of `specc diff … --format json`")
-    from specc.files import SURROGATE_MESSAGE, lone_surrogate
-
-    if lone_surrogate(data):
-        raise ReportError(f"--diff: {path}: {SURROGATE_MESSAGE}")
+    try:
+        (_SpecDiffFile if "summary" in data else _DatasetDiffFile).model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "the file"
+        raise ReportError(f"--diff: {path} is not the output of `specc diff … --format json` "
+                          f"({where}: {first['msg']})") from None
     return data
 
 

@@ -17,6 +17,7 @@ every finished batch stored and no partial one.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -49,6 +50,33 @@ CREATE INDEX IF NOT EXISTS results_scenario ON results(scenario);
 
 class StoreError(Exception):
     """The store cannot be opened or written (message meant for the user)."""
+
+
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_CANTOPEN = 13, 10, 14
+LOW_SPACE = 1024 * 1024  # free bytes under which an I/O error at opening is taken for a full disk
+
+
+def _cannot_open(path: Path, e: sqlite3.DatabaseError) -> str:
+    """Why the store at ``path`` did not open, and what to do. Only a store that SQLite read and
+    found wrong is called damaged: on a full disk SQLite says "database or disk is full", or
+    "disk I/O error" when it cannot extend its shared-memory file, and moving the store away
+    there would throw every stored call away for nothing (freeing space is the cure)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    try:
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        free = None
+    if primary == _SQLITE_FULL or (primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and free is not None
+                                   and free < LOW_SPACE):
+        return (f"cannot open the store {path}: no space left on the device ({e}); free some space and run "
+                "again: the store keeps every finished call")
+    if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN):
+        return (f"cannot open the store {path}: {e}, an error of the disk or file system rather than of the "
+                "store: check them and run again")
+    return (f"cannot open the store {path}: {e}; it is damaged or not a specc store: move it away (or give "
+            "another --store) and run again")
 
 
 def call_key(*, scenario: str, role: str, round: int, attempt: int, template: str, schema: str,
@@ -84,8 +112,7 @@ class Store:
                 raise StoreError(f"{self.path} was written by another store version ({row[0]}); "
                                  "use another --store directory")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open the store {self.path}: {e}; it is damaged or not a specc store: "
-                             "move it away (or give another --store) and run again") from e
+            raise StoreError(_cannot_open(self.path, e)) from e
         except OSError as e:
             raise StoreError(f"cannot create the store directory {self.dir}: {e.strerror or e}") from e
 

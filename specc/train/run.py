@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from specc.files import load_json
 from specc.train.data import COLUMNS, METHODS, TrainError, TrainFailure, load_train_split
 
 CHECKPOINTS = "checkpoints"
@@ -399,9 +400,10 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_record(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 # -- the earlier recipe (kept: no saving, metrics only) ----------------------------------------------
