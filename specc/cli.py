@@ -707,6 +707,23 @@ def explain(code: str | None) -> None:
     click.echo(explanation(match))
 
 
+# -- lsp ----------------------------------------------------------------------------------
+
+
+@main.command()
+def lsp() -> None:
+    """Run the language server for .spec files on stdin and stdout (needs the specc[lsp] extra):
+    diagnostics, hover, go to definition, symbols, completion and formatting; docs/editor.md."""
+    try:
+        from specc.lsp.server import serve
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise Failure(f"specc lsp needs the lsp extra: pip install 'specc[lsp]' (no module {e.name})",
+                      EXIT_FAILURE) from e
+    serve()
+
+
 # -- eval ---------------------------------------------------------------------------------
 
 
