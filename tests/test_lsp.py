@@ -408,3 +408,66 @@ async def test_an_import_created_after_the_check_is_picked_up(client, workspace)
         types.FileEvent(uri=later.as_uri(), type=types.FileChangeType.Created)]))
     assert await diagnostics(client, uri) == []
     close_doc(client, uri)
+
+
+async def test_find_references_of_a_rule_lists_its_declaration_and_its_overrides(client, workspace):
+    text = (workspace / "enterprise.spec").read_text(encoding="utf-8")
+    uri = open_doc(client, workspace / "enterprise.spec")
+    await diagnostics(client, uri)
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(text, "override return_window", 10),
+        context=types.ReferenceContext(include_declaration=True)))
+    where = sorted((Path(r.uri[len("file://"):]).name, r.range.start.line) for r in refs)
+    base = (workspace / "assistant.spec").read_text(encoding="utf-8")
+    assert where == [("assistant.spec", pos(base, "rule return_window").line),
+                     ("enterprise.spec", pos(text, "override return_window").line)]
+    close_doc(client, uri)
+
+
+async def test_closing_an_imported_file_rechecks_its_readers_with_the_file_on_disk(client, workspace):
+    (workspace / "lib3.spec").write_text('spec demo.lib3 version "1.0.0"\n  """Lib."""\n\nrule a {\n'
+                                         '  must "Be kind."\n  check not refuses\n}\n', encoding="utf-8")
+    app = workspace / "app3.spec"
+    app.write_text('spec demo.app3 version "1.0.0"\n  """App."""\n\nimport "./lib3.spec"\n', encoding="utf-8")
+    app_uri = open_doc(client, app)
+    assert await diagnostics(client, app_uri) == []
+    lib_uri = open_doc(client, workspace / "lib3.spec", "spec demo.lib3 version \"1.0.0\"\nrule a {\n")
+    assert [d.code for d in await diagnostics(client, lib_uri)] == ["E104"]
+    client.diagnostics.pop(lib_uri, None)
+    client.diagnostics.pop(app_uri, None)
+    close_doc(client, lib_uri)
+    assert await diagnostics(client, lib_uri) == []  # the file on disk parses
+    assert await diagnostics(client, app_uri) == []
+    close_doc(client, app_uri)
+
+
+async def test_an_import_cycle_is_a_diagnostic_not_a_hang(client, workspace):
+    (workspace / "cyc_a.spec").write_text('spec demo.a version "1.0.0"\n  """A."""\n\nimport "./cyc_b.spec"\n',
+                                          encoding="utf-8")
+    (workspace / "cyc_b.spec").write_text('spec demo.b version "1.0.0"\n  """B."""\n\nimport "./cyc_a.spec"\n',
+                                          encoding="utf-8")
+    uri = open_doc(client, workspace / "cyc_a.spec")
+    await diagnostics(client, uri)
+    b = await diagnostics(client, (workspace / "cyc_b.spec").as_uri())
+    assert [(d.code, d.message) for d in b] == [
+        ("E203", "import cycle: cyc_a.spec -> cyc_b.spec -> cyc_a.spec")]
+    close_doc(client, uri)
+
+
+async def test_malformed_json_rpc_gets_an_error_and_the_server_goes_on(workspace):
+    """Bytes that are not JSON, a message that is no request, then a valid request: the server says
+    so and answers the request (a plain process: a real client sends no such bytes)."""
+    import subprocess
+
+    def frame(body: bytes) -> bytes:
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}}}).encode()
+    exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
+    p = subprocess.run([sys.executable, "-c", "from specc.cli import main; main()", "lsp"], env=_ENV,
+                       input=frame(b"{not json") + frame(b'{"jsonrpc": "2.0", "id": 7}') + frame(init) + frame(exit_),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0  # it ran until `exit`
+    assert b'"method": "window/showMessage"' in p.stdout and b"Error in server" in p.stdout  # told the client
+    assert b'"id": 1' in p.stdout and b'"capabilities"' in p.stdout  # and answered the next request

@@ -247,6 +247,28 @@ def definition(checked: Checked, path: Path, text: str, line: int, col: int,
     return None
 
 
+def references(checked: Checked, path: Path, text: str, line: int, col: int,
+               spec: Spec | None) -> list[tuple[Path, Span]]:
+    """Every place that names the rule at the position, in the files the check read: its
+    declaration, and the ``override`` and ``remove`` of it in specs that extend its spec."""
+    w = word_at(text, line, col)
+    if w is None or spec is None:
+        return []
+    tree = checked.tree(path)
+    rule = rule_named(spec, w[0], tree.header.id.value if tree is not None else None)
+    if rule is None:
+        return []
+    out = []
+    for display, t in checked.result.files.items():
+        file = checked.paths.get(display, Path(display))
+        own = t.header.id.value == rule.spec
+        for it in [*_decls(t.items), *(i for i in t.items if isinstance(i, ast.Remove))]:
+            kind = getattr(it, "kind", "remove")
+            if it.name.value == rule.name and (own if kind in ("rule", "default") else not own):
+                out.append((file, it.name.span))
+    return sorted(out, key=lambda r: (str(r[0]), r[1].start_line, r[1].start_col))
+
+
 def _base_decl(checked: Checked, path: Path, name: str) -> tuple[Path, Span] | None:
     """The declaration of ``name`` that an override in ``path`` changes: the nearest one up the
     chain of ``extends``."""

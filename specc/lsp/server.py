@@ -171,7 +171,7 @@ class SpecServer(LanguageServer):
             pending.cancel()
         self.checked.pop(path, None)
         self.good.pop(path, None)
-        self.publish()
+        self.recheck(path)  # the specs that read its buffer read the file on disk now; publishes
 
     def context(self, path: Path) -> analysis.Checked:
         """The latest check of ``path``, or a fresh one (a request for a spec not open)."""
@@ -270,6 +270,16 @@ def definition(ls: SpecServer, params: types.DefinitionParams) -> types.Location
     start = types.Position(line=0, character=0)
     rng = types.Range(start=start, end=start) if span is None else ls.span_range(span, ls.text_of(target))
     return types.Location(uri=from_fs_path(str(target)) or "", range=rng)
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Location]:
+    path, text = ls.document(params.text_document.uri)
+    line, col = ls.server_position(text, params.position)
+    checked = ls.context(path)
+    found = analysis.references(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
+    return [types.Location(uri=from_fs_path(str(file)) or "", range=ls.span_range(span, ls.text_of(file)))
+            for file, span in found]
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
