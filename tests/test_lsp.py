@@ -471,3 +471,17 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_goes_on(workspace
     assert p.returncode == 0  # it ran until `exit`
     assert b'"method": "window/showMessage"' in p.stdout and b"Error in server" in p.stdout  # told the client
     assert b'"id": 1' in p.stdout and b'"capabilities"' in p.stdout  # and answered the next request
+
+
+async def test_a_buffer_over_the_size_limit_is_refused_as_check_refuses_the_file(workspace):
+    """E501, with the message `specc check` gives a file of that size (in-process: 64 MiB over stdio
+    would be a slow test)."""
+    from specc.files import MAX_SPEC_BYTES
+    from specc.lsp import analysis
+
+    path = workspace / "huge.spec"
+    big = 'spec demo.huge version "1.0.0"\n' + "# padding\n" * (MAX_SPEC_BYTES // 10 + 1)
+    checked = analysis.check(path, workspace, {os.path.realpath(path): big})
+    assert [(d.code, d.message) for d in checked.result.diagnostics] == [
+        ("E501", f"cannot read huge.spec: larger than the limit of 64 MiB for a spec file "
+                 f"({len(big.encode())} bytes)")]

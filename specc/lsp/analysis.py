@@ -8,6 +8,7 @@ Positions here are the server's own: 0-based lines and 0-based columns in code p
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from specc import language
 from specc.diagnostics import CODES, Diagnostic, Span, explanation
-from specc.files import read_spec
+from specc.files import MAX_SPEC_BYTES, SpecReadError, read_spec
 from specc.ir import checks as checklib
 from specc.ir.model import AUTHORITIES, SEVERITIES, Rule, Spec, check_source
 from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, load
@@ -40,7 +41,12 @@ class BufferReader(Reader):
 
     def read(self, path: Path) -> str:
         text = self.buffers.get(os.path.realpath(path))
-        return read_spec(path) if text is None else text
+        if text is None:
+            return read_spec(path)
+        if len(text) > MAX_SPEC_BYTES // 4 and len(text.encode("utf-8")) > MAX_SPEC_BYTES:  # as read_spec refuses it
+            raise SpecReadError(errno.EFBIG, f"larger than the limit of {MAX_SPEC_BYTES // (1024 * 1024)} MiB for a "
+                                f"spec file ({len(text.encode('utf-8'))} bytes)", str(path))
+        return text
 
     def display(self, path: Path) -> str:
         try:
@@ -338,36 +344,22 @@ def stdlib_modules() -> list[str]:
                   for p in base.rglob("*.spec"))
 
 
+# what moves the block depth: a comment, a block string, a one-line string (to its line's end
+# when open), a brace, skipped as one token each
+_BLOCK_TOKEN = re.compile(r'#[^\n]*|r?"""[\s\S]*?(?:"""|\Z)|r"[^"\n]*"?|"(?:\\.|[^"\\\n])*"?|[{}]')
+
+
 def _open_blocks(text: str) -> list[str]:
-    """The blocks open at the end of ``text``, outermost first, each by the word that opened
-    it (``section``, ``rule``, ``example`` ...): braces outside strings and comments."""
+    """The blocks open at the end of ``text``, outermost first, each by the first word of the line
+    that opened it (``section``, ``rule``, ``example`` ...)."""
     stack: list[str] = []
-    i, n = 0, len(text)
-    line_start = 0
-    while i < n:
-        ch = text[i]
-        if ch == "#":
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if ch == '"':
-            if text.startswith('"""', i):
-                j = text.find('"""', i + 3)
-                i = n if j < 0 else j + 3
-                continue
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
-            continue
-        if ch == "\n":
-            line_start = i + 1
-        elif ch == "{":
-            words = text[line_start:i].split()
+    for m in _BLOCK_TOKEN.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            words = text[text.rfind("\n", 0, m.start()) + 1:m.start()].split()
             stack.append(words[0] if words else "")
-        elif ch == "}" and stack:
+        elif tok == "}" and stack:
             stack.pop()
-        i += 1
     return stack
 
 

@@ -21,6 +21,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from specc import __version__
 from specc.diagnostics import Diagnostic, Span, dedupe
+from specc.files import MAX_SPEC_BYTES
 from specc.ir.model import Spec
 from specc.lsp import analysis
 
@@ -284,10 +285,12 @@ def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Loca
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
-    from specc.syntax.parser import parse
-
     path, text = ls.document(params.text_document.uri)
-    tree, _ = parse(text, str(path))
+    tree = ls.context(path).tree(path)  # the check's own parse, where it is of this text
+    if tree is None or tree.text != text:
+        from specc.syntax.parser import parse
+
+        tree, _ = parse(text, str(path)) if len(text) <= MAX_SPEC_BYTES else (None, [])
     if tree is None:
         return []
 
