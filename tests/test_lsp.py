@@ -154,7 +154,7 @@ async def test_unsaved_edits_are_checked_and_a_fix_clears_the_diagnostics(client
     close_doc(client, uri)
 
 
-async def test_a_burst_of_changes_is_checked_once_after_it(client, workspace):
+async def test_a_burst_of_changes_is_checked_after_it_with_the_last_text(client, workspace):
     path = workspace / "burst.spec"
     text = BROKEN.replace("demo.broken", "demo.burst")
     path.write_text(text, encoding="utf-8")
@@ -162,31 +162,33 @@ async def test_a_burst_of_changes_is_checked_once_after_it(client, workspace):
     await diagnostics(client, uri)
     for i in range(5):
         change_doc(client, uri, text.replace("rooot", "root" + "x" * i))
-    got = await diagnostics(client, uri)
-    assert any(d.code == "E218" and "rootxxxx" in d.message for d in got)  # the last buffer, not an older one
+    # on a busy machine a check may slip in mid-burst (the pause is 0.15 s); the last text is checked
+    async with asyncio.timeout(WAIT_S):
+        while not any(d.code == "E218" and "rootxxxx" in d.message for d in await diagnostics(client, uri)):
+            client.diagnostics.pop(uri, None)
     close_doc(client, uri)
 
 
 async def test_an_edit_in_an_imported_file_rechecks_the_files_that_import_it(client, workspace):
-    (workspace / "lib.spec").write_text(
-        'spec demo.lib version "1.0.0"\n  """Lib."""\n\nrule shared {\n  must "Be kind."\n  check not refuses\n}\n',
-        encoding="utf-8")
-    main = workspace / "app.spec"
-    main.write_text('spec demo.app version "1.0.0"\n  """App."""\n\nimport "./lib.spec"\n\n'
-                    'override shared {\n  severity high\n}\n', encoding="utf-8")
-    main_uri = open_doc(client, main)
-    assert [d.code for d in await diagnostics(client, main_uri)] == ["E217"]  # override without extends
+    lib_text = ('spec demo.lib version "1.0.0"\n  """Lib."""\n\nrule shared {\n  must "Be kind."\n'
+                '  check not refuses\n}\n')
+    (workspace / "lib.spec").write_text(lib_text, encoding="utf-8")
+    app = workspace / "app.spec"
+    app.write_text('spec demo.app version "1.0.0"\n  """App."""\n\nextends "./lib.spec"\n\n'
+                   'override shared {\n  severity high\n}\n', encoding="utf-8")
+    app_uri = open_doc(client, app)
+    assert await diagnostics(client, app_uri) == []
     lib_uri = open_doc(client, workspace / "lib.spec")
-    await diagnostics(client, lib_uri)
-    client.diagnostics.pop(main_uri, None)
-    change_doc(client, lib_uri, (workspace / "lib.spec").read_text().replace("check not refuses",
-                                                                              "check not refusez"))
-    lib_diags = await diagnostics(client, lib_uri)
-    assert [d.code for d in lib_diags] == ["E301"]
-    # app.spec was checked again with lib's unsaved text: its own diagnostics are unchanged
-    assert [d.code for d in await diagnostics(client, main_uri)] == ["E217"]
+    assert await diagnostics(client, lib_uri) == []
+    client.diagnostics.pop(app_uri, None)
+    change_doc(client, lib_uri, lib_text.replace("rule shared", "rule renamed"))  # unsaved
+    got = await diagnostics(client, app_uri)
+    assert [d.code for d in got] == ["E206"] and "shared" in got[0].message
+    client.diagnostics.pop(app_uri, None)
+    change_doc(client, lib_uri, lib_text)
+    assert await diagnostics(client, app_uri) == []
     close_doc(client, lib_uri)
-    close_doc(client, main_uri)
+    close_doc(client, app_uri)
 
 
 async def test_related_information_points_at_the_overridden_root_rule(client, workspace):
@@ -425,18 +427,19 @@ async def test_find_references_of_a_rule_lists_its_declaration_and_its_overrides
 
 
 async def test_closing_an_imported_file_rechecks_its_readers_with_the_file_on_disk(client, workspace):
-    (workspace / "lib3.spec").write_text('spec demo.lib3 version "1.0.0"\n  """Lib."""\n\nrule a {\n'
-                                         '  must "Be kind."\n  check not refuses\n}\n', encoding="utf-8")
+    lib_text = ('spec demo.lib3 version "1.0.0"\n  """Lib."""\n\nrule a {\n  must "Be kind."\n'
+                '  check not refuses\n}\n')
+    (workspace / "lib3.spec").write_text(lib_text, encoding="utf-8")
     app = workspace / "app3.spec"
-    app.write_text('spec demo.app3 version "1.0.0"\n  """App."""\n\nimport "./lib3.spec"\n', encoding="utf-8")
+    app.write_text('spec demo.app3 version "1.0.0"\n  """App."""\n\nextends "./lib3.spec"\n\nremove a\n',
+                   encoding="utf-8")
     app_uri = open_doc(client, app)
     assert await diagnostics(client, app_uri) == []
-    lib_uri = open_doc(client, workspace / "lib3.spec", "spec demo.lib3 version \"1.0.0\"\nrule a {\n")
-    assert [d.code for d in await diagnostics(client, lib_uri)] == ["E104"]
-    client.diagnostics.pop(lib_uri, None)
     client.diagnostics.pop(app_uri, None)
-    close_doc(client, lib_uri)
-    assert await diagnostics(client, lib_uri) == []  # the file on disk parses
+    lib_uri = open_doc(client, workspace / "lib3.spec", lib_text.replace("rule a", "rule b"))  # not saved
+    assert [d.code for d in await diagnostics(client, app_uri)] == ["E206"]
+    client.diagnostics.pop(app_uri, None)
+    close_doc(client, lib_uri)  # the edit is dropped: app3.spec reads the file on disk again
     assert await diagnostics(client, app_uri) == []
     close_doc(client, app_uri)
 

@@ -44,7 +44,7 @@ class SpecServer(LanguageServer):
         super().__init__("specc", __version__)
         self.checked: dict[Path, analysis.Checked] = {}  # open spec -> its latest check
         self.good: dict[Path, Spec] = {}  # open spec -> its latest spec without errors (for hover)
-        self.published: set[Path] = set()
+        self.published: dict[Path, list[Diagnostic]] = {}  # file -> what the client shows
         self._pending: dict[Path, asyncio.TimerHandle] = {}
 
     # -- paths and positions ----------------------------------------------------------------
@@ -126,18 +126,22 @@ class SpecServer(LanguageServer):
             self.checked[path] = checked
             if checked.result.spec is not None:
                 self.good[path] = checked.result.spec
-        self.publish()
+        self.publish(changed)
 
-    def publish(self) -> None:
+    def publish(self, edited: Path | None = None) -> None:
+        """Publish what changed, and always ``edited``'s (its editor moved the old ones with the text)."""
         by_file: dict[Path, list[Diagnostic]] = {path: [] for path in self.checked}  # clean ones too
         for checked in self.checked.values():
             for path, diags in checked.by_file.items():
                 by_file.setdefault(path, []).extend(diags)
-        for path in self.published - set(by_file):
+        for path in set(self.published) - set(by_file):
             self._publish(path, [])
+            del self.published[path]
         for path, diags in by_file.items():
-            self._publish(path, dedupe(diags))
-        self.published = set(by_file)
+            diags = dedupe(diags)
+            if path == edited or self.published.get(path) != diags:
+                self._publish(path, diags)
+                self.published[path] = diags
 
     def _publish(self, path: Path, diags: list[Diagnostic]) -> None:
         uri = from_fs_path(str(path))
