@@ -488,3 +488,28 @@ async def test_a_buffer_over_the_size_limit_is_refused_as_check_refuses_the_file
     assert [(d.code, d.message) for d in checked.result.diagnostics] == [
         ("E501", f"cannot read huge.spec: larger than the limit of 64 MiB for a spec file "
                  f"({len(big.encode())} bytes)")]
+
+
+async def test_a_code_lens_above_each_rule_counts_its_plan_as_specc_plan_does(client, workspace, monkeypatch):
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    text = (workspace / "enterprise.spec").read_text(encoding="utf-8")
+    uri = open_doc(client, workspace / "enterprise.spec")
+    await diagnostics(client, uri)
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    lines = text.split("\n")
+    anchored = {lines[lens.range.start.line].split()[1]: lens for lens in lenses}
+    assert {"return_window", "negotiated_prices_confidential"} <= set(anchored)  # an override and a rule
+    assert not any(lines[lens.range.start.line].startswith("remove") for lens in lenses)
+    resolved = await client.code_lens_resolve_async(anchored["return_window"])
+    monkeypatch.chdir(workspace)
+    row = next(line.split() for line in CliRunner().invoke(
+        main, ["plan", "enterprise.spec", "--rule", "acme.support.return_window"]).stdout.split("\n")
+        if line.strip().startswith("acme.support.return_window"))
+    violation, lookalike, conflict, total = row[1:]
+    assert resolved.command.title == (f"plan: {total} scenarios ({violation} violation, {lookalike} lookalike, "
+                                      f"{conflict} conflict)")
+    close_doc(client, uri)

@@ -295,6 +295,42 @@ def _base_decl(checked: Checked, path: Path, name: str) -> tuple[Path, Span] | N
     return None
 
 
+# -- code lenses: what `specc plan` would make ----------------------------------------------
+
+
+def lens_anchors(checked: Checked, path: Path, spec: Spec | None) -> list[tuple[str, Span]]:
+    """(rule id, where its lens goes) for every rule this file declares or overrides."""
+    tree = checked.tree(path)
+    if tree is None or spec is None:
+        return []
+    own = tree.header.id.value
+    by_name = {r.name: r for r in spec.rules if r.spec != own}
+    by_id = {r.id: r for r in spec.rules}
+    out = []
+    for decl in _decls(tree.items):
+        rule = by_id.get(f"{own}.{decl.name.value}") if decl.kind != "override" else by_name.get(decl.name.value)
+        if rule is not None:
+            out.append((rule.id, decl.span))
+    return out
+
+
+def plan_lens(spec: Spec, rule_id: str) -> str:
+    """The scenarios ``specc plan`` (its defaults) makes for one rule, per boundary."""
+    from collections import Counter
+
+    from specc.plan.model import BOUNDARIES
+    from specc.plan.planner import PlanError, make_plan
+
+    try:
+        plan = make_plan(spec, rules=[rule_id])
+    except PlanError as e:
+        return f"plan: {e}"
+    counts = Counter(s.boundary for s in plan.scenarios)
+    skipped = {s.boundary for s in plan.skipped}
+    parts = [f"{b} skipped" if b in skipped else f"{counts[b]} {b}" for b in BOUNDARIES]
+    return f"plan: {sum(counts.values())} scenarios ({', '.join(parts)})"
+
+
 # -- document symbols ---------------------------------------------------------------------
 
 

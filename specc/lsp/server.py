@@ -287,6 +287,30 @@ def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Loca
             for file, span in found]
 
 
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=True))
+def code_lens(ls: SpecServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    """A lens above each rule the file declares or overrides; its count is worked out when the
+    editor shows it (codeLens/resolve), one rule's plan at a time."""
+    path, text = ls.document(params.text_document.uri)
+    checked = ls.context(path)
+    if checked.result.spec is None:  # a spec with errors has no plan
+        return []
+    return [types.CodeLens(range=ls.span_range(Span(span.file, span.start_line, span.start_col,
+                                                    span.start_line, span.start_col), text),
+                           data={"uri": params.text_document.uri, "rule": rule_id})
+            for rule_id, span in analysis.lens_anchors(checked, path, checked.result.spec)]
+
+
+@server.feature(types.CODE_LENS_RESOLVE)
+def code_lens_resolve(ls: SpecServer, lens: types.CodeLens) -> types.CodeLens:
+    data = lens.data or {}
+    path, _ = ls.document(data.get("uri", ""))
+    spec = ls.context(path).result.spec
+    title = analysis.plan_lens(spec, data["rule"]) if spec is not None else "plan: fix the errors first"
+    lens.command = types.Command(title=title, command="")
+    return lens
+
+
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
     path, text = ls.document(params.text_document.uri)
