@@ -513,3 +513,30 @@ async def test_a_code_lens_above_each_rule_counts_its_plan_as_specc_plan_does(cl
     assert resolved.command.title == (f"plan: {total} scenarios ({violation} violation, {lookalike} lookalike, "
                                       f"{conflict} conflict)")
     close_doc(client, uri)
+
+
+async def test_workspace_symbols_cover_the_open_specs_and_what_they_read(client, workspace):
+    uri = open_doc(client, workspace / "enterprise.spec")
+    await diagnostics(client, uri)
+    found = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="return"))
+    where = {(s.name, Path(s.location.uri[len("file://"):]).name, s.container_name) for s in found}
+    assert ("return_window", "assistant.spec", "acme.support.orders.refunds") in where  # read through `extends`
+    assert ("return_window", "enterprise.spec", "acme.enterprise") in where  # its override
+    close_doc(client, uri)
+
+
+async def test_completion_of_axis_names_and_values(client, workspace):
+    text = (workspace / "enterprise.spec").read_text(encoding="utf-8").replace(
+        "override return_window {", 'override return_window {\n  axis \n  axis persona = ["angry customer", ', 1)
+    path = workspace / "axes.spec"
+    path.write_text((workspace / "enterprise.spec").read_text(encoding="utf-8").replace(
+        "acme.enterprise", "acme.axes"), encoding="utf-8")
+    uri = open_doc(client, path)  # the saved file checks: the axes come from its spec
+    await diagnostics(client, uri)
+    change_doc(client, uri, text.replace("acme.enterprise", "acme.axes"))
+    text = text.replace("acme.enterprise", "acme.axes")
+    names = {i.label for i in await complete(client, uri, pos(text, "  axis \n", 7))}
+    assert {"persona", "tactic", "channel"} <= names
+    values = [i.label for i in await complete(client, uri, pos(text, '"angry customer", ', 18))]
+    assert '"angry customer"' in values and "journalist" in values  # a name bare, a string quoted
+    close_doc(client, uri)

@@ -22,6 +22,7 @@ from specc.ir.model import AUTHORITIES, SEVERITIES, Rule, Spec, check_source
 from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, load
 from specc.resources import stdlib_dir
 from specc.syntax import ast
+from specc.syntax.text import encode_string
 
 # -- checking with unsaved buffers --------------------------------------------------------
 
@@ -362,13 +363,30 @@ def symbols(items) -> list[Symbol]:
     return out
 
 
+def workspace_symbols(trees: dict[Path, ast.SpecFile], query: str) -> list[tuple[Path, Symbol, str]]:
+    """(file, symbol, its container) for every symbol of ``trees`` whose name contains ``query``
+    (ignoring case), in file and source order."""
+    q = query.lower()
+    out = []
+
+    def walk(path: Path, syms: list[Symbol], container: str) -> None:
+        for sym in syms:
+            if q in sym.name.lower():
+                out.append((path, sym, container))
+            walk(path, sym.children, f"{container}.{sym.name}" if sym.kind == "section" else container)
+
+    for path in sorted(trees, key=str):
+        walk(path, symbols(trees[path].items), trees[path].header.id.value)
+    return out
+
+
 # -- completion ---------------------------------------------------------------------------
 
 
 @dataclass
 class Completion:
     label: str
-    kind: str  # keyword, predicate, value, module
+    kind: str  # keyword, predicate, value, module, axis
     detail: str = ""
     snippet: str | None = None  # with ${1:placeholders}
     doc: str = ""
@@ -406,6 +424,11 @@ def completions(text: str, line: int, col: int, spec: Spec | None = None) -> lis
     before = lines[line][:col]
     if not in_code(lines[line], col):
         return []
+    values = _AXIS_VALUES.match(before)
+    if values:  # inside `axis NAME = [...`: the values that axis has elsewhere in the spec
+        return [Completion(v if _NAME.fullmatch(v) else encode_string(v), "value",
+                           f"a value of axis {values.group(1)}")
+                for v in _axes(spec).get(values.group(1), ())]
     words = before.split()
     partial = "" if before.endswith((" ", "\t")) or not words else words[-1]
     head = words[:-1] if partial else words
@@ -415,6 +438,8 @@ def completions(text: str, line: int, col: int, spec: Spec | None = None) -> lis
         return [Completion(a, "value", "authority") for a in AUTHORITIES]
     if head == ["severity"]:
         return [Completion(s, "value", "severity") for s in SEVERITIES]
+    if head == ["axis"]:
+        return [Completion(name, "axis", ", ".join(vs)) for name, vs in _axes(spec).items()]
     if head[:1] == ["check"]:
         out = [Completion(p.name, "predicate", p.form, _snippet(p), p.doc) for p in language.PREDICATES]
         return out + [Completion(w, "keyword", "check operator") for w in ("not", "and", "or")]
@@ -429,6 +454,18 @@ def completions(text: str, line: int, col: int, spec: Spec | None = None) -> lis
     if inner is None:
         return [Completion(w, "keyword", "declaration") for w in language.DECLARATIONS]
     return []
+
+
+_AXIS_VALUES = re.compile(r"^\s*axis\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*\[[^\]]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _axes(spec: Spec | None) -> dict[str, tuple[str, ...]]:
+    """Every axis of the spec by name (the spec's own and its rules'), its values in first-seen order."""
+    out: dict[str, dict[str, None]] = {}
+    for axis in [*(spec.axes if spec else ()), *(a for r in (spec.rules if spec else ()) for a in r.axes)]:
+        out.setdefault(axis.name, {}).update(dict.fromkeys(axis.values))
+    return {name: tuple(vs) for name, vs in sorted(out.items())}
 
 
 def _snippet(p: language.PredicateSpec) -> str | None:

@@ -36,6 +36,7 @@ _SYMBOL_KINDS = {
 _COMPLETION_KINDS = {
     "keyword": types.CompletionItemKind.Keyword, "predicate": types.CompletionItemKind.Function,
     "value": types.CompletionItemKind.EnumMember, "module": types.CompletionItemKind.Module,
+    "axis": types.CompletionItemKind.Enum,
 }
 
 
@@ -331,6 +332,20 @@ def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list
     return [convert(s) for s in analysis.symbols(tree.items)]
 
 
+@server.feature(types.WORKSPACE_SYMBOL)
+def workspace_symbols(ls: SpecServer, params: types.WorkspaceSymbolParams) -> list[types.SymbolInformation]:
+    """The symbols of every file the open specs read (their imports and bases included)."""
+    trees = {}
+    for checked in ls.checked.values():
+        for display, tree in checked.result.files.items():
+            trees.setdefault(checked.paths.get(display, Path(display)), tree)
+    return [types.SymbolInformation(
+        name=sym.name, kind=_SYMBOL_KINDS[sym.kind], container_name=container,
+        location=types.Location(uri=from_fs_path(str(path)) or "", range=ls.span_range(sym.name_span, tree_text)))
+        for path, sym, container in analysis.workspace_symbols(trees, params.query)
+        for tree_text in [trees[path].text]]
+
+
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 def formatting(ls: SpecServer, params: types.DocumentFormattingParams) -> list[types.TextEdit]:
     from specc.syntax.fmt import format_text
@@ -354,7 +369,9 @@ def completion(ls: SpecServer, params: types.CompletionParams) -> types.Completi
     path, text = ls.document(params.text_document.uri)
     line, col = ls.server_position(text, params.position)
     items = []
-    for c in analysis.completions(text, line, col):
+    checked = ls.checked.get(path)
+    spec = ls.good.get(path) or (checked.result.spec if checked else None)
+    for c in analysis.completions(text, line, col, spec):
         items.append(types.CompletionItem(
             label=c.label, kind=_COMPLETION_KINDS[c.kind], detail=c.detail or None,
             documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=c.doc) if c.doc else None,
