@@ -10,6 +10,7 @@ diagnostics are those of every open spec's check that read it, each once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from pathlib import Path
@@ -75,7 +76,7 @@ class SpecServer(LanguageServer):
         return out
 
     def to_client(self, text: str | None, line: int, col: int) -> types.Position:
-        lines = (text or "").split("\n")
+        lines = _lines(text or "")
         if line >= len(lines):
             return types.Position(line=max(line, 0), character=max(col, 0))
         return self.workspace.position_codec.position_to_client_units(
@@ -97,7 +98,7 @@ class SpecServer(LanguageServer):
         return path, text
 
     def server_position(self, text: str, pos: types.Position) -> tuple[int, int]:
-        lines = text.split("\n")
+        lines = _lines(text)
         if not lines or pos.line >= len(lines):
             return pos.line, pos.character
         p = self.workspace.position_codec.position_from_client_units(lines, pos)
@@ -149,21 +150,26 @@ class SpecServer(LanguageServer):
         if not uri:
             return
         text = self.text_of(path)
+        texts: dict[Path, str | None] = {path: text}  # of the notes' files, each read once
         out = []
         for d in diags:
             related = []
             for msg, span in d.notes:
                 if span is not None:
                     where = self._file_of(span.file)
+                    if where not in texts:
+                        texts[where] = self.text_of(where)
                     related.append(types.DiagnosticRelatedInformation(
                         location=types.Location(uri=from_fs_path(str(where)) or "",
-                                                range=self.span_range(span, self.text_of(where))),
+                                                range=self.span_range(span, texts[where])),
                         message=msg))
             out.append(types.Diagnostic(
                 range=self.span_range(d.span, text), message=d.message, code=d.code, source="specc",
                 severity=types.DiagnosticSeverity.Error if d.level == "error" else types.DiagnosticSeverity.Warning,
                 related_information=related or None, data={"name": d.name}))
-        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=out))
+        doc = self.workspace.text_documents.get(uri)  # an open one: its version, the one that was checked
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=uri, diagnostics=out, version=doc.version if doc is not None else None))
 
     def _file_of(self, display: str) -> Path:
         for checked in self.checked.values():
@@ -185,6 +191,13 @@ class SpecServer(LanguageServer):
         if checked is None:
             checked = analysis.check(path, self.root, self.buffers())
         return checked
+
+
+@functools.lru_cache(maxsize=8)
+def _lines(text: str) -> list[str]:
+    """A text's lines, split once: a publish converts hundreds of positions of the same file
+    (a 5,000-rule spec is 2.4 MB; splitting it for each took seconds)."""
+    return text.split("\n")
 
 
 class _Nothing:
@@ -284,7 +297,8 @@ def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Loca
     line, col = ls.server_position(text, params.position)
     checked = ls.context(path)
     found = analysis.references(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
-    return [types.Location(uri=from_fs_path(str(file)) or "", range=ls.span_range(span, ls.text_of(file)))
+    texts = {file: ls.text_of(file) for file in {file for file, _ in found}}
+    return [types.Location(uri=from_fs_path(str(file)) or "", range=ls.span_range(span, texts[file]))
             for file, span in found]
 
 
