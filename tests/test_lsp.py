@@ -540,3 +540,15 @@ async def test_completion_of_axis_names_and_values(client, workspace):
     values = [i.label for i in await complete(client, uri, pos(text, '"angry customer", ', 18))]
     assert '"angry customer"' in values and "journalist" in values  # a name bare, a string quoted
     close_doc(client, uri)
+
+
+async def test_without_the_extra_specc_lsp_says_what_to_install(monkeypatch):
+    from click.testing import CliRunner
+
+    from specc.cli import main
+
+    monkeypatch.delitem(sys.modules, "specc.lsp.server", raising=False)
+    monkeypatch.setitem(sys.modules, "lsprotocol", None)  # as if it were not installed
+    r = CliRunner().invoke(main, ["lsp"])
+    assert r.exit_code == 3
+    assert r.stderr == "specc lsp needs the lsp extra: pip install 'specc[lsp]' (no module lsprotocol)\n"
