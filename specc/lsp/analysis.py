@@ -159,7 +159,7 @@ def rule_named(spec: Spec | None, word: str, own_spec: str | None) -> Rule | Non
 # -- hover --------------------------------------------------------------------------------
 
 
-def rule_hover(rule: Rule, checked: Checked, root: Path) -> str:
+def rule_hover(rule: Rule, checked: Checked) -> str:
     lines = [f"**{rule.kind}** `{rule.id}`", "", f"{rule.modality} {_quote(rule.statement)}", "",
              f"authority `{rule.authority}` · severity `{rule.severity}`"
              + (f" · weight {rule.weight:g}" if rule.weight != 1 else "")]

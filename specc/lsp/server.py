@@ -261,7 +261,7 @@ def hover(ls: SpecServer, params: types.HoverParams) -> types.Hover | None:
             own = tree.header.id.value if tree is not None else None
             rule = analysis.rule_named(ls.good.get(path) or checked.result.spec, word, own)
             if rule is not None:
-                value = analysis.rule_hover(rule, checked, ls.root)
+                value = analysis.rule_hover(rule, checked)
             else:
                 value = analysis.keyword_hover(word)
     if value is None:  # on a diagnostic's span: what its code means
@@ -368,8 +368,8 @@ def formatting(ls: SpecServer, params: types.DocumentFormattingParams) -> list[t
     out, diags = format_text(text, str(path))
     if out is None:
         errors = [d for d in diags if d.level == "error"]
-        raise JsonRpcException(code=REQUEST_FAILED, message=f"not formatted: fix the syntax errors first ({len(errors)} error"
-                                   f"{'s' if len(errors) != 1 else ''})")
+        raise JsonRpcException(code=REQUEST_FAILED, message="not formatted: fix the syntax errors first "
+                               f"({len(errors)} error{'s' if len(errors) != 1 else ''})")
     if out == text:
         return []
     lines = text.split("\n")

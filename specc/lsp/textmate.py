@@ -79,7 +79,8 @@ def grammar() -> dict:
             "predicate": {"name": "support.function.predicate.spec", "match": _words(language.PREDICATE_NAMES)},
             "operator": {"name": "keyword.operator.logical.spec", "match": _words(CHECK_OPERATORS)},
             "number": {"name": "constant.numeric.spec", "match": r"-?\b[0-9]+(?:\.[0-9]+)?\b"},
-            "name": {"name": "variable.other.name.spec", "match": r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"},
+            "name": {"name": "variable.other.name.spec",
+                     "match": r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"},
             "punctuation": {"name": "punctuation.separator.spec", "match": r"[{}\[\](),=]"},
         },
     }
