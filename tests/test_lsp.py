@@ -552,3 +552,29 @@ async def test_without_the_extra_specc_lsp_says_what_to_install(monkeypatch):
     r = CliRunner().invoke(main, ["lsp"])
     assert r.exit_code == 3
     assert r.stderr == "specc lsp needs the lsp extra: pip install 'specc[lsp]' (no module lsprotocol)\n"
+
+
+async def test_neovims_client_gets_the_diagnostics_and_a_hover(workspace, tmp_path, monkeypatch):
+    """A real editor's client: Neovim's built-in one (Debian's package), headless, against `specc lsp`."""
+    import shutil as sh
+    import subprocess
+
+    nvim = sh.which("nvim")
+    if nvim is None:
+        if os.environ.get("CI"):
+            pytest.fail("nvim is missing; under CI this test must run (.ci/run installs Debian's neovim)")
+        pytest.skip("needs nvim (apt-get install neovim)")
+    path = workspace / "nvim.spec"
+    path.write_text(BROKEN.replace("demo.broken", "demo.nvim"), encoding="utf-8")
+    out = tmp_path / "nvim.json"
+    cmd = [sys.executable, "-c", "from specc.cli import main; main()", "lsp"]
+    env = {**_ENV, "SPEC_OUT": str(out), "SPEC_FILE": str(path), "SPEC_CMD": json.dumps(cmd),
+           "SPEC_LINE": "5", "SPEC_COL": "3"}  # on `check`
+    subprocess.run([nvim, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {REPO / 'tests' / 'nvim_lsp.lua'}"],
+                   cwd=workspace, env=env, timeout=60, check=True, capture_output=True)
+    got = json.loads(out.read_text(encoding="utf-8"))
+    assert got["error"] is None
+    want = check_json(workspace, "nvim.spec", monkeypatch)
+    assert sorted((d["code"], d["message"], d["range"]["start"]["line"]) for d in got["diagnostics"]) == sorted(
+        (w["code"], w["message"], w["span"]["start_line"] - 1) for w in want)
+    assert got["hover"].startswith("**field** `check`")
