@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 import click
 
 from specc import __version__, defaults
-from specc.diagnostics import CODES, Diagnostic, SourceCache, dedupe, render_github, render_json, render_text
+from specc.diagnostics import (CODES, Diagnostic, SourceCache, dedupe, explanation, render_github, render_json,
+                               render_text)
 from specc.files import read_spec, write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
@@ -725,7 +726,24 @@ def explain(code: str | None) -> None:
     match = next((c for c in entries if c.code == code.upper() or c.name == code.lower()), None)
     if match is None:
         raise Failure(f"unknown diagnostic code {code!r}; run `specc explain` for the list", EXIT_USAGE)
-    click.echo(f"{match.code} {match.name} ({match.level})\n\n{match.summary}.\n\n{match.doc}")
+    click.echo(explanation(match))
+
+
+# -- lsp ----------------------------------------------------------------------------------
+
+
+@main.command()
+def lsp() -> None:
+    """Run the language server for .spec files on stdin and stdout (needs the specc[lsp] extra):
+    diagnostics, hover, go to definition, symbols, completion and formatting; docs/editor.md."""
+    try:
+        from specc.lsp.server import serve
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise Failure(f"specc lsp needs the lsp extra: pip install 'specc[lsp]' (no module {e.name})",
+                      EXIT_FAILURE) from e
+    serve()
 
 
 # -- eval ---------------------------------------------------------------------------------

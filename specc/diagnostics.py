@@ -227,6 +227,11 @@ def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(out, key=Diagnostic.sort_key)
 
 
+def explanation(code: Code) -> str:
+    """What ``specc explain CODE`` prints for a code (or a quality gate, which has the same fields)."""
+    return f"{code.code} {code.name} ({code.level})\n\n{code.summary}.\n\n{code.doc}"
+
+
 def format_short(d: Diagnostic) -> str:
     s = d.span
     return f"{s.file}:{s.start_line}:{s.start_col}: {d.level}[{d.code}]: {d.message}"

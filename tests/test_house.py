@@ -156,7 +156,7 @@ LAYERS = (
     ("__init__", "diagnostics", "files", "resources", "defaults", "markdown"),
     ("engines",),  # the model backends: a floor every phase may stand on, importing no phase
     ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("improve",), ("report",),
-    ("audit",), ("cli",),
+    ("audit",), ("lsp",), ("cli",),
 )
 LEAVES = 1
 

@@ -1,0 +1,398 @@
+"""``specc lsp``: the language server over stdio (pygls 2), wiring :mod:`specc.lsp.analysis`
+to the protocol.
+
+Every open spec is checked as ``specc check`` would check it from the workspace root, with the
+editor's unsaved buffers in place of the files on disk. A change is checked after a short pause
+(:data:`DEBOUNCE_S`), and so is every open spec that read the changed file. A file's published
+diagnostics are those of every open spec's check that read it, each once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from specc import __version__
+from specc.diagnostics import Diagnostic, Span, dedupe
+from specc.files import MAX_SPEC_BYTES
+from specc.ir.model import Spec
+from specc.lsp import analysis
+
+REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
+DEBOUNCE_S = 0.15  # a burst of keystrokes is checked once, after it
+logger = logging.getLogger(__name__)
+
+_SYMBOL_KINDS = {
+    "section": types.SymbolKind.Namespace, "rule": types.SymbolKind.Function, "default": types.SymbolKind.Property,
+    "override": types.SymbolKind.Method, "remove": types.SymbolKind.Null, "axis": types.SymbolKind.Enum,
+}
+_COMPLETION_KINDS = {
+    "keyword": types.CompletionItemKind.Keyword, "predicate": types.CompletionItemKind.Function,
+    "value": types.CompletionItemKind.EnumMember, "module": types.CompletionItemKind.Module,
+    "axis": types.CompletionItemKind.Enum,
+}
+
+
+class SpecServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("specc", __version__)
+        self.checked: dict[Path, analysis.Checked] = {}  # open spec -> its latest check
+        self.good: dict[Path, Spec] = {}  # open spec -> its latest spec without errors (for hover)
+        self.published: dict[Path, list[Diagnostic]] = {}  # file -> what the client shows
+        self._pending: dict[Path, asyncio.TimerHandle] = {}
+
+    # -- paths and positions ----------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        root = self.workspace.root_path
+        return Path(root) if root else Path.cwd()
+
+    def text_of(self, path: Path) -> str | None:
+        uri = from_fs_path(str(path))
+        doc = self.workspace.text_documents.get(uri) if uri else None
+        if doc is not None:
+            return doc.source
+        try:
+            from specc.files import read_spec
+
+            return read_spec(path)
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def buffers(self) -> dict[str, str]:
+        out = {}
+        for uri, doc in self.workspace.text_documents.items():
+            fs = to_fs_path(uri)
+            if fs:
+                out[os.path.realpath(fs)] = doc.source
+        return out
+
+    def to_client(self, text: str | None, line: int, col: int) -> types.Position:
+        lines = _lines(text or "")
+        if line >= len(lines):
+            return types.Position(line=max(line, 0), character=max(col, 0))
+        return self.workspace.position_codec.position_to_client_units(
+            lines, types.Position(line=max(line, 0), character=max(col, 0)))
+
+    def span_range(self, span: Span, text: str | None) -> types.Range:
+        return types.Range(start=self.to_client(text, *analysis.span_start(span)),
+                           end=self.to_client(text, *analysis.span_end(span)))
+
+    def document(self, uri: str) -> tuple[Path, str]:
+        """The file and text of a document a request names; an LSP error for one that cannot be read."""
+        fs = to_fs_path(uri)
+        if not fs:
+            raise JsonRpcInvalidParams(f"not a file: {uri}")
+        path = Path(fs)
+        text = self.text_of(path)
+        if text is None:
+            raise JsonRpcInvalidParams(f"cannot read {uri}: not open and not a readable spec file")
+        return path, text
+
+    def server_position(self, text: str, pos: types.Position) -> tuple[int, int]:
+        lines = _lines(text)
+        if not lines or pos.line >= len(lines):
+            return pos.line, pos.character
+        p = self.workspace.position_codec.position_from_client_units(lines, pos)
+        return p.line, p.character
+
+    # -- checking ---------------------------------------------------------------------------
+    def schedule(self, path: Path, delay: float = DEBOUNCE_S) -> None:
+        old = self._pending.pop(path, None)
+        if old is not None:
+            old.cancel()
+        self._pending[path] = asyncio.get_running_loop().call_later(delay, self.recheck, path)
+
+    def recheck(self, changed: Path) -> None:
+        """Check the open specs that read ``changed`` (itself included), then publish."""
+        self._pending.pop(changed, None)
+        open_specs = {Path(to_fs_path(uri)) for uri in self.workspace.text_documents if to_fs_path(uri)}
+        real = os.path.realpath(changed)
+        todo = [p for p in open_specs
+                if p == changed or any(os.path.realpath(f) == real for f in self.checked.get(p, _NONE).files)]
+        buffers = self.buffers()
+        for path in todo:
+            try:
+                checked = analysis.check(path, self.root, buffers)
+            except Exception:  # a bug in the checker must not take the editor's server down
+                logger.exception("checking %s failed", path)
+                continue
+            self.checked[path] = checked
+            if checked.result.spec is not None:
+                self.good[path] = checked.result.spec
+        self.publish(changed)
+
+    def publish(self, edited: Path | None = None) -> None:
+        """Publish what changed, and always ``edited``'s (its editor moved the old ones with the text)."""
+        by_file: dict[Path, list[Diagnostic]] = {path: [] for path in self.checked}  # clean ones too
+        for checked in self.checked.values():
+            for path, diags in checked.by_file.items():
+                by_file.setdefault(path, []).extend(diags)
+        for path in set(self.published) - set(by_file):
+            self._publish(path, [])
+            del self.published[path]
+        for path, diags in by_file.items():
+            diags = dedupe(diags)
+            if path == edited or self.published.get(path) != diags:
+                self._publish(path, diags)
+                self.published[path] = diags
+
+    def _publish(self, path: Path, diags: list[Diagnostic]) -> None:
+        uri = from_fs_path(str(path))
+        if not uri:
+            return
+        text = self.text_of(path)
+        texts: dict[Path, str | None] = {path: text}  # of the notes' files, each read once
+        out = []
+        for d in diags:
+            related = []
+            for msg, span in d.notes:
+                if span is not None:
+                    where = self._file_of(span.file)
+                    if where not in texts:
+                        texts[where] = self.text_of(where)
+                    related.append(types.DiagnosticRelatedInformation(
+                        location=types.Location(uri=from_fs_path(str(where)) or "",
+                                                range=self.span_range(span, texts[where])),
+                        message=msg))
+            out.append(types.Diagnostic(
+                range=self.span_range(d.span, text), message=d.message, code=d.code, source="specc",
+                severity=types.DiagnosticSeverity.Error if d.level == "error" else types.DiagnosticSeverity.Warning,
+                related_information=related or None, data={"name": d.name}))
+        doc = self.workspace.text_documents.get(uri)  # an open one: its version, the one that was checked
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=uri, diagnostics=out, version=doc.version if doc is not None else None))
+
+    def _file_of(self, display: str) -> Path:
+        for checked in self.checked.values():
+            if display in checked.paths:
+                return checked.paths[display]
+        return self.root / display
+
+    def forget(self, path: Path) -> None:
+        pending = self._pending.pop(path, None)
+        if pending is not None:
+            pending.cancel()
+        self.checked.pop(path, None)
+        self.good.pop(path, None)
+        self.recheck(path)  # the specs that read its buffer read the file on disk now; publishes
+
+    def context(self, path: Path) -> analysis.Checked:
+        """The latest check of ``path``, or a fresh one (a request for a spec not open)."""
+        checked = self.checked.get(path)
+        if checked is None:
+            checked = analysis.check(path, self.root, self.buffers())
+        return checked
+
+
+@functools.lru_cache(maxsize=8)
+def _lines(text: str) -> list[str]:
+    """A text's lines, split once: a publish converts hundreds of positions of the same file
+    (a 5,000-rule spec is 2.4 MB; splitting it for each took seconds)."""
+    return text.split("\n")
+
+
+class _Nothing:
+    files: set = set()
+
+
+_NONE = _Nothing()
+
+server = SpecServer()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: SpecServer, params: types.DidOpenTextDocumentParams) -> None:
+    fs = to_fs_path(params.text_document.uri)
+    if fs:
+        ls.recheck(Path(fs))  # at once: the first diagnostics should not wait
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: SpecServer, params: types.DidChangeTextDocumentParams) -> None:
+    fs = to_fs_path(params.text_document.uri)
+    if fs:
+        ls.schedule(Path(fs))
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: SpecServer, params: types.DidSaveTextDocumentParams) -> None:
+    fs = to_fs_path(params.text_document.uri)
+    if fs:
+        ls.schedule(Path(fs), 0)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: SpecServer, params: types.DidCloseTextDocumentParams) -> None:
+    fs = to_fs_path(params.text_document.uri)
+    if fs:
+        ls.forget(Path(fs))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched(ls: SpecServer, params: types.DidChangeWatchedFilesParams) -> None:
+    for change in params.changes:  # a file created, changed or deleted on disk: recheck its readers
+        fs = to_fs_path(change.uri)
+        if fs:
+            ls.schedule(Path(fs))
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: SpecServer, params: types.HoverParams) -> types.Hover | None:
+    path, text = ls.document(params.text_document.uri)
+    line, col = ls.server_position(text, params.position)
+    checked = ls.context(path)
+    w = analysis.word_at(text, line, col)
+    lines = text.split("\n")
+    value = None
+    if w is not None:
+        word, start, end = w
+        value = analysis.code_hover(word) if _looks_like_code(word) else None
+        if value is None and analysis.in_code(lines[line], start):
+            tree = checked.tree(path)
+            own = tree.header.id.value if tree is not None else None
+            rule = analysis.rule_named(ls.good.get(path) or checked.result.spec, word, own)
+            if rule is not None:
+                value = analysis.rule_hover(rule, checked)
+            else:
+                value = analysis.keyword_hover(word)
+    if value is None:  # on a diagnostic's span: what its code means
+        here = [d for d in checked.by_file.get(path, []) if analysis.contains(d.span, line, col)]
+        if here:
+            value = "\n\n---\n\n".join(analysis.code_hover(c) or c for c in dict.fromkeys(d.code for d in here))
+    if value is None:
+        return None
+    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=value))
+
+
+def _looks_like_code(word: str) -> bool:
+    return len(word) == 4 and word[0] in "EWQewq" and word[1:].isdigit()
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: SpecServer, params: types.DefinitionParams) -> types.Location | None:
+    path, text = ls.document(params.text_document.uri)
+    line, col = ls.server_position(text, params.position)
+    checked = ls.context(path)
+    found = analysis.definition(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
+    if found is None:
+        return None
+    target, span = found
+    start = types.Position(line=0, character=0)
+    rng = types.Range(start=start, end=start) if span is None else ls.span_range(span, ls.text_of(target))
+    return types.Location(uri=from_fs_path(str(target)) or "", range=rng)
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Location]:
+    path, text = ls.document(params.text_document.uri)
+    line, col = ls.server_position(text, params.position)
+    checked = ls.context(path)
+    found = analysis.references(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
+    texts = {file: ls.text_of(file) for file in {file for file, _ in found}}
+    return [types.Location(uri=from_fs_path(str(file)) or "", range=ls.span_range(span, texts[file]))
+            for file, span in found]
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=True))
+def code_lens(ls: SpecServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    """A lens above each rule the file declares or overrides; its count is worked out when the
+    editor shows it (codeLens/resolve), one rule's plan at a time."""
+    path, text = ls.document(params.text_document.uri)
+    checked = ls.context(path)
+    if checked.result.spec is None:  # a spec with errors has no plan
+        return []
+    return [types.CodeLens(range=ls.span_range(Span(span.file, span.start_line, span.start_col,
+                                                    span.start_line, span.start_col), text),
+                           data={"uri": params.text_document.uri, "rule": rule_id})
+            for rule_id, span in analysis.lens_anchors(checked, path, checked.result.spec)]
+
+
+@server.feature(types.CODE_LENS_RESOLVE)
+def code_lens_resolve(ls: SpecServer, lens: types.CodeLens) -> types.CodeLens:
+    data = lens.data or {}
+    path, _ = ls.document(data.get("uri", ""))
+    spec = ls.context(path).result.spec
+    title = analysis.plan_lens(spec, data["rule"]) if spec is not None else "plan: fix the errors first"
+    lens.command = types.Command(title=title, command="")
+    return lens
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+    path, text = ls.document(params.text_document.uri)
+    tree = ls.context(path).tree(path)  # the check's own parse, where it is of this text
+    if tree is None or tree.text != text:
+        from specc.syntax.parser import parse
+
+        tree, _ = parse(text, str(path)) if len(text) <= MAX_SPEC_BYTES else (None, [])
+    if tree is None:
+        return []
+
+    def convert(s: analysis.Symbol) -> types.DocumentSymbol:
+        return types.DocumentSymbol(
+            name=s.name, detail=s.detail or None, kind=_SYMBOL_KINDS[s.kind],
+            range=ls.span_range(s.span, text), selection_range=ls.span_range(s.name_span, text),
+            children=[convert(c) for c in s.children] or None)
+
+    return [convert(s) for s in analysis.symbols(tree.items)]
+
+
+@server.feature(types.WORKSPACE_SYMBOL)
+def workspace_symbols(ls: SpecServer, params: types.WorkspaceSymbolParams) -> list[types.SymbolInformation]:
+    """The symbols of every file the open specs read (their imports and bases included)."""
+    trees = {}
+    for checked in ls.checked.values():
+        for display, tree in checked.result.files.items():
+            trees.setdefault(checked.paths.get(display, Path(display)), tree)
+    return [types.SymbolInformation(
+        name=sym.name, kind=_SYMBOL_KINDS[sym.kind], container_name=container,
+        location=types.Location(uri=from_fs_path(str(path)) or "", range=ls.span_range(sym.name_span, tree_text)))
+        for path, sym, container in analysis.workspace_symbols(trees, params.query)
+        for tree_text in [trees[path].text]]
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+def formatting(ls: SpecServer, params: types.DocumentFormattingParams) -> list[types.TextEdit]:
+    from specc.syntax.fmt import format_text
+
+    path, text = ls.document(params.text_document.uri)
+    out, diags = format_text(text, str(path))
+    if out is None:
+        errors = [d for d in diags if d.level == "error"]
+        raise JsonRpcException(code=REQUEST_FAILED, message="not formatted: fix the syntax errors first "
+                               f"({len(errors)} error{'s' if len(errors) != 1 else ''})")
+    if out == text:
+        return []
+    lines = text.split("\n")
+    end = types.Position(line=len(lines), character=0)
+    return [types.TextEdit(range=types.Range(start=types.Position(line=0, character=0), end=end), new_text=out)]
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                types.CompletionOptions(trigger_characters=[" "]))
+def completion(ls: SpecServer, params: types.CompletionParams) -> types.CompletionList:
+    path, text = ls.document(params.text_document.uri)
+    line, col = ls.server_position(text, params.position)
+    items = []
+    checked = ls.checked.get(path)
+    spec = ls.good.get(path) or (checked.result.spec if checked else None)
+    for c in analysis.completions(text, line, col, spec):
+        items.append(types.CompletionItem(
+            label=c.label, kind=_COMPLETION_KINDS[c.kind], detail=c.detail or None,
+            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=c.doc) if c.doc else None,
+            insert_text=c.snippet, insert_text_format=types.InsertTextFormat.Snippet if c.snippet else None))
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+def serve() -> None:
+    """Run the server on stdin and stdout until the client exits."""
+    server.start_io()
