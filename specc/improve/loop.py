@@ -222,7 +222,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
     rounds: list[dict] = []
     stopped = None
 
-    def write_report(stopped: str | None) -> dict:
+    def write_report(stopped: str | None, done: bool = True) -> dict:
         best = 0
         best_score = evals[0] and _pooled(probes, evals[0])
         for row in rounds:
@@ -240,7 +240,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
                                 "overrefusal": measure.rate([evals[0].scores[p.id] for p in probes
                                                              if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None]),
                                 "perplexity": evals[0].perplexity},
-                  "rounds": rounds, "stopped": stopped, "best_round": best,
+                  "rounds": rounds, "done": done, "stopped": stopped, "best_round": best,
                   "best_model": _rel(out, model_dirs[best]) if best else None}
         _write_json(out / "report.json", report)
         from specc.files import write_atomic
@@ -306,7 +306,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
                                     "parameters": training.get("parameters")},
                        "eval_seconds": round(evals[r].seconds, 2),
                        "vs_base": vs_base, "vs_previous": vs_prev})
-        write_report(None)  # a kill in a later round leaves the finished rounds' report
+        write_report(None, done=False)  # a kill in a later round leaves the finished rounds' report
         say("round", round=r, vs_base=vs_base, vs_previous=vs_prev)
         c = vs_prev["compliance"]
         o = vs_base["overrefusal"]
@@ -381,6 +381,8 @@ def render_text(report: dict) -> str:
         lines.append(f"- sampling: {s['calls']} calls, {s['tokens']} tokens, {s['seconds']} s; eval "
                      f"{row['eval_seconds']} s")
         lines.append("")
-    lines.append(f"Stopped: {report['stopped'] or 'all rounds done'}. Best round: {report['best_round']}"
+    status = report["stopped"] or ("all rounds done" if report["done"] else
+                                   f"not yet: {len(report['rounds'])} of {report['options']['rounds']} round(s) done")
+    lines.append(f"Stopped: {status}. Best round{'' if report['done'] else ' so far'}: {report['best_round']}"
                  + (f" ({report['best_model']})" if report["best_model"] else " (the base)") + ".")
     return "\n".join(lines) + "\n"
