@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     from specc.plan.planner import make_plan
     from specc.synth import demos, gates, prompts, roles
     from specc.synth.calls import Settings
-    from specc.synth.pipeline import _example_texts
 
     spec = load(args.spec).spec
     if spec is None:
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 text = f"<invalid: {raw[:60]}>"
             r = spec.rule(s.rule_id)
-            topic = _example_texts(r)
+            topic = r.example_texts()
             ctx = gates.Context(rule_texts=(r.statement, *((r.when,) if r.when else ()), *r.unless),
                                 axes=tuple(sorted(s.axes.items())), user_turns=(text,), topic=topic,
                                 examples=topic + demos.REQUESTS)

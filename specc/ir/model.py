@@ -219,6 +219,11 @@ class Rule(_Frozen):
     def check_sources(self) -> tuple[str, ...]:
         return tuple(check_source(c) for c in self.checks)
 
+    def example_texts(self) -> tuple[str, ...]:
+        """Every text of the rule's examples: their turns, good and bad answers."""
+        return tuple(t for ex in self.examples
+                     for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good), *(a.text for a in ex.bad)))
+
 
 class Spec(_Frozen):
     id: str

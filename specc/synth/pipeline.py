@@ -353,7 +353,7 @@ class Synthesizer:
         texts = (f"{roles.MODALITY_WORDS[r.modality]} {r.statement}", *((r.when,) if r.when else ()),
                  *r.unless)
         users = tuple(t["content"] for t in st.turns if t["role"] == "user")
-        topic = _example_texts(r)
+        topic = r.example_texts()
         # gate Q110 (copied-example) compares with what the roles were shown: the rule's own
         # examples and the attacker's bank, never another rule's (an edit there changes nothing here)
         return gates.Context(rule_texts=texts, axes=tuple(sorted(st.scenario.axes.items())), user_turns=users,
@@ -426,12 +426,6 @@ def _outcomes(states: list[_State]) -> dict:
 def _table(counts) -> dict[str, int]:
     """Counts by name, in name order (as the manifest writes them)."""
     return dict(sorted(counts.items()))
-
-
-def _example_texts(rule: Rule) -> tuple[str, ...]:
-    """Every text of a rule's examples: their turns, good and bad answers."""
-    return tuple(t for ex in rule.examples
-                 for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good), *(a.text for a in ex.bad)))
 
 
 @lru_cache(maxsize=256)
