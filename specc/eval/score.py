@@ -152,10 +152,12 @@ def sample_seed(probe_id: str, sample: int, seed: int) -> int:
 
 def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0,
                   max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
-                  on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
+                  on_progress: Callable[[int, int], None] | None = None,
+                  on_tokens: Callable[[int], None] | None = None) -> dict[str, list[str]]:
     """Free answers of ``handle`` (a :class:`~specc.engines.ModelHandle`) to each probe: one
     greedy answer for ``samples == 1``, else ``samples`` answers at temperature
-    :data:`SAMPLE_TEMPERATURE`, seeded from (probe id, sample index, seed)."""
+    :data:`SAMPLE_TEMPERATURE`, seeded from (probe id, sample index, seed). ``on_tokens`` is told
+    the number of generated tokens of each batch."""
     temperature = 0.0 if samples == 1 else SAMPLE_TEMPERATURE
     jobs = [(p, i) for i in range(samples) for p in probes]
     out: dict[str, list[str]] = {p.id: [""] * samples for p in probes}
@@ -163,8 +165,10 @@ def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: in
     done = 0
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
-        texts, _ = handle.generate_raw([p.messages() for p, _ in chunk], max_new_tokens,
+        texts, n = handle.generate_raw([p.messages() for p, _ in chunk], max_new_tokens,
                                        [sample_seed(p.id, i, seed) for p, i in chunk], temperature=temperature)
+        if on_tokens:
+            on_tokens(n)
         for (p, i), text in zip(chunk, texts):
             out[p.id][i] = text.strip()
         done += len(chunk)

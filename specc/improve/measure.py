@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from specc.eval.score import Z95, score_answer, wilson
+from specc.eval.report import Rate
+from specc.eval.score import Z95, answer_probes, score_answer
 from specc.improve.pairs import probe_of
 from specc.improve.requests import Request
 
@@ -37,25 +38,23 @@ class Answers:
 
 def answer_and_score(handle, spec, probes: Sequence[Request], *, max_new_tokens: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Answers:
+    """``handle``'s greedy answers to ``probes`` (:func:`specc.eval.score.answer_probes`, as
+    ``specc eval`` asks them), scored."""
     import time
-
-    from specc.eval.score import sample_seed
 
     rules = {r.id: r for r in spec.rules}
     out = Answers(model=getattr(handle, "name", str(handle)))
     t0 = time.perf_counter()
-    size = max(1, int(getattr(handle, "batch_size", 8) or 8))
-    for start in range(0, len(probes), size):
-        chunk = probes[start : start + size]
-        texts, n = handle.generate_raw([[{"role": "user", "content": p.text}] for p in chunk], max_new_tokens,
-                                       [sample_seed(p.id, 0, 0) for p in chunk], temperature=0.0)
+
+    def count(n: int) -> None:
         out.tokens += n
-        for p, text in zip(chunk, texts):
-            text = text.strip()
-            out.answers[p.id] = text
-            out.scores[p.id] = score_answer(rules.get(p.rule_id), probe_of(p), text).value
-        if on_progress:
-            on_progress(min(start + size, len(probes)), len(probes))
+
+    as_probes = [probe_of(p) for p in probes]
+    got = answer_probes(handle, as_probes, max_new_tokens=max_new_tokens, on_progress=on_progress, on_tokens=count)
+    for p in as_probes:
+        text = got[p.id][0]
+        out.answers[p.id] = text
+        out.scores[p.id] = score_answer(rules.get(p.rule_id), p, text).value
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -118,7 +117,5 @@ def compare(probes: Sequence[Request], base: Answers, cur: Answers) -> dict:
 
 
 def rate(values: Sequence[float]) -> dict:
-    n = len(values)
-    k = sum(values)
-    iv = wilson(k, n)
-    return {"n": n, "rate": (k / n) if n else None, "interval": list(iv) if iv else None}
+    """A rate with its Wilson interval, as ``specc eval`` reports one."""
+    return Rate.of(list(values)).model_dump()
