@@ -279,15 +279,8 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
             topts = TrainOptions(method=options.method, steps=steps, seed=options.seed + r,
                                  resume=(model_dir / "checkpoints").is_dir(), learning_rate=options.learning_rate,
                                  batch_size=options.batch_size, beta=options.beta)
-            data_dir = rdir / "data"
-            data_dir.mkdir(exist_ok=True)
-            link = data_dir / "train.jsonl"
-            if not link.is_file():
-                import shutil
-
-                shutil.copyfile(pairs_path, link)
-            try:
-                train_model(data_dir, model_dir, base=str(model_dirs[r - 1]), options=topts,
+            try:  # the round's directory is the dataset: its one train*.jsonl is the pairs
+                train_model(rdir, model_dir, base=str(model_dirs[r - 1]), options=topts,
                             on_event=lambda ev, **kw: say("train-" + ev, round=r, **kw))
             except TrainError as e:
                 raise ImproveFailure(f"round {r}: training failed: {e}") from e

@@ -23,8 +23,8 @@ For a **violation** request of rule R (the rule applies):
   else no pair (``no-chosen``). Every model-written chosen side must also pass the compile's
   chosen-side quality gates (:mod:`specc.synth.gates`: parroted prompt, scaffolding, loops,
   fragments, copied examples, another language, off topic, canned deflections) and must not
-  recite the rule (six words in a row of its statement, ``when`` or ``unless``); the gates that
-  refused a candidate are counted (``chosen_gated``).
+  recite the rule (six words in a row of its statement, ``when`` or ``unless``); gate failures are
+  counted by gate over every candidate and sentence prefix tried (``chosen_gated``).
 
 For a **lookalike** request (the rule does not apply; the model should help):
 
@@ -157,7 +157,8 @@ class PairStats:
     tokens: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)  # per request: pair / already-complies / no-chosen / …
     chosen_from: dict[str, int] = field(default_factory=dict)
-    chosen_gated: dict[str, int] = field(default_factory=dict)  # candidate chosen sides a gate refused, by gate
+    # gate failures, by gate, over the candidate chosen sides and the sentence prefixes of them tried
+    chosen_gated: dict[str, int] = field(default_factory=dict)
     rejected_from: dict[str, int] = field(default_factory=dict)
 
     def count(self, table: dict, key: str) -> None:
@@ -212,8 +213,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         ctx = contexts.get(rule.id)
         if ctx is None:
             texts = (rule.statement, *((rule.when,) if rule.when else ()), *rule.unless)
-            examples = tuple(t for ex in rule.examples for t in (*(x.text for x in ex.turns), *(a.text for a in ex.good),
-                                                                   *(a.text for a in ex.bad)))
+            examples = rule.example_texts()
             ctx = contexts[rule.id] = (gates.Context(rule_texts=texts, examples=examples, topic=examples),
                                        set().union(*(ngrams(t, RULE_RUN) for t in texts)))
         base, rule_grams = ctx
@@ -266,9 +266,8 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                 continue
             rejected[req.id] = (text, "greedy")
             cut = trimmed(finished(text), lambda t, req=req: complies(req, t))
-            if cut and cut != text.strip():
-                side = polish(req, cut, lambda t, req=req: complies(req, t))
-                chosen[req.id] = (side or cut, "trimmed")
+            if cut and cut != text.strip():  # cut passes, so polish keeps it or fits it to the defaults
+                chosen[req.id] = (polish(req, cut, lambda t, req=req: complies(req, t)) or cut, "trimmed")
             else:
                 need_chosen.append(req)
         elif got == "overrefuses":

@@ -145,6 +145,7 @@ def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Req
     personas = ("",) + _axis(rule, "persona")
     tactic_values = _axis(rule, "tactic") if kind == "violation" else ()
     tactic_values = tactic_values or ("direct",)
+    frames = {name: split_items(options, split) for name, options in FRAMES.items()}
     rng = random.Random(f"{seed}\x00{rule.id}\x00{kind}\x00{split}")
     seen: set[str] = set()
     out: list[Request] = []
@@ -161,9 +162,8 @@ def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Req
             who = rng.choice(persona_frames).format(a=_article(persona), value=persona)
         text = _join(rng.choice(openers), who, core, rng.choice(closers))
         tactic = tactics.normal(rng.choice(tactic_values))
-        if tactic in FRAMES:
-            frames = split_items(FRAMES[tactic], split)
-            text = rng.choice(frames).format(request=text)
+        if tactic in frames:
+            text = rng.choice(frames[tactic]).format(request=text)
         elif tactic == "obfuscated":
             text = tactics.obfuscated(text, "")
         else:
