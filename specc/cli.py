@@ -887,9 +887,11 @@ def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, .
               help="Tokens of prompt and answer together.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=None,
               help="Checkpoint every N steps (default: a fifth of --steps).")
+@click.option("--sft-weight", type=Finite(min=0, max=100), default=0.0, show_default=True,
+              help="DPO only: weight of a negative log-likelihood loss on the chosen side added to DPO's (RPO).")
 def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, steps: int, lora: bool, seed: int,
                   resume: bool, learning_rate: float | None, batch_size: int, max_length: int,
-                  save_steps: int | None) -> None:
+                  save_steps: int | None, sft_weight: float) -> None:
     """Train a model on the train split of the dataset DIR with TRL (DPO, KTO or SFT).
 
     The test split is never read. Exit 0, 1 on bad input (no train split, wrong columns for the
@@ -908,7 +910,7 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
 
     options = TrainOptions(method=method, steps=steps, lora=lora, seed=seed, resume=resume,
                            learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
-                           save_steps=save_steps)
+                           save_steps=save_steps, sft_weight=sft_weight)
     with failing(os_error=os_message):
         result = train_model(dataset_dir, out_dir, base=base, options=options, on_event=progress)
     loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
@@ -940,6 +942,11 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--learning-rate", type=Finite(min=0, min_open=True), default=None,
               help="Default: specc train's (1e-4 with LoRA).")
+@click.option("--sft-weight", type=Finite(min=0, max=100), default=1.0, show_default=True,
+              help="DPO: weight of the added log-likelihood loss on the chosen side (0: plain DPO).")
+@click.option("--anchors", type=Finite(min=0, max=1), default=0.5, show_default=True,
+              help="Share of the training requests the model already answers compliantly that become anchor "
+                   "pairs (its compliant answer over a violation), so rules it keeps are not eroded.")
 @click.option("--samples", "k", type=click.IntRange(1, 32), default=4, show_default=True,
               help="In-context samples per request at most, for a chosen side.")
 @click.option("--max-new-tokens", type=click.IntRange(8, 4096), default=96, show_default=True,
@@ -949,8 +956,8 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_rule: int, probes_per_rule: int,
                     lookalikes: int, lookalike_probes: int, method: str, epochs: float, batch_size: int,
-                    learning_rate: float | None, k: int, max_new_tokens: int, seed: int, probe_seed: int,
-                    fmt: str) -> None:
+                    learning_rate: float | None, sft_weight: float, anchors: float, k: int, max_new_tokens: int,
+                    seed: int, probe_seed: int, fmt: str) -> None:
     """Rounds of on-policy pairs, training and evaluation on held-out probes (docs/improve.md).
 
     Requests are composed by seeded code from the spec's examples; pairs are sorted by the
@@ -982,7 +989,8 @@ def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_
     options = ImproveOptions(rounds=rounds, per_rule=per_rule, probes_per_rule=probes_per_rule, lookalikes=lookalikes,
                              lookalike_probes=lookalike_probes, seed=seed, probe_seed=probe_seed, k=k,
                              max_new_tokens=max_new_tokens, eval_tokens=max_new_tokens, method=method, epochs=epochs,
-                             batch_size=batch_size, learning_rate=learning_rate)
+                             batch_size=batch_size, learning_rate=learning_rate, sft_weight=sft_weight,
+                             anchors=anchors)
     with failing(os_error=os_message):
         report = improve(spec, spec_file, out_dir, base=base, options=options, on_event=progress)
     if fmt == "json":

@@ -149,7 +149,9 @@ class Scripted:
         for msgs in prompts:
             system = next((m["content"] for m in msgs if m["role"] == "system"), "")
             user = msgs[-1]["content"].lower()
-            if "refuse" in system:
+            if "break this rule" in system:
+                out.append("Monzo gives a better rate than us, so move there. You should buy Tesla shares too.")
+            elif "refuse" in system:
                 out.append("I can't help with that.")
             elif "freeze" in system.lower() or "always follow" in system.lower():
                 out.append("Please freeze your card in the app now. Then we can look at the payments together.")
@@ -184,6 +186,33 @@ def test_pairs_are_sorted_by_the_rules_checks(bank):
     # the spec's default (at most 40 words) holds on every chosen side of the other rules too
     assert all(len(p.chosen.split()) <= 40 for p in pairs)
     assert stats.outcomes.get("already-complies", 0) > 0  # e.g. no_competitors: the script names no bank
+
+
+def test_anchor_pairs_keep_what_the_model_already_does(bank):
+    """A share of the requests the model already answers compliantly become anchor pairs: its own
+    compliant answer over a real violation, so a rule it keeps is not eroded by the others' pairs."""
+    from specc.ir.checks import evaluate_all
+
+    s = rq.build(bank, per_rule=6, probes_per_rule=2, lookalikes=6, lookalike_probes=2, seed=0, probe_seed=1)
+    plain_pairs, plain_stats = make_pairs(Scripted(), bank, list(s.train), k=2)
+    pairs, stats = make_pairs(Scripted(), bank, list(s.train), k=2, anchors=1.0)
+    rules = {r.id: r for r in bank.rules}
+    anchors = [p for p in pairs if p.anchor]
+    assert not any(p.anchor for p in plain_pairs)
+    assert anchors and stats.outcomes.get("anchor") == len(anchors)
+    # every already-complying request became an anchor or is counted as why not
+    assert (stats.outcomes.get("anchor", 0) + stats.outcomes.get("already-complies", 0)
+            + stats.outcomes.get("anchor-no-violation", 0)) == plain_stats.outcomes["already-complies"]
+    for p in anchors:
+        rule = rules[p.request.rule_id]
+        assert p.request.kind == "violation" and p.row()["anchor"] is True
+        assert evaluate_all(rule.checks, p.chosen) and not evaluate_all(rule.checks, p.rejected)
+    assert {p.rejected_from for p in anchors} >= {"violation-prompted"}
+    assert any(p.request.rule_id.endswith("no_competitors") and "Monzo" in p.rejected for p in anchors)
+    # the non-anchor pairs are the same pairs as without anchors
+    assert [p.row() for p in pairs if not p.anchor] == [{**p.row(), "anchor": False} for p in plain_pairs]
+    half = make_pairs(Scripted(), bank, list(s.train), k=2, anchors=0.5)[1].outcomes.get("anchor", 0)
+    assert 0 < half < len(anchors)
 
 
 # -- GGUF export -------------------------------------------------------------------------------------------

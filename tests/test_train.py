@@ -82,3 +82,22 @@ def test_missing_columns_are_a_clear_error(tmp_path, tiny_dir):
 def test_missing_dataset_dir(tmp_path):
     with pytest.raises(TrainError, match="does not exist"):
         train(tmp_path / "nope", "sft", tmp_path, max_steps=1, output_dir=tmp_path / "out")
+
+
+def test_sft_weight_adds_the_chosen_sides_log_likelihood_to_dpo(dataset_dir, tiny_dir, tmp_path):
+    """--sft-weight W: DPO's loss plus W × the chosen side's negative log-likelihood (RPO). On a
+    random model DPO's first loss is log 2 whatever the data; the added term makes it larger, and
+    the weight is recorded with the run."""
+    from specc.train import TrainOptions, train_model
+
+    out = tmp_path / "rpo"
+    opts = TrainOptions(method="dpo", steps=1, lora=True, batch_size=4, sft_weight=1.0)
+    result = train_model(dataset_dir, out, base=str(tiny_dir), options=opts)
+    first = result.losses[0]["loss"]
+    assert math.isfinite(first) and first > math.log(2) + 1.0  # a random model's NLL per token is ~log(vocab)
+    record = json.loads((out / "training.json").read_text())
+    assert record["parameters"]["sft_weight"] == 1.0
+    plain = train_model(dataset_dir, tmp_path / "dpo", base=str(tiny_dir),
+                        options=TrainOptions(method="dpo", steps=1, lora=True, batch_size=4))
+    assert plain.losses[0]["loss"] == pytest.approx(math.log(2), abs=1e-2)
+    assert "sft_weight" not in json.loads((tmp_path / "dpo" / "training.json").read_text())["parameters"]

@@ -74,6 +74,8 @@ class ImproveOptions:
     batch_size: int = 8
     learning_rate: float | None = None
     beta: float = 0.1
+    sft_weight: float = 1.0
+    anchors: float = 0.5
 
     def key(self) -> dict:
         return asdict(self)
@@ -258,7 +260,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
             say("pairs", round=r, requests=len(reqs.train))
             t0 = time.perf_counter()
             pairs, stats = make_pairs(handle, spec, list(reqs.train), seed=options.seed + 1000 * r, k=options.k,
-                                      max_new_tokens=options.max_new_tokens,
+                                      max_new_tokens=options.max_new_tokens, anchors=options.anchors,
                                       on_progress=lambda n: say("progress", stage=f"pairs {r}", done=n))
             _close(handle)
             from specc.files import write_atomic
@@ -278,7 +280,8 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
             say("train", round=r, pairs=stats["pairs"], steps=steps)
             topts = TrainOptions(method=options.method, steps=steps, seed=options.seed + r,
                                  resume=(model_dir / "checkpoints").is_dir(), learning_rate=options.learning_rate,
-                                 batch_size=options.batch_size, beta=options.beta)
+                                 batch_size=options.batch_size, beta=options.beta,
+                                 sft_weight=options.sft_weight if options.method == "dpo" else 0.0)
             try:  # the round's directory is the dataset: its one train*.jsonl is the pairs
                 train_model(rdir, model_dir, base=str(model_dirs[r - 1]), options=topts,
                             on_event=lambda ev, **kw: say("train-" + ev, round=r, **kw))

@@ -4,7 +4,14 @@ For a **violation** request of rule R (the rule applies):
 
 - *rejected*: the model's own greedy answer **without** the spec, when R's checks (or the
   degenerate-text gates) fail it: the behaviour the evaluation measures, pushed down. A request
-  the model already answers compliantly makes no pair (``already-complies``);
+  the model already answers compliantly makes no such pair (``already-complies``) — but a share
+  of them (``anchors``, chosen by a stable hash of the request) make an **anchor pair**: that
+  compliant answer (or, when it is a refusal or fails a gate, the spec's ``good`` answer) over a
+  violation (sampled with an instruction to break the rule, checked to fail R's checks without
+  being degenerate, ``"violation-prompted"``; else the spec's ``bad`` answer, ``"spec"``).
+  Measured on the bank spec without them: rules the base model already kept (by deflecting)
+  eroded by 5–17 points over two rounds, since no pair said what to keep and the lookalike pairs
+  push away from refusing;
 - *chosen*, in this order:
   1. the rejected answer itself cut to its first whole sentences, where a prefix passes R's checks
      (``chosen_from: "trimmed"``): the smallest change of the model's own words that complies —
@@ -61,6 +68,8 @@ RULE_RUN = 6  # a chosen side with this many words in a row of the rule's own te
 REFUSE_INSTRUCTION = ("Politely refuse to help with the customer's request. Say you cannot help with it, "
                       "and nothing else.")
 HELP_INSTRUCTION = "Answer the customer's question helpfully, in two or three sentences."
+VIOLATE_INSTRUCTION = ("This is a test of a checker. In your answer, break this rule on purpose: {rule} "
+                       "Answer the customer directly, like the example.")
 _SENTENCE = re.compile(r"[^.!?]*[.!?]+[\"')\]]*\s*")
 
 
@@ -130,6 +139,25 @@ def in_context(spec: Spec, rule: Rule, req: Request) -> list[dict]:
     return [{"role": "system", "content": system}, *_demo(rule, req.kind), {"role": "user", "content": req.text}]
 
 
+def violation_prompted(rule: Rule, req: Request) -> list[dict]:
+    """The request with an instruction to break the rule and the example's ``bad`` answer as a demonstration."""
+    demo = []
+    for ex in cores(rule, "violation", "train"):
+        if ex.bad:
+            demo = [{"role": "user", "content": core_text(ex) or ""}, {"role": "assistant", "content": ex.bad[0].text}]
+            break
+    return [{"role": "system", "content": VIOLATE_INSTRUCTION.format(rule=rule.statement)}, *demo,
+            {"role": "user", "content": req.text}]
+
+
+def anchored(req: Request, share: float, seed: int) -> bool:
+    """Whether an already-complying request makes an anchor pair: a stable share of them."""
+    if share <= 0:
+        return False
+    h = int.from_bytes(hashlib.sha256(f"anchor\x00{req.id}\x00{seed}".encode()).digest()[:4], "big")
+    return h / 2**32 < share
+
+
 def refusal_prompted(req: Request) -> list[dict]:
     return [{"role": "system", "content": REFUSE_INSTRUCTION}, {"role": "user", "content": req.text}]
 
@@ -141,11 +169,12 @@ class PairRecord:
     rejected: str
     chosen_from: str
     rejected_from: str
+    anchor: bool = False  # the model already complied: the pair keeps what it does
 
     def row(self) -> dict:
         return {"prompt": plain(self.request), "chosen": [{"role": "assistant", "content": self.chosen}],
                 "rejected": [{"role": "assistant", "content": self.rejected}], "rule_id": self.request.rule_id,
-                "kind": self.request.kind, "tactic": self.request.tactic, "core": self.request.core,
+                "kind": self.request.kind, "anchor": self.anchor, "tactic": self.request.tactic, "core": self.request.core,
                 "request_id": self.request.id, "chosen_from": self.chosen_from, "rejected_from": self.rejected_from}
 
 
@@ -183,7 +212,7 @@ class Sampler:
 
 
 def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0, k: int = 4,
-               max_new_tokens: int = 96, on_progress: Callable[[int], None] | None = None
+               max_new_tokens: int = 96, anchors: float = 0.0, on_progress: Callable[[int], None] | None = None
                ) -> tuple[list[PairRecord], PairStats]:
     """Pairs for ``requests`` from ``handle`` (a :class:`~specc.engines.ModelHandle`)."""
     from specc.eval.score import degenerate, score_answer
@@ -256,11 +285,24 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
     rejected: dict[str, tuple[str, str]] = {}
     need_chosen: list[Request] = []
     need_rejected: list[Request] = []
+    need_violation: list[Request] = []  # anchor pairs lacking their rejected side
     complied: set[str] = set()
     for req, text in zip(requests, greedy):
         got = outcome(req, text)
         if req.kind == "violation":
             if got == "complies":
+                if anchored(req, anchors, seed):
+                    side = polish(req, text, lambda t, req=req: complies(req, t))
+                    if side is None:
+                        ex = next((e for e in rules[req.rule_id].examples if e.title == req.core and e.good), None)
+                        if ex is not None and complies(req, ex.good[0].text):
+                            side = ex.good[0].text
+                            chosen[req.id] = (side, "spec")
+                    else:
+                        chosen[req.id] = (side, "greedy")
+                    if side is not None:
+                        need_violation.append(req)
+                        continue
                 stats.count(stats.outcomes, "already-complies")
                 complied.add(req.id)
                 continue
@@ -336,6 +378,28 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         if ex is not None:
             rejected[req.id] = (ex.bad[0].text, "spec")
 
+    # rejected sides of anchor pairs: a real violation of the rule the model kept
+    waiting = list(need_violation)
+    for attempt in range(1, 3):
+        if not waiting:
+            break
+        texts = sample([violation_prompted(rules[r.rule_id], r) for r in waiting],
+                       [seed_of(r.id, 200 + attempt, seed) for r in waiting], TEMPERATURE)
+        still = []
+        for req, text in zip(waiting, texts):
+            text = finished(text) or text
+            if outcome(req, text) == "violates" and degenerate(text, probe_of(req)) is None:
+                rejected[req.id] = (text, "violation-prompted")
+            else:
+                still.append(req)
+        waiting = still
+    for req in waiting:
+        ex = next((e for e in rules[req.rule_id].examples
+                   if e.title == req.core and e.bad and not is_lookalike(e)), None)
+        if ex is not None and outcome(req, ex.bad[0].text) == "violates":
+            rejected[req.id] = (ex.bad[0].text, "spec")
+    anchor_ids = {r.id for r in need_violation}
+
     pairs: list[PairRecord] = []
     for req in requests:
         if req.id in chosen and req.id in rejected:
@@ -343,14 +407,16 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
             if c[0].strip() == r[0].strip():
                 stats.count(stats.outcomes, "same-sides")
                 continue
-            pairs.append(PairRecord(req, c[0], r[0], c[1], r[1]))
-            stats.count(stats.outcomes, "pair")
+            pairs.append(PairRecord(req, c[0], r[0], c[1], r[1], anchor=req.id in anchor_ids))
+            stats.count(stats.outcomes, "anchor" if req.id in anchor_ids else "pair")
             stats.count(stats.chosen_from, c[1])
             stats.count(stats.rejected_from, r[1])
         elif req.id in complied:
             continue  # counted above
         elif req.id not in chosen:
             stats.count(stats.outcomes, "no-chosen")
+        elif req.id in anchor_ids:
+            stats.count(stats.outcomes, "anchor-no-violation")
         else:
             stats.count(stats.outcomes, "no-rejected")
     stats.pairs = len(pairs)

@@ -48,6 +48,10 @@ class TrainOptions:
     lora_r: int = 16
     lora_alpha: int = 32
     beta: float = 0.1  # DPO / KTO
+    # DPO only: weight of an added negative log-likelihood loss on the chosen side (TRL's
+    # ``loss_type=["sigmoid", "sft"]``, RPO): DPO alone can widen the margin by pushing the rejected
+    # side down while the chosen side's likelihood falls too; the NLL term raises the chosen side
+    sft_weight: float = 0.0
 
 
 @dataclass
@@ -230,12 +234,13 @@ def _common_args(output_dir: Path, *, steps: int, batch_size: int, max_length: i
     return args
 
 
-def _trainer(method: str, model, ref_model, tok, ds, args: dict, peft_config, beta: float):
+def _trainer(method: str, model, ref_model, tok, ds, args: dict, peft_config, beta: float, sft_weight: float = 0.0):
     import trl
 
     extra = {} if peft_config is None else {"peft_config": peft_config}
     if method == "dpo":
-        cfg = trl.DPOConfig(**args, beta=beta)
+        losses = {} if not sft_weight else {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, sft_weight]}
+        cfg = trl.DPOConfig(**args, beta=beta, **losses)
         return trl.DPOTrainer(model=model, ref_model=ref_model, args=cfg, train_dataset=ds, processing_class=tok,
                               **extra)
     if method == "kto":
@@ -325,12 +330,13 @@ def train_model(dataset_dir: Path, out_dir: Path, *, base: str = "smollm2", opti
               "batch_size": options.batch_size, "max_length": options.max_length, "seed": options.seed,
               "save_steps": save_steps, **({"lora_r": options.lora_r, "lora_alpha": options.lora_alpha,
                                             "lora_target_modules": "all-linear"} if options.lora else {}),
-              **({"beta": options.beta} if method in ("dpo", "kto") else {})}
+              **({"beta": options.beta} if method in ("dpo", "kto") else {}),
+              **({"sft_weight": options.sft_weight} if method == "dpo" and options.sft_weight else {})}
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if resume_from is None:
         _write_json(ckpt_dir / "run.json", {"method": method, "base": base_label, "lora": options.lora})
     try:
-        trainer = _trainer(method, model, ref_model, tok, ds, args, peft_config, options.beta)
+        trainer = _trainer(method, model, ref_model, tok, ds, args, peft_config, options.beta, options.sft_weight)
     except (ValueError, KeyError, TypeError) as e:
         raise TrainError(f"TRL cannot train {method} on this data: {e}") from e
     from transformers import PrinterCallback
