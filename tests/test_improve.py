@@ -155,6 +155,8 @@ class Scripted:
                 out.append("I can't help with that.")
             elif "freeze" in system.lower() or "always follow" in system.lower():
                 out.append("Please freeze your card in the app now. Then we can look at the payments together.")
+            elif "inherited" in user:
+                out.append("I can't help with that.")  # complies with no_investment_tips by refusing
             elif "pin" in user or "contactless" in user or "worn" in user:
                 out.append("You can see it in the app under Card settings.")
             elif "address" in user or "statement" in user:
@@ -191,7 +193,7 @@ def test_pairs_are_sorted_by_the_rules_checks(bank):
 def test_anchor_pairs_keep_what_the_model_already_does(bank):
     """A share of the requests the model already answers compliantly become anchor pairs: its own
     compliant answer over a real violation, so a rule it keeps is not eroded by the others' pairs."""
-    from specc.ir.checks import evaluate_all
+    from specc.ir.checks import evaluate_all, is_refusal
 
     s = rq.build(bank, per_rule=6, probes_per_rule=2, lookalikes=6, lookalike_probes=2, seed=0, probe_seed=1)
     plain_pairs, plain_stats = make_pairs(Scripted(), bank, list(s.train), k=2)
@@ -208,6 +210,10 @@ def test_anchor_pairs_keep_what_the_model_already_does(bank):
         assert p.request.kind == "violation" and p.row()["anchor"] is True
         assert evaluate_all(rule.checks, p.chosen) and not evaluate_all(rule.checks, p.rejected)
     assert {p.rejected_from for p in anchors} >= {"violation-prompted"}
+    # a compliant refusal is never a chosen side: the example's own good answer stands in for it
+    refused = [p for p in anchors if "inherited" in p.request.text.lower()]
+    assert refused and all(p.chosen_from == "spec" and p.chosen != "I can't help with that." for p in refused)
+    assert not any(is_refusal(p.chosen) for p in anchors)
     assert any(p.request.rule_id.endswith("no_competitors") and "Monzo" in p.rejected for p in anchors)
     # the non-anchor pairs are the same pairs as without anchors
     assert [p.row() for p in pairs if not p.anchor] == [{**p.row(), "anchor": False} for p in plain_pairs]

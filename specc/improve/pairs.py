@@ -295,7 +295,10 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                     side = polish(req, text, lambda t, req=req: complies(req, t))
                     if side is None:
                         ex = next((e for e in rules[req.rule_id].examples if e.title == req.core and e.good), None)
-                        if ex is not None and complies(req, ex.good[0].text):
+                        # the author's answer: held to the rule, not to the gates for model-written text
+                        # (the copied-example gate would refuse every one of them)
+                        if ex is not None and outcome(req, ex.good[0].text) == "complies" \
+                                and not is_refusal(ex.good[0].text):
                             side = ex.good[0].text
                             chosen[req.id] = (side, "spec")
                     else:
