@@ -900,7 +900,9 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
     def progress(event: str, **info) -> None:
         if event == "start":
             click.echo(f"training {info['base']}: {info['method']}, {info['steps']} steps on {info['records']} "
-                       "records" + (f", resuming from step {info['resume']}" if info["resume"] else ""), err=True)
+                       "records" + (f" ({info['too_long']} left out: the prompt fills --max-length "
+                                    f"{info['max_length']})" if info["too_long"] else "")
+                       + (f", resuming from step {info['resume']}" if info["resume"] else ""), err=True)
         elif event == "step":
             click.echo(f"step {info['step']}/{info['total']}  loss {info['loss']:.4f}", err=True)
         elif event == "checkpoint":
