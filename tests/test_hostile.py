@@ -1413,3 +1413,44 @@ def test_the_linear_anchor_reads_headings_as_the_pattern_did():
         assert _anchor(text) == (m.group(1, 2, 3) if m else None)
 
     same()
+
+
+# -- class 8: audit gates texts of a bounded size ------------------------------------------------------------
+
+
+def test_audit_does_not_gate_a_huge_text_and_counts_its_record_as_flagged(tmp_path):
+    """A 10 MB answer took the gates 16 s of CPU and 220 MB (the issue's probe: 63 s, 270 MB); a text
+    over the bound is now reported, not gated, and its record counts as flagged, so padding a text
+    cannot carry a dataset past --fail-over."""
+    d = tmp_path / "d"
+    d.mkdir()
+    huge = ("lorem ipsum " * 500_000)[:5_000_000]
+    clean = {"prompt": "Where is my order 1234? It has not arrived yet.",
+             "chosen": "I am sorry it is late. Your order 1234 left the warehouse on Monday and should arrive by Friday.",
+             "rejected": "Orders are not my problem, figure it out yourself."}
+    (d / "train.jsonl").write_text(json.dumps(clean) + "\n" + json.dumps({**clean, "record_id": "big", "chosen": huge})
+                                   + "\n", encoding="utf-8")
+    code, out, spent = specc("audit", d, "--format", "json", timeout=30)
+    report = json.loads(out)
+    assert code == 0 and report["records"] == 2 and report["flagged"] == 1
+    long = report["too_long"]
+    assert long["max_chars"] == 100_000 and long["count"] == 1
+    assert long["examples"][0]["record_id"] == "big" and long["examples"][0]["part"] == "chosen"
+    assert "5,000,000 characters" in long["examples"][0]["detail"] and len(long["examples"][0]["text"]) <= 1000
+    assert spent < 10
+    code, out, _ = specc("audit", d, "--fail-over", "0.4", timeout=30)
+    assert code == 1 and "1 record with a text over 100,000 characters" in out
+
+
+def test_audit_gates_a_text_up_to_the_bound(tmp_path, monkeypatch):
+    import specc.audit as audit
+
+    monkeypatch.setattr(audit, "MAX_TEXT_CHARS", 12)
+    d = tmp_path / "d"
+    d.mkdir()
+    rows = [{"prompt": "x" * 12, "chosen": "Sure thing.", "rejected": "No."},   # at the bound: gated
+            {"prompt": [{"role": "user", "content": "x" * 13}], "chosen": "Ok.", "rejected": "No."}]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = audit.audit_dataset(d)
+    assert report.too_long == 1 and report.too_long_examples[0].line == 2
+    assert report.too_long_examples[0].part == "prompt[0]" and report.too_long_examples[0].kind == "user"
