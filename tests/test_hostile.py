@@ -1454,3 +1454,25 @@ def test_audit_gates_a_text_up_to_the_bound(tmp_path, monkeypatch):
     report = audit.audit_dataset(d)
     assert report.too_long == 1 and report.too_long_examples[0].line == 2
     assert report.too_long_examples[0].part == "prompt[0]" and report.too_long_examples[0].kind == "user"
+
+
+@pytest.mark.parametrize("command", ["import", "diff"])
+def test_a_markdown_document_over_the_import_bounds_is_refused(command, tmp_path):
+    """An import held a few hundred bytes per line and over a hundred per character of a long line
+    (500,000 lines of "a": 697 MB; a 1 MB line: 131 MB); a document is refused over 50,000 lines or
+    4,000,000 characters (the Model Spec: 4,494 lines, 254 KB), before it is read as Markdown."""
+    from specc.importers import MAX_DOCUMENT_CHARS, MAX_DOCUMENT_LINES
+
+    head = "# Overview {#overview}\n\n## Be kind {#be_kind authority=root}\n\nThe assistant should be kind.\n"
+    many = tmp_path / "many.md"
+    many.write_text(head + "a\n" * MAX_DOCUMENT_LINES, encoding="utf-8")
+    wide = tmp_path / "wide.md"
+    wide.write_text(head + "x" * MAX_DOCUMENT_CHARS + "\n", encoding="utf-8")
+    for doc, what in ((many, "lines: a document over 50,000 is not imported"),
+                      (wide, "characters: a document over 4,000,000 is not imported")):
+        args = ["import", doc, "-o", tmp_path / "out"] if command == "import" else ["diff", doc, doc]
+        r = invoke(*args)
+        assert r.exit_code == 1 and what in r.output, r.output[-2000:]
+    ok = tmp_path / "ok.md"
+    ok.write_text(head + "a\n" * (MAX_DOCUMENT_LINES - 10), encoding="utf-8")
+    assert invoke("import", ok, "-o", tmp_path / "out").exit_code == 0
