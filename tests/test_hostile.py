@@ -1426,7 +1426,8 @@ def test_audit_does_not_gate_a_huge_text_and_counts_its_record_as_flagged(tmp_pa
     d.mkdir()
     huge = ("lorem ipsum " * 500_000)[:5_000_000]
     clean = {"prompt": "Where is my order 1234? It has not arrived yet.",
-             "chosen": "I am sorry it is late. Your order 1234 left the warehouse on Monday and should arrive by Friday.",
+             "chosen": "I am sorry it is late. Your order 1234 left the warehouse on Monday and should arrive "
+                       "by Friday.",
              "rejected": "Orders are not my problem, figure it out yourself."}
     (d / "train.jsonl").write_text(json.dumps(clean) + "\n" + json.dumps({**clean, "record_id": "big", "chosen": huge})
                                    + "\n", encoding="utf-8")
