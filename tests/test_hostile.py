@@ -1477,3 +1477,27 @@ def test_a_markdown_document_over_the_import_bounds_is_refused(command, tmp_path
     ok = tmp_path / "ok.md"
     ok.write_text(head + "a\n" * (MAX_DOCUMENT_LINES - 10), encoding="utf-8")
     assert invoke("import", ok, "-o", tmp_path / "out").exit_code == 0
+
+
+def test_unmarked_leftovers_beside_o_are_named_not_removed(tmp_path, monkeypatch):
+    """A staging directory of a specc from before the mark, or a previous dataset a write killed
+    between its two renames left, stayed beside -o without a word; specc cannot tell they are
+    unused, so compile names them (merge too) and leaves them."""
+    from specc import engines
+    from test_synth_pipeline import FakeModel, SPEC
+
+    monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: FakeModel())
+    old_staging, old_dataset, marked = (tmp_path / ".out.tmp-abcdefgh", tmp_path / ".out.old-0123abcd",
+                                        tmp_path / ".out.tmp-marked12")
+    for d in (old_staging, old_dataset, marked):
+        d.mkdir()
+    (marked / ".specc-staging").touch()  # this version's mark: removed by the write, as before
+    spec = tmp_path / "t.spec"
+    spec.write_text(SPEC, encoding="utf-8")
+    r = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path / "out"), "--store", str(tmp_path / "s"),
+                                  "--per-rule", "1", "--rounds", "1", "--retries", "0"])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert [n.split()[1] for n in notes] == [str(old_dataset), str(old_staging)]
+    assert "remove it once no other write" in notes[0]
+    assert old_staging.is_dir() and old_dataset.is_dir() and not marked.exists()
