@@ -1501,3 +1501,22 @@ def test_unmarked_leftovers_beside_o_are_named_not_removed(tmp_path, monkeypatch
     assert [n.split()[1] for n in notes] == [str(old_dataset), str(old_staging)]
     assert "remove it once no other write" in notes[0]
     assert old_staging.is_dir() and old_dataset.is_dir() and not marked.exists()
+
+
+@pytest.mark.parametrize("command", ["audit", "train"])
+def test_a_parquet_file_nested_past_pyarrows_limit_is_a_located_error(command, tmp_path):
+    """Parquet's nesting is bounded by pyarrow (a schema 100 levels deep), below Python's recursion:
+    nothing to add but this check that it stays a located error (exit 1), not a traceback."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    value, kind = "x", pa.string()
+    for _ in range(200):
+        value, kind = [value], pa.list_(kind)
+    (tmp_path / "d" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"prompt": ["hi"], "chosen": ["a"], "rejected": ["b"], "deep": pa.array([value], kind)}),
+                   tmp_path / "d" / "data" / "train.parquet")
+    args = ["audit", tmp_path / "d"] if command == "audit" else ["train", tmp_path / "d", "-o", tmp_path / "m",
+                                                                   "--model", "m", "--steps", 1]
+    code, out, _ = specc(*args)
+    assert code == 1 and "train.parquet: not a readable Parquet file" in out and "too deeply nested" in out, out
