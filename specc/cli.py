@@ -596,6 +596,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
             report = compile_spec(result.spec, spec_file, options, model=handle, judge=judge, on_event=progress)
     s, man = report.stats, report.manifest
     click.echo(f"wrote {out_dir}: {report.counts['train']} train, {report.counts['test']} test records ({fmt})")
+    _note_leftovers(out_dir)
     click.echo(f"model {man.model.name} on {handle.engine}"
                + (f"; judge {man.model.judge} on {judge.engine}" if judge else ""))
     if concurrency > 1 and s.generated and "openai" in (handle.engine, judge.engine if judge else None):
@@ -649,6 +650,7 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
         merged = merge_shards(out_dir, list(dirs))
     for w in merged.warnings:
         click.echo(f"warning: {w}", err=True)
+    _note_leftovers(out_dir)
     w = merged.written
     if fmt == "json":
         click.echo(json.dumps({"out": str(out_dir), "shards": [str(s.dir) for s in merged.shards],
@@ -657,6 +659,15 @@ def merge(out_dir: Path, dirs: tuple[Path, ...], fmt: str) -> None:
     n = len(merged.shards)
     click.echo(f"merged {n} shard{'s' if n != 1 else ''} into {out_dir}: {w.counts['train']} train, "
                f"{w.counts['test']} test records ({w.manifest.format})")
+
+
+def _note_leftovers(out_dir: Path) -> None:
+    from specc.emit.writer import leftovers
+
+    for d in leftovers(out_dir):
+        click.echo(f"note: {d} looks like what an interrupted write to {out_dir} left (by a specc from before "
+                   "staging directories were marked, or killed between two renames); specc cannot tell it is "
+                   "unused, so it is left: remove it once no other write to that directory is running", err=True)
 
 
 # -- audit --------------------------------------------------------------------------------
@@ -902,7 +913,9 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
     def progress(event: str, **info) -> None:
         if event == "start":
             click.echo(f"training {info['base']}: {info['method']}, {info['steps']} steps on {info['records']} "
-                       "records" + (f", resuming from step {info['resume']}" if info["resume"] else ""), err=True)
+                       "records" + (f" ({info['too_long']} left out: the prompt fills --max-length "
+                                    f"{info['max_length']})" if info["too_long"] else "")
+                       + (f", resuming from step {info['resume']}" if info["resume"] else ""), err=True)
         elif event == "step":
             click.echo(f"step {info['step']}/{info['total']}  loss {info['loss']:.4f}", err=True)
         elif event == "checkpoint":

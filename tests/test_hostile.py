@@ -1413,3 +1413,110 @@ def test_the_linear_anchor_reads_headings_as_the_pattern_did():
         assert _anchor(text) == (m.group(1, 2, 3) if m else None)
 
     same()
+
+
+# -- class 8: audit gates texts of a bounded size ------------------------------------------------------------
+
+
+def test_audit_does_not_gate_a_huge_text_and_counts_its_record_as_flagged(tmp_path):
+    """A 10 MB answer took the gates 16 s of CPU and 220 MB (the issue's probe: 63 s, 270 MB); a text
+    over the bound is now reported, not gated, and its record counts as flagged, so padding a text
+    cannot carry a dataset past --fail-over."""
+    d = tmp_path / "d"
+    d.mkdir()
+    huge = ("lorem ipsum " * 500_000)[:5_000_000]
+    clean = {"prompt": "Where is my order 1234? It has not arrived yet.",
+             "chosen": "I am sorry it is late. Your order 1234 left the warehouse on Monday and should arrive "
+                       "by Friday.",
+             "rejected": "Orders are not my problem, figure it out yourself."}
+    (d / "train.jsonl").write_text(json.dumps(clean) + "\n" + json.dumps({**clean, "record_id": "big", "chosen": huge})
+                                   + "\n", encoding="utf-8")
+    code, out, spent = specc("audit", d, "--format", "json", timeout=30)
+    report = json.loads(out)
+    assert code == 0 and report["records"] == 2 and report["flagged"] == 1
+    long = report["too_long"]
+    assert long["max_chars"] == 100_000 and long["count"] == 1
+    assert long["examples"][0]["record_id"] == "big" and long["examples"][0]["part"] == "chosen"
+    assert "5,000,000 characters" in long["examples"][0]["detail"] and len(long["examples"][0]["text"]) <= 1000
+    assert spent < 10
+    code, out, _ = specc("audit", d, "--fail-over", "0.4", timeout=30)
+    assert code == 1 and "1 record with a text over 100,000 characters" in out
+
+
+def test_audit_gates_a_text_up_to_the_bound(tmp_path, monkeypatch):
+    import specc.audit as audit
+
+    monkeypatch.setattr(audit, "MAX_TEXT_CHARS", 12)
+    d = tmp_path / "d"
+    d.mkdir()
+    rows = [{"prompt": "x" * 12, "chosen": "Sure thing.", "rejected": "No."},   # at the bound: gated
+            {"prompt": [{"role": "user", "content": "x" * 13}], "chosen": "Ok.", "rejected": "No."}]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = audit.audit_dataset(d)
+    assert report.too_long == 1 and report.too_long_examples[0].line == 2
+    assert report.too_long_examples[0].part == "prompt[0]" and report.too_long_examples[0].kind == "user"
+
+
+@pytest.mark.parametrize("command", ["import", "diff"])
+def test_a_markdown_document_over_the_import_bounds_is_refused(command, tmp_path):
+    """An import held a few hundred bytes per line and over a hundred per character of a long line
+    (500,000 lines of "a": 697 MB; a 1 MB line: 131 MB); a document is refused over 50,000 lines or
+    4,000,000 characters (the Model Spec: 4,494 lines, 254 KB), before it is read as Markdown."""
+    from specc.importers import MAX_DOCUMENT_CHARS, MAX_DOCUMENT_LINES
+
+    head = "# Overview {#overview}\n\n## Be kind {#be_kind authority=root}\n\nThe assistant should be kind.\n"
+    many = tmp_path / "many.md"
+    many.write_text(head + "a\n" * MAX_DOCUMENT_LINES, encoding="utf-8")
+    wide = tmp_path / "wide.md"
+    wide.write_text(head + "x" * MAX_DOCUMENT_CHARS + "\n", encoding="utf-8")
+    for doc, what in ((many, "lines: a document over 50,000 is not imported"),
+                      (wide, "characters: a document over 4,000,000 is not imported")):
+        args = ["import", doc, "-o", tmp_path / "out"] if command == "import" else ["diff", doc, doc]
+        r = invoke(*args)
+        assert r.exit_code == 1 and what in r.output, r.output[-2000:]
+    ok = tmp_path / "ok.md"
+    ok.write_text(head + "a\n" * (MAX_DOCUMENT_LINES - 10), encoding="utf-8")
+    assert invoke("import", ok, "-o", tmp_path / "out").exit_code == 0
+
+
+def test_unmarked_leftovers_beside_o_are_named_not_removed(tmp_path, monkeypatch):
+    """A staging directory of a specc from before the mark, or a previous dataset a write killed
+    between its two renames left, stayed beside -o without a word; specc cannot tell they are
+    unused, so compile names them (merge too) and leaves them."""
+    from specc import engines
+    from test_synth_pipeline import FakeModel, SPEC
+
+    monkeypatch.setattr(engines, "resolve_model", lambda *a, **k: FakeModel())
+    old_staging, old_dataset, marked = (tmp_path / ".out.tmp-abcdefgh", tmp_path / ".out.old-0123abcd",
+                                        tmp_path / ".out.tmp-marked12")
+    for d in (old_staging, old_dataset, marked):
+        d.mkdir()
+    (marked / ".specc-staging").touch()  # this version's mark: removed by the write, as before
+    spec = tmp_path / "t.spec"
+    spec.write_text(SPEC, encoding="utf-8")
+    r = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path / "out"), "--store", str(tmp_path / "s"),
+                                  "--per-rule", "1", "--rounds", "1", "--retries", "0"])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert [n.split()[1] for n in notes] == [str(old_dataset), str(old_staging)]
+    assert "remove it once no other write" in notes[0]
+    assert old_staging.is_dir() and old_dataset.is_dir() and not marked.exists()
+
+
+@pytest.mark.parametrize("command", ["audit", "train"])
+def test_a_parquet_file_nested_past_pyarrows_limit_is_a_located_error(command, tmp_path):
+    """Parquet's nesting is bounded by pyarrow (a schema 100 levels deep), below Python's recursion:
+    nothing to add but this check that it stays a located error (exit 1), not a traceback."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    value, kind = "x", pa.string()
+    for _ in range(200):
+        value, kind = [value], pa.list_(kind)
+    (tmp_path / "d" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"prompt": ["hi"], "chosen": ["a"], "rejected": ["b"], "deep": pa.array([value], kind)}),
+                   tmp_path / "d" / "data" / "train.parquet")
+    args = ["audit", tmp_path / "d"] if command == "audit" else ["train", tmp_path / "d", "-o", tmp_path / "m",
+                                                                   "--model", "m", "--steps", 1]
+    code, out, _ = specc(*args)
+    assert code == 1 and "train.parquet: not a readable Parquet file" in out and "too deeply nested" in out, out

@@ -222,6 +222,28 @@ def test_funnel_and_coverage_count_the_scenarios(world):
     assert s.funnel.planned == sum(r.funnel.planned for r in s.rules)
 
 
+def test_a_plot_shows_the_worst_rules_and_says_how_many_it_left_out(world, monkeypatch):
+    """With more rules than PLOT_RULES a plot shows the worst (a bar per rule grew superlinearly:
+    6,000 rules took minutes and over 500 MB); the tables still list every rule. Here the bound is 1."""
+    from specc.report import plots
+    from specc.report.inputs import read_inputs
+    from specc.report.summary import summarize
+
+    monkeypatch.setattr(plots, "PLOT_RULES", 1)
+    # no_card_numbers never complies; be_kind always does and never over-refuses
+    bad = write_eval(world["root"] / "bad.json", world["spec"], "acme/bad", {CARD: [0, 0, 0, 0, 0, 0], KIND: [1, 1, 0]})
+    s = summarize(read_inputs(world["data"], spec=world["spec"], evals=[bad]))
+    svg = plots.evals(s)
+    assert CARD in svg and KIND not in svg  # the worst, not the first by name
+    assert "highest over-refusal in any eval, of 2; the tables list every rule" in svg
+    svg = plots.outcomes(s)
+    lost = sorted((-(r.funnel.planned - r.funnel.verified), r.id) for r in s.rules)
+    assert lost[0][1] in svg and lost[1][1] not in svg
+    assert "the 1 rules with the most planned scenarios not verified, of 2" in svg
+    html = make_report(world["data"], spec=world["spec"], evals=[bad])
+    assert html.count(KIND) > 2  # in the tables
+
+
 @pytest.mark.parametrize("fmt", ["kto", "sft"])
 def test_kto_and_sft_datasets_give_the_same_summary_and_their_sides(world, tmp_path, fmt):
     data = build_dataset(tmp_path / fmt, world["spec"], fmt=fmt)

@@ -186,3 +186,91 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, spec, dataset, tiny_dir)
     r = invoke("train", tmp_path / "missing", "-o", tmp_path / "o5", "--model", tiny_dir)
     assert r.exit_code == 1 and "does not exist" in r.stderr
     assert "Traceback" not in r.output
+
+
+# -- hostile input (issue 22, class 12): a clear message and exit 1, never a traceback ------------------------
+
+
+def test_a_non_string_prompt_for_sft_is_a_located_error(tmp_path, tiny_dir):
+    for i, prompt in enumerate((5, [5], {"role": "user", "content": "hi"}, [{"role": "user", "content": 5}])):
+        write_jsonl(tmp_path / f"d{i}" / "train.jsonl", [{"prompt": prompt, "chosen": "a", "rejected": "b"}] * 2)
+        r = invoke("train", tmp_path / f"d{i}", "-o", tmp_path / f"o{i}", "--model", tiny_dir, "--method", "sft",
+                   "--steps", 1, *FAST)
+        assert r.exit_code == 1 and "train.jsonl:1: `prompt`" in r.stderr, r.output
+
+
+@pytest.mark.parametrize("method", ["dpo", "kto"])
+def test_max_length_shorter_than_every_prompt(method, tmp_path, tiny_dir):
+    long = "word " * 100
+    write_jsonl(tmp_path / "d" / "train.jsonl", [{"prompt": long, "chosen": "yes", "rejected": "no"}] * 2)
+    out = tmp_path / "o"
+    r = invoke("train", tmp_path / "d", "-o", out, "--model", tiny_dir, "--method", method, "--steps", 1,
+               "--max-length", 16)
+    # dpo: torch's sampler raised on the empty dataset; kto: exit 0 with an untrained model written
+    assert r.exit_code == 1 and "no record fits in --max-length 16" in r.stderr, r.output
+    assert not (out / "config.json").exists()
+    assert not (out / "checkpoints").exists()  # a rerun with a larger --max-length is not told to --resume
+    r = invoke("train", tmp_path / "d", "-o", out, "--model", tiny_dir, "--method", method, "--steps", 1,
+               "--max-length", 256)
+    assert r.exit_code == 0, r.output
+
+
+def test_records_whose_prompt_fills_max_length_are_counted_as_left_out(tmp_path, tiny_dir):
+    long = "word " * 100
+    rows = [{"prompt": long, "chosen": "yes", "rejected": "no"}, {"prompt": "hi", "chosen": "yes", "rejected": "no"}]
+    write_jsonl(tmp_path / "d" / "train.jsonl", rows)
+    out = tmp_path / "o"
+    r = invoke("train", tmp_path / "d", "-o", out, "--model", tiny_dir, "--steps", 1, "--max-length", 16)
+    assert r.exit_code == 0, r.output
+    assert "on 1 records (1 left out: the prompt fills --max-length 16)" in r.stderr
+    record = json.loads((out / "training.json").read_text())
+    assert record["records"] == 1 and record["records_longer_than_max_length"] == 1
+    assert "1 more left out" in (out / "README.md").read_text()
+
+
+def _interrupted_run(out: Path, run_json: str | None, *, weights: bytes | None = b"",
+                     state: str = '{"global_step": 2}'):
+    """OUT as a killed run leaves it: checkpoints/run.json and one checkpoint (its files faked)."""
+    ckpt = out / "checkpoints" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    if run_json is not None:
+        (out / "checkpoints" / "run.json").write_text(run_json)
+    if weights is not None:
+        (ckpt / "adapter_model.safetensors").write_bytes(weights)
+    (ckpt / "trainer_state.json").write_text(state)
+
+
+@pytest.mark.parametrize("run_json", [None, "[1, 2", '["dpo"]', '{"method": ["dpo"], "base": {}, "lora": 3}',
+                                      '{"method": "dpo", "base": "tiny", "lora": "yes"}'])
+def test_resume_with_a_malformed_run_record(run_json, dataset, tiny_dir, tmp_path):
+    from safetensors.torch import save
+
+    out = tmp_path / "out"
+    _interrupted_run(out, run_json, weights=save({"w": __import__("torch").zeros(1)}))
+    r = invoke("train", dataset, "-o", out, "--model", tiny_dir, "--resume", "--steps", 4, *FAST)
+    assert r.exit_code == 1 and "is not the run record specc writes" in r.stderr, r.output
+    assert f"remove {out}/checkpoints to start afresh" in r.stderr
+
+
+@pytest.mark.parametrize("weights, state, problem", [
+    (None, '{"global_step": 2}', "holds no model weights"),
+    (b"", '{"global_step": 2}', "adapter_model.safetensors cannot be read"),
+    (b"", "{not json", "trainer_state.json cannot be read"),
+    (b"", '{"global_step": 2, "mine": 1}', "not the state transformers saves"),
+    (b"", '{"global_step": "2"}', "no whole-number global_step"),
+])
+def test_resume_from_a_checkpoint_that_cannot_be_loaded(weights, state, problem, dataset, tiny_dir, tmp_path):
+    from specc.engines.transformers import dir_model_name
+
+    out = tmp_path / "out"
+    run = json.dumps({"method": "dpo", "base": dir_model_name(tiny_dir), "lora": True})
+    _interrupted_run(out, run, weights=weights, state=state)
+    r = invoke("train", dataset, "-o", out, "--model", tiny_dir, "--resume", "--steps", 4, *FAST)
+    assert r.exit_code == 1 and "cannot resume from" in r.stderr and problem in r.stderr, r.output
+
+
+def test_resume_without_a_checkpoint_gives_advice_that_works(dataset, tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoints").mkdir(parents=True)  # killed before the first checkpoint
+    r = invoke("train", dataset, "-o", out, "--model", tiny_dir, "--resume", *FAST)
+    assert r.exit_code == 1 and "remove" in r.stderr and "without --resume" not in r.stderr

@@ -210,6 +210,30 @@ def remove_stale_staging(out: Path) -> list[Path]:
     return removed
 
 
+def leftovers(out: Path) -> list[Path]:
+    """Directories beside ``out`` named as a write names them that :func:`remove_stale_staging`
+    leaves: a staging directory without the mark (made by a specc from before the mark, or by
+    something else) and a previous dataset a write killed between its two renames left
+    (``.OUT.old-`` and 8 characters). specc cannot tell they are its own and no longer used, so
+    it names them (``compile`` and ``merge`` print a note) instead of removing them."""
+    out = Path(os.path.abspath(out))
+    short = re.escape(f".{short_name(out.name)}.")
+    pattern = re.compile(short + r"(?:tmp-[a-z0-9_]{8}|old-[0-9a-f]{8})")
+    found = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if (pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+                    and not os.path.lexists(os.path.join(entry.path, _STAGING_MARK))):
+                found.append(Path(entry.path))
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def _write_whole(out_dir: Path, args: dict) -> Written | None:
     """Write the dataset into a new directory beside ``out_dir`` and put it in ``out_dir``'s place
     only once every file is written: a failure leaves ``out_dir`` as it was. None when the

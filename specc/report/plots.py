@@ -3,6 +3,10 @@
 Deterministic: a fixed hash salt per figure, no date or creator in the metadata, text kept as
 text (``svg.fonttype: none``) and never parsed as mathtext, so the same summary gives the same
 bytes. Labels come from the spec and the models; matplotlib escapes them as XML text.
+
+A plot shows at most :data:`PLOT_RULES` rules, the worst ones, and says so: a figure with a bar
+per rule grew superlinearly (matplotlib's layout and drawing: 6,000 rules took minutes and over
+500 MB), and a plot of thousands of bars cannot be read anyway. The page's tables list every rule.
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from specc.report.summary import Summary
 GREEN, ORANGE, VERMILION, GREY, BLUE, SKY, PURPLE = "#009E73", "#E69F00", "#D55E00", "#999999", "#0072B2", \
     "#56B4E9", "#CC79A7"
 EVAL_COLOURS = (GREY, BLUE, ORANGE, PURPLE, GREEN, SKY)
+PLOT_RULES = 40
+
+
+def _worst(ids: list[str], badness) -> tuple[list[str], str | None]:
+    """``ids`` as they are when at most :data:`PLOT_RULES`; else the worst by ``badness`` (worst
+    first, ties by id), and the sentence that says which were left out."""
+    if len(ids) <= PLOT_RULES:
+        return ids, None
+    shown = sorted(ids, key=lambda i: (-badness(i), i))[:PLOT_RULES]
+    return shown, f"the {PLOT_RULES} rules {{}}, of {len(ids):,}; the tables list every rule"
 
 
 class PlotsUnavailable(Exception):
@@ -62,11 +76,15 @@ def outcomes(s: Summary) -> str | None:
              ("dropped at the gates", VERMILION, lambda f: sum(f.lost.get("gated", {}).values())),
              ("not generated (judge untrusted, model fault)", GREY,
               lambda f: sum(f.lost.get("generated", {}).values()))]
+    by_id = {r.id: r for r in s.rules}
+    ids, note = _worst(list(by_id), lambda i: by_id[i].funnel.planned - by_id[i].funnel.verified)
     with _style():
-        fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(s.rules)), layout="constrained")
+        fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(ids) + (0.3 if note else 0)), layout="constrained")
+        if note:
+            fig.supxlabel(note.format("with the most planned scenarios not verified"), fontsize=8)
         ax = fig.add_subplot()
-        names = [r.id for r in s.rules][::-1]
-        funnels = [r.funnel for r in s.rules][::-1]
+        names = ids[::-1]
+        funnels = [by_id[i].funnel for i in names]
         left = [0] * len(names)
         for label, colour, value in parts:
             vals = [value(f) for f in funnels]
@@ -86,8 +104,19 @@ def evals(s: Summary) -> str | None:
     rules = sorted({rid for c in s.evals for rid in c.report.per_rule})
     if not rules:
         return None
+
+    def badness(rid: str) -> float:  # the worst of non-compliance and over-refusal in any eval
+        rates = [(1 - rr.compliance) if rr.compliance is not None else 0.0 for c in s.evals
+                 if (rr := c.report.per_rule.get(rid))]
+        rates += [rr.overrefusal or 0.0 for c in s.evals if (rr := c.report.per_rule.get(rid))]
+        return max(rates, default=0.0)
+
+    rules, note = _worst(rules, badness)
     with _style():
-        fig = Figure(figsize=(7.5, 1.2 + 0.4 * len(rules) * max(1, len(s.evals)) ** 0.5), layout="constrained")
+        fig = Figure(figsize=(7.5, 1.2 + 0.4 * len(rules) * max(1, len(s.evals)) ** 0.5 + (0.3 if note else 0)),
+                     layout="constrained")
+        if note:
+            fig.supxlabel(note.format("with the lowest compliance or highest over-refusal in any eval"), fontsize=8)
         axes = fig.subplots(1, 2, sharey=True)
         k = len(s.evals)
         for ax, metric, title in ((axes[0], "compliance", "compliance (higher is better)"),

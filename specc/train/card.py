@@ -33,6 +33,8 @@ def render_card(record: dict) -> str:
         f"| spec | {spec.get('id', 'unknown')} {spec.get('version', '')}, hash `{spec.get('hash', 'unknown')}` |",
         f"| dataset | `{ds['dir']}`: {record['records']} {params['method']} records"
         + (f" (made from {record['records_from']} records)" if record.get("records_from") != params["method"] else "")
+        + (f"; {record['records_longer_than_max_length']} more left out, their prompt filling max_length"
+           if record.get("records_longer_than_max_length") else "")
         + " |",
     ]
     for f in ds.get("files", []):

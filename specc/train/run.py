@@ -134,6 +134,62 @@ def _complete_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(out, key=lambda d: int(d.name[11:]))
 
 
+# what a checkpoint's model weights are saved as (transformers' Trainer: a full model, sharded or not,
+# or a peft adapter)
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+            "adapter_model.safetensors", "adapter_model.bin")
+
+
+def _checkpoint_problem(ckpt: Path) -> str | None:
+    """What keeps ``ckpt`` from being resumed, or None: the trainer's state (a JSON object of
+    ``TrainerState``'s fields, which transformers reads with ``TrainerState(**data)``) and the
+    model's weights must be there; transformers otherwise fails with a traceback deep in its loop."""
+    state = ckpt / "trainer_state.json"
+    try:
+        data = load_json(state.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"its trainer_state.json cannot be read ({e})"
+    from dataclasses import fields
+
+    from transformers import TrainerState
+
+    known = {f.name for f in fields(TrainerState)}
+    if not isinstance(data, dict) or not set(data) <= known:
+        return "its trainer_state.json is not the state transformers saves"
+    if not isinstance(data.get("global_step", 0), int):
+        return "its trainer_state.json has no whole-number global_step"
+    weights = [ckpt / name for name in _WEIGHTS if (ckpt / name).is_file()]
+    if not weights:
+        return f"it holds no model weights (none of {', '.join(_WEIGHTS)})"
+    if weights[0].suffix == ".safetensors":  # the header names every tensor: a cut file fails here, not mid-load
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights[0]), framework="pt") as f:
+                f.keys()
+        except Exception as e:  # safetensors raises its own error type
+            return f"its {weights[0].name} cannot be read ({e})"
+    return None
+
+
+def _check_run_record(out: Path, method: str, base_label: str, lora: bool) -> None:
+    """A resumed run must continue with the options it was started with: ``checkpoints/run.json``
+    says which (written before the first step); without a readable one the checkpoints cannot be
+    trusted to match the command."""
+    path = out / CHECKPOINTS / "run.json"
+    prev = _read_record(path)
+    if prev is None or not (prev.get("method") in METHODS and isinstance(prev.get("base"), str)
+                            and isinstance(prev.get("lora"), bool)):
+        raise TrainError(f"--resume: {path} is missing or is not the run record specc writes (method, base, lora), so "
+                         f"the checkpoints cannot be matched to this command; {_START_AFRESH.format(out=out)}")
+    if (prev["method"], prev["base"], prev["lora"]) != (method, base_label, lora):
+        raise TrainError(f"--resume: {out} was started with method {prev['method']}, base {prev['base']}, "
+                         f"{'LoRA' if prev['lora'] else 'full'}: resume with the same options")
+
+
+_START_AFRESH = "remove {out}/checkpoints to start afresh, or choose another -o"
+
+
 def _prepare_out(out: Path, resume: bool) -> Path | None:
     """Check OUT and return the checkpoint to resume from (None: start afresh)."""
     if out.is_symlink():  # as `compile -o` and `merge`: the model would be written wherever the link points
@@ -144,9 +200,12 @@ def _prepare_out(out: Path, resume: bool) -> Path | None:
     if resume:
         if (out / RECORD).is_file() and not (out / CHECKPOINTS).exists():
             raise TrainError(f"{out} holds a finished training run; there is nothing to resume")
-        if not ckpts:
-            raise TrainError(f"--resume: no complete checkpoint in {out / CHECKPOINTS}; run without --resume "
-                             "to start afresh")
+        if not ckpts:  # not "run without --resume": that refuses OUT for the checkpoints directory
+            raise TrainError(f"--resume: no complete checkpoint in {out / CHECKPOINTS}; "
+                             + _START_AFRESH.format(out=out))
+        problem = _checkpoint_problem(ckpts[-1])
+        if problem:
+            raise TrainError(f"--resume: cannot resume from {ckpts[-1]}: {problem}; " + _START_AFRESH.format(out=out))
         return ckpts[-1]
     if out.is_dir() and any(out.iterdir()):
         if (out / CHECKPOINTS).exists():
@@ -301,10 +360,7 @@ def train_model(dataset_dir: Path, out_dir: Path, *, base: str = "smollm2", opti
     base_dir, base_label = resolve_base(base)
     resume_from = _prepare_out(out, options.resume)
     if resume_from is not None:
-        prev = _read_record(out / CHECKPOINTS / "run.json")
-        if prev and (prev.get("method"), prev.get("base"), prev.get("lora")) != (method, base_label, options.lora):
-            raise TrainError(f"--resume: {out} was started with method {prev.get('method')}, base {prev.get('base')}"
-                             f", {'LoRA' if prev.get('lora') else 'full'}: resume with the same options")
+        _check_run_record(out, method, base_label, options.lora)
 
     import torch
     import transformers
@@ -332,19 +388,29 @@ def train_model(dataset_dir: Path, out_dir: Path, *, base: str = "smollm2", opti
                                             "lora_target_modules": "all-linear"} if options.lora else {}),
               **({"beta": options.beta} if method in ("dpo", "kto") else {}),
               **({"sft_weight": options.sft_weight} if method == "dpo" and options.sft_weight else {})}
+    try:
+        try:
+            trainer = _trainer(method, model, ref_model, tok, ds, args, peft_config, options.beta,
+                               options.sft_weight)
+        except (ValueError, KeyError, TypeError) as e:
+            raise TrainError(f"TRL cannot train {method} on this data: {e}") from e
+        kept = len(trainer.train_dataset)
+        if not kept:  # TRL drops a record whose prompt fills max_length; with none left, torch's sampler fails
+            raise TrainError(f"no record fits in --max-length {options.max_length} tokens: the prompt of each of "
+                             f"the {len(ds)} fills it, leaving no room for an answer; raise --max-length")
+    except TrainError:
+        if resume_from is None:  # the trainer made it: a rerun would be told to --resume a run that never began
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        raise
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if resume_from is None:
         _write_json(ckpt_dir / "run.json", {"method": method, "base": base_label, "lora": options.lora})
-    try:
-        trainer = _trainer(method, model, ref_model, tok, ds, args, peft_config, options.beta, options.sft_weight)
-    except (ValueError, KeyError, TypeError) as e:
-        raise TrainError(f"TRL cannot train {method} on this data: {e}") from e
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; progress goes through on_event
     trainer.add_callback(_progress_callback(say))
-    say("start", method=method, steps=options.steps, records=len(ds), base=base_label,
-        resume=int(resume_from.name[11:]) if resume_from else None)
+    say("start", method=method, steps=options.steps, records=kept, too_long=len(ds) - kept, base=base_label,
+        resume=int(resume_from.name[11:]) if resume_from else None, max_length=options.max_length)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     losses = losses_of(trainer.state.log_history)
     final = trainer.model
@@ -360,7 +426,8 @@ def train_model(dataset_dir: Path, out_dir: Path, *, base: str = "smollm2", opti
         "specc_version": __import__("specc").__version__,
         "base_model": base_label,
         "dataset": prov,
-        "records": len(ds),
+        "records": kept,
+        "records_longer_than_max_length": len(ds) - kept,
         "records_from": source,
         "parameters": params,
         "steps_done": int(result.global_step),
@@ -376,7 +443,7 @@ def train_model(dataset_dir: Path, out_dir: Path, *, base: str = "smollm2", opti
     write_atomic(out / "README.md", render_card(record).encode("utf-8"))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     seconds = round(time.perf_counter() - t0, 2)
-    return TrainResult(out_dir=out, method=method, steps=int(result.global_step), n_records=len(ds),
+    return TrainResult(out_dir=out, method=method, steps=int(result.global_step), n_records=kept,
                        resumed_from=record["resumed_from_step"], losses=losses, seconds=seconds, record=record)
 
 
