@@ -131,9 +131,12 @@ class Synthesizer:
         pairs = [self._pair(st) for st in states if st.status == "verified"]
         # the planned rules' examples only: none for a plan (a shard) without rules
         pairs.extend(spec_example_pairs(self.spec, self.plan.rules))
+        outcomes = {st.scenario.id: (st.rule.id, "verified" if st.status == "verified" else f"dropped:{st.reason}")
+                    for st in states}
+        cost = self.runner.ledger.cost(outcomes, sum(1 for st in states if st.status == "verified"))
         return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
                            scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()},
-                           judge=self.calibration.manifest(), calibration=self.calibration)
+                           judge=self.calibration.manifest(), calibration=self.calibration, cost=cost)
 
     def _state(self, s: Scenario) -> _State:
         return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=prompts.rounds_of(s, self.settings.rounds),
