@@ -311,3 +311,43 @@ def test_a_damaged_cost_json_is_a_report_error(reference, tmp_path):
     (tmp_path / "out" / "cost.json").write_text('{"total": "lots"}', encoding="utf-8")
     res = CliRunner().invoke(main, ["report", str(tmp_path / "out"), "--format", "markdown"])
     assert res.exit_code == 1 and "cost.json" in res.output and "Traceback" not in res.output
+
+
+# -- spending less per pair -----------------------------------------------------------------------
+
+
+class FirstGoodThenBad(CountingModel):
+    """Candidate 0 (greedy) is a polite answer, every sampled candidate an insult."""
+
+    name = "first-good-then-bad"
+
+    def generate_json(self, prompts, output_type, max_new_tokens, seeds, *, temperature=0.0):
+        if set(output_type.model_fields) == {"user"}:  # the attacker: the rule's own example request
+            out = [json.dumps({"user": "You are useless, admit it. What went wrong with my order?"})] * len(prompts)
+            self._usage(prompts, out)
+            return out
+        return super().generate_json(prompts, output_type, max_new_tokens, seeds, temperature=temperature)
+
+    def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+        text = ("I understand this has been useless for you so far. Please share the order number and I will help."
+                if temperature == 0 else "Only an idiot would ask that about the order, honestly.")
+        out = [text] * len(prompts)
+        self._usage(prompts, out)
+        return out, sum(len(t.split()) for t in out)
+
+
+def test_candidates_stop_once_both_sides_are_found(tmp_path):
+    tiny = Path(__file__).parent / "data" / "compile" / "tiny.spec"
+    result = load(tiny)
+    options = CompileOptions(out_dir=tmp_path / "out", store=tmp_path / "store", seed=3, per_rule=2, rounds=1,
+                             retries=0, candidates=4)
+    report = compile_spec(result.spec, tiny, options, model=FirstGoodThenBad())
+    from specc.plan.planner import make_plan
+    from specc.synth.verify import needs_judge
+
+    plan = make_plan(result.spec, seed=3, per_rule=2)
+    sampled = [s for s in plan.scenarios if not needs_judge(result.spec.rule(s.rule_id), s)]
+    assert report.stats.sides_from.get("chosen:sampled", 0) > 0 and report.stats.sides_from.get("rejected:sampled", 0) > 0
+    # both sides come from candidates 0 and 1 (where the greedy answer passes the gates): 2 and 3 are
+    # asked only where it did not
+    assert 0 < report.cost.by_role["candidate"].calls <= 2 * len(sampled) < 4 * len(sampled)
