@@ -300,6 +300,7 @@ def test_the_report_shows_what_the_compile_cost(reference, tmp_path):
     assert html.exit_code == 0, html.output
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="cost"' in page and "per verified pair" in page
+    assert all(f"rule {rid}</td>" in page for rid in report.cost.by_rule)
     assert f"<td class=\"mono\">calibration</td><td class=\"n\">{report.cost.by_role['calibration'].calls}</td>" in page
 
 
