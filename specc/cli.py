@@ -76,6 +76,7 @@ class Failure(click.ClickException):
 # of an exception it raises is loaded by then (tests/test_house.py checks that every name exists).
 EXIT_CODES: tuple[tuple[str, str, int], ...] = (
     ("specc.compile", "CompileError", EXIT_ERRORS),
+    ("specc.compile", "BudgetReached", EXIT_FAILURE),  # --max-tokens/-cost/-time: the rerun continues
     ("specc.compile", "OperationalError", EXIT_FAILURE),
     ("specc.engines.base", "ModelError", EXIT_FAILURE),  # EngineFault included
     ("specc.synth.store", "StoreError", EXIT_FAILURE),
@@ -352,6 +353,51 @@ def inspect(file: Path, fmt: str) -> None:
             click.echo(f"      check {c}")
 
 
+class _DurationType(click.ParamType):
+    """``90``, ``90s``, ``15m``, ``1h30m`` -> seconds; anything else a usage error (exit 2)."""
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        from specc.synth.calls import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class _PriceType(click.ParamType):
+    """``PROMPT/COMPLETION`` per million tokens -> (prompt, completion)."""
+
+    name = "PROMPT/COMPLETION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from specc.synth.calls import Prices
+
+        try:
+            return Prices.parse_pair(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _prices(price: tuple[float, float] | None, prices_file: Path | None):
+    """The prices of ``--price`` (every model) and ``--prices FILE`` (per model; ``--price`` is its
+    default); a file that cannot be read is a usage error."""
+    from specc.synth.calls import Prices
+
+    if prices_file is None:
+        return Prices(default=price)
+    try:
+        return Prices.read(prices_file, default=price)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--prices") from None
+
+
 # -- plan -------------------------------------------------------------------------------
 
 
@@ -375,10 +421,29 @@ def _max_scenarios_option(fn):
 @click.option("--test-fraction", type=Finite(0.0, 1.0), default=defaults.TEST_FRACTION, show_default=True)
 @_max_scenarios_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
+@click.option("--estimate", is_flag=True,
+              help="What `specc compile` of this plan will take: calls and tokens per role, from the plan and, "
+                   "where the store holds an earlier run, measured means (docs/cost.md). --per-rule then "
+                   "defaults to compile's.")
+@click.option("--candidates", type=click.IntRange(min=0), default=defaults.CANDIDATES, show_default=True,
+              help="With --estimate: compile's --candidates.")
+@click.option("--rounds", type=click.IntRange(min=1), default=defaults.ROUNDS, show_default=True,
+              help="With --estimate: compile's --rounds.")
+@click.option("--max-chars", type=click.IntRange(min=32), default=defaults.ANSWER_CHARS, show_default=True,
+              help="With --estimate: compile's --max-chars (the answers' token budget).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --estimate: the store to measure (default: .specc/ beside the spec).")
+@click.option("--price", type=_PriceType(), default=None, metavar="PROMPT/COMPLETION",
+              help="With --estimate: money per million prompt / completion tokens.")
+@click.pass_context
+def plan(ctx, spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt: str,
          boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str,
-         max_scenarios: int = defaults.MAX_SCENARIOS) -> None:
+         max_scenarios: int = defaults.MAX_SCENARIOS, estimate: bool = False, candidates: int = defaults.CANDIDATES,
+         rounds: int = defaults.ROUNDS, max_chars: int = defaults.ANSWER_CHARS, store: Path | None = None,
+         price: tuple[float, float] | None = None) -> None:
     """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded.
+
+    With --estimate, what compiling them will take (calls, tokens, seconds per role).
 
     Exit 0, 1 when SPEC has errors or the plan is over a limit (E503), 2 on usage errors."""
     from specc.plan.planner import PlanError, PlanTooLarge, make_plan, plan_json
@@ -386,6 +451,27 @@ def plan(spec_file: Path, per_rule: int, seed: int, coverage: str, system_prompt
 
     result = _load_or_exit(spec_file, fmt)
     spec = result.spec
+    if estimate:
+        from click.core import ParameterSource
+
+        from specc.compile import CompileOptions, estimate_compile
+        from specc.synth.calls import Prices
+
+        if ctx.get_parameter_source("per_rule") == ParameterSource.DEFAULT:
+            per_rule = defaults.PER_RULE
+        if boundaries:
+            raise click.UsageError("--estimate plans every boundary, as compile does: leave out --boundary")
+        options = CompileOptions(out_dir=Path("."), per_rule=per_rule, seed=seed, coverage=coverage,
+                                 system_prompt=system_prompt, test_fraction=test_fraction, rules=rules or None,
+                                 max_scenarios=max_scenarios, candidates=candidates, rounds=rounds,
+                                 answer_chars=max_chars, store=store, prices=Prices(default=price))
+        with failing("specc plan: "):
+            est = estimate_compile(spec, spec_file, options)
+        if fmt == "json":
+            click.echo(json.dumps(est.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            click.echo(estimate_text(est))
+        return
     try:
         the_plan = make_plan(spec, seed=seed, per_rule=per_rule, coverage=coverage, system_prompt=system_prompt,
                              boundaries=boundaries or defaults.BOUNDARIES,
@@ -475,6 +561,27 @@ def import_command(source: Path, out_dir: Path, spec_id: str | None, version: st
 # -- compile ------------------------------------------------------------------------------
 
 
+def estimate_text(est) -> str:
+    """``specc plan --estimate``'s text (:class:`specc.compile.Estimate`)."""
+    from specc.synth.model import format_money, format_seconds
+
+    basis = (f"measured on {est.found} of the plan's scenarios in the store ({est.stored} stored calls, which a "
+             "compile reuses)" if est.basis == "measured" else
+             "from the plan alone (no earlier run in the store): completions at their token budget, an upper bound")
+    money = est.money()
+    seconds = est.seconds
+    lines = [f"estimate for {est.scenarios} scenarios ({est.judge_scenarios} verified by the judge), {basis}:",
+             f"  {est.calls:,.0f} calls, {est.tokens:,.0f} tokens"
+             + (f", {format_money(money)}" if money is not None else "")
+             + (f", {format_seconds(seconds)}" if seconds is not None else "")]
+    for role, r in est.roles.items():
+        if r.calls:
+            sec = f", {r.seconds:.2f} s" if r.seconds is not None else ""
+            lines.append(f"  {role:<11} {r.calls:7.1f} calls × ({r.prompt_tokens:,.0f} prompt + "
+                         f"{r.completion_tokens:,.0f} completion tokens{sec}){'' if r.measured else ' (plan)'}")
+    return "\n".join(lines)
+
+
 class _ShardType(click.ParamType):
     """``K/N`` (1-based) -> (K, N); anything else is a usage error (exit 2)."""
 
@@ -545,6 +652,20 @@ class _ShardType(click.ParamType):
 @click.option("--shard", type=_ShardType(), default=None,
               help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
                    "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop once the calls this run generates have used N tokens (prompt and completion; reused "
+                   "calls are free): exit 3 after the batch that reached it, every finished call stored, and a "
+                   "rerun with a larger budget continues (docs/cost.md).")
+@click.option("--max-cost", type=Finite(min=0, min_open=True), default=None, metavar="X",
+              help="Stop once this run's calls cost X (needs --price or --prices); as --max-tokens.")
+@click.option("--max-time", "max_time", type=_DurationType(), default=None, metavar="D",
+              help="Stop once this run has taken D of wall time (90s, 15m, 1h30m); as --max-tokens.")
+@click.option("--price", type=_PriceType(), default=None, metavar="PROMPT/COMPLETION",
+              help="Money per million prompt / completion tokens (e.g. 0.15/0.60), for every model; shown next to "
+                   "the tokens. specc has no price list of its own.")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="A prices file (TOML): default = \"P/C\" and a [models] table of model name = "
+                                   "\"P/C\", per million tokens (docs/cost.md).")
 @_max_scenarios_option
 def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, judge_model: str | None,
                     concurrency: int, dialect: str, timeout: float, threads: int | None, per_rule: int, seed: int,
@@ -552,7 +673,9 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     retries: int, rounds: int, coverage: str, system_prompt: str, max_chars: int,
                     shard: tuple[int, int] | None, judge_model_alias: str | None = None,
                     min_judge_agreement: float = defaults.MIN_JUDGE_AGREEMENT, candidates: int = defaults.CANDIDATES,
-                    force: bool = False, max_scenarios: int = defaults.MAX_SCENARIOS) -> None:
+                    force: bool = False, max_scenarios: int = defaults.MAX_SCENARIOS,
+                    max_tokens: int | None = None, max_cost: float | None = None, max_time: float | None = None,
+                    price: tuple[float, float] | None = None, prices_file: Path | None = None) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -568,6 +691,10 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
         if judge_model and judge_model != judge_model_alias:
             raise click.UsageError("--judge-model (the old name of --judge) contradicts --judge")
         judge_model = judge_model_alias
+    prices = _prices(price, prices_file)
+    if max_cost is not None and not prices.known:
+        raise click.UsageError("--max-cost needs prices: give --price PROMPT/COMPLETION (per million tokens) or "
+                               "--prices FILE")
     result = _load_or_exit(spec_file)
     from specc.plan.planner import PlanTooLarge, check_size
 
@@ -586,7 +713,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                              batch_size=batch_size, retries=retries, rounds=rounds, coverage=coverage,
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
                              min_judge_agreement=min_judge_agreement, candidates=candidates, force=force,
-                             max_scenarios=max_scenarios)
+                             max_scenarios=max_scenarios, max_tokens=max_tokens, max_cost=max_cost,
+                             max_seconds=max_time, prices=prices)
     with failing(os_error=os_message):
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)
@@ -608,6 +736,9 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                f"spec examples {s.spec_examples}; model calls {s.generated} generated, {s.reused} reused")
     for reason, n in s.dropped_reasons.items():
         click.echo(f"  dropped {n} × {reason}")
+    if report.cost is not None:
+        for line in report.cost.lines():
+            click.echo(line)
     if s.verified:
         click.echo("sides of the verified pairs: " + "; ".join(
             f"{side} " + ", ".join(f"{n} {k.split(':', 1)[1]}" for k, n in s.sides_from.items() if k.startswith(side + ":"))

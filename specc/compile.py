@@ -8,10 +8,11 @@ fakes. Errors meant for the user are :class:`CompileError` (bad options: exit 1 
 from __future__ import annotations
 
 import errno
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from specc import defaults
 from specc.engines import EngineFault, ModelHandle
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # the writer and the pipeline load when a compile runs
     from specc.emit.manifest import Manifest
     from specc.plan.model import Split
     from specc.synth.calibrate import Calibration
-    from specc.synth.model import SynthStats
+    from specc.synth.model import Cost, SynthStats
 
 
 class CompileError(Exception):
@@ -30,6 +31,11 @@ class CompileError(Exception):
 
 class OperationalError(Exception):
     """A model, the store or the disk failed (exit 3); the store keeps what was finished."""
+
+
+class BudgetReached(OperationalError):
+    """``--max-tokens``, ``--max-cost`` or ``--max-time`` stopped the compile (exit 3) after a
+    stored batch; the message says what was spent. A rerun with a larger budget continues."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,13 @@ class CompileOptions:
     force: bool = False
     # refuse (E503) a plan with more scenarios, before any work (specc.plan.planner.check_size)
     max_scenarios: int = defaults.MAX_SCENARIOS
+    # what this run may spend on the calls it generates (specc.synth.calls.Budget): past a limit
+    # the compile stops after a stored batch (BudgetSpent, exit 3); a rerun continues
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_seconds: float | None = None
+    # money per million tokens (specc.synth.calls.Prices); None: tokens and seconds only
+    prices: Any = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class CompileReport:
     out_dir: Path
     manifest: Manifest = field(repr=False)
     calibration: Calibration | None = field(repr=False, default=None)
+    cost: Cost | None = field(repr=False, default=None)  # what the run's calls cost (cost.json)
 
     @property
     def files(self) -> dict[Split, str | None]:
@@ -116,7 +130,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                  judge: ModelHandle | None = None, on_event: Callable[..., None] | None = None) -> CompileReport:
     from specc.emit.writer import write_dataset
     from specc.plan.planner import PlanError, make_plan
-    from specc.synth.calls import CallRunner, Settings
+    from specc.synth.calls import Budget, BudgetSpent, CallRunner, Ledger, Settings
     from specc.synth.pipeline import synthesize
     from specc.synth.roles import Bounds
     from specc.synth.store import Store, StoreError
@@ -141,6 +155,13 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         raise CompileError("--max-chars must be >= 32")
     if not 0 <= options.min_judge_agreement <= 1:
         raise CompileError("--min-judge-agreement must be between 0 and 1")
+    for name, value in (("--max-tokens", options.max_tokens), ("--max-cost", options.max_cost),
+                        ("--max-time", options.max_seconds)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise CompileError(f"{name} must be a finite number above 0, not {value!r}")
+    if options.max_cost is not None and (options.prices is None or not options.prices.known):
+        raise CompileError("--max-cost needs prices: give --price PROMPT/COMPLETION (per million tokens) or "
+                           "--prices FILE")
     try:
         plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
                          system_prompt=options.system_prompt, test_fraction=options.test_fraction,
@@ -167,7 +188,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
-            runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event)
+            ledger = Ledger(Budget(options.max_tokens, options.max_cost, options.max_seconds), options.prices)
+            runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event, ledger=ledger)
             result = synthesize(spec, plan, runner, on_event=on_event,
                                 min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
             try:
@@ -183,6 +205,9 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                 raise OperationalError(f"no space left on device while writing {e.filename or options.out_dir}; "
                                        f"the store ({store_dir}) keeps every finished call: free some space and "
                                        "run the command again") from e
+    except BudgetSpent as e:
+        raise BudgetReached(f"{e}; every finished call is kept in the store ({store_dir}): run the command "
+                            "again with a larger budget (or none) to continue") from e
     except EngineFault as e:
         raise OperationalError(f"{e}\nevery call that finished is kept in the store ({store_dir}): "
                                "once the cause is fixed, run the same command again to continue") from e
@@ -193,7 +218,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
             raise OperationalError(f"no space left on device ({e.filename or store_dir}); the store keeps "
                                    "every finished call: free some space and run the command again") from e
         raise OperationalError(f"cannot write {e.filename or options.out_dir}: {e.strerror or e}") from e
-    return CompileReport(out_dir=Path(options.out_dir), manifest=written.manifest, calibration=result.calibration)
+    return CompileReport(out_dir=Path(options.out_dir), manifest=written.manifest, calibration=result.calibration,
+                         cost=result.cost)
 
 
 class Progress:
@@ -238,3 +264,167 @@ class Progress:
         elif event == "scenario":
             self.done[info["status"]] += 1
             self.bar.update(self.task, advance=1, detail=self._detail())
+
+
+# -- what a compile will cost, before it runs ----------------------------------------------------
+
+ESTIMATE_ROLES = ("attacker", "candidate", "defender", "violator", "judge", "calibration")
+
+
+@dataclass(frozen=True)
+class RoleEstimate:
+    """Expected calls of one role and what they take. ``measured``: the tokens (and seconds) are
+    means the store measured for this role; otherwise the completion is the role's token budget
+    (an upper bound) and the prompt a tokenizer-free estimate of the attacker's prompt."""
+
+    calls: float
+    prompt_tokens: float
+    completion_tokens: float
+    seconds: float | None
+    measured: bool
+
+    @property
+    def tokens(self) -> float:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a compile of the plan is expected to take: calls and tokens per role, from the plan's
+    structure or, where the store holds an earlier run, from measured means. ``stored``: the calls
+    the store already holds for this plan's scenarios (a compile reuses them: they cost nothing)."""
+
+    scenarios: int
+    judge_scenarios: int
+    basis: str  # "measured" (calls per scenario and tokens per call from the store) | "plan"
+    found: int  # the plan's scenarios the store holds calls of
+    stored: int
+    roles: dict[str, RoleEstimate]
+    prices: Any = None
+
+    @property
+    def calls(self) -> float:
+        return sum(r.calls for r in self.roles.values())
+
+    @property
+    def tokens(self) -> float:
+        return sum(r.calls * r.tokens for r in self.roles.values())
+
+    @property
+    def seconds(self) -> float | None:
+        if any(r.seconds is None for r in self.roles.values() if r.calls):
+            return None
+        return sum(r.calls * (r.seconds or 0.0) for r in self.roles.values())
+
+    def money(self) -> float | None:
+        if self.prices is None or not self.prices.known or self.prices.default is None:
+            return None
+        p, c = self.prices.default
+        return sum(r.calls * (r.prompt_tokens * p + r.completion_tokens * c) for r in self.roles.values()) / 1e6
+
+    def to_dict(self) -> dict:
+        money = self.money()
+        return {"scenarios": self.scenarios, "judge_scenarios": self.judge_scenarios, "basis": self.basis,
+                "found_in_store": self.found, "stored_calls": self.stored,
+                "calls": round(self.calls, 1), "tokens": round(self.tokens),
+                "seconds": round(self.seconds, 1) if self.seconds is not None else None,
+                **({"cost": round(money, 6)} if money is not None else {}),
+                "roles": {k: {"calls": round(r.calls, 1), "prompt_tokens_per_call": round(r.prompt_tokens, 1),
+                              "completion_tokens_per_call": round(r.completion_tokens, 1),
+                              "seconds_per_call": round(r.seconds, 3) if r.seconds is not None else None,
+                              "measured": r.measured}
+                          for k, r in self.roles.items()}}
+
+
+def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Estimate:
+    """The expected calls and tokens of ``compile_spec(spec, spec_path, options)``, without a model.
+
+    From the plan: per scenario one attacker call, ``--candidates`` candidates where the checks
+    decide (plus one reply per extra user turn), a defender and a violator call where no candidate
+    gives the side (counted whole: an upper bound), a judge call where only the judge decides, and
+    two calibration calls per labelled spec example. Where the store (``options.store``, default
+    beside the spec) holds calls of this plan's scenarios, the calls per scenario of each role
+    and kind (judge or checks) are the measured ones, and the tokens and seconds per call the
+    store's means for the role. Retries are not in the plan's figures; they are in measured ones.
+    """
+    from specc.engines.base import estimate_tokens
+    from specc.plan.planner import PlanError, make_plan
+    from specc.synth import calibrate, prompts, roles
+    from specc.synth.pipeline import spec_example_pairs
+    from specc.synth.store import STORE_FILE, Store, StoreError
+    from specc.synth.verify import needs_judge
+
+    try:
+        plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
+                         system_prompt=options.system_prompt, test_fraction=options.test_fraction,
+                         rules=options.rules, max_scenarios=options.max_scenarios)
+    except PlanError as e:
+        raise CompileError(str(e)) from e
+    budgets = roles.Bounds(answer=options.answer_chars).budgets()
+    judged = {s.id for s in plan.scenarios if needs_judge(spec.rule(s.rule_id), s)}
+    k = options.candidates
+    # the plan's figures, per kind of scenario (verified by the judge, or by the checks)
+    prior = {kind: dict.fromkeys(ESTIMATE_ROLES[:-1], 0.0) for kind in ("judge", "checks")}
+    ids = {"judge": set(), "checks": set()}
+    prompt_sizes = []
+    for s in plan.scenarios:
+        rule = spec.rule(s.rule_id)
+        kind = "judge" if s.id in judged else "checks"
+        ids[kind].add(s.id)
+        p = prior[kind]
+        p["attacker"] += 1
+        p["candidate"] += prompts.rounds_of(s, options.rounds) - 1 + (k if kind == "checks" else 0)
+        sides = 1.0 if (kind == "judge" or k == 0) else 0.5  # candidates give about half the sides
+        p["defender"] += sides
+        p["violator"] += sides
+        p["judge"] += 1 if kind == "judge" else 0
+        prompt_sizes.append(sum(estimate_tokens(m["content"]) for m in
+                                prompts.attacker_messages(rule, s, prompts.demonstrations(rule, s.id))))
+    labelled = calibrate.labelled_pairs(spec_example_pairs(spec))
+    calib_ids = {calibrate.SCENARIO_PREFIX + p.record_id for p in labelled}
+    mean_prompt = sum(prompt_sizes) / len(prompt_sizes) if prompt_sizes else 0.0
+
+    store_dir = options.store or default_store(spec_path, options.shard)
+    rows: list[tuple] = []
+    means: dict = {}
+    if (Path(store_dir) / STORE_FILE).is_file():
+        try:
+            with Store(store_dir) as store:
+                wanted = [s.id for s in plan.scenarios] + sorted(calib_ids)
+                for i in range(0, len(wanted), 500):
+                    part = wanted[i : i + 500]
+                    rows += store.conn.execute(
+                        f"SELECT scenario, role FROM results WHERE scenario IN ({','.join('?' * len(part))})",
+                        part).fetchall()
+                means = store.role_means()
+        except StoreError as e:
+            raise OperationalError(str(e)) from e
+    found = {sid for sid, _ in rows if sid not in calib_ids}
+    calls = {role: prior["judge"][role] + prior["checks"][role] for role in ESTIMATE_ROLES[:-1]}
+    calls["calibration"] = 2.0 * len(labelled) if judged else 0.0
+    basis = "measured" if found else "plan"
+    if found:  # calls per scenario as measured on the plan's scenarios the store holds, per kind
+        calls = dict.fromkeys(ESTIMATE_ROLES[:-1], 0.0)
+        for kind, members in ids.items():
+            seen = found & members
+            for role in calls:
+                if seen:
+                    calls[role] += sum(1 for sid, r in rows if sid in seen and r == role) / len(seen) * len(members)
+                elif kind == "judge" and found:
+                    pass  # other scenarios ran, these made no call: the judge was not trusted (dropped)
+                else:
+                    calls[role] += prior[kind][role]
+        stored_calibration = sum(1 for sid, _ in rows if sid in calib_ids)
+        calls["calibration"] = float(stored_calibration) if stored_calibration else (2.0 * len(labelled) if judged else 0.0)
+    out = {}
+    for role in ESTIMATE_ROLES:
+        measured = means.get("judge" if role == "calibration" else role)
+        if measured and measured["calls"]:
+            out[role] = RoleEstimate(max(0.0, calls[role]), measured["prompt_tokens"], measured["completion_tokens"],
+                                     measured["seconds"], True)
+        else:
+            budget = budgets["judge" if role == "calibration" else role]
+            out[role] = RoleEstimate(max(0.0, calls[role]), mean_prompt, float(budget), None, False)
+    return Estimate(scenarios=len(plan.scenarios), judge_scenarios=len(judged), basis=basis, found=len(found),
+                    stored=len(rows), roles=out, prices=options.prices)
+

@@ -241,7 +241,8 @@ def test_fingerprint_follows_the_bytes(tmp_path):
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    # cost.json is the run's record (its seconds are measured), not data: docs/cost.md
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != "cost.json"}
 
 
 def _without_run_stats(manifest: bytes) -> dict:
@@ -324,3 +325,21 @@ def test_transformers_engine_does_not_reuse_llamacpp_calls(compiled, tmp_path):
     assert man["model"]["engine"] == "transformers" and "+llamacpp" not in man["model"]["name"]
     assert man["stats"]["generated"] > 0 and man["stats"]["reused"] == 0
     assert " on transformers" in res.output
+
+
+def test_each_prompt_says_what_it_cost(handle):
+    prompts = [[{"role": "user", "content": "Say hello."}], [{"role": "user", "content": "Name a colour, please."}]]
+    texts, n = handle.generate_raw(prompts, 8, [1, 2])
+    assert [u.prompt_tokens for u in handle.last_usage] == [len(handle.prompt_tokens(p)) for p in prompts]
+    assert sum(u.completion_tokens for u in handle.last_usage) == n > 0
+    assert all(u.counted == "engine" and 0 < u.completion_tokens <= 8 for u in handle.last_usage)
+    handle.generate_json(prompts, roles.attacker_type(40), 24, [1, 2])
+    assert [u.prompt_tokens for u in handle.last_usage] == [len(handle.prompt_tokens(p)) for p in prompts]
+    assert all(0 < u.completion_tokens <= 24 for u in handle.last_usage)
+
+
+def test_the_compile_records_the_engines_counts(compiled):
+    root, output = compiled
+    cost = json.loads((root / "out" / "cost.json").read_text())
+    assert cost["counted"] == {"engine": cost["total"]["calls"]} and cost["total"]["prompt_tokens"] > 0
+    assert "per verified pair" in output or "no verified pair" in output

@@ -124,7 +124,8 @@ def compile_cli(spec: Path, root: Path, url: str, *extra: str, env: dict | None 
 
 
 def files_of(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    # cost.json is the run's record (its seconds are measured), not data: docs/cost.md
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != "cost.json"}
 
 
 def without_run_stats(manifest: bytes) -> dict:
@@ -497,3 +498,43 @@ def test_word_bounded_and_not_starting_patterns_run_on_the_real_server(server):
     [text] = h.generate_json(prompt, roles.answer_type(roles.Shape(max_words=6, max_chars=48)), 40, [3])
     assert text.lstrip().startswith("{")
     assert server.proc.poll() is None  # the server is still up
+
+
+# -- what the calls cost ---------------------------------------------------------------------------
+
+
+def test_the_servers_usage_is_stored_with_each_call_and_summed(compiled):
+    root, res = compiled
+    with sqlite3.connect(root / "store" / "store.sqlite") as conn:
+        rows = conn.execute("SELECT role, prompt_tokens, completion_tokens, seconds, counted FROM results").fetchall()
+    assert rows and all(counted == "server" and p > 0 and c > 0 and sec >= 0 for _, p, c, sec, counted in rows)
+    cost = json.loads((root / "out" / "cost.json").read_text())
+    assert cost["counted"] == {"server": cost["total"]["calls"]}
+    assert cost["total"]["prompt_tokens"] == sum(p for _, p, _, _, _ in rows)
+    assert cost["total"]["completion_tokens"] == sum(c for _, _, c, _, _ in rows)
+    assert set(cost["by_role"]) >= {"attacker", "candidate"}
+    assert "cost: " in res.output and "by role: " in res.output
+
+
+def test_a_server_that_sends_usage_is_believed_and_one_that_does_not_is_counted():
+    with_usage = lambda h, body: Fake.send(h, 200, completion("plain words here"))  # noqa: E731
+
+    def without(h, body):
+        c = completion("plain words here")
+        del c["usage"]
+        Fake.send(h, 200, c)
+
+    prompts = [[{"role": "user", "content": "Tell me about the weather today."}]] * 2
+    with Fake(with_usage) as fake:
+        h = oa.load(fake.url, None, concurrency=2, dialect="json_object")
+        h.generate_raw(prompts, 20, [1, 2])
+    assert [(u.prompt_tokens, u.completion_tokens, u.counted) for u in h.last_usage] == [(3, 5, "server")] * 2
+    with Fake(without) as fake:
+        h = oa.load(fake.url, None, concurrency=2, dialect="json_object")
+        h.generate_json(prompts, roles.attacker_type(40), 20, [1, 2])
+        assert all(u.counted == "estimate" and u.prompt_tokens > 0 and u.completion_tokens == 3
+                   for u in h.last_usage)
+        # with a tokenizer at hand, the engine counts with it
+        h.tokenizer = lambda text, add_special_tokens=False: {"input_ids": text.split()}
+        h.generate_raw(prompts, 20, [1, 2])
+        assert [(u.completion_tokens, u.counted) for u in h.last_usage] == [(3, "tokenizer")] * 2

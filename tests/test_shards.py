@@ -150,7 +150,8 @@ def compile_shards(spec_file: Path, root: Path, n: int, **kw) -> list[Path]:
 
 
 def files_of(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    # cost.json is the run's record (its seconds are measured), not data: docs/cost.md
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != "cost.json"}
 
 
 def merge_cli(out: Path, dirs, *extra):

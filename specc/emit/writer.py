@@ -30,6 +30,7 @@ from specc.files import UnsafeWrite, exchange, is_within, load_json, short_name,
 from specc.plan.model import Split
 
 FILE_FORMATS = ("jsonl", "parquet")
+COST_FILE = "cost.json"  # what the run that wrote the dataset spent (specc.synth.model.Cost)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         raise
 
 
-_DATASET_ENTRIES = {"data", "README.md", "manifest.json"}
+_DATASET_ENTRIES = {"data", "README.md", "manifest.json", COST_FILE}
 
 
 def _replaceable(out: Path) -> bool:
@@ -304,6 +305,9 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
                             counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
                             judge=getattr(result, "judge", None), judge_model=judge, doc=getattr(spec, "doc", None))
     blobs["README.md"] = text.encode("utf-8")
+    cost = getattr(result, "cost", None)
+    if cost is not None:  # run by run (its seconds are measured): kept out of the reproducible manifest
+        blobs[COST_FILE] = (json.dumps(cost.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
@@ -319,5 +323,9 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
             if f"data/{split}.{ext}" != files[split] and (stale.exists() or stale.is_symlink()):
                 stale.unlink()  # a symlink is removed itself, never what it points at
     write_atomic(out_dir / "README.md", blobs["README.md"], within=out_dir)
+    if COST_FILE in blobs:
+        write_atomic(out_dir / COST_FILE, blobs[COST_FILE], within=out_dir)
+    elif (out_dir / COST_FILE).is_file() and not (out_dir / COST_FILE).is_symlink():
+        (out_dir / COST_FILE).unlink()  # an earlier compile's: it does not describe this data
     write_atomic(out_dir / "manifest.json", blobs["manifest.json"], within=out_dir)
     return Written(out_dir, files, counts, man)

@@ -73,7 +73,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from specc.engines.base import Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.base import Messages, ModelError, ModelHandle, Usage, check_seeds
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
@@ -366,8 +366,14 @@ of the chunks they begin with (:meth:`_prefill`)."""
         index = self.index(output_type)
         token_lists = [self.prompt_tokens(m) for m in prompts]
         self._fits(token_lists, max_new_tokens)
-        return [self._text(self._decode(toks, max_new_tokens, s, temperature, index))
-                for toks, s in zip(token_lists, seeds)]
+        self.last_usage = None
+        texts, usage = [], []
+        for toks, s in zip(token_lists, seeds):
+            new = self._decode(toks, max_new_tokens, s, temperature, index)
+            texts.append(self._text(new))
+            usage.append(Usage(len(toks), len(new)))
+        self.last_usage = usage
+        return texts
 
     def generate_raw(
         self,
@@ -382,13 +388,16 @@ of the chunks they begin with (:meth:`_prefill`)."""
         seeds = check_seeds(prompts, seeds)
         token_lists = [self.prompt_tokens(m) for m in prompts]
         self._fits(token_lists, max_new_tokens)
-        texts, n = [], 0
+        texts, n, usage = [], 0, []
+        self.last_usage = None
         for toks, s in zip(token_lists, seeds):
             new = self._decode(toks, max_new_tokens, s, temperature)
             n += len(new)
+            usage.append(Usage(len(toks), len(new)))
             pieces = self.pieces()
             texts.append(b"".join(pieces[t] for t in new if not llama_cpp.llama_vocab_is_eog(self._vocab, t))
                          .decode("utf-8", errors="replace"))
+        self.last_usage = usage
         return texts, n
 
     def close(self) -> None:

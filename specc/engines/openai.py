@@ -54,7 +54,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from specc.engines.base import EngineFault, Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.base import EngineFault, Messages, ModelError, ModelHandle, Usage, check_seeds, count_usage
 from specc.engines.bounded import body_too_large, bound_client
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -384,15 +384,13 @@ class OpenAIModelHandle(ModelHandle):
             raise _BadBody(f"JSON that is not a chat completion: {text[:80]!r}") from None
         if content is not None and not isinstance(content, str):
             raise _BadBody(f"a message content that is not text: {str(content)[:80]!r}")
-        usage = data.get("usage") if isinstance(data, dict) else None
-        used = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        return content or "", int(used) if isinstance(used, int) else 0
+        return content or "", _server_usage(data.get("usage"))
 
-    def _run(self, bodies: list[dict], what: str) -> list[tuple[str, int]]:
+    def _run(self, bodies: list[dict], what: str) -> list[tuple[str, Usage | None]]:
         """Every body's completion, ``concurrency`` in flight; :class:`EngineFault` with the finished
         ones when a request fails for good."""
         stop = threading.Event()
-        results: dict[int, tuple[str, int]] = {}
+        results: dict[int, tuple[str, Usage | None]] = {}
         failures: list[str] = []
         logged: set = set()
 
@@ -411,8 +409,22 @@ class OpenAIModelHandle(ModelHandle):
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(bodies)))) as pool:
             list(pool.map(work, range(len(bodies))))
         if failures:
-            raise EngineFault(failures[0], done={i: t for i, (t, _) in results.items()})
-        return [results[i] for i in range(len(bodies))]
+            done = sorted(results)
+            self.last_usage = None
+            raise EngineFault(failures[0], done={i: results[i][0] for i in done},
+                              usage={i: u for i, u in zip(done, self._usage([bodies[i]["messages"] for i in done],
+                                                                            [results[i] for i in done]))})
+        res = [results[i] for i in range(len(bodies))]
+        self.last_usage = self._usage([b["messages"] for b in bodies], res)
+        return res
+
+    def _usage(self, prompts: list, results: list[tuple[str, Usage | None]]) -> list[Usage]:
+        """The server's ``usage`` of each request; where it sent none, the tokens counted by
+        ``tokenizer`` (when one is set) or estimated (:func:`~specc.engines.base.estimate_tokens`)."""
+        missing = [i for i, (_, u) in enumerate(results) if u is None]
+        counted = dict(zip(missing, count_usage(self.tokenizer, [prompts[i] for i in missing],
+                                                [results[i][0] for i in missing])))
+        return [u if u is not None else counted[i] for i, (_, u) in enumerate(results)]
 
     def _body(self, messages: Messages, max_new_tokens: int, seed: int, temperature: float) -> dict:
         return {"model": self.model_name, "messages": [dict(m) for m in messages],
@@ -425,14 +437,26 @@ class OpenAIModelHandle(ModelHandle):
         seeds = check_seeds(prompts, seeds)
         fields = schema_fields(self.dialect, schema_of(output_type), getattr(output_type, "__name__", "output"))
         bodies = [{**self._body(p, max_new_tokens, s, temperature), **fields} for p, s in zip(prompts, seeds)]
+        self.last_usage = None
         return [t for t, _ in self._run(bodies, f"generation with --dialect {self.dialect}")]
 
     def generate_raw(self, prompts: Sequence[Messages], max_new_tokens: int, seeds: Sequence[int], *,
                      temperature: float = 0.0) -> tuple[list[str], int]:
         seeds = check_seeds(prompts, seeds)
         bodies = [self._body(p, max_new_tokens, s, temperature) for p, s in zip(prompts, seeds)]
+        self.last_usage = None
         res = self._run(bodies, "free generation")
-        return [t for t, _ in res], sum(n for _, n in res)
+        return [t for t, _ in res], sum(u.completion_tokens or 0 for u in self.last_usage or [])
+
+
+def _server_usage(usage: Any) -> Usage | None:
+    """A chat completion's ``usage`` as a :class:`Usage`; None where the server sent none (or one
+    without both counts as non-negative integers)."""
+    if not isinstance(usage, dict):
+        return None
+    p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    ok = all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**31 for x in (p, c))
+    return Usage(p, c, "server") if ok else None
 
 
 def redact_url(url: str) -> str:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from specc.engines.base import Messages, ModelError, ModelHandle, check_seeds
+from specc.engines.base import Messages, ModelError, ModelHandle, Usage, check_seeds, count_usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
@@ -152,6 +152,7 @@ class TransformersModelHandle(ModelHandle):
         import torch
 
         seeds = check_seeds(prompts, seeds)
+        self.last_usage = None
         gen = self._generator(output_type)
         kwargs = {"max_new_tokens": int(max_new_tokens), **self._sampling_kwargs(temperature)}
         out: list[str] = []
@@ -162,6 +163,8 @@ class TransformersModelHandle(ModelHandle):
                 torch.manual_seed(batch_seed(seeds[start : start + size]))
                 res = gen.batch([self._outlines_input(m) for m in chunk], **kwargs)
                 out.extend(res)
+        # Outlines returns text: its tokens are counted by the tokenizer, the prompt as templated
+        self.last_usage = count_usage(self.tokenizer, prompts, out, self.format_prompt)
         return out
 
     def generate_raw(
@@ -180,6 +183,8 @@ class TransformersModelHandle(ModelHandle):
         pad = tok.pad_token_id
         kwargs = {"max_new_tokens": int(max_new_tokens), **self._sampling_kwargs(temperature)}
         texts: list[str] = []
+        usage: list[Usage] = []
+        self.last_usage = None
         n_tokens = 0
         with torch.inference_mode(), self._no_compile():
             for start in range(0, len(prompts), self.batch_size):
@@ -193,12 +198,15 @@ class TransformersModelHandle(ModelHandle):
                 )
                 ids = self.model.generate(**enc, pad_token_id=pad, **kwargs)
                 new = ids[:, enc["input_ids"].shape[1] :]
-                for row in new.tolist():
+                prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()  # padding is no prompt token
+                for row, p in zip(new.tolist(), prompt_lengths):
                     n = len(row)
                     if eos in row:
                         n = row.index(eos) + 1
                     n_tokens += n
+                    usage.append(Usage(int(p), n))
                 texts.extend(tok.batch_decode(new, skip_special_tokens=True))
+        self.last_usage = usage
         return texts, n_tokens
 
 

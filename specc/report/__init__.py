@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specc import markdown
+from specc.synth.model import format_money
 from specc.report.inputs import Inputs, ReportError, read_inputs
 from specc.report.plots import PlotsUnavailable
 from specc.report.summary import BOUNDARIES, SAMPLES_PER_RULE, STAGE_NAMES, STOPPED_AT, Summary, summarize
@@ -101,6 +102,17 @@ def render_markdown(s: Summary) -> str:
     out.append("")
     if s.judge_text:
         out += [_prose(s.judge_text), ""]
+    if s.cost is not None:
+        c = s.cost
+        out += ["Cost: " + _md(c.lines()[0].removeprefix("cost: ")) + ".", "",
+                "| role | calls | prompt tokens | completion tokens | seconds |" + (" money |" if c.total.cost is not None
+                                                                                   else ""),
+                "|---|---:|---:|---:|---:|" + ("---:|" if c.total.cost is not None else "")]
+        for role, v in [*c.by_role.items(), ("**total**", c.total)]:
+            money = f" {_md(format_money(v.cost))} |" if c.total.cost is not None else ""
+            out.append(f"| {role if role.startswith('**') else _code(role)} | {v.calls} | {v.prompt_tokens:,} | "
+                       f"{v.completion_tokens:,} | {v.seconds:,.1f} |{money}")
+        out += ["", _md(" ".join(line.strip() for line in c.lines()[1:2])), ""]
     if s.evals:
         out += ["| rule | " + " | ".join(f"{_code(c.label)} compliance | over-refusal" for c in s.evals) + " |",
                 "|---|" + "---:|---:|" * len(s.evals)]

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from specc.diff.model import RuleSummary
 from specc.emit.manifest import Manifest
 from specc.emit.read import RecordsError, read_records
+from specc.synth.model import Cost
+
+MAX_COST_BYTES = 16 * 1024 * 1024  # a cost.json larger than this is not one specc wrote
 
 
 class ReportError(Exception):
@@ -43,6 +46,7 @@ class Inputs:
     diff_file: str | None = None
     rules: dict[str, RuleSummary] | None = None  # rule id -> what the spec says (with --spec)
     planned: list[Planned] | None = None  # the compile's scenarios, re-planned from the spec (with --spec)
+    cost: Cost | None = None  # the compile's cost.json, where it wrote one
 
     # -- the manifest's parts, read in one place
 
@@ -258,4 +262,26 @@ def read_inputs(directory: Path, *, evals: list[Path] = (), diff: Path | None = 
                  diff=read_diff(diff) if diff else None, diff_file=str(diff) if diff else None)
     if spec is not None:
         inp.rules, inp.planned = read_spec(spec, man)
+    inp.cost = read_cost(Path(directory))
     return inp
+
+
+def read_cost(directory: Path) -> Cost | None:
+    """The dataset's ``cost.json`` (what its compile spent), validated; None where there is none (a
+    dataset from before the accounting, or merged from shards)."""
+    from specc.files import load_json
+
+    path = directory / "cost.json"
+    if not path.is_file():
+        return None
+    try:
+        if path.stat().st_size > MAX_COST_BYTES:
+            raise ReportError(f"{path}: too large for a specc cost.json")
+        return Cost.model_validate(load_json(path.read_text(encoding="utf-8")))
+    except ReportError:
+        raise
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: cannot read it: {e}") from None
+    except (ValueError, RecursionError) as e:  # pydantic's ValidationError is a ValueError
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ReportError(f"{path}: not a specc cost.json ({first})") from None

@@ -152,7 +152,7 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
         return Calibration(total=Score(), min_agreement=min_agreement)
     # counted apart from the scenarios' calls, on the same store and judge model
     cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
-                     on_event=runner.on_event)
+                     on_event=runner.on_event, ledger=runner.ledger, account_as="calibration")
     calls, owners = [], []
     for p in items:
         rule = spec.rule(p.rule_ids[0])

@@ -9,10 +9,19 @@ same batches) and commits each finished batch in one transaction.
 A model that raises, times out or returns something that does not validate never stops the
 run: the call's :class:`Outcome` carries the reason, the pipeline retries it and reports it.
 What the calls say is :mod:`specc.synth.prompts`'s; the models are :mod:`specc.engines`'.
+
+**Accounting.** Every call, generated or reused, is written in the runner's :class:`Ledger`:
+its prompt and completion tokens (the engine's :class:`~specc.engines.base.Usage`; counted by the
+model's tokenizer, or estimated, where the engine says nothing), and its share of the wall time
+of the batch it was generated in. A reused call is entered at what it cost when it was generated
+(the store keeps that). A :class:`Budget` is checked after every finished batch, once the batch
+is stored: past a limit the runner raises :class:`BudgetSpent`, and a rerun continues from there.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -20,9 +29,10 @@ from pydantic import BaseModel, ValidationError
 
 from specc import defaults
 from specc.engines import EngineFault, ModelHandle
+from specc.engines.base import Usage, count_usage
 from specc.files import lone_surrogate
 from specc.synth import roles
-from specc.synth.model import Message
+from specc.synth.model import Cost, Message, Spend, format_money, format_seconds
 from specc.synth.store import Store, call_key
 
 
@@ -75,6 +85,238 @@ class Settings:
         return 0.0 if index == 0 else self.candidate_temperature
 
 
+@dataclass(frozen=True)
+class Prices:
+    """Money per million tokens, prompt and completion: ``default`` for every model, ``models``
+    by model name (the name the manifest gives it) where they differ. specc ships no price list:
+    the user gives the prices (``--price``, ``--prices FILE``)."""
+
+    default: tuple[float, float] | None = None
+    models: tuple[tuple[str, tuple[float, float]], ...] = ()
+
+    def of(self, model: str) -> tuple[float, float] | None:
+        """The price of ``model``: by its full name, else by its name before ``@`` (a local model's
+        fingerprint), else the default."""
+        for wanted in (model, model.split("@", 1)[0]):
+            for name, price in self.models:
+                if name == wanted:
+                    return price
+        return self.default
+
+    @staticmethod
+    def parse_pair(text: str) -> tuple[float, float]:
+        """``PROMPT/COMPLETION`` (money per million tokens, each finite and >= 0); ValueError."""
+        head, sep, tail = str(text).partition("/")
+        try:
+            pair = (float(head), float(tail)) if sep else None
+        except ValueError:
+            pair = None
+        if pair is None or not all(math.isfinite(x) and x >= 0 for x in pair):
+            raise ValueError(f"{text!r} is not PROMPT/COMPLETION: two finite numbers >= 0, the money per million "
+                             "prompt and completion tokens (e.g. 0.15/0.60)")
+        return pair
+
+    @classmethod
+    def read(cls, path, default: tuple[float, float] | None = None) -> "Prices":
+        """A prices file (TOML): ``default = "P/C"`` and a ``[models]`` table of model name -> "P/C"
+        (the name the compile summary shows; a local model's may leave out its ``@fingerprint``).
+        ValueError with the file named where it cannot be read."""
+        import tomllib
+        from pathlib import Path
+
+        path = Path(path)
+        try:
+            if path.stat().st_size > 1024 * 1024:
+                raise ValueError("over 1 MiB: not a prices file")
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: cannot read the prices: {getattr(e, 'strerror', None) or e}") from None
+        unknown = set(data) - {"default", "models"}
+        if unknown:
+            raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}: a prices file has `default` and `[models]`")
+        try:
+            if "default" in data and default is None:
+                default = cls.parse_pair(data["default"])
+            table = data.get("models", {})
+            if not isinstance(table, dict):
+                raise ValueError("`models` must be a table of model name = \"PROMPT/COMPLETION\"")
+            models = tuple((str(k), cls.parse_pair(v)) for k, v in sorted(table.items()))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        return cls(default, models)
+
+    def money(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        price = self.of(model)
+        if price is None:
+            return None
+        return ((prompt_tokens or 0) * price[0] + (completion_tokens or 0) * price[1]) / 1e6
+
+    def manifest(self) -> dict:
+        out: dict = {}
+        if self.default is not None:
+            out["default"] = {"prompt": self.default[0], "completion": self.default[1]}
+        for name, (p, c) in self.models:
+            out.setdefault("models", {})[name] = {"prompt": p, "completion": c}
+        return out
+
+    @property
+    def known(self) -> bool:
+        return self.default is not None or bool(self.models)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run may spend on calls it generates (reused calls cost nothing): tokens (prompt
+    and completion), money (needs :class:`Prices`), wall seconds since the run began."""
+
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_seconds: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(x is not None for x in (self.max_tokens, self.max_cost, self.max_seconds))
+
+
+class BudgetSpent(Exception):
+    """A :class:`Budget` limit was reached after a stored batch; the message says what was spent."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One call in the :class:`Ledger`. ``role`` is the role, or ``calibration`` for the judge's
+    calls on the spec's examples."""
+
+    scenario: str
+    role: str
+    model: str
+    reused: bool
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    seconds: float | None
+    counted: str | None
+
+
+class Ledger:
+    """Every call of a run and what it cost; the :class:`Budget` it is held to."""
+
+    def __init__(self, budget: Budget | None = None, prices: Prices | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.budget = budget or Budget()
+        self.prices = prices or Prices()
+        self.clock = clock
+        self.start = clock()
+        self.entries: list[Entry] = []
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+
+    def _fresh(self) -> list[Entry]:
+        return [e for e in self.entries if not e.reused]
+
+    def spent(self) -> dict:
+        """What this run generated: calls, tokens, seconds since it began, money (None: no prices)."""
+        fresh = self._fresh()
+        tokens = sum((e.prompt_tokens or 0) + (e.completion_tokens or 0) for e in fresh)
+        money = None
+        if self.prices.known:
+            money = sum(self.prices.money(e.model, e.prompt_tokens, e.completion_tokens) or 0.0 for e in fresh)
+        return {"calls": len(fresh), "tokens": tokens, "seconds": self.clock() - self.start, "cost": money}
+
+    def check(self) -> None:
+        """Raise :class:`BudgetSpent` where a limit of the budget is reached."""
+        b = self.budget
+        if not b:
+            return
+        spent = self.spent()
+        over = []
+        if b.max_tokens is not None and spent["tokens"] >= b.max_tokens:
+            over.append(f"--max-tokens {b.max_tokens}")
+        if b.max_cost is not None and spent["cost"] is not None and spent["cost"] >= b.max_cost:
+            over.append(f"--max-cost {b.max_cost:g}")
+        if b.max_seconds is not None and spent["seconds"] >= b.max_seconds:
+            over.append(f"--max-time {format_seconds(b.max_seconds)}")
+        if over:
+            money = f", {format_money(spent['cost'])}" if spent["cost"] is not None else ""
+            raise BudgetSpent(f"budget reached ({', '.join(over)}): this run generated {spent['calls']} model calls, "
+                              f"{spent['tokens']:,} tokens{money} in {format_seconds(spent['seconds'])}")
+
+    def cost(self, outcomes: dict[str, tuple[str, str]], pairs: int) -> Cost:
+        """The run's :class:`Cost`: ``outcomes`` maps a scenario id to (rule id, outcome) where the
+        outcome is ``verified`` or ``dropped:REASON``; ``pairs`` is the number of verified
+        (generated) pairs the costs are divided by."""
+        prices = self.prices if self.prices.known else None
+
+        def spend(entries: list[Entry]) -> Spend:
+            money = None
+            if prices is not None:
+                money = round(sum(prices.money(e.model, e.prompt_tokens, e.completion_tokens) or 0.0
+                                  for e in entries), 6)
+            return Spend(calls=len(entries),
+                         prompt_tokens=sum(e.prompt_tokens or 0 for e in entries),
+                         completion_tokens=sum(e.completion_tokens or 0 for e in entries),
+                         seconds=round(sum(e.seconds or 0.0 for e in entries), 3),
+                         uncounted=sum(1 for e in entries if e.prompt_tokens is None or e.completion_tokens is None),
+                         cost=money)
+
+        def grouped(key) -> dict[str, Spend]:
+            groups: dict[str, list[Entry]] = {}
+            for e in self.entries:
+                k = key(e)
+                if k is not None:
+                    groups.setdefault(k, []).append(e)
+            return {k: spend(v) for k, v in sorted(groups.items())}
+
+        def outcome(e: Entry) -> str:
+            if e.role == "calibration":
+                return "calibration"
+            return outcomes.get(e.scenario, ("", "unfinished"))[1]
+
+        total = spend(self.entries)
+        by_outcome = grouped(outcome)
+        dropped = {k.split(":", 1)[1]: v for k, v in by_outcome.items() if k.startswith("dropped:")}
+        tokens = total.prompt_tokens + total.completion_tokens
+
+        def share(v: Spend) -> float:
+            return round((v.prompt_tokens + v.completion_tokens) / tokens, 4) if tokens else 0.0
+
+        per_pair = None
+        if pairs:
+            per_pair = {"tokens": round(tokens / pairs, 1), "seconds": round(total.seconds / pairs, 3),
+                        **({"cost": round(total.cost / pairs, 6)} if total.cost is not None else {})}
+        counted: dict[str, int] = {}
+        for e in self.entries:
+            k = e.counted or "unknown"
+            counted[k] = counted.get(k, 0) + 1
+        return Cost(
+            total=total, generated=spend(self._fresh()), reused=spend([e for e in self.entries if e.reused]),
+            by_role=grouped(lambda e: e.role),
+            by_rule=grouped(lambda e: outcomes[e.scenario][0] if e.scenario in outcomes else None),
+            by_outcome=by_outcome, pairs=pairs, per_pair=per_pair,
+            dropped_share=round(sum(share(v) for v in dropped.values()), 4),
+            dropped_share_by_reason={k: share(v) for k, v in sorted(dropped.items())},
+            counted=dict(sorted(counted.items())), wall_seconds=round(self.clock() - self.start, 3),
+            prices=prices.manifest() if prices is not None else None)
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``1h30m``, ``1.5h``; ValueError for anything else
+    (zero, negative, nan, inf included)."""
+    import re
+
+    raw = str(text).strip().lower()
+    parts = re.fullmatch(r"((?:\d+(?:\.\d*)?|\.\d+)(?:h|min|m|s)?)+", raw.replace(" ", "")) if raw else None
+    total = 0.0
+    if parts:
+        for number, unit in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(h|min|m|s)?", raw.replace(" ", "")):
+            total += float(number) * _UNITS[unit]
+    if not parts or not math.isfinite(total) or total <= 0:
+        raise ValueError(f"{text!r} is not a duration: give seconds (90, 90s), minutes (15m) or hours (1h30m)")
+    return total
+
+
 @dataclass(frozen=True, eq=False)
 class Call:
     scenario: str
@@ -113,8 +355,13 @@ class CallRunner:
 
     def __init__(self, model: ModelHandle, store: Store, settings: Settings, *,
                  judge_model: ModelHandle | None = None,
-                 on_event: Callable[..., None] | None = None):
+                 on_event: Callable[..., None] | None = None,
+                 ledger: Ledger | None = None, account_as: str | None = None):
         self.model = model
+        # where every call's cost is written (shared with the calibration's runner); its calls are
+        # entered under ``account_as`` instead of their role where given
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.account_as = account_as
         self.judge_model = judge_model or model
         self.store = store
         self.settings = settings
@@ -172,6 +419,13 @@ class CallRunner:
         if missing:
             fresh = self._generate(missing)
         outs = []
+        if len(missing) < len(chunk):
+            used = self.store.usage_of(c.key for c in chunk if c.key in cached)
+            for c in chunk:
+                if c.key in cached:
+                    p, n, sec, counted = used.get(c.key, (None, None, None, None))
+                    self._enter(c, reused=True, usage=Usage(p, n, counted or "unknown") if counted else None,
+                                seconds=sec)
         for c in chunk:
             if c.key in cached:
                 self.reused += 1
@@ -193,13 +447,18 @@ class CallRunner:
         # a call the same text whatever batch it is in (what lets shards merge byte for byte)
         seeds = [call_seed(c.key) for c in calls]
         self.on_event("generating", role=first.role, n=len(calls))
+        prompts = [list(c.messages) for c in calls]
+        try:
+            model.last_usage = None  # what an engine that says nothing leaves: counted below
+        except AttributeError:
+            pass
+        began = time.monotonic()
         try:
             if first.output_type is None:
-                texts, _ = model.generate_raw([list(c.messages) for c in calls], first.max_new_tokens, seeds,
-                                              temperature=first.temperature)
+                texts, _ = model.generate_raw(prompts, first.max_new_tokens, seeds, temperature=first.temperature)
             else:
-                texts = model.generate_json([list(c.messages) for c in calls], first.output_type,
-                                            first.max_new_tokens, seeds, temperature=first.temperature)
+                texts = model.generate_json(prompts, first.output_type, first.max_new_tokens, seeds,
+                                            temperature=first.temperature)
             if not isinstance(texts, (list, tuple)) or len(texts) != len(calls):
                 raise RuntimeError(f"the model returned {len(texts) if isinstance(texts, (list, tuple)) else type(texts).__name__}"
                                    f" outputs for {len(calls)} prompts")
@@ -207,32 +466,58 @@ class CallRunner:
             # the engine is gone (server down, died, timing out): keep what finished, then stop
             done = [(c, e.done[i]) for i, c in enumerate(calls) if isinstance(e.done.get(i), str)]
             if done:
-                self._record(model, done)
+                usage = [e.usage.get(i) for i, c in enumerate(calls) if isinstance(e.done.get(i), str)]
+                share = (time.monotonic() - began) / len(done)
+                self._record(model, done, usage, [share] * len(done))
             raise
         except Exception as e:  # noqa: BLE001 - a failure of these prompts is reported, never fatal
             reason = "model-timeout" if _is_timeout(e) else "model-error"
             detail = f"{type(e).__name__}: {e}"[:300]
             outs = {c.key: Outcome(c, error=reason, detail=detail) for c in calls}
             self.store.commit([], [(c.key, c.scenario, c.role, reason, detail) for c in calls])
+            share = (time.monotonic() - began) / len(calls)
+            for c in calls:  # its tokens are not known; its time was spent
+                self._enter(c, reused=False, usage=None, seconds=share)
             self.generated += len(calls)
             self._count("generated", calls)
             self.faults[reason] = self.faults.get(reason, 0) + len(calls)
             self.on_event("generated", n=len(calls), role=first.role)
+            self.ledger.check()
             return outs
-        return self._record(model, list(zip(calls, texts)))
+        seconds = (time.monotonic() - began) / len(calls)
+        usage = getattr(model, "last_usage", None)
+        if not isinstance(usage, list) or len(usage) != len(calls) or not all(isinstance(u, Usage) for u in usage):
+            # the engine did not say: count with its tokenizer (or estimate)
+            usage = count_usage(getattr(model, "tokenizer", None), prompts,
+                                [t if isinstance(t, str) else "" for t in texts],
+                                getattr(model, "format_prompt", None))
+        outs = self._record(model, list(zip(calls, texts)), usage, [seconds] * len(calls))
+        self.ledger.check()
+        return outs
 
-    def _record(self, model: ModelHandle, done: list[tuple[Call, object]]) -> dict[str, Outcome]:
-        """Validate and store finished calls (one transaction)."""
+    def _enter(self, c: Call, *, reused: bool, usage: Usage | None, seconds: float | None) -> None:
+        model = self.judge_model if c.judge else self.model
+        self.ledger.add(Entry(scenario=c.scenario, role=self.account_as or c.role, model=model.name, reused=reused,
+                              prompt_tokens=usage.prompt_tokens if usage else None,
+                              completion_tokens=usage.completion_tokens if usage else None,
+                              seconds=seconds, counted=usage.counted if usage else None))
+
+    def _record(self, model: ModelHandle, done: list[tuple[Call, object]], usage: Sequence[Usage | None],
+                seconds: Sequence[float]) -> dict[str, Outcome]:
+        """Validate and store finished calls with what they cost (one transaction)."""
         outs = {}
         results, attempts = [], []
-        for c, t in done:
+        for (c, t), u, sec in zip(done, usage, seconds):
+            self._enter(c, reused=False, usage=u, seconds=sec)
             if not isinstance(t, str):
                 o = Outcome(c, error="invalid-output", detail=f"not text: {type(t).__name__}")
             elif lone_surrogate(t):  # a server's "\ud800": no Unicode text, and the store cannot hold it
                 o = Outcome(c, error="invalid-output", detail="not Unicode text: a lone surrogate")
             else:
                 o = _validate(c, t, cached=False)
-                results.append((c.key, c.scenario, c.role, model.name, t))
+                results.append((c.key, c.scenario, c.role, model.name, t,
+                                u.prompt_tokens if u else None, u.completion_tokens if u else None,
+                                round(sec, 4), u.counted if u else None))
             attempts.append((c.key, c.scenario, c.role, "ok" if o.ok else o.error, o.detail))
             if not o.ok:
                 self.faults[o.error] = self.faults.get(o.error, 0) + 1

@@ -9,10 +9,11 @@ either. :class:`SynthStats` is pydantic: it is also the ``stats`` field of ``man
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt
 
 from specc.plan.model import Boundary, Expected, Split
 
@@ -85,6 +86,105 @@ class SynthStats(_Outcomes):
     per_rule: dict[str, RuleStats]
 
 
+class Spend(BaseModel):
+    """Calls and what they cost: tokens, seconds of wall time (each call's share of its batch),
+    money where prices were given. ``uncounted``: calls whose tokens are not known (a model error,
+    a result stored before specc kept usage)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls: NonNegativeInt = 0
+    prompt_tokens: NonNegativeInt = 0
+    completion_tokens: NonNegativeInt = 0
+    seconds: NonNegativeFloat = 0.0
+    uncounted: NonNegativeInt = 0
+    cost: NonNegativeFloat | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Cost(BaseModel):
+    """What the calls behind a dataset cost (``cost.json`` beside the manifest).
+
+    ``total`` counts every call the data needed: ``generated`` in this run plus ``reused`` from
+    the store at what they cost when generated (what the store saved this run). The breakdowns
+    are of ``total``: per role (``calibration``: the judge on the spec's examples), per rule and
+    per outcome of the scenario (``verified``, ``dropped:REASON``, ``calibration``). ``per_pair``
+    divides ``total`` by the verified generated pairs (the spec's own examples cost nothing);
+    ``dropped_share`` is the part of the tokens spent on scenarios that were dropped, and
+    ``dropped_share_by_reason`` that part by drop reason. ``counted`` says how the tokens of the
+    calls were counted (engine, server, tokenizer, estimate, unknown)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total: Spend
+    generated: Spend
+    reused: Spend
+    by_role: dict[str, Spend]
+    by_rule: dict[str, Spend]
+    by_outcome: dict[str, Spend]
+    pairs: NonNegativeInt
+    per_pair: dict[str, NonNegativeFloat] | None = None
+    dropped_share: NonNegativeFloat = 0.0
+    dropped_share_by_reason: dict[str, NonNegativeFloat] = {}
+    counted: dict[str, NonNegativeInt] = {}
+    wall_seconds: NonNegativeFloat = 0.0
+    prices: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def lines(self) -> list[str]:
+        """What the run cost, in a few lines: the compile summary's and the report's."""
+        cost = self
+
+        def spend(v, calls: bool = True) -> str:
+            money = f", money {format_money(v.cost)}" if v.cost is not None else ""
+            head = f"{v.calls} calls, " if calls else ""
+            return f"{head}{v.tokens:,} tokens ({v.prompt_tokens:,} prompt + {v.completion_tokens:,} completion){money}, " \
+                   f"{format_seconds(v.seconds)}"
+
+        t = cost.total
+        saved = (f" (the store saved {cost.reused.tokens:,} tokens, {format_seconds(cost.reused.seconds)})"
+                 if cost.reused.calls else "")
+        lines = [f"cost: {spend(t)}; {cost.generated.calls} calls generated now, {cost.reused.calls} reused{saved}"]
+        if cost.per_pair:
+            pp = cost.per_pair
+            money = f", money {format_money(pp['cost'])}" if "cost" in pp else ""
+            lines.append(f"  per verified pair: {pp['tokens']:,.0f} tokens{money}, {format_seconds(pp['seconds'])}; "
+                         f"{cost.dropped_share:.0%} of the tokens went to dropped scenarios"
+                         + (" (" + ", ".join(f"{k} {v:.0%}" for k, v in sorted(cost.dropped_share_by_reason.items(),
+                                                                               key=lambda kv: -kv[1])[:4]) + ")"
+                            if cost.dropped_share_by_reason else ""))
+        else:
+            lines.append(f"  no verified pair: {cost.dropped_share:.0%} of the tokens went to dropped scenarios")
+        lines.append("  by role: " + "; ".join(f"{role} {v.tokens:,}" for role, v in
+                                              sorted(cost.by_role.items(), key=lambda kv: -kv[1].tokens)))
+        estimated = cost.counted.get("estimate", 0) + cost.counted.get("unknown", 0)
+        if estimated:
+            lines.append(f"  note: the tokens of {estimated} calls are estimated or not known (docs/cost.md)")
+        return lines
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m} min {s} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min"
+
+
+def format_money(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "?"
+    return f"{value:.4f}" if value < 1 else f"{value:,.2f}"
+
+
 @dataclass
 class SynthResult:
     """What a synthesis run gives the writer: the pairs, the run's statistics, the scenarios of
@@ -95,6 +195,7 @@ class SynthResult:
     scenarios_by_rule: dict[str, list[str]]
     judge: dict | None = None  # the manifest's `judge` field (calibrate.Calibration.manifest)
     calibration: Any = None  # the calibrate.Calibration behind `judge` (calibrate imports this module)
+    cost: Cost | None = None  # what the calls cost (cost.json), where the run kept a ledger
 
 
 @dataclass(frozen=True)

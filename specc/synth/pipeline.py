@@ -131,9 +131,12 @@ class Synthesizer:
         pairs = [self._pair(st) for st in states if st.status == "verified"]
         # the planned rules' examples only: none for a plan (a shard) without rules
         pairs.extend(spec_example_pairs(self.spec, self.plan.rules))
+        outcomes = {st.scenario.id: (st.rule.id, "verified" if st.status == "verified" else f"dropped:{st.reason}")
+                    for st in states}
+        cost = self.runner.ledger.cost(outcomes, sum(1 for st in states if st.status == "verified"))
         return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
                            scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()},
-                           judge=self.calibration.manifest(), calibration=self.calibration)
+                           judge=self.calibration.manifest(), calibration=self.calibration, cost=cost)
 
     def _state(self, s: Scenario) -> _State:
         return _State(scenario=s, rule=self.spec.rule(s.rule_id), rounds=prompts.rounds_of(s, self.settings.rounds),
@@ -313,21 +316,30 @@ class Synthesizer:
         k = self.settings.candidates
         if k <= 0 or not states:
             return
-        calls, owners = [], []
-        for st in states:
-            for i in range(k):
-                calls.append(self._candidate_call(st, st.rounds - 1, i, self.settings.candidate_temperature_for(i)))
-                owners.append(st)
-        for st, o in zip(owners, self.runner.run(calls)):
-            if o.ok:
-                st.candidates.append(o.value.answer.strip())
+        # candidate i is asked only of the scenarios that candidates 0..i-1 left without a side: the
+        # sides are the first good and the first bad candidate in order, so the later ones could not
+        # change them. The data is that of asking all K at once wherever a prompt's text does not
+        # depend on its batch (llama.cpp, a server; transformers at --batch-size 1)
+        for i in range(k):
+            todo = [st for st in states if None in self._first_sides(st)]
+            if not todo:
+                break
+            calls = [self._candidate_call(st, st.rounds - 1, i, self.settings.candidate_temperature_for(i))
+                     for st in todo]
+            for st, o in zip(todo, self.runner.run(calls)):
+                if o.ok:
+                    st.candidates.append(o.value.answer.strip())
         for st in states:
             self._sort_candidates(st)
 
-    def _sort_candidates(self, st: _State) -> None:
+    def _first_sides(self, st: _State) -> tuple[str | None, str | None]:
+        """The first candidate that is a chosen side (passes the rule's checks and the gates; at a
+        lookalike: a helpful answer) and the first that is a rejected side (fails them; at a
+        lookalike: a refusal), in candidate order."""
         help_ = st.scenario.expected == "help"
         checks = tuple(c for c in st.rule.checks if not (help_ and roles.uses_refuses(c)))
         ctx = self._gate_context(st)
+        chosen = rejected = None
         for text in st.candidates:
             if not text:
                 continue
@@ -337,12 +349,20 @@ class Synthesizer:
                 continue
             good = (not is_refusal(text) and passes) if help_ else passes
             bad = is_refusal(text) if help_ else not passes
-            if good and st.chosen is None and gates.first_failure("chosen", text, ctx) is None:
-                st.chosen, st.chosen_from = text, "sampled"
-            elif bad and st.rejected is None and gates.first_failure("rejected", text, ctx) is None:
-                st.rejected, st.rejected_from = text, "sampled"
+            if good and chosen is None and gates.first_failure("chosen", text, ctx) is None:
+                chosen = text
+            elif bad and rejected is None and gates.first_failure("rejected", text, ctx) is None:
+                rejected = text
+        return chosen, rejected
+
+    def _sort_candidates(self, st: _State) -> None:
+        chosen, rejected = self._first_sides(st)
+        if chosen is not None:
+            st.chosen, st.chosen_from = chosen, "sampled"
+        if rejected is not None:
+            st.rejected, st.rejected_from = rejected, "sampled"
         if st.chosen is not None and st.rejected is not None \
-                and gates.pair_failure(st.chosen, st.rejected, ctx) is not None:
+                and gates.pair_failure(st.chosen, st.rejected, self._gate_context(st)) is not None:
             st.rejected = st.rejected_from = None  # too close to the chosen side: the violator writes one
         st.need = {side for side in ("chosen", "rejected") if getattr(st, side) is None}
 

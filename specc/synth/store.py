@@ -11,6 +11,11 @@ Every call's outcome (ok, invalid output, model error, timeout) is appended to `
 Raw outputs are cached even when they fail validation (the same call would return them
 again); exceptions and timeouts are not, so a rerun tries those calls again.
 
+Each result also keeps what generating it cost (``prompt_tokens``, ``completion_tokens``,
+``seconds``, and how the tokens were ``counted``): a rerun that reuses it knows what the store
+saved, and ``specc plan --estimate`` reads measured means per role from it. A store written
+before these columns existed is given them on opening (NULL: not known); nothing else changes.
+
 Writes happen in one transaction per finished batch: a process killed at any moment leaves
 every finished batch stored and no partial one.
 """
@@ -46,6 +51,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS results_scenario ON results(scenario);
 """
+
+# columns added to `results` after its first version: (name, type); added where missing
+USAGE_COLUMNS = (("prompt_tokens", "INTEGER"), ("completion_tokens", "INTEGER"), ("seconds", "REAL"),
+                 ("counted", "TEXT"))
 
 
 class StoreError(Exception):
@@ -88,6 +97,10 @@ def call_key(*, scenario: str, role: str, round: int, attempt: int, template: st
     })
 
 
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 class Store:
     """A store directory; use as a context manager or call :meth:`close`."""
 
@@ -100,6 +113,10 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
+            have = {r[1] for r in self.conn.execute("PRAGMA table_info(results)").fetchall()}
+            for name, kind in USAGE_COLUMNS:
+                if name not in have:  # a store from before the accounting: keep it, add the column
+                    self.conn.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
             # a damaged file (a page overwritten, a truncated copy) is refused here, with its path,
             # rather than failing as a traceback in the middle of a compile
             problems = [r[0] for r in self.conn.execute("PRAGMA quick_check(3)").fetchall()]
@@ -136,14 +153,44 @@ class Store:
                 out[key] = output
         return out
 
-    def commit(self, results: Sequence[tuple[str, str, str, str, str]],
-               attempts: Sequence[tuple[str, str, str, str, str | None]]) -> None:
-        """Store ``results`` (key, scenario, role, model, output) and ``attempts``
-        (key, scenario, role, outcome, detail) in one transaction."""
+    def usage_of(self, keys: Iterable[str]) -> dict[str, tuple]:
+        """Key -> (prompt_tokens, completion_tokens, seconds, counted) as stored with the result
+        (None where the store does not know: a result stored before the accounting)."""
+        keys = list(keys)
+        out: dict[str, tuple] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            rows = self._read("SELECT key, prompt_tokens, completion_tokens, seconds, counted FROM results "
+                              f"WHERE key IN ({','.join('?' * len(part))})", part)
+            for key, p, c, sec, counted in rows:
+                out[key] = (_count(p), _count(c), float(sec) if isinstance(sec, (int, float)) and sec >= 0 else None,
+                            counted if isinstance(counted, str) else None)
+        return out
+
+    def role_means(self, model: str | None = None) -> dict[str, dict]:
+        """Per role: the results with known usage, and their mean prompt and completion tokens
+        and seconds (``model``: only that model's)."""
+        where = "prompt_tokens IS NOT NULL AND completion_tokens IS NOT NULL"
+        args: tuple = ()
+        if model is not None:
+            where += " AND model = ?"
+            args = (model,)
+        rows = self._read("SELECT role, COUNT(*), AVG(prompt_tokens), AVG(completion_tokens), AVG(seconds) "
+                          f"FROM results WHERE {where} GROUP BY role ORDER BY role", args)
+        return {role: {"calls": n, "prompt_tokens": p, "completion_tokens": c, "seconds": sec}
+                for role, n, p, c, sec in rows}
+
+    def commit(self, results: Sequence[tuple], attempts: Sequence[tuple[str, str, str, str, str | None]]) -> None:
+        """Store ``results`` (key, scenario, role, model, output, and optionally prompt_tokens,
+        completion_tokens, seconds, counted) and ``attempts`` (key, scenario, role, outcome,
+        detail) in one transaction."""
+        rows = [tuple(r) + (None,) * (9 - len(r)) for r in results]
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?)", results)
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (key, scenario, role, model, output, prompt_tokens, "
+                    "completion_tokens, seconds, counted) VALUES (?,?,?,?,?,?,?,?,?)", rows)
                 self.conn.executemany(
                     "INSERT INTO attempts (key, scenario, role, outcome, detail) VALUES (?,?,?,?,?)", attempts)
             except BaseException:
