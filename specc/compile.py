@@ -127,6 +127,13 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         check_out_dir(options.out_dir, force=options.force)
     except OutDirError as e:
         raise CompileError(f"-o {e}") from None
+    from specc.emit.reviews import ReviewsError, read_reviews
+
+    try:  # a reviewer's verdicts in OUT are applied when it is written: a bad file is refused before any work
+        if Path(options.out_dir).is_dir():
+            read_reviews(Path(options.out_dir))
+    except ReviewsError as e:
+        raise CompileError(f"-o {e}") from None
     if not 1 <= options.per_rule <= defaults.MAX_PER_RULE:
         raise CompileError(f"--per-rule must be between 1 and {defaults.MAX_PER_RULE}")
     if options.retries < 0:
