@@ -96,6 +96,7 @@ class ReviewInfo(_Model):
     outdated: NonNegativeInt
     reasons: dict[str, NonNegativeInt]
     reviewers: list[str]
+    rejected_records: list[str] = []  # left out as rejected: `specc review` still counts them
     exported: bool | None = None  # written by `specc review --export`: the accepted records only
 
 

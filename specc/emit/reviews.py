@@ -213,7 +213,8 @@ class ReviewSummary:
     rejected: int = 0
     edited: int = 0  # accepted with a side rewritten by the reviewer
     swapped: int = 0  # accepted with chosen and rejected swapped
-    outdated: int = 0  # reviewed once, but their content changed since: pending again
+    outdated: int = 0  # verdicts on records whose content (or rule) changed or that are gone: they lapsed
+    rejected_ids: list[str] = field(default_factory=list)  # the records left out as rejected
     reasons: dict[str, int] = field(default_factory=dict)
     reviewers: list[str] = field(default_factory=list)
 
@@ -225,7 +226,8 @@ class ReviewSummary:
         return {"file": REVIEWS_FILE, "records": self.records, "reviewed": self.reviewed,
                 "accepted": self.accepted, "rejected": self.rejected, "edited": self.edited,
                 "swapped": self.swapped, "pending": self.pending, "outdated": self.outdated,
-                "reasons": dict(sorted(self.reasons.items())), "reviewers": sorted(set(self.reviewers))}
+                "reasons": dict(sorted(self.reasons.items())), "reviewers": sorted(set(self.reviewers)),
+                "rejected_records": sorted(self.rejected_ids)}
 
 
 def reviewed_pair(pair: Pair, review: Review) -> Pair:
@@ -243,28 +245,31 @@ def reviewed_pair(pair: Pair, review: Review) -> Pair:
 
 
 def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review], *,
-                  accepted_only: bool = False) -> tuple[list[Pair], list[Pair], ReviewSummary]:
+                  accepted_only: bool = False, left_out: Iterable[str] = ()) -> tuple[list[Pair], list[Pair], ReviewSummary]:
     """(pairs to emit, pairs rejected by the reviewer, summary). A pair with a verdict on its
     current content is dropped when rejected and emitted as reviewed when accepted; one without
-    stays as generated (``accepted_only``: left out, as ``specc review --export`` does)."""
+    stays as generated (``accepted_only``: left out, as ``specc review --export`` does).
+
+    ``left_out``: the records the dataset's writer already left out as rejected (the manifest's
+    ``review.rejected_records``), counted as rejected while their last verdict still is."""
     last = latest(reviews)
-    by_record: dict[str, list[Review]] = {}
-    for r in reviews:
-        by_record.setdefault(r.record_id, []).append(r)
     summary = ReviewSummary(records=len(pairs))
     kept, rejected = [], []
+    matched: set[str] = set()
     for p in pairs:
         r = last.get((p.record_id, content_hash(p, rule_hashes)))
         if r is None or r.verdict == "pending":
-            if r is None and any(x.verdict != "pending" for x in by_record.get(p.record_id, ())):
-                summary.outdated += 1
+            if r is not None:
+                matched.add(p.record_id)
             if not accepted_only:
                 kept.append(p)
             continue
+        matched.add(p.record_id)
         summary.reviewed += 1
         summary.reviewers.append(r.reviewer)
         if r.verdict == "reject":
             summary.rejected += 1
+            summary.rejected_ids.append(p.record_id)
             summary.reasons[r.reason] = summary.reasons.get(r.reason, 0) + 1
             rejected.append(p)
             continue
@@ -272,13 +277,24 @@ def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[
         summary.edited += bool(r.edits)
         summary.swapped += r.swap
         kept.append(reviewed_pair(p, r))
+    by_record = reviewed_records(reviews)
+    for rid in sorted(set(left_out) - matched):
+        r = by_record.get(rid)
+        if r is not None and r.verdict == "reject":
+            matched.add(rid)
+            summary.records += 1
+            summary.reviewed += 1
+            summary.rejected += 1
+            summary.rejected_ids.append(rid)
+            summary.reviewers.append(r.reviewer)
+            summary.reasons[r.reason] = summary.reasons.get(r.reason, 0) + 1
+    summary.outdated = len(set(by_record) - matched)
     return kept, rejected, summary
-
 
 REJECTED = "review:rejected"  # the funnel's drop reason for a generated pair a reviewer rejected
 
 
-def reviewed_result(result, spec, reviews: list[Review]):
+def reviewed_result(result, spec, reviews: list[Review], left_out: Iterable[str] = ()):
     """``result`` (a :class:`specc.synth.model.SynthResult`) with the verdicts applied, and the
     :class:`ReviewSummary`: rejected pairs left out (a generated one counted in the funnel as
     dropped, :data:`REJECTED`), accepted ones swapped and edited as reviewed; the sides' origins in
@@ -286,7 +302,7 @@ def reviewed_result(result, spec, reviews: list[Review]):
     from specc.synth.model import SynthStats
 
     rule_hashes = {r.id: r.hash for r in spec.rules}
-    kept, rejected, summary = apply_reviews(list(result.pairs), rule_hashes, reviews)
+    kept, rejected, summary = apply_reviews(list(result.pairs), rule_hashes, reviews, left_out=left_out)
     stats = result.stats.to_dict()
     per_rule = stats.get("per_rule", {})
 

@@ -49,7 +49,8 @@ def export_accepted(directory: Path, out: Path) -> tuple[Written, dict]:
     result = SynthResult(pairs=list(rs.pairs), stats=m.stats,
                          scenarios_by_rule={rid: list(e.scenarios) for rid, e in m.rules.items() if e.scenarios},
                          judge=m.judge)
-    reviewed, summary = reviewed_result(result, spec, rs.reviews)
+    left_out = m.review.rejected_records if m.review is not None else []
+    reviewed, summary = reviewed_result(result, spec, rs.reviews, left_out=left_out)
     accepted, _, _ = apply_reviews(list(rs.pairs), {r.id: r.hash for r in spec.rules}, rs.reviews, accepted_only=True)
     review = {**summary.manifest(), "exported": True}
     p = m.plan
