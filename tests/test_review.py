@@ -342,8 +342,10 @@ def test_hostile_record_text_shows_as_text_and_nothing_runs(tmp_path, chromium):
             user = page.text("#conversation-body .msg .text")
             rec = by_user[user]
             assert rec["record_id"] == rid
-            assert page.text("#chosen-text") == rec["chosen"][0]["content"]
-            assert page.text("#rejected-text") == rec["rejected"][0]["content"]
+            for side in ("chosen", "rejected"):
+                text = rec[side][0]["content"]
+                assert page.text(f"#{side}-text") == text[:20000]  # a long side is shown cut, as text
+                assert (f"({len(text):,} in all)" in page.text(f"#{side}-more")) is (len(text) > 20000)
             seen.add(user)
             page.press("n")
         assert {script, rtl} <= seen
@@ -476,3 +478,29 @@ def test_content_hash_is_the_same_for_a_pair_and_its_rows(tmp_path):
     assert rs.hashes[example.record_id] == content_hash(example, rules)
     changed = {**rules, example.rule_ids[0]: "0" * 32}
     assert content_hash(example, changed) != content_hash(example, rules)
+
+
+def test_report_shows_reviewer_acceptance_per_rule_by_side_origin_and_reasons(tmp_path):
+    spec = write_spec(tmp_path / "spec")
+    data = compile_fake(tmp_path / "data", spec)
+    rs = load_review_set(data)
+    log = ReviewLog(data)
+    gen = [i for i, p in enumerate(rs.pairs) if p.source == "generated"][:3]
+    log.append(_verdict(rs, gen[0], "accept", chosen_from="sampled", rejected_from="violator"))
+    log.append(_verdict(rs, gen[1], "reject", reason="incoherent", chosen_from="sampled", rejected_from="violator"))
+    log.append(_verdict(rs, gen[2], "reject", reason="other", note="<b>made up</b>", chosen_from="sampled",
+                        rejected_from="violator"))
+    res = CliRunner().invoke(main, ["report", str(data), "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert f"Reviewed by a person: 3 of {len(rs.pairs)} records, accepted 1/3 (33%)" in res.output
+    assert "| `chosen:sampled` | 1/3 (33%) |" in res.output
+    assert "`incoherent` × 1" in res.output and "`other` × 1" in res.output
+    # a recompile leaves the rejected records out; the report still counts them
+    compile_fake(data, spec)
+    res = CliRunner().invoke(main, ["report", str(data), "--format", "markdown"])
+    assert f"Reviewed by a person: 3 of {len(rs.pairs)} records, accepted 1/3 (33%)" in res.output
+    html = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", str(data), "-o", str(html)])
+    if res.exit_code == 0:  # needs matplotlib (specc[report])
+        page = html.read_text(encoding="utf-8")
+        assert 'id="review"' in page and "&lt;b&gt;made up&lt;/b&gt;" in page

@@ -63,6 +63,9 @@ class Review(BaseModel):
     content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     # the rules the record was made for: `specc diff --data` names the reviewed records of a changed rule
     rule_ids: list[str] = Field(default_factory=list, max_length=64)
+    # where the reviewed sides came from, as generated (`specc report`: acceptance by side origin)
+    chosen_from: str | None = Field(None, max_length=32)
+    rejected_from: str | None = Field(None, max_length=32)
     verdict: Verdict
     reason: Reason | None = None
     note: str | None = Field(None, max_length=MAX_NOTE_CHARS)
@@ -242,6 +245,24 @@ def reviewed_pair(pair: Pair, review: Review) -> Pair:
     if "rejected" in review.edits and rejected is not None:
         rejected, rejected_from = review.edits["rejected"], "review"
     return replace(pair, chosen=chosen, rejected=rejected, chosen_from=chosen_from, rejected_from=rejected_from)
+
+
+def current_verdicts(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review],
+                     left_out: Iterable[str] = ()) -> dict[str, Review]:
+    """record id -> the verdict (accept or reject) that holds for it now: on the pair's current
+    content, or a rejection of a record the writer left out (``left_out``) that still stands."""
+    last = latest(reviews)
+    out = {}
+    for p in pairs:
+        r = last.get((p.record_id, content_hash(p, rule_hashes)))
+        if r is not None and r.verdict != "pending":
+            out[p.record_id] = r
+    by_record = reviewed_records(reviews)
+    for rid in left_out:
+        r = by_record.get(rid)
+        if rid not in out and r is not None and r.verdict == "reject":
+            out[rid] = r
+    return out
 
 
 def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review], *,

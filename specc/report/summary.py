@@ -135,6 +135,7 @@ class Summary:
     diff: dict | None
     diff_file: str | None
     notes: list[str]
+    review: dict | None = None  # a reviewer's verdicts, counted (specc.report.inputs.review_stats)
 
     @property
     def eval_rules(self) -> list[str]:
@@ -225,7 +226,7 @@ def summarize(inp: Inputs) -> Summary:
                    judge_text=judge_line(judge, model["judge"] or model["name"] or "?", inp.typed.stats)
                    if judge else None,
                    with_plan=inp.planned is not None, evals=_eval_columns(inp), diff=inp.diff,
-                   diff_file=inp.diff_file, notes=notes)
+                   diff_file=inp.diff_file, notes=notes, review=inp.review)
 
 
 def provenance(stats: dict) -> str:

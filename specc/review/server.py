@@ -89,7 +89,7 @@ class ReviewServer(ThreadingHTTPServer):
             fields["note"] = fields.get("note") or None
         try:
             review = Review(record_id=rid, content_hash=self.review_set.hashes[rid], rule_ids=list(pair.rule_ids),
-                            reviewer=self.reviewer,
+                            chosen_from=pair.chosen_from, rejected_from=pair.rejected_from, reviewer=self.reviewer,
                             time=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields)
         except (ValidationError, TypeError) as e:
             raise ReviewsError(f"not a verdict: {e}") from None
