@@ -175,8 +175,12 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     try:
         with Store(store_dir) as store:
             runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event)
+            from specc.emit.reviews import reviewed_examples
+
+            # the pairs a person judged in OUT are labelled examples for the judge too (reported apart)
             result = synthesize(spec, plan, runner, on_event=on_event,
-                                min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
+                                min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed,
+                                reviewed=reviewed_examples(Path(options.out_dir), spec))
             try:
                 written = write_dataset(
                     options.out_dir, result=result, spec=spec, spec_file=_file_label(spec_path), plan=plan,

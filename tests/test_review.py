@@ -504,3 +504,25 @@ def test_report_shows_reviewer_acceptance_per_rule_by_side_origin_and_reasons(tm
     if res.exit_code == 0:  # needs matplotlib (specc[report])
         page = html.read_text(encoding="utf-8")
         assert 'id="review"' in page and "&lt;b&gt;made up&lt;/b&gt;" in page
+
+
+def test_the_judge_is_scored_on_reviewed_pairs_too_reported_apart(tmp_path):
+    from test_judge_calibration import FirstJudge, compile_
+
+    first = compile_(tmp_path, FirstJudge())
+    out = tmp_path / "out"
+    rs = load_review_set(out)
+    both = [i for i, p in enumerate(rs.pairs) if p.chosen is not None and p.rejected is not None]
+    log = ReviewLog(out)
+    log.append(_verdict(rs, both[0], "accept"))
+    log.append(_verdict(rs, both[1], "reject", reason="wrong-side"))  # a label too, the other way round
+    log.append(_verdict(rs, both[2], "reject", reason="incoherent"))  # says nothing about the sides
+    again = compile_(tmp_path, FirstJudge())
+    j, j0 = again.manifest.judge, first.manifest.judge
+    # a judge that always says "first complies" is right in one order of every pair
+    assert j["reviewer"] == {"agreement": 0.5, "examples": 2, "calls": 4, "correct": 2, "invalid": 0}
+    assert {k: v for k, v in j.items() if k != "reviewer"} == j0  # the spec's examples alone decide trust
+    assert "reviewer" not in j0
+    assert rs.pairs[both[2]].record_id not in rows(out)  # the rejected pair is left out
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "it agreed with the reviewer on 2 of 4 calls (0.50)" in card

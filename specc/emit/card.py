@@ -83,6 +83,11 @@ def judge_line(judge: dict, judge_model: str, stats: SynthStats) -> str:
     else:
         verdict = (f"It was not trusted: {dropped} pair(s) that only the judge could verify were dropped "
                    "(`judge-uncalibrated`); pairs verified by checks are unaffected.")
+    rev = judge.get("reviewer")
+    if rev and rev.get("calls"):
+        verdict += (f" On {rev['examples']} pairs a person reviewed (`specc review`) it agreed with the reviewer on "
+                    f"{rev['correct']} of {rev['calls']} calls ({rev['agreement']:.2f}); reported apart, it does not "
+                    "decide whether the judge is trusted.")
     return f"{measured} {verdict}"
 
 

@@ -362,3 +362,42 @@ def reviewed_result(result, spec, reviews: list[Review], left_out: Iterable[str]
     for rule in per_rule.values():
         rule["dropped_reasons"] = dict(sorted(rule["dropped_reasons"].items()))
     return replace(result, pairs=kept, stats=SynthStats.model_validate(stats)), summary
+
+
+def reviewed_examples(directory: Path, spec) -> list[Pair]:
+    """The pairs of the dataset in ``directory`` that a person judged, as labelled examples for the
+    judge's calibration: an accepted pair as accepted (swapped and edited), a pair rejected as
+    ``wrong-side`` with its sides swapped; other rejections say nothing about which side is better.
+    Only pairs whose rule is unchanged in ``spec``. None where the directory holds no reviewed
+    dataset (or one that cannot be read: the compile that writes it will say why)."""
+    from specc.emit.manifest import ManifestError, read_manifest
+    from specc.emit.merge import MergeError, pairs_of
+    from specc.emit.read import read_records
+
+    directory = Path(directory)
+    reviews = read_reviews(directory) if directory.is_dir() else []
+    if not reviews:
+        return []
+    try:
+        manifest = read_manifest(inside_dataset(directory, directory / "manifest.json"))
+        rows = {}
+        for split in ("train", "test"):
+            path = manifest.data_file(directory, split)
+            if path is not None:
+                rows[split] = read_records(inside_dataset(directory, path), fmt=manifest.format)
+        pairs = pairs_of(rows, manifest.format)
+    except (OSError, ManifestError, RecordsError, MergeError, KeyError, TypeError, AttributeError, IndexError):
+        return []
+    hashes = {rid: e.hash for rid, e in manifest.rules.items()}
+    now = {r.id: r.hash for r in spec.rules}
+    holds = current_verdicts(pairs, hashes, reviews)
+    out = []
+    for p in pairs:
+        r = holds.get(p.record_id)
+        if r is None or not p.rule_ids or any(now.get(rid) != hashes.get(rid) for rid in p.rule_ids):
+            continue
+        if r.verdict == "accept":
+            out.append(reviewed_pair(p, r))
+        elif r.reason == "wrong-side":
+            out.append(replace(p, chosen=p.rejected, rejected=p.chosen))
+    return [p for p in out if p.chosen is not None and p.rejected is not None]
