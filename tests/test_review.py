@@ -526,3 +526,52 @@ def test_the_judge_is_scored_on_reviewed_pairs_too_reported_apart(tmp_path):
     assert rs.pairs[both[2]].record_id not in rows(out)  # the rejected pair is left out
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "it agreed with the reviewer on 2 of 4 calls (0.50)" in card
+
+
+def test_merge_keeps_the_verdicts_as_a_recompile_does(tmp_path):
+    from test_shards import SPEC as SHARDED, compile_shards, compile_to, files_of, merge_cli
+
+    spec_file = tmp_path / "shards.spec"
+    spec_file.write_text(SHARDED)
+    dirs = compile_shards(spec_file, tmp_path, 2)
+    merged = tmp_path / "merged"
+    assert merge_cli(merged, dirs).exit_code == 0
+    rs = load_review_set(merged)
+    both = [i for i, p in enumerate(rs.pairs) if p.chosen is not None and p.rejected is not None]
+    log = ReviewLog(merged)
+    log.append(_verdict(rs, both[0], "reject", reason="off-topic"))
+    log.append(_verdict(rs, both[1], "accept", edits={"chosen": "Edited by a person."}))
+    res = merge_cli(merged, dirs)
+    assert res.exit_code == 0, res.output
+    got = rows(merged)
+    assert rs.pairs[both[0]].record_id not in got
+    edited = got[rs.pairs[both[1]].record_id]
+    assert edited["chosen"][0]["content"] == "Edited by a person." and edited["chosen_from"] == "review"
+    assert (merged / REVIEWS_FILE).exists()
+    # the unsharded compile into a directory with the same verdicts writes the same data and manifest,
+    # but for the judge's agreement with the reviewer: a compile measures it, a merge runs no model
+    full = tmp_path / "full"
+    compile_to(spec_file, full)
+    (full / REVIEWS_FILE).write_bytes((merged / REVIEWS_FILE).read_bytes())
+    compile_to(spec_file, full, store=tmp_path / "fresh-store")  # a fresh store: the same counts of calls
+    a, b = files_of(full), files_of(merged)
+    assert {k: v for k, v in a.items() if k.startswith("data/")} == {k: v for k, v in b.items() if k.startswith("data/")}
+    man_a, man_b = json.loads(a["manifest.json"]), json.loads(b["manifest.json"])
+    assert man_a["judge"].pop("reviewer")["examples"] == 1
+    assert man_a == man_b
+
+
+def test_a_reviews_file_that_links_out_of_the_dataset_is_neither_read_nor_written(tmp_path):
+    spec = write_spec(tmp_path / "spec")
+    data = compile_fake(tmp_path / "data", spec)
+    rs = load_review_set(data)
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text(_verdict(rs, 0, "accept").line(), encoding="utf-8")
+    (data / REVIEWS_FILE).symlink_to(outside)
+    res = CliRunner().invoke(main, ["review", str(data), "--export", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "symbolic link" in res.output
+    from specc.emit.reviews import ReviewsError
+
+    with pytest.raises(ReviewsError, match="symbolic link"):
+        ReviewLog(data).append(_verdict(rs, 1, "accept"))
+    assert len(outside.read_text(encoding="utf-8").splitlines()) == 1

@@ -127,7 +127,11 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
     # reviews.jsonl is not a dataset file, so a reviewed directory is written file by file and keeps it
     reviews = read_reviews(out_dir) if out_dir.is_dir() and review is None else []
     if reviews:
+        # the records of the dataset: pairs that give rows in this format (a one-sided example gives
+        # no DPO row), as `specc review` and a merge of the rows count them
+        records = sum(1 for p in result.pairs if formats.rows_for(p, fmt, []))
         result, summary = reviewed_result(result, spec, reviews)
+        summary.records = records
         review = summary.manifest()
     args = dict(review=review, result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                 seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard,
