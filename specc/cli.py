@@ -619,6 +619,12 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     line = judge_summary(cal, s.dropped_reasons.get(UNCALIBRATED, 0))
     if line:
         click.echo(f"{line}; calibration calls {cal.generated} generated, {cal.reused} reused" if cal.calls else line)
+    if man.review is not None:
+        r = man.review
+        click.echo(f"reviewed by a person (reviews.jsonl): {r.reviewed} of {r.records} records have a verdict, "
+                   f"{r.accepted} accepted ({r.edited} edited, {r.swapped} swapped), {r.rejected} rejected and left out"
+                   + (f"; {r.outdated} earlier verdicts lapsed (their record changed): review them again with "
+                      f"`specc review {shlex.quote(str(out_dir))}`" if r.outdated else ""))
     if shard:
         info = man.shard
         click.echo(f"shard {info.index}/{info.count}: {len(info.rules)} of {len(info.planned_rules)} "
