@@ -295,6 +295,19 @@ def test_ten_records_reviewed_by_keyboard_survive_a_kill_and_a_recompile(tmp_pat
     card = (data / "README.md").read_text(encoding="utf-8")
     assert f"Reviewed by a person: 9 of {len(generated)} records have a verdict" in card
     assert (data / REVIEWS_FILE).exists()
+    # the recompiled directory is written as reviewed: every verdict still holds there, the swap and
+    # the edit are not applied twice (a second recompile, an export, the page)
+    assert set(man["review"]["applied"]) == {swapped, edited}
+    holds = {rid for rid, r in load_review_set(data).current().items() if r.verdict == "accept"}
+    assert {rid for rid, w in made.items() if w["verdict"] == "accept"} == set(holds)
+    compile_fake(data, spec)
+    assert rows(data) == out
+    res = CliRunner().invoke(main, ["review", str(data), "--export", str(tmp_path / "accepted")])
+    assert res.exit_code == 0, res.output
+    exported = rows(tmp_path / "accepted")
+    assert set(exported) == set(holds) and exported[swapped]["chosen"] == generated[swapped]["rejected"]
+    assert exported[edited]["chosen"][0]["content"] == "A kinder answer, written by the reviewer."
+    assert "these are the 5 records a reviewer accepted (9 of" in (tmp_path / "accepted" / "README.md").read_text()
 
     # one rule edited: its reviewed records need review again (diff --data names them), the other
     # rule's verdicts hold through the recompile

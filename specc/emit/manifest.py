@@ -97,6 +97,8 @@ class ReviewInfo(_Model):
     reasons: dict[str, NonNegativeInt]
     reviewers: list[str]
     rejected_records: list[str] = []  # left out as rejected: `specc review` still counts them
+    # record id -> the content hash it was generated with, for records written swapped or edited
+    applied: dict[str, str] = {}
     exported: bool | None = None  # written by `specc review --export`: the accepted records only
 
 

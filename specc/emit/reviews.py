@@ -218,6 +218,7 @@ class ReviewSummary:
     swapped: int = 0  # accepted with chosen and rejected swapped
     outdated: int = 0  # verdicts on records whose content (or rule) changed or that are gone: they lapsed
     rejected_ids: list[str] = field(default_factory=list)  # the records left out as rejected
+    applied: dict[str, str] = field(default_factory=dict)  # record id -> generated hash, written swapped/edited
     reasons: dict[str, int] = field(default_factory=dict)
     reviewers: list[str] = field(default_factory=list)
 
@@ -230,7 +231,7 @@ class ReviewSummary:
                 "accepted": self.accepted, "rejected": self.rejected, "edited": self.edited,
                 "swapped": self.swapped, "pending": self.pending, "outdated": self.outdated,
                 "reasons": dict(sorted(self.reasons.items())), "reviewers": sorted(set(self.reviewers)),
-                "rejected_records": sorted(self.rejected_ids)}
+                "rejected_records": sorted(self.rejected_ids), "applied": dict(sorted(self.applied.items()))}
 
 
 def reviewed_pair(pair: Pair, review: Review) -> Pair:
@@ -247,14 +248,23 @@ def reviewed_pair(pair: Pair, review: Review) -> Pair:
     return replace(pair, chosen=chosen, rejected=rejected, chosen_from=chosen_from, rejected_from=rejected_from)
 
 
+def written_as_reviewed(review) -> dict[str, str]:
+    """record id -> the content hash it was generated with, for the records a dataset's writer
+    emitted swapped or edited as a reviewer accepted them (the manifest's ``review.applied``; the
+    text on disk is the reviewed one, so its own hash matches no verdict)."""
+    return dict(getattr(review, "applied", None) or {}) if review is not None else {}
+
+
 def current_verdicts(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review],
-                     left_out: Iterable[str] = ()) -> dict[str, Review]:
+                     left_out: Iterable[str] = (), applied: dict[str, str] | None = None) -> dict[str, Review]:
     """record id -> the verdict (accept or reject) that holds for it now: on the pair's current
-    content, or a rejection of a record the writer left out (``left_out``) that still stands."""
+    content (``applied``: the generated content of records written as reviewed), or a rejection of a
+    record the writer left out (``left_out``) that still stands."""
     last = latest(reviews)
+    applied = applied or {}
     out = {}
     for p in pairs:
-        r = last.get((p.record_id, content_hash(p, rule_hashes)))
+        r = last.get((p.record_id, applied.get(p.record_id) or content_hash(p, rule_hashes)))
         if r is not None and r.verdict != "pending":
             out[p.record_id] = r
     by_record = reviewed_records(reviews)
@@ -266,19 +276,24 @@ def current_verdicts(pairs: list[Pair], rule_hashes: dict[str, str], reviews: li
 
 
 def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review], *,
-                  accepted_only: bool = False, left_out: Iterable[str] = ()) -> tuple[list[Pair], list[Pair], ReviewSummary]:
+                  accepted_only: bool = False, left_out: Iterable[str] = (),
+                  applied: dict[str, str] | None = None) -> tuple[list[Pair], list[Pair], ReviewSummary]:
     """(pairs to emit, pairs rejected by the reviewer, summary). A pair with a verdict on its
     current content is dropped when rejected and emitted as reviewed when accepted; one without
     stays as generated (``accepted_only``: left out, as ``specc review --export`` does).
 
     ``left_out``: the records the dataset's writer already left out as rejected (the manifest's
-    ``review.rejected_records``), counted as rejected while their last verdict still is."""
+    ``review.rejected_records``), counted as rejected while their last verdict still is.
+    ``applied``: records already written as reviewed (:func:`written_as_reviewed`), matched by the
+    hash they were generated with and, when accepted, kept as they are."""
     last = latest(reviews)
+    applied = applied or {}
     summary = ReviewSummary(records=len(pairs))
     kept, rejected = [], []
     matched: set[str] = set()
     for p in pairs:
-        r = last.get((p.record_id, content_hash(p, rule_hashes)))
+        generated = applied.get(p.record_id) or content_hash(p, rule_hashes)
+        r = last.get((p.record_id, generated))
         if r is None or r.verdict == "pending":
             if r is not None:
                 matched.add(p.record_id)
@@ -297,6 +312,12 @@ def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[
         summary.accepted += 1
         summary.edited += bool(r.edits)
         summary.swapped += r.swap
+        if p.record_id in applied:
+            kept.append(p)  # written as reviewed already
+            summary.applied[p.record_id] = generated
+            continue
+        if r.swap or r.edits:
+            summary.applied[p.record_id] = generated
         kept.append(reviewed_pair(p, r))
     by_record = reviewed_records(reviews)
     for rid in sorted(set(left_out) - matched):
@@ -315,7 +336,8 @@ def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[
 REJECTED = "review:rejected"  # the funnel's drop reason for a generated pair a reviewer rejected
 
 
-def reviewed_result(result, spec, reviews: list[Review], left_out: Iterable[str] = ()):
+def reviewed_result(result, spec, reviews: list[Review], left_out: Iterable[str] = (),
+                    applied: dict[str, str] | None = None):
     """``result`` (a :class:`specc.synth.model.SynthResult`) with the verdicts applied, and the
     :class:`ReviewSummary`: rejected pairs left out (a generated one counted in the funnel as
     dropped, :data:`REJECTED`), accepted ones swapped and edited as reviewed; the sides' origins in
@@ -323,7 +345,8 @@ def reviewed_result(result, spec, reviews: list[Review], left_out: Iterable[str]
     from specc.synth.model import SynthStats
 
     rule_hashes = {r.id: r.hash for r in spec.rules}
-    kept, rejected, summary = apply_reviews(list(result.pairs), rule_hashes, reviews, left_out=left_out)
+    kept, rejected, summary = apply_reviews(list(result.pairs), rule_hashes, reviews, left_out=left_out,
+                                            applied=applied)
     stats = result.stats.to_dict()
     per_rule = stats.get("per_rule", {})
 
@@ -390,14 +413,15 @@ def reviewed_examples(directory: Path, spec) -> list[Pair]:
         return []
     hashes = {rid: e.hash for rid, e in manifest.rules.items()}
     now = {r.id: r.hash for r in spec.rules}
-    holds = current_verdicts(pairs, hashes, reviews)
+    applied = written_as_reviewed(manifest.review)
+    holds = current_verdicts(pairs, hashes, reviews, applied=applied)
     out = []
     for p in pairs:
         r = holds.get(p.record_id)
         if r is None or not p.rule_ids or any(now.get(rid) != hashes.get(rid) for rid in p.rule_ids):
             continue
         if r.verdict == "accept":
-            out.append(reviewed_pair(p, r))
+            out.append(p if p.record_id in applied else reviewed_pair(p, r))
         elif r.reason == "wrong-side":
             out.append(replace(p, chosen=p.rejected, rejected=p.chosen))
     return [p for p in out if p.chosen is not None and p.rejected is not None]

@@ -267,7 +267,8 @@ def review_stats(directory: Path, manifest: Manifest, records: list[dict]) -> di
     """The verdicts that hold for the dataset's records now (``specc review``), counted per rule,
     by the origin of each side and by reason; None where nobody reviewed it."""
     from specc.emit.merge import MergeError, pairs_of
-    from specc.emit.reviews import ReviewsError, current_verdicts, read_reviews, reviewed_records
+    from specc.emit.reviews import (ReviewsError, current_verdicts, read_reviews, reviewed_records,
+                                    written_as_reviewed)
 
     try:
         reviews = read_reviews(directory)
@@ -285,7 +286,7 @@ def review_stats(directory: Path, manifest: Manifest, records: list[dict]) -> di
                           f"matched to it: {e}") from None
     hashes = {rid: e.hash for rid, e in manifest.rules.items()}
     left_out = manifest.review.rejected_records if manifest.review is not None else []
-    holds = current_verdicts(pairs, hashes, reviews, left_out)
+    holds = current_verdicts(pairs, hashes, reviews, left_out, applied=written_as_reviewed(manifest.review))
     out = {"records": len(pairs) + sum(1 for rid in left_out if rid in holds), "reviewed": len(holds),
            "accepted": 0, "edited": 0, "swapped": 0, "per_rule": {}, "by_origin": {}, "reasons": {},
            "notes": [], "outdated": len(set(reviewed_records(reviews)) - set(holds)),

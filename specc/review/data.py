@@ -13,7 +13,7 @@ from pathlib import Path
 
 from specc.emit.manifest import Manifest, ManifestError, read_manifest
 from specc.emit.read import RecordsError, inside_dataset, read_records
-from specc.emit.reviews import Review, ReviewsError, content_hash, latest, read_reviews
+from specc.emit.reviews import Review, ReviewsError, content_hash, latest, read_reviews, written_as_reviewed
 from specc.synth.model import Pair
 
 
@@ -26,10 +26,12 @@ class ReviewSet:
     dir: Path
     manifest: Manifest
     pairs: list[Pair]  # sorted by record id
-    hashes: dict[str, str]  # record id -> content hash
+    hashes: dict[str, str]  # record id -> content hash (as generated)
     rules: dict[str, dict]  # rule id -> what the page shows of it
     reviews: list[Review]
     spec_note: str | None = None  # why --spec was not used for a rule's text, where it was not
+    # records whose text on disk is already as a reviewer accepted it (swapped or edited by a recompile)
+    as_reviewed: frozenset[str] = frozenset()
 
     def current(self) -> dict[str, Review]:
         """record id -> its verdict on the current content (pending records have none)."""
@@ -88,7 +90,8 @@ def load_review_set(directory: Path, spec=None) -> ReviewSet:
                           "dataset it was exported from")
     pairs = read_pairs(directory, manifest)
     rule_hashes = {rid: e.hash for rid, e in manifest.rules.items()}
-    hashes = {p.record_id: content_hash(p, rule_hashes) for p in pairs}
+    applied = written_as_reviewed(manifest.review)
+    hashes = {p.record_id: applied.get(p.record_id) or content_hash(p, rule_hashes) for p in pairs}
     try:
         reviews = read_reviews(directory)
     except ReviewsError as e:
@@ -107,13 +110,13 @@ def load_review_set(directory: Path, spec=None) -> ReviewSet:
             note = (f"{len(changed)} rule(s) changed in the spec since the compile ({', '.join(sorted(changed))}): "
                     "their text is not shown; recompile, then review")
     return ReviewSet(dir=directory, manifest=manifest, pairs=pairs, hashes=hashes, rules=rules, reviews=reviews,
-                     spec_note=note)
+                     spec_note=note, as_reviewed=frozenset(applied) & set(hashes))
 
 
-def record_view(p: Pair, h: str) -> dict:
+def record_view(p: Pair, h: str, as_reviewed: bool = False) -> dict:
     """One record as the page receives it (JSON; the page sets it as text, never as markup)."""
     return {"record_id": p.record_id, "content_hash": h, "rule_ids": list(p.rule_ids), "boundary": p.boundary,
             "axes": dict(p.axes), "source": p.source, "verified_by": p.verified_by, "split": p.split,
             "prompt": [{"role": m.get("role"), "content": m.get("content")} for m in p.prompt],
             "chosen": p.chosen, "rejected": p.rejected, "chosen_from": p.chosen_from,
-            "rejected_from": p.rejected_from, "scenario_id": p.scenario_id}
+            "rejected_from": p.rejected_from, "scenario_id": p.scenario_id, "as_reviewed": as_reviewed}

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from specc.emit.reviews import apply_reviews, reviewed_result
+from specc.emit.reviews import apply_reviews, reviewed_result, written_as_reviewed
 from specc.emit.writer import OutDirError, Written, check_out_dir, write_dataset
 from specc.plan.model import Plan
 from specc.review.data import ReviewError, load_review_set
@@ -50,8 +50,10 @@ def export_accepted(directory: Path, out: Path) -> tuple[Written, dict]:
                          scenarios_by_rule={rid: list(e.scenarios) for rid, e in m.rules.items() if e.scenarios},
                          judge=m.judge)
     left_out = m.review.rejected_records if m.review is not None else []
-    reviewed, summary = reviewed_result(result, spec, rs.reviews, left_out=left_out)
-    accepted, _, _ = apply_reviews(list(rs.pairs), {r.id: r.hash for r in spec.rules}, rs.reviews, accepted_only=True)
+    applied = written_as_reviewed(m.review)
+    reviewed, summary = reviewed_result(result, spec, rs.reviews, left_out=left_out, applied=applied)
+    accepted, _, _ = apply_reviews(list(rs.pairs), {r.id: r.hash for r in spec.rules}, rs.reviews, accepted_only=True,
+                                   applied=applied)
     review = {**summary.manifest(), "exported": True}
     p = m.plan
     plan = Plan(spec_id=spec.id, spec_version=spec.version, spec_hash=spec.hash, seed=m.seed, coverage=p.coverage,

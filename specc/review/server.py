@@ -68,7 +68,7 @@ class ReviewServer(ThreadingHTTPServer):
             "note": rs.spec_note,
             "reasons": list(REASONS),
             "rules": rs.rules,
-            "records": [record_view(p, rs.hashes[p.record_id]) for p in rs.pairs],
+            "records": [record_view(p, rs.hashes[p.record_id], p.record_id in rs.as_reviewed) for p in rs.pairs],
             "verdicts": {rid: r.model_dump(mode="json") for rid, r in self.verdicts.items()},
         }
 
