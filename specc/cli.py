@@ -92,6 +92,8 @@ EXIT_CODES: tuple[tuple[str, str, int], ...] = (
     ("specc.audit", "AuditError", EXIT_ERRORS),
     ("specc.report.inputs", "ReportError", EXIT_ERRORS),
     ("specc.report.plots", "PlotsUnavailable", EXIT_FAILURE),
+    ("specc.review.data", "ReviewError", EXIT_ERRORS),
+    ("specc.emit.reviews", "ReviewsError", EXIT_ERRORS),  # a malformed reviews.jsonl beside a dataset
     ("builtins", "OSError", EXIT_FAILURE),  # only where the command words it (`failing(os_error=...)`)
 )
 
@@ -749,6 +751,12 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
     line = judge_summary(cal, s.dropped_reasons.get(UNCALIBRATED, 0))
     if line:
         click.echo(f"{line}; calibration calls {cal.generated} generated, {cal.reused} reused" if cal.calls else line)
+    if man.review is not None:
+        r = man.review
+        click.echo(f"reviewed by a person (reviews.jsonl): {r.reviewed} of {r.records} records have a verdict, "
+                   f"{r.accepted} accepted ({r.edited} edited, {r.swapped} swapped), {r.rejected} rejected and left out"
+                   + (f"; {r.outdated} earlier verdicts lapsed (their record changed): review them again with "
+                      f"`specc review {shlex.quote(str(out_dir))}`" if r.outdated else ""))
     if shard:
         info = man.shard
         click.echo(f"shard {info.index}/{info.count}: {len(info.rules)} of {len(info.planned_rules)} "
@@ -1006,6 +1014,75 @@ def report_command(directory: Path, spec_file: Path | None, evals: tuple[Path, .
         import webbrowser
 
         webbrowser.open(out_file.resolve().as_uri())
+
+
+# -- review -------------------------------------------------------------------------------
+
+
+def _reviewer_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser() or "reviewer"
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return "reviewer"
+
+
+@main.command("review")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="SPEC",
+              help="The spec DIR was compiled from: the page shows each rule's statement, authority and checks.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--reviewer", default=None, help="The name written with every verdict (default: the user's login name).")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="OUT",
+              help="Write the accepted records only (swaps and edits applied) as a dataset in OUT, and exit.")
+@click.option("--open", "open_it", is_flag=True, help="Open the page in the default browser.")
+def review_command(directory: Path, spec_file: Path | None, port: int, reviewer: str | None, export_dir: Path | None,
+                   open_it: bool) -> None:
+    """Review the compiled dataset DIR in a local page, one record at a time, by keyboard: accept,
+    reject with a reason, swap the sides, edit a side, skip, undo (docs/review.md).
+
+    The page is served on 127.0.0.1 behind a random token in its URL (printed here). Every verdict
+    is appended to DIR/reviews.jsonl as it is made; `specc compile` and `specc merge` into DIR keep
+    them (a rejected record is left out, an edited side emitted with `chosen_from: review`).
+    With --export OUT, write the accepted records only. Stop the server with Ctrl+C. Exit 1 when
+    DIR or its reviews.jsonl cannot be read, 3 when the port or OUT cannot be used.
+    """
+    from specc.review.data import load_review_set
+
+    if export_dir is not None:
+        from specc.review.export import export_accepted
+
+        with failing("specc review: ", os_error=lambda e: f"cannot write {e.filename or export_dir}: {e.strerror or e}"):
+            written, review = export_accepted(directory, export_dir)
+        click.echo(f"wrote {export_dir}: {written.counts['train']} train, {written.counts['test']} test records, "
+                   f"the {review['accepted']} accepted of {review['records']} ({review['reviewed']} reviewed, "
+                   f"{review['rejected']} rejected, {review['pending']} not reviewed)")
+        return
+    spec = _load_or_exit(spec_file).spec if spec_file is not None else None
+    from specc.review.server import ReviewServer
+
+    with failing("specc review: ", os_error=lambda e: f"cannot serve on 127.0.0.1:{port}: {os_message(e)}"):
+        review_set = load_review_set(directory, spec)
+        server = ReviewServer(review_set, reviewer or _reviewer_name(), port)
+    if review_set.spec_note:
+        click.echo(f"note: {review_set.spec_note}", err=True)
+    done = len(server.verdicts)
+    click.echo(f"reviewing {directory}: {len(review_set.pairs)} records, {done} with a verdict; verdicts go to "
+               f"{server.log.path}")
+    click.echo(f"open {server.url}  (Ctrl+C stops)")
+    sys.stdout.flush()
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped; every verdict is in " + str(server.log.path), err=True)
+    finally:
+        server.server_close()
 
 
 # -- train --------------------------------------------------------------------------------

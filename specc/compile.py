@@ -141,6 +141,13 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         check_out_dir(options.out_dir, force=options.force)
     except OutDirError as e:
         raise CompileError(f"-o {e}") from None
+    from specc.emit.reviews import ReviewsError, read_reviews
+
+    try:  # a reviewer's verdicts in OUT are applied when it is written: a bad file is refused before any work
+        if Path(options.out_dir).is_dir():
+            read_reviews(Path(options.out_dir))
+    except ReviewsError as e:
+        raise CompileError(f"-o {e}") from None
     if not 1 <= options.per_rule <= defaults.MAX_PER_RULE:
         raise CompileError(f"--per-rule must be between 1 and {defaults.MAX_PER_RULE}")
     if options.retries < 0:
@@ -190,8 +197,12 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         with Store(store_dir) as store:
             ledger = Ledger(Budget(options.max_tokens, options.max_cost, options.max_seconds), options.prices)
             runner = CallRunner(model, store, settings, judge_model=judge, on_event=on_event, ledger=ledger)
+            from specc.emit.reviews import reviewed_examples
+
+            # the pairs a person judged in OUT are labelled examples for the judge too (reported apart)
             result = synthesize(spec, plan, runner, on_event=on_event,
-                                min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed)
+                                min_judge_agreement=options.min_judge_agreement, judge_needed=judge_needed,
+                                reviewed=reviewed_examples(Path(options.out_dir), spec))
             try:
                 written = write_dataset(
                     options.out_dir, result=result, spec=spec, spec_file=_file_label(spec_path), plan=plan,

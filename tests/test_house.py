@@ -155,7 +155,7 @@ LAYERS = (
     ("language",),  # the language's vocabulary: plain data, below everything
     ("__init__", "diagnostics", "files", "resources", "defaults", "markdown"),
     ("engines",),  # the model backends: a floor every phase may stand on, importing no phase
-    ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("improve",), ("report",),
+    ("syntax",), ("ir",), ("importers",), ("plan",), ("synth",), ("emit",), ("diff",), ("compile",), ("eval",), ("train",), ("improve",), ("report",), ("review",),
     ("audit",), ("lsp",), ("cli",),
 )
 LEAVES = 1

@@ -46,6 +46,7 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
             assert z.read(f"specc/_data/stdlib/{path.name}") == path.read_bytes()
         assert "specc/cli.py" in names and "specc/ir/resolve.py" in names
         assert "specc/report/templates/report.html.j2" in names  # `specc report`'s page
+        assert "specc/review/page.html" in names  # `specc review`'s page
         assert not [n for n in names if n.startswith(("tests/", "bench/")) or "__pycache__" in n]
         entry_points = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
         assert "specc = specc.cli:main" in entry_points

@@ -115,6 +115,7 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
                          f"{', '.join(changed)} changed (or the rule came or went): where that changes whether the "
                          "judge is trusted, judge-verified records of any rule change too")
     return DataImpact(
+        review_again=_review_again(ds, impacts),
         dataset=ds.info,
         records=records,
         rules=tuple(impacts),
@@ -124,6 +125,26 @@ def data_impact(ds: DatasetSide, new: Spec, diff: SpecDiff | None = None) -> Dat
         scenarios_planned=s_planned,
         note="; ".join(notes) or None,
     )
+
+
+def _review_again(ds: DatasetSide, impacts: list[RuleImpact]) -> tuple[tuple[str, str, str], ...]:
+    """The records with a reviewer's verdict (reviews.jsonl beside the dataset) whose rule is not
+    fresh: their verdicts no longer hold once the dataset is recompiled."""
+    from specc.emit.reviews import ReviewsError, read_reviews, reviewed_records
+
+    directory = Path(ds.path)
+    try:
+        reviewed = reviewed_records(read_reviews(directory if directory.is_dir() else directory.parent))
+    except ReviewsError as e:
+        raise DiffError(str(e)) from None
+    not_fresh = {i.rule_id for i in impacts if i.status != "fresh"}
+    out = []
+    for rid, review in sorted(reviewed.items()):
+        for rule in review.rule_ids:
+            if rule in not_fresh:
+                out.append((rid, rule, review.verdict))
+                break
+    return tuple(out)
 
 
 def _manifest_scenarios(m: Manifest) -> set[str] | None:

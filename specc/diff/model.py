@@ -208,6 +208,9 @@ class DataImpact:
     scenarios_reused: int | None
     scenarios_planned: int | None
     note: str | None = None
+    # (record id, rule id, verdict): records a person reviewed (`specc review`) whose rule is no longer
+    # fresh: a recompile makes them again, and they need review again
+    review_again: tuple[tuple[str, str, str], ...] = ()
 
     def count(self, status: str) -> tuple[int, int]:
         """(records, rules) with the given status."""
@@ -228,6 +231,8 @@ class DataImpact:
         out["new_rules"] = list(self.new_rules)
         out["by_rule"] = [r.to_json() for r in self.rules if r.status != "fresh"]
         out["note"] = self.note
+        if self.review_again:
+            out["review_again"] = [{"record_id": r, "rule_id": rule, "verdict": v} for r, rule, v in self.review_again]
         return out
 
 

@@ -136,6 +136,11 @@ def impact_text(i: DataImpact) -> list[str]:
         if r.status != "fresh":
             to = f" -> {r.new_id}" if r.new_id else ""
             out.append(f"    {r.status:<9}{r.rule_id}{to}  ({_plural(r.records, 'record')})")
+    if i.review_again:
+        out.append(f"  needs review again: {_plural(len(i.review_again), 'reviewed record')} of changed rules "
+                   "(their verdicts lapse on recompile)")
+        for rid, rule, verdict in i.review_again:
+            out.append(f"    {rid}  {rule}  (was {'accepted' if verdict == 'accept' else 'rejected'})")
     if i.note:
         out.append(f"  note: {i.note}")
     return out
@@ -243,6 +248,10 @@ def impact_markdown(i: DataImpact) -> list[str]:
             ident = md_code(r.rule_id) + (f" → {md_code(r.new_id)}" if r.new_id else "")
             out.append(f"| {ident} | {r.status} | {r.records:,} |")
         out.append("")
+    if i.review_again:
+        out += [f"{_plural(len(i.review_again), 'reviewed record')} of changed rules **need review again** "
+                "(`specc review`): " + ", ".join(md_code(rid) for rid, _, _ in i.review_again[:20])
+                + (" …" if len(i.review_again) > 20 else "") + ".", ""]
     if i.note:
         out += [f"_Note: {md_text(i.note)}._", ""]
     while out and out[-1] == "":

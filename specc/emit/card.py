@@ -15,7 +15,8 @@ def _q(s: str) -> str:
 
 def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: dict[str, str],
                 counts: dict[str, int], stats: SynthStats, model: str, seed: int, shard: dict | None = None,
-                judge: dict | None = None, judge_model: str | None = None, doc: str | None = None) -> str:
+                judge: dict | None = None, judge_model: str | None = None, doc: str | None = None,
+                review: dict | None = None) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in ("train", "test"):
         if files.get(split):
@@ -42,6 +43,7 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         f"spec examples: {stats.spec_examples}.",
         "",
         *([judge_line(judge, judge_model or model, stats), ""] if judge is not None else []),
+        review_line(review), "",
         "The test split holds held-out probes for evaluation. Every record carries `rule_ids`, "
         "`boundary` (violation, lookalike, conflict), `axes`, `scenario_id`, `source` "
         "(generated or spec-example), `verified_by` (check, judge or spec) and where each side came "
@@ -81,4 +83,34 @@ def judge_line(judge: dict, judge_model: str, stats: SynthStats) -> str:
     else:
         verdict = (f"It was not trusted: {dropped} pair(s) that only the judge could verify were dropped "
                    "(`judge-uncalibrated`); pairs verified by checks are unaffected.")
+    rev = judge.get("reviewer")
+    if rev and rev.get("calls"):
+        verdict += (f" On {rev['examples']} pairs a person reviewed (`specc review`) it agreed with the reviewer on "
+                    f"{rev['correct']} of {rev['calls']} calls ({rev['agreement']:.2f}); reported apart, it does not "
+                    "decide whether the judge is trusted.")
     return f"{measured} {verdict}"
+
+
+def review_line(review: dict | None) -> str:
+    """What the card says about a person's review (``specc review``; the manifest's ``review``)."""
+    if not review or not review.get("reviewed"):
+        return ("Not reviewed by a person: no record here has a reviewer's verdict (`specc review DIR` "
+                "shows the pairs one by one and records verdicts in `reviews.jsonl`).")
+    total = review["records"]
+    if review.get("exported"):
+        head = (f"Reviewed by a person: these are the {review['accepted']} records a reviewer accepted "
+                f"({review['reviewed']} of {total} reviewed; "
+                f"{review['rejected']} rejected and {review['pending']} not reviewed, both left out).")
+    else:
+        head = (f"Reviewed by a person: {review['reviewed']} of {total} records have a verdict; "
+                f"{review['accepted']} accepted, {review['rejected']} rejected and left out, "
+                f"{review['pending']} not reviewed (emitted as generated).")
+    extra = []
+    if review.get("edited"):
+        extra.append(f"{review['edited']} accepted with a side rewritten by the reviewer (`chosen_from` or "
+                     "`rejected_from`: review)")
+    if review.get("swapped"):
+        extra.append(f"{review['swapped']} with chosen and rejected swapped")
+    if review.get("reasons"):
+        extra.append("rejected as " + ", ".join(f"{k} {n}" for k, n in review["reasons"].items()))
+    return head + (" " + "; ".join(extra) + "." if extra else "")

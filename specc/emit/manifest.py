@@ -82,6 +82,26 @@ class ShardInfo(_Model):
     plan: str
 
 
+class ReviewInfo(_Model):
+    """How far a person reviewed the dataset (``specc review``; specc.emit.reviews)."""
+
+    file: str
+    records: NonNegativeInt
+    reviewed: NonNegativeInt
+    accepted: NonNegativeInt
+    rejected: NonNegativeInt
+    edited: NonNegativeInt
+    swapped: NonNegativeInt
+    pending: NonNegativeInt
+    outdated: NonNegativeInt
+    reasons: dict[str, NonNegativeInt]
+    reviewers: list[str]
+    rejected_records: list[str] = []  # left out as rejected: `specc review` still counts them
+    # record id -> the content hash it was generated with, for records written swapped or edited
+    applied: dict[str, str] = {}
+    exported: bool | None = None  # written by `specc review --export`: the accepted records only
+
+
 class Manifest(_Model):
     """``manifest.json``. The fields in the order the file has them."""
 
@@ -101,6 +121,8 @@ class Manifest(_Model):
     stats: SynthStats
     shard: ShardInfo | None = Field(None, description="A shard of a compile (`--shard K/N`): which slice of "
                                     "which plan; `specc merge` reads it")
+    review: ReviewInfo | None = Field(None, description="How far a person reviewed the records "
+                                      "(`specc review`, reviews.jsonl beside the dataset); absent: not reviewed")
 
     @field_validator("files")
     @classmethod
@@ -173,7 +195,8 @@ def parse_manifest(data: Any, where: str) -> Manifest:
 def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, seed: int, model: str,
                    judge: str, generation: dict, engines: dict | None = None, rows: dict[str, list[dict]],
                    files: dict[str, str | None], scenarios_by_rule: dict[str, list[str]], stats: SynthStats,
-                   shard: dict | None = None, judge_calibration: dict | None = None) -> Manifest:
+                   shard: dict | None = None, judge_calibration: dict | None = None,
+                   review: dict | None = None) -> Manifest:
     records: dict[str, list[str]] = {}
     for split_rows in rows.values():
         for row in split_rows:
@@ -207,6 +230,8 @@ def build_manifest(*, spec, spec_file: str, plan, fmt: str, file_format: str, se
     if shard is not None:
         # Last, so that the merged manifest (the unsharded one) is this one without the field.
         man["shard"] = shard
+    if review is not None:
+        man["review"] = review
     return Manifest.model_validate(man)
 
 

@@ -42,7 +42,7 @@ from specc.synth.model import Pair, SynthResult, SynthStats
 # Manifest fields that differ from shard to shard (and are combined); every other field of a
 # shard's manifest must be equal in all shards (compared leaf by leaf, so that a message names
 # e.g. `generation.batch_size`). `rules` is compared as the map rule id -> rule hash.
-PER_SHARD = ("rules", "files", "counts", "stats", "shard")
+PER_SHARD = ("rules", "files", "counts", "stats", "shard", "review")
 SAME_SHARD = ("count", "planned_rules", "plan")
 
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 from specc.emit import card, formats, manifest
 from specc.emit.manifest import Manifest
+from specc.emit.reviews import read_reviews, reviewed_result
 from specc.files import UnsafeWrite, exchange, is_within, load_json, short_name, write_atomic
 from specc.plan.model import Split
 
@@ -106,18 +107,34 @@ def check_out_dir(out: Path, *, force: bool = False) -> None:
 
 def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
                   seed: int, model: str, judge: str, generation: dict, engines: dict | None = None,
-                  shard: dict | None = None, verify: Callable[[dict], None] | None = None) -> Written:
+                  shard: dict | None = None, verify: Callable[[dict], None] | None = None,
+                  review: dict | None = None) -> Written:
     """Write the dataset of ``result`` into ``out_dir``: as a whole directory put in place once
     every file is written where it can (:func:`_write_whole`), else file by file, the manifest
     last. ``verify(manifest)`` is called once the manifest is made and before any file is
     written; an exception from it leaves ``out_dir`` as it was (``specc merge`` checks there that
-    it reproduces the shards' manifest)."""
+    it reproduces the shards' manifest).
+
+    A ``reviews.jsonl`` in ``out_dir`` (``specc review``) is applied first: rejected pairs are left
+    out, accepted ones written as reviewed (:func:`specc.emit.reviews.reviewed_result`), and the card
+    and manifest say how far the dataset was reviewed. ``review`` (``specc review --export``, whose
+    pairs are already the reviewed ones) is written as the manifest's ``review`` instead."""
     if fmt not in formats.FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if file_format not in FILE_FORMATS:
         raise ValueError(f"unknown file format {file_format!r}")
     out_dir = Path(out_dir)
-    args = dict(result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
+    # a person's verdicts beside the dataset (`specc review`) carry over to what is written now:
+    # reviews.jsonl is not a dataset file, so a reviewed directory is written file by file and keeps it
+    reviews = read_reviews(out_dir) if out_dir.is_dir() and review is None else []
+    if reviews:
+        # the records of the dataset: pairs that give rows in this format (a one-sided example gives
+        # no DPO row), as `specc review` and a merge of the rows count them
+        records = sum(1 for p in result.pairs if formats.rows_for(p, fmt, []))
+        result, summary = reviewed_result(result, spec, reviews)
+        summary.records = records
+        review = summary.manifest()
+    args = dict(review=review, result=result, spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                 seed=seed, model=model, judge=judge, generation=generation, engines=engines, shard=shard,
                 verify=verify)
     if _replaceable(out_dir):
@@ -280,7 +297,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
     return Written(Path(out_dir), written.files, written.counts, written.manifest)
 
 
-def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan, fmt: str, file_format: str,
+def _write(out_dir: Path, data_dir: Path, *, review: dict | None = None, result, spec, spec_file: str, plan, fmt: str, file_format: str,
            seed: int, model: str, judge: str, generation: dict, engines: dict | None,
            shard: dict | None, verify: Callable[[dict], None] | None = None) -> Written:
     if data_dir.is_symlink() or not is_within(data_dir, out_dir):
@@ -303,7 +320,8 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     counts = {k: len(v) for k, v in rows.items()}
     text = card.render_card(spec_id=spec.id, version=spec.version, spec_hash=spec.hash, fmt=fmt, files=files,
                             counts=counts, stats=result.stats, model=model, seed=seed, shard=shard,
-                            judge=getattr(result, "judge", None), judge_model=judge, doc=getattr(spec, "doc", None))
+                            judge=getattr(result, "judge", None), judge_model=judge, doc=getattr(spec, "doc", None),
+                            review=review)
     blobs["README.md"] = text.encode("utf-8")
     cost = getattr(result, "cost", None)
     if cost is not None:  # run by run (its seconds are measured): kept out of the reproducible manifest
@@ -311,7 +329,7 @@ def _write(out_dir: Path, data_dir: Path, *, result, spec, spec_file: str, plan,
     man = manifest.build_manifest(spec=spec, spec_file=spec_file, plan=plan, fmt=fmt, file_format=file_format,
                                   seed=seed, model=model, judge=judge, engines=engines, generation=generation, rows=rows,
                                   files=files, scenarios_by_rule=result.scenarios_by_rule, stats=result.stats,
-                                  shard=shard, judge_calibration=getattr(result, "judge", None))
+                                  shard=shard, judge_calibration=getattr(result, "judge", None), review=review)
     blobs["manifest.json"] = manifest.dumps(man).encode("utf-8")  # written last: it marks a dataset
     if verify is not None:
         verify(man.to_dict())

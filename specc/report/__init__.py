@@ -58,7 +58,7 @@ def render_html(s: Summary) -> str:
     figures = {k: Markup(v) if v else None for k, v in figures.items()}
     return env.get_template("report.html.j2").render(
         s=s, plots=figures, stage_names=STAGE_NAMES, stopped_at=STOPPED_AT, boundaries=BOUNDARIES, samples_per_rule=SAMPLES_PER_RULE,
-        eval_rules=s.eval_rules, pct=_pct, rate=_rate)
+        eval_rules=s.eval_rules, pct=_pct, rate=_rate, share=_share)
 
 
 def _md(s) -> str:
@@ -113,6 +113,8 @@ def render_markdown(s: Summary) -> str:
             out.append(f"| {role if role.startswith('**') else _code(role)} | {v.calls} | {v.prompt_tokens:,} | "
                        f"{v.completion_tokens:,} | {v.seconds:,.1f} |{money}")
         out += ["", _md(" ".join(line.strip() for line in c.lines()[1:2])), ""]
+    if s.review:
+        out += review_markdown(s.review)
     if s.evals:
         out += ["| rule | " + " | ".join(f"{_code(c.label)} compliance | over-refusal" for c in s.evals) + " |",
                 "|---|" + "---:|---:|" * len(s.evals)]
@@ -150,6 +152,26 @@ def render_markdown(s: Summary) -> str:
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
+
+
+def _share(cell) -> str:
+    reviewed, accepted = cell
+    return f"{accepted}/{reviewed} ({100 * accepted / reviewed:.0f}%)" if reviewed else "n/a"
+
+
+def review_markdown(r: dict) -> list[str]:
+    """A person's verdicts (``specc review``): acceptance overall, per rule, by side origin; reasons."""
+    out = [f"Reviewed by a person: {_md(r['reviewed'])} of {_md(r['records'])} records, accepted "
+           f"{_share([r['reviewed'], r['accepted']])}"
+           + (f", {_md(r['edited'])} with an edited side" if r["edited"] else "")
+           + (f", {_md(r['outdated'])} earlier verdicts lapsed (their record changed)" if r["outdated"] else "")
+           + ".", "", "| rule | accepted by the reviewer |", "|---|---:|"]
+    out += [f"| {_code(rid)} | {_share(cell)} |" for rid, cell in r["per_rule"].items()]
+    out += ["", "| side origin | accepted by the reviewer |", "|---|---:|"]
+    out += [f"| {_code(k)} | {_share(cell)} |" for k, cell in r["by_origin"].items()]
+    if r["reasons"]:
+        out += ["", "Rejected as: " + ", ".join(f"{_code(k)} × {n}" for k, n in r["reasons"].items()) + "."]
+    return out + [""]
 
 
 def make_report(directory: Path, *, evals=(), diff: Path | None = None, spec: Path | None = None,

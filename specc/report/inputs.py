@@ -47,6 +47,7 @@ class Inputs:
     rules: dict[str, RuleSummary] | None = None  # rule id -> what the spec says (with --spec)
     planned: list[Planned] | None = None  # the compile's scenarios, re-planned from the spec (with --spec)
     cost: Cost | None = None  # the compile's cost.json, where it wrote one
+    review: dict | None = None  # a reviewer's verdicts (reviews.jsonl beside the dataset), counted: review_stats
 
     # -- the manifest's parts, read in one place
 
@@ -263,6 +264,7 @@ def read_inputs(directory: Path, *, evals: list[Path] = (), diff: Path | None = 
     if spec is not None:
         inp.rules, inp.planned = read_spec(spec, man)
     inp.cost = read_cost(Path(directory))
+    inp.review = review_stats(Path(directory), typed, inp.records)
     return inp
 
 
@@ -285,3 +287,59 @@ def read_cost(directory: Path) -> Cost | None:
     except (ValueError, RecursionError) as e:  # pydantic's ValidationError is a ValueError
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ReportError(f"{path}: not a specc cost.json ({first})") from None
+
+
+def review_stats(directory: Path, manifest: Manifest, records: list[dict]) -> dict | None:
+    """The verdicts that hold for the dataset's records now (``specc review``), counted per rule,
+    by the origin of each side and by reason; None where nobody reviewed it."""
+    from specc.emit.merge import MergeError, pairs_of
+    from specc.emit.reviews import (ReviewsError, current_verdicts, read_reviews, reviewed_records,
+                                    written_as_reviewed)
+
+    try:
+        reviews = read_reviews(directory)
+    except ReviewsError as e:
+        raise ReportError(str(e)) from None
+    if not reviews:
+        return None
+    by_split: dict[str, list[dict]] = {}
+    for r in records:
+        by_split.setdefault(r["split"], []).append(r)
+    try:
+        pairs = pairs_of(by_split, manifest.format)
+    except (MergeError, KeyError, TypeError, AttributeError, IndexError) as e:
+        raise ReportError(f"{directory}: a record is not a specc {manifest.format} row, so verdicts cannot be "
+                          f"matched to it: {e}") from None
+    hashes = {rid: e.hash for rid, e in manifest.rules.items()}
+    left_out = manifest.review.rejected_records if manifest.review is not None else []
+    holds = current_verdicts(pairs, hashes, reviews, left_out, applied=written_as_reviewed(manifest.review))
+    out = {"records": len(pairs) + sum(1 for rid in left_out if rid in holds), "reviewed": len(holds),
+           "accepted": 0, "edited": 0, "swapped": 0, "per_rule": {}, "by_origin": {}, "reasons": {},
+           "notes": [], "outdated": len(set(reviewed_records(reviews)) - set(holds)),
+           "reviewers": sorted({r.reviewer for r in holds.values()})}
+
+    def count(table: dict, key: str, accepted: bool) -> None:
+        cell = table.setdefault(key, [0, 0])
+        cell[0] += 1
+        cell[1] += accepted
+
+    for r in holds.values():
+        ok = r.verdict == "accept"
+        out["accepted"] += ok
+        out["edited"] += ok and bool(r.edits)
+        out["swapped"] += ok and r.swap
+        for rid in r.rule_ids or ["?"]:
+            count(out["per_rule"], rid, ok)
+        for side in ("chosen", "rejected"):
+            origin = getattr(r, f"{side}_from")
+            if origin is not None:
+                count(out["by_origin"], f"{side}:{origin}", ok)
+        if not ok:
+            out["reasons"][r.reason] = out["reasons"].get(r.reason, 0) + 1
+            if r.note:
+                out["notes"].append(r.note)
+    out["per_rule"] = dict(sorted(out["per_rule"].items()))
+    out["by_origin"] = dict(sorted(out["by_origin"].items()))
+    out["reasons"] = dict(sorted(out["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
+    out["notes"] = out["notes"][:20]
+    return out

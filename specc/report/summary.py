@@ -136,6 +136,7 @@ class Summary:
     diff_file: str | None
     notes: list[str]
     cost: object = None  # specc.synth.model.Cost: what the compile spent (cost.json), where known
+    review: dict | None = None  # a reviewer's verdicts, counted (specc.report.inputs.review_stats)
 
     @property
     def eval_rules(self) -> list[str]:
@@ -234,7 +235,7 @@ def summarize(inp: Inputs) -> Summary:
                    judge_text=judge_line(judge, model["judge"] or model["name"] or "?", inp.typed.stats)
                    if judge else None,
                    with_plan=inp.planned is not None, evals=_eval_columns(inp), diff=inp.diff,
-                   diff_file=inp.diff_file, notes=notes, cost=inp.cost)
+                   diff_file=inp.diff_file, notes=notes, cost=inp.cost, review=inp.review)
 
 
 def provenance(stats: dict) -> str:

@@ -83,6 +83,9 @@ class Calibration:
     needed: bool = True  # False: no planned scenario needs the judge, so it was not measured
     stopped: bool = False  # True: the judge could no longer reach min_agreement, the rest was not asked
     planned: int = 0  # calls the full calibration would make
+    # the judge on pairs a person reviewed (specc review): reported apart, never part of `agreement`
+    reviewer: Score | None = None
+    reviewer_invalid: int = 0
 
     @property
     def agreement(self) -> float | None:
@@ -118,6 +121,9 @@ class Calibration:
             "by_order": {k: _round(v.agreement) for k, v in sorted(self.by_order.items())},
             "per_rule": {rid: {"agreement": _round(s.agreement), "examples": s.examples, "calls": s.calls}
                          for rid, s in sorted(self.per_rule.items())},
+            **({"reviewer": {"agreement": _round(self.reviewer.agreement), "examples": self.reviewer.examples,
+                             "calls": self.reviewer.calls, "correct": self.reviewer.correct,
+                             "invalid": self.reviewer_invalid}} if self.reviewer is not None else {}),
         }
 
 
@@ -196,6 +202,40 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
                        planned=len(calls))
 
 
+REVIEW_PREFIX = "calibration-review:"
+
+
+def with_reviewed(calibration: Calibration, spec: Spec, runner: CallRunner, reviewed: Sequence[Pair]) -> Calibration:
+    """``calibration`` with the judge also scored on pairs a person reviewed (``specc review``),
+    each oriented as the reviewer judged it (chosen: the better side), both orders. Reported apart
+    (``reviewer``): whether the judge is trusted still rests on the spec's own examples alone, which
+    are the same for every shard of a compile. Nothing is asked where the judge is not needed."""
+    from dataclasses import replace
+
+    items = [p for p in labelled_pairs(reviewed) if p.rule_ids and p.rule_ids[0] in {r.id for r in spec.rules}]
+    if not items or not calibration.needed:
+        return calibration
+    cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
+                     on_event=runner.on_event)
+    calls, owners = [], []
+    for p in items:
+        rule = spec.rule(p.rule_ids[0])
+        scenario = example_scenario(spec, p, runner.settings.seed).model_copy(update={"id": REVIEW_PREFIX + p.record_id})
+        for good_first in (True, False):
+            a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
+            calls.append(cal.make(
+                scenario=scenario.id, role="judge", round=0, attempt=0,
+                messages=prompts.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
+                output_type=roles.verdict_type((rule.id,), runner.settings.bounds.reason), judge=True))
+            owners.append(good_first)
+    outcomes = cal.run(calls)
+    right = sum(1 for good_first, o in zip(owners, outcomes) if o.ok and verify.by_verdict(o.value, good_first).ok)
+    invalid = sum(1 for o in outcomes if not o.ok)
+    return replace(calibration, reviewer=Score(examples=len(items), calls=len(calls), correct=right),
+                   reviewer_invalid=invalid, generated=calibration.generated + cal.generated,
+                   reused=calibration.reused + cal.reused)
+
+
 def summary(calibration: Calibration | None, dropped: int) -> str | None:
     """The compile summary's judge line; ``dropped``: scenarios dropped as judge-uncalibrated."""
     c = calibration
@@ -215,6 +255,9 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
         head += f" ({c.invalid} without a valid verdict)"
     if c.stopped:
         head += f", stopped early of {c.planned} (it could no longer reach {c.min_agreement:g})"
+    if c.reviewer is not None and c.reviewer.calls:
+        head += (f"; {c.reviewer.agreement:.2f} with the reviewer on {c.reviewer.calls} calls over "
+                 f"{c.reviewer.examples} reviewed pairs (reported apart)")
     if c.min_agreement <= 0:
         weak = ("" if c.agreement >= DEFAULT_MIN_AGREEMENT else
                 f", below the default {DEFAULT_MIN_AGREEMENT:g}: name a stronger judge with --judge MODEL")

@@ -22,8 +22,9 @@ Source = Literal["generated", "spec-example"]
 # what verified it: the rule's checks, the (calibrated) judge, or the spec itself (its examples)
 VerifiedBy = Literal["check", "judge", "spec"]
 # how one side of a pair was obtained: an on-policy candidate sorted by the checks (sampled), a
-# role prompted for it (defender, violator), or the spec's example
-SideOrigin = Literal["sampled", "defender", "violator", "spec"]
+# role prompted for it (defender, violator), the spec's example, or rewritten by a person in
+# `specc review` (specc.emit.reviews)
+SideOrigin = Literal["sampled", "defender", "violator", "spec", "review"]
 # where an eval probe comes from: a dataset's test split, or planned and attacked afresh
 ProbeSource = Literal["test-split", "fresh", "composed"]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Sequence
 
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
@@ -85,8 +85,11 @@ def system_prompt_text(spec: Spec, scenario: Scenario) -> str:
 class Synthesizer:
     def __init__(self, spec: Spec, plan: Plan, runner: CallRunner, *,
                  on_event: Callable[..., None] | None = None,
-                 min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT, judge_needed: bool | None = None):
+                 min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT, judge_needed: bool | None = None,
+                 reviewed: Sequence[Pair] = ()):
         self.spec = spec
+        # pairs a person reviewed (specc review), oriented as judged: the judge is scored on them too
+        self.reviewed = tuple(reviewed)
         self.min_judge_agreement = min_judge_agreement
         # whether any scenario needs the judge; None: this plan's. A shard passes the whole plan's,
         # so every shard measures (or skips) the judge alike and their manifests agree
@@ -114,6 +117,8 @@ class Synthesizer:
             needed = any(verify.needs_judge(self.spec.rule(s.rule_id), s) for s in self.plan.scenarios)
         self.calibration = calibrate.calibrate(self.spec, self.runner, spec_example_pairs(self.spec),
                                                min_agreement=self.min_judge_agreement, needed=needed)
+        if self.reviewed:
+            self.calibration = calibrate.with_reviewed(self.calibration, self.spec, self.runner, self.reviewed)
         for w, wave in enumerate(waves):
             ws = [self._state(s) for s in wave]
             if not self.calibration.trusted:  # dropped before any call is made for them
@@ -511,9 +516,9 @@ def synthesize_probes(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=No
 
 def synthesize(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=None,
                min_judge_agreement: float = calibrate.DEFAULT_MIN_AGREEMENT,
-               judge_needed: bool | None = None) -> SynthResult:
+               judge_needed: bool | None = None, reviewed: Sequence[Pair] = ()) -> SynthResult:
     return Synthesizer(spec, plan, runner, on_event=on_event, min_judge_agreement=min_judge_agreement,
-                       judge_needed=judge_needed).run()
+                       judge_needed=judge_needed, reviewed=reviewed).run()
 
 
 # -- the spec's own examples ----------------------------------------------------------------------
