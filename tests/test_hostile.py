@@ -592,7 +592,7 @@ def test_huge_strings_in_a_broken_file_are_lexed_in_linear_time_and_memory(tmp_p
 class EmptyResult:
     """What the pipeline returns for a compile that verified nothing (complete, typed stats)."""
 
-    pairs, scenarios_by_rule, calibration, judge = [], {}, None, None
+    pairs, scenarios_by_rule, calibration, judge, cost = [], {}, None, None, None
     stats = SynthStats(scenarios=0, generated=0, reused=0, verified=0, dropped=0, dropped_reasons={},
                        verified_by={}, sides_from={}, faults={}, gate_failures={},
                        spec_example_gate_warnings={}, spec_examples=0, experience_pool=0, per_rule={})
