@@ -126,10 +126,21 @@ def _file_label(spec_path: Path) -> str:
     return os.fsencode(Path(spec_path).name).decode("utf-8", "backslashreplace")
 
 
+def _plan(spec: Spec, options: CompileOptions):
+    """The compile's plan (what ``specc plan`` shows for the same options); a PlanError is the user's."""
+    from specc.plan.planner import PlanError, make_plan
+
+    try:
+        return make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
+                         system_prompt=options.system_prompt, test_fraction=options.test_fraction,
+                         rules=options.rules, max_scenarios=options.max_scenarios)
+    except PlanError as e:
+        raise CompileError(str(e)) from e
+
+
 def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model: ModelHandle,
                  judge: ModelHandle | None = None, on_event: Callable[..., None] | None = None) -> CompileReport:
     from specc.emit.writer import write_dataset
-    from specc.plan.planner import PlanError, make_plan
     from specc.synth.calls import Budget, BudgetSpent, CallRunner, Ledger, Settings
     from specc.synth.pipeline import synthesize
     from specc.synth.roles import Bounds
@@ -169,12 +180,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     if options.max_cost is not None and (options.prices is None or not options.prices.known):
         raise CompileError("--max-cost needs prices: give --price PROMPT/COMPLETION (per million tokens) or "
                            "--prices FILE")
-    try:
-        plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
-                         system_prompt=options.system_prompt, test_fraction=options.test_fraction,
-                         rules=options.rules, max_scenarios=options.max_scenarios)
-    except PlanError as e:
-        raise CompileError(str(e)) from e
+    plan = _plan(spec, options)
     from specc.synth.verify import needs_judge
 
     # measured on the whole plan, before a shard slices it: every shard decides alike
@@ -359,18 +365,12 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     store's means for the role. Retries are not in the plan's figures; they are in measured ones.
     """
     from specc.engines.base import estimate_tokens
-    from specc.plan.planner import PlanError, make_plan
     from specc.synth import calibrate, prompts, roles
     from specc.synth.pipeline import spec_example_pairs
     from specc.synth.store import STORE_FILE, Store, StoreError
     from specc.synth.verify import needs_judge
 
-    try:
-        plan = make_plan(spec, seed=options.seed, per_rule=options.per_rule, coverage=options.coverage,
-                         system_prompt=options.system_prompt, test_fraction=options.test_fraction,
-                         rules=options.rules, max_scenarios=options.max_scenarios)
-    except PlanError as e:
-        raise CompileError(str(e)) from e
+    plan = _plan(spec, options)
     budgets = roles.Bounds(answer=options.answer_chars).budgets()
     judged = {s.id for s in plan.scenarios if needs_judge(spec.rule(s.rule_id), s)}
     k = options.candidates

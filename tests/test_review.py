@@ -524,6 +524,7 @@ def test_the_judge_is_scored_on_reviewed_pairs_too_reported_apart(tmp_path):
 
     first = compile_(tmp_path, FirstJudge())
     out = tmp_path / "out"
+    cost_before = json.loads((out / "cost.json").read_text(encoding="utf-8"))
     rs = load_review_set(out)
     both = [i for i, p in enumerate(rs.pairs) if p.chosen is not None and p.rejected is not None]
     log = ReviewLog(out)
@@ -539,6 +540,9 @@ def test_the_judge_is_scored_on_reviewed_pairs_too_reported_apart(tmp_path):
     assert rs.pairs[both[2]].record_id not in rows(out)  # the rejected pair is left out
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "it agreed with the reviewer on 2 of 4 calls (0.50)" in card
+    # the reviewed pairs' judge calls are part of what the run cost, as calibration
+    cost = json.loads((out / "cost.json").read_text(encoding="utf-8"))
+    assert cost["by_role"]["calibration"]["calls"] == cost_before["by_role"]["calibration"]["calls"] + 4
 
 
 def test_merge_keeps_the_verdicts_as_a_recompile_does(tmp_path):

@@ -145,6 +145,26 @@ def example_scenario(spec: Spec, pair: Pair, seed: int) -> Scenario:
                     boundary=pair.boundary, expected="help" if lookalike else "follow_rule", index=0, seed=seed)
 
 
+def judge_calls(spec: Spec, runner: CallRunner, items: Sequence[Pair], scenario_of):
+    """The judge's calls on labelled pairs, both orders of each, on a runner of their own (same
+    store and judge model) whose calls are counted as ``calibration`` in the run's cost; with
+    ``owners``: (pair, good side first) per call."""
+    cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
+                     on_event=runner.on_event, ledger=runner.ledger, account_as="calibration")
+    calls, owners = [], []
+    for p in items:
+        rule = spec.rule(p.rule_ids[0])
+        scenario = scenario_of(p)
+        for good_first in (True, False):
+            a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
+            calls.append(cal.make(
+                scenario=scenario.id, role="judge", round=0, attempt=0,
+                messages=prompts.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
+                output_type=roles.verdict_type((rule.id,), runner.settings.bounds.reason), judge=True))
+            owners.append((p, good_first))
+    return cal, calls, owners
+
+
 def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
               min_agreement: float = DEFAULT_MIN_AGREEMENT, needed: bool = True) -> Calibration:
     """Score ``runner``'s judge model on ``examples`` (spec-example pairs; the one-sided ones are
@@ -157,19 +177,7 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
     if not items:
         return Calibration(total=Score(), min_agreement=min_agreement)
     # counted apart from the scenarios' calls, on the same store and judge model
-    cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
-                     on_event=runner.on_event, ledger=runner.ledger, account_as="calibration")
-    calls, owners = [], []
-    for p in items:
-        rule = spec.rule(p.rule_ids[0])
-        scenario = example_scenario(spec, p, runner.settings.seed)
-        for good_first in (True, False):
-            a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
-            calls.append(cal.make(
-                scenario=scenario.id, role="judge", round=0, attempt=0,
-                messages=prompts.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
-                output_type=roles.verdict_type((rule.id,), runner.settings.bounds.reason), judge=True))
-            owners.append((p, good_first))
+    cal, calls, owners = judge_calls(spec, runner, items, lambda p: example_scenario(spec, p, runner.settings.seed))
     total, invalid = Score(), 0
     per_rule: dict[str, Score] = {}
     by_order = {"good_first": Score(), "bad_first": Score()}
@@ -215,21 +223,10 @@ def with_reviewed(calibration: Calibration, spec: Spec, runner: CallRunner, revi
     items = [p for p in labelled_pairs(reviewed) if p.rule_ids and p.rule_ids[0] in {r.id for r in spec.rules}]
     if not items or not calibration.needed:
         return calibration
-    cal = CallRunner(runner.judge_model, runner.store, runner.settings, judge_model=runner.judge_model,
-                     on_event=runner.on_event)
-    calls, owners = [], []
-    for p in items:
-        rule = spec.rule(p.rule_ids[0])
-        scenario = example_scenario(spec, p, runner.settings.seed).model_copy(update={"id": REVIEW_PREFIX + p.record_id})
-        for good_first in (True, False):
-            a, b = (p.chosen, p.rejected) if good_first else (p.rejected, p.chosen)
-            calls.append(cal.make(
-                scenario=scenario.id, role="judge", round=0, attempt=0,
-                messages=prompts.judge_messages(rule, scenario, [dict(t) for t in p.prompt], a, b),
-                output_type=roles.verdict_type((rule.id,), runner.settings.bounds.reason), judge=True))
-            owners.append(good_first)
+    cal, calls, owners = judge_calls(spec, runner, items, lambda p: example_scenario(spec, p, runner.settings.seed)
+                                     .model_copy(update={"id": REVIEW_PREFIX + p.record_id}))
     outcomes = cal.run(calls)
-    right = sum(1 for good_first, o in zip(owners, outcomes) if o.ok and verify.by_verdict(o.value, good_first).ok)
+    right = sum(1 for (_, good_first), o in zip(owners, outcomes) if o.ok and verify.by_verdict(o.value, good_first).ok)
     invalid = sum(1 for o in outcomes if not o.ok)
     return replace(calibration, reviewer=Score(examples=len(items), calls=len(calls), correct=right),
                    reviewer_invalid=invalid, generated=calibration.generated + cal.generated,
