@@ -62,19 +62,19 @@ class Shard:
 
 
 @dataclass(frozen=True)
-class _Rule:
+class RuleRef:
     id: str
     hash: str
 
 
 @dataclass(frozen=True)
-class _Spec:
+class SpecRef:
     """What the writer reads of a spec (its identity and rule hashes), taken from a manifest."""
 
     id: str
     version: str
     hash: str
-    rules: tuple[_Rule, ...]
+    rules: tuple[RuleRef, ...]
     doc: str | None = None
 
 
@@ -113,9 +113,9 @@ def merge(out_dir: Path, dirs: list[Path]) -> Merged:
     result = SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=stats, scenarios_by_rule=scenarios)
     # the judge's calibration, equal in every shard (checked above); the writer reads it if present
     result.judge = first.get("judge")
-    spec = _Spec(id=first["spec"]["id"], version=first["spec"]["version"], hash=first["spec"]["hash"],
-                 rules=tuple(_Rule(rid, e["hash"]) for rid, e in first["rules"].items()),
-                 doc=first["spec"].get("doc"))
+    spec = SpecRef(id=first["spec"]["id"], version=first["spec"]["version"], hash=first["spec"]["hash"],
+                   rules=tuple(RuleRef(rid, e["hash"]) for rid, e in first["rules"].items()),
+                   doc=first["spec"].get("doc"))
     p = first["plan"]
     plan = Plan(spec_id=spec.id, spec_version=spec.version, spec_hash=spec.hash, seed=first["seed"],
                 coverage=p["coverage"], per_rule=p["per_rule"], system_prompt=p["system_prompt"],

@@ -281,7 +281,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
             topts = TrainOptions(method=options.method, steps=steps, seed=options.seed + r,
                                  resume=(model_dir / "checkpoints").is_dir(), learning_rate=options.learning_rate,
                                  batch_size=options.batch_size, beta=options.beta,
-                                 sft_weight=options.sft_weight if options.method == "dpo" else 0.0)
+                                 sft_weight=options.sft_weight)  # train applies it to DPO only
             try:  # the round's directory is the dataset: its one train*.jsonl is the pairs
                 train_model(rdir, model_dir, base=str(model_dirs[r - 1]), options=topts,
                             on_event=lambda ev, **kw: say("train-" + ev, round=r, **kw))

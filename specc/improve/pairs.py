@@ -120,11 +120,18 @@ def plain(req: Request) -> list[dict]:
     return [{"role": "user", "content": req.text}]
 
 
-def _demo(rule: Rule, kind: str) -> list[dict]:
+def _demo(rule: Rule, kind: str, side: str = "good") -> list[dict]:
+    """A training-side example of ``kind`` as two chat turns: its request and its first ``side`` answer."""
     for ex in cores(rule, kind, "train"):
-        if ex.good:
-            return [{"role": "user", "content": core_text(ex) or ""}, {"role": "assistant", "content": ex.good[0].text}]
+        answers = getattr(ex, side)
+        if answers:
+            return [{"role": "user", "content": core_text(ex) or ""}, {"role": "assistant", "content": answers[0].text}]
     return []
+
+
+def example_of(rule: Rule, req: Request, ok: Callable = bool):
+    """The example of ``rule`` that ``req`` was composed from, when ``ok(example)``; else None."""
+    return next((e for e in rule.examples if e.title == req.core and ok(e)), None)
 
 
 def in_context(spec: Spec, rule: Rule, req: Request) -> list[dict]:
@@ -141,13 +148,8 @@ def in_context(spec: Spec, rule: Rule, req: Request) -> list[dict]:
 
 def violation_prompted(rule: Rule, req: Request) -> list[dict]:
     """The request with an instruction to break the rule and the example's ``bad`` answer as a demonstration."""
-    demo = []
-    for ex in cores(rule, "violation", "train"):
-        if ex.bad:
-            demo = [{"role": "user", "content": core_text(ex) or ""}, {"role": "assistant", "content": ex.bad[0].text}]
-            break
-    return [{"role": "system", "content": VIOLATE_INSTRUCTION.format(rule=rule.statement)}, *demo,
-            {"role": "user", "content": req.text}]
+    return [{"role": "system", "content": VIOLATE_INSTRUCTION.format(rule=rule.statement)},
+            *_demo(rule, "violation", "bad"), {"role": "user", "content": req.text}]
 
 
 def anchored(req: Request, share: float, seed: int) -> bool:
@@ -294,7 +296,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                 if anchored(req, anchors, seed):
                     side = polish(req, text, lambda t, req=req: complies(req, t))
                     if side is None:
-                        ex = next((e for e in rules[req.rule_id].examples if e.title == req.core and e.good), None)
+                        ex = example_of(rules[req.rule_id], req, lambda e: e.good)
                         # the author's answer: held to the rule, not to the gates for model-written text
                         # (the copied-example gate would refuse every one of them)
                         if ex is not None and outcome(req, ex.good[0].text) == "complies" \
@@ -357,7 +359,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                 chosen[req.id] = (cut, "trimmed")
                 break
         else:  # the spec's own answer to the request the prompt was composed from
-            ex = next((e for e in rules[req.rule_id].examples if e.title == req.core and e.good), None)
+            ex = example_of(rules[req.rule_id], req, lambda e: e.good)
             if ex is not None and outcome(req, ex.good[0].text) == "complies":
                 chosen[req.id] = (ex.good[0].text, "spec")
 
@@ -377,7 +379,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         waiting = still
     for req in waiting:
         rule = rules[req.rule_id]
-        ex = next((e for e in rule.examples if e.title == req.core and is_lookalike(e)), None)
+        ex = example_of(rule, req, is_lookalike)
         if ex is not None:
             rejected[req.id] = (ex.bad[0].text, "spec")
 
@@ -397,8 +399,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                 still.append(req)
         waiting = still
     for req in waiting:
-        ex = next((e for e in rules[req.rule_id].examples
-                   if e.title == req.core and e.bad and not is_lookalike(e)), None)
+        ex = example_of(rules[req.rule_id], req, lambda e: e.bad and not is_lookalike(e))
         if ex is not None and outcome(req, ex.bad[0].text) == "violates":
             rejected[req.id] = (ex.bad[0].text, "spec")
     anchor_ids = {r.id for r in need_violation}

@@ -5,31 +5,15 @@ applied and the card and manifest saying how many records were reviewed and acce
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from specc.emit.merge import RuleRef, SpecRef
 from specc.emit.reviews import apply_reviews, reviewed_result, written_as_reviewed
 from specc.emit.writer import OutDirError, Written, check_out_dir, write_dataset
 from specc.plan.model import Plan
 from specc.review.data import ReviewError, load_review_set
 from specc.synth.model import SynthResult
-
-
-@dataclass(frozen=True)
-class RuleRef:
-    id: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class SpecRef:
-    """What the writer reads of a spec (its identity and rule hashes), taken from a manifest."""
-
-    id: str
-    version: str
-    hash: str
-    rules: tuple[RuleRef, ...]
-    doc: str | None = None
 
 
 def export_accepted(directory: Path, out: Path) -> tuple[Written, dict]:
