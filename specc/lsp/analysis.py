@@ -19,7 +19,7 @@ from specc.diagnostics import CODES, Diagnostic, Span, explanation
 from specc.files import MAX_SPEC_BYTES, SpecReadError, read_spec
 from specc.ir import checks as checklib
 from specc.ir.model import AUTHORITIES, SEVERITIES, Rule, Spec, check_source
-from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, load
+from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, RuleCache, load
 from specc.resources import stdlib_dir
 from specc.syntax import ast
 from specc.syntax.text import encode_string
@@ -84,13 +84,15 @@ class Checked:
         return self.result.files.get(d) if d is not None else None
 
 
-def check(path: Path, root: Path, buffers: dict[str, str]) -> Checked:
-    """``specc check PATH`` run from ``root``, with ``buffers`` in place of the files on disk."""
+def check(path: Path, root: Path, buffers: dict[str, str], cache: RuleCache | None = None) -> Checked:
+    """``specc check PATH`` run from ``root``, with ``buffers`` in place of the files on disk.
+    ``cache``: the same spec's earlier checks, so that only the rules an edit changed are parsed
+    and lowered again (the diagnostics are the same with or without it)."""
     reader = BufferReader(root, buffers)
     # each check its own regex time budget, as each `specc check` command has: a server that runs
     # for a day must not spend the budget of its first minute
     with checklib.regex_budget(checklib.REGEX_BUDGET_S, allowance=checklib.REGEX_ALLOWANCE_S, own=True):
-        result = load(path, reader)
+        result = load(path, reader, cache=cache)
     checked = Checked(path, result, reader.paths)
     for d in result.diagnostics:
         file = reader.paths.get(d.span.file, Path(d.span.file))

@@ -24,6 +24,7 @@ from specc import __version__
 from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.files import MAX_SPEC_BYTES
 from specc.ir.model import Spec
+from specc.ir.resolve import RuleCache
 from specc.lsp import analysis
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
@@ -48,6 +49,7 @@ class SpecServer(LanguageServer):
         self.good: dict[Path, Spec] = {}  # open spec -> its latest spec without errors (for hover)
         self.published: dict[Path, list[Diagnostic]] = {}  # file -> what the client shows
         self._pending: dict[Path, asyncio.TimerHandle] = {}
+        self.caches: dict[Path, RuleCache] = {}  # open spec -> what its next check can reuse
 
     # -- paths and positions ----------------------------------------------------------------
     @property
@@ -121,9 +123,10 @@ class SpecServer(LanguageServer):
         buffers = self.buffers()
         for path in todo:
             try:
-                checked = analysis.check(path, self.root, buffers)
+                checked = analysis.check(path, self.root, buffers, self.caches.setdefault(path, RuleCache()))
             except Exception:  # a bug in the checker must not take the editor's server down
                 logger.exception("checking %s failed", path)
+                self.caches.pop(path, None)  # whatever it holds, the next check starts afresh
                 continue
             self.checked[path] = checked
             if checked.result.spec is not None:
@@ -183,6 +186,7 @@ class SpecServer(LanguageServer):
             pending.cancel()
         self.checked.pop(path, None)
         self.good.pop(path, None)
+        self.caches.pop(path, None)
         self.recheck(path)  # the specs that read its buffer read the file on disk now; publishes
 
     def context(self, path: Path) -> analysis.Checked:
