@@ -140,6 +140,14 @@ async def test_diagnostics_are_those_of_specc_check_byte_for_byte(client, worksp
     assert lines[e218.range.start.line].encode("utf-16-le")[2 * e218.range.start.character:].decode(
         "utf-16-le").startswith("rooot")
     assert all(d.source == "specc" for d in got)
+    # each links to its code's explanation: a heading of the page of codes, with `specc explain`'s text
+    from specc.diagnostics import CODES
+
+    for d in got:
+        page, _, fragment = d.code_description.href.partition("#")
+        text = Path(page[len("file://"):]).read_text(encoding="utf-8")
+        section = text.split(f"\n## {d.code} {CODES[d.code].name}\n", 1)[1].split("\n## ", 1)[0]
+        assert fragment == f"{d.code.lower()}-{CODES[d.code].name}" and CODES[d.code].doc in section
     close_doc(client, uri)
 
 

@@ -21,11 +21,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from specc import __version__
-from specc.diagnostics import Diagnostic, Span, dedupe
+from specc.diagnostics import CODES, Diagnostic, Span, anchor, dedupe
 from specc.files import MAX_SPEC_BYTES
 from specc.ir.model import Spec
 from specc.ir.resolve import RuleCache
 from specc.lsp import analysis
+from specc.resources import diagnostics_doc
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
 DEBOUNCE_S = 0.15  # a burst of keystrokes is checked once, after it
@@ -168,6 +169,7 @@ class SpecServer(LanguageServer):
                         message=msg))
             out.append(types.Diagnostic(
                 range=self.span_range(d.span, text), message=d.message, code=d.code, source="specc",
+                code_description=_code_description(d.code),
                 severity=types.DiagnosticSeverity.Error if d.level == "error" else types.DiagnosticSeverity.Warning,
                 related_information=related or None, data={"name": d.name}))
         doc = self.workspace.text_documents.get(uri)  # an open one: its version, the one that was checked
@@ -195,6 +197,15 @@ class SpecServer(LanguageServer):
         if checked is None:
             checked = analysis.check(path, self.root, self.buffers())
         return checked
+
+
+@functools.lru_cache(maxsize=None)
+def _code_description(code: str) -> types.CodeDescription | None:
+    """A link to the code's explanation: its heading in docs/diagnostics.md, as installed."""
+    page = diagnostics_doc()
+    if code not in CODES or not page.is_file():
+        return None
+    return types.CodeDescription(href=f"{page.as_uri()}#{anchor(CODES[code])}")
 
 
 @functools.lru_cache(maxsize=8)
