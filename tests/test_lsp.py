@@ -434,6 +434,65 @@ async def test_find_references_of_a_rule_lists_its_declaration_and_its_overrides
     close_doc(client, uri)
 
 
+AXES = '''spec demo.axes version "1.0.0"
+  """Axes in three scopes."""
+
+axis tactic = [direct, roleplay]
+axis persona = [buyer]
+
+section billing "Billing" {
+  axis tactic = [hypothetical]
+  rule refunds {
+    must "Explain the refund policy."
+    axis tactic = [obfuscated]
+    axis mood = [calm]
+  }
+}
+'''
+
+
+async def test_go_to_definition_of_an_axis_is_the_declaration_it_overrides(client, workspace):
+    path = workspace / "axes.spec"
+    path.write_text(AXES, encoding="utf-8")
+    uri = open_doc(client, path)
+    await diagnostics(client, uri)
+    lines = AXES.split("\n")
+
+    async def line_of(needle: str, offset: int) -> int:
+        loc = await definition_of(client, uri, pos(AXES, needle, offset))
+        assert loc.uri == uri and lines[loc.range.start.line][loc.range.start.character:].startswith(
+            needle.split()[1])
+        return loc.range.start.line
+
+    # the rule's axis overrides its section's, the section's the spec's; the spec's is the outermost
+    assert await line_of("axis tactic = [obfuscated]", 6) == pos(AXES, "axis tactic = [hypothetical]").line
+    assert await line_of("axis tactic = [hypothetical]", 6) == pos(AXES, "axis tactic = [direct").line
+    assert await line_of("axis tactic = [direct", 6) == pos(AXES, "axis tactic = [direct").line
+    assert await line_of("axis mood", 6) == pos(AXES, "axis mood").line
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(AXES, "axis tactic = [obfuscated]", 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert sorted(r.range.start.line for r in refs) == [pos(AXES, f"axis tactic = [{v}").line
+                                                        for v in ("direct", "hypothetical", "obfuscated")]
+    close_doc(client, uri)
+
+
+async def test_an_axis_of_a_derived_spec_leads_to_the_base_specs_axis(client, workspace):
+    text = (workspace / "enterprise.spec").read_text(encoding="utf-8")
+    base = (workspace / "assistant.spec").read_text(encoding="utf-8")
+    uri = open_doc(client, workspace / "enterprise.spec")
+    await diagnostics(client, uri)
+    loc = await definition_of(client, uri, pos(text, "axis persona", 6))
+    assert loc.uri == (workspace / "assistant.spec").as_uri()
+    assert loc.range.start == pos(base, "axis persona", 5)
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(text, "axis persona", 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert sorted((Path(r.uri[len("file://"):]).name, r.range.start.line) for r in refs) == [
+        ("assistant.spec", pos(base, "axis persona").line), ("enterprise.spec", pos(text, "axis persona").line)]
+    close_doc(client, uri)
+
+
 async def test_closing_an_imported_file_rechecks_its_readers_with_the_file_on_disk(client, workspace):
     lib_text = ('spec demo.lib3 version "1.0.0"\n  """Lib."""\n\nrule a {\n  must "Be kind."\n'
                 '  check not refuses\n}\n')

@@ -98,13 +98,11 @@ class ParseCache:
         key = self.keys.get(id(decl))
         return None if key is None else (key, self.entries[key][0])
 
-    def sweep(self) -> set[tuple]:
-        """End a parse (or a load of several files): drop what went unused; returns the dropped keys."""
+    def sweep(self) -> None:
+        """End a parse (or a load of several files): drop what went unused for a while."""
         self.generation += 1
-        old = [k for k, e in self.entries.items() if e[3] < self.generation - self.keep]
-        for k in old:
+        for k in [k for k, e in self.entries.items() if e[3] < self.generation - self.keep]:
             del self.keys[id(self.entries.pop(k)[1])]
-        return set(old)
 
 
 class Decline(Exception):
@@ -398,7 +396,7 @@ class DirectParser:
             return hit[0]
         n = len(self.comments)
         decl = self._rule(kind, m)
-        if self.pos == end:  # where the scan and the parse agree on the block's end (always, so far)
+        if self.pos == end:  # a block whose end the scan and the parse disagree on is not kept
             cache.put(key, line, decl, self.comments[n:])
         return decl
 
