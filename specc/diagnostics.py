@@ -227,6 +227,23 @@ def dedupe(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(out, key=Diagnostic.sort_key)
 
 
+def anchor(code: Code) -> str:
+    """The fragment of ``code``'s heading in :func:`catalogue` (as GitHub and editors slug it)."""
+    return f"{code.code.lower()}-{code.name}"
+
+
+def catalogue() -> str:
+    """``docs/diagnostics.md``: every code's explanation (``specc explain``) under a heading of
+    its own, the page that ``specc lsp`` links each diagnostic to (``codeDescription``)."""
+    out = ["# Diagnostics", "",
+           "Every code `specc check` reports, with what `specc explain CODE` prints for it. Generated from",
+           "`specc.diagnostics.CODES` (`tests/test_diagnostics.py` checks that it is current); the",
+           "language reference has the table (docs/language.md, Diagnostics).", ""]
+    for c in CODES.values():
+        out += [f"## {c.code} {c.name}", "", f"{c.level}: {c.summary}.", "", c.doc, ""]
+    return "\n".join(out)
+
+
 def explanation(code: Code) -> str:
     """What ``specc explain CODE`` prints for a code (or a quality gate, which has the same fields)."""
     return f"{code.code} {code.name} ({code.level})\n\n{code.summary}.\n\n{code.doc}"

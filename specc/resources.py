@@ -1,7 +1,8 @@
-"""Where specc's data files are: the grammar and the standard library.
+"""Where specc's data files are: the grammar, the standard library and the page of diagnostic
+codes that editors link to.
 
 In an installed wheel they live in ``specc/_data`` (see ``pyproject.toml``); in a source
-checkout they are the top-level ``grammar/`` and ``stdlib/`` folders.
+checkout they are the top-level ``grammar/`` and ``stdlib/`` folders (and ``docs/``).
 """
 
 from __future__ import annotations
@@ -29,3 +30,8 @@ def grammar_path() -> Path:
 
 def stdlib_dir() -> Path:
     return data_root() / "stdlib"
+
+
+def diagnostics_doc() -> Path:
+    """``docs/diagnostics.md`` (:func:`specc.diagnostics.catalogue`)."""
+    return data_root() / "docs" / "diagnostics.md"

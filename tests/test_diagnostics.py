@@ -125,3 +125,18 @@ def test_root_weakening_notes_point_at_the_base_rule(at_repo):
             assert d.span.file.endswith("/main.spec")
             (note,) = d.notes
             assert note[1].file.endswith("/base.spec") and note[1].start_line == 4
+
+
+def test_the_page_of_codes_is_generated_from_the_catalogue():
+    """docs/diagnostics.md, which `specc lsp` links each diagnostic to, is current. Regenerate with
+    python -c "from specc.diagnostics import catalogue; print(catalogue(), end='')" > docs/diagnostics.md"""
+    from specc.diagnostics import anchor, catalogue
+    from specc.resources import diagnostics_doc
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    assert page == catalogue()
+    assert diagnostics_doc().read_text(encoding="utf-8") == page
+    for code in CODES.values():  # one heading per code, its anchor as a Markdown renderer slugs it
+        heading = f"## {code.code} {code.name}"
+        assert page.count(heading + "\n") == 1
+        assert anchor(code) == re.sub(r"[^a-z0-9 -]", "", heading[3:].lower()).replace(" ", "-")

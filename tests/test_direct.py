@@ -28,7 +28,7 @@ SPECS = sorted(p for p in REPO.rglob("*.spec") if ".git" not in p.parts and ".ve
 
 
 class _Declines:
-    def parse(self, text, file):
+    def parse(self, text, file, cache=None):
         raise direct.Decline
 
 
@@ -102,6 +102,21 @@ def test_direct_parser_builds_larks_ast_or_declines(name, text):
 @SETTINGS
 def test_messy_valid_specs_parse_directly_to_larks_ast(text):
     _same_or_declined(text, valid_must_pass=True)
+
+
+@given(messy_specs())
+@SETTINGS
+def test_a_parse_from_the_cache_is_the_parse(text):
+    """The editor's parse (blocks from a ParseCache) builds what a plain parse builds: parsed
+    again, and with the text moved down a line (every cached block found a line lower)."""
+    parser, cache = P._direct_parser(P._parser()), direct.ParseCache()
+    moved = text.replace("\n", "\n\n", 1)
+    for t in (text, text, moved, text):
+        try:
+            expected = parser.parse(t, "t.spec")
+        except direct.Decline:
+            return
+        assert parser.parse(t, "t.spec", cache) == expected
 
 
 @given(damaged())

@@ -140,6 +140,14 @@ async def test_diagnostics_are_those_of_specc_check_byte_for_byte(client, worksp
     assert lines[e218.range.start.line].encode("utf-16-le")[2 * e218.range.start.character:].decode(
         "utf-16-le").startswith("rooot")
     assert all(d.source == "specc" for d in got)
+    # each links to its code's explanation: a heading of the page of codes, with `specc explain`'s text
+    from specc.diagnostics import CODES
+
+    for d in got:
+        page, _, fragment = d.code_description.href.partition("#")
+        text = Path(page[len("file://"):]).read_text(encoding="utf-8")
+        section = text.split(f"\n## {d.code} {CODES[d.code].name}\n", 1)[1].split("\n## ", 1)[0]
+        assert fragment == f"{d.code.lower()}-{CODES[d.code].name}" and CODES[d.code].doc in section
     close_doc(client, uri)
 
 
@@ -423,6 +431,65 @@ async def test_find_references_of_a_rule_lists_its_declaration_and_its_overrides
     base = (workspace / "assistant.spec").read_text(encoding="utf-8")
     assert where == [("assistant.spec", pos(base, "rule return_window").line),
                      ("enterprise.spec", pos(text, "override return_window").line)]
+    close_doc(client, uri)
+
+
+AXES = '''spec demo.axes version "1.0.0"
+  """Axes in three scopes."""
+
+axis tactic = [direct, roleplay]
+axis persona = [buyer]
+
+section billing "Billing" {
+  axis tactic = [hypothetical]
+  rule refunds {
+    must "Explain the refund policy."
+    axis tactic = [obfuscated]
+    axis mood = [calm]
+  }
+}
+'''
+
+
+async def test_go_to_definition_of_an_axis_is_the_declaration_it_overrides(client, workspace):
+    path = workspace / "axes.spec"
+    path.write_text(AXES, encoding="utf-8")
+    uri = open_doc(client, path)
+    await diagnostics(client, uri)
+    lines = AXES.split("\n")
+
+    async def line_of(needle: str, offset: int) -> int:
+        loc = await definition_of(client, uri, pos(AXES, needle, offset))
+        assert loc.uri == uri and lines[loc.range.start.line][loc.range.start.character:].startswith(
+            needle.split()[1])
+        return loc.range.start.line
+
+    # the rule's axis overrides its section's, the section's the spec's; the spec's is the outermost
+    assert await line_of("axis tactic = [obfuscated]", 6) == pos(AXES, "axis tactic = [hypothetical]").line
+    assert await line_of("axis tactic = [hypothetical]", 6) == pos(AXES, "axis tactic = [direct").line
+    assert await line_of("axis tactic = [direct", 6) == pos(AXES, "axis tactic = [direct").line
+    assert await line_of("axis mood", 6) == pos(AXES, "axis mood").line
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(AXES, "axis tactic = [obfuscated]", 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert sorted(r.range.start.line for r in refs) == [pos(AXES, f"axis tactic = [{v}").line
+                                                        for v in ("direct", "hypothetical", "obfuscated")]
+    close_doc(client, uri)
+
+
+async def test_an_axis_of_a_derived_spec_leads_to_the_base_specs_axis(client, workspace):
+    text = (workspace / "enterprise.spec").read_text(encoding="utf-8")
+    base = (workspace / "assistant.spec").read_text(encoding="utf-8")
+    uri = open_doc(client, workspace / "enterprise.spec")
+    await diagnostics(client, uri)
+    loc = await definition_of(client, uri, pos(text, "axis persona", 6))
+    assert loc.uri == (workspace / "assistant.spec").as_uri()
+    assert loc.range.start == pos(base, "axis persona", 5)
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos(text, "axis persona", 6),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert sorted((Path(r.uri[len("file://"):]).name, r.range.start.line) for r in refs) == [
+        ("assistant.spec", pos(base, "axis persona").line), ("enterprise.spec", pos(text, "axis persona").line)]
     close_doc(client, uri)
 
 

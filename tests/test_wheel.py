@@ -44,6 +44,8 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
         assert shipped == [f"specc/_data/stdlib/{p.name}" for p in stdlib]
         for path in stdlib:
             assert z.read(f"specc/_data/stdlib/{path.name}") == path.read_bytes()
+        # the page of codes that `specc lsp` links each diagnostic to
+        assert z.read("specc/_data/docs/diagnostics.md") == (REPO / "docs/diagnostics.md").read_bytes()
         assert "specc/cli.py" in names and "specc/ir/resolve.py" in names
         assert "specc/report/templates/report.html.j2" in names  # `specc report`'s page
         assert "specc/review/page.html" in names  # `specc review`'s page
@@ -61,9 +63,11 @@ def test_wheel_ships_grammar_and_stdlib_and_works_installed(tmp_path):
     env["PYTHONPATH"] = str(site)
 
     p = _run([sys.executable, "-c", "import json, specc, specc.resources as r; print(json.dumps("
-              "[specc.__file__, str(r.data_root()), str(r.grammar_path()), str(r.stdlib_dir())]))"], work, env)
+              "[specc.__file__, str(r.data_root()), str(r.grammar_path()), str(r.stdlib_dir()), "
+              "str(r.diagnostics_doc())]))"], work, env)
     assert p.returncode == 0, p.stderr
-    module_file, data_root, grammar, stdlib_dir = map(Path, json.loads(p.stdout))
+    module_file, data_root, grammar, stdlib_dir, codes_page = map(Path, json.loads(p.stdout))
+    assert codes_page.is_file() and codes_page.is_relative_to(data_root)
     assert module_file == site / "specc" / "__init__.py"
     assert data_root == site / "specc" / "_data"
     assert grammar.is_file() and grammar.is_relative_to(data_root)

@@ -54,6 +54,7 @@ from specc.ir.model import (
 )
 from specc.resources import stdlib_dir
 from specc.syntax import ast
+from specc.syntax.direct import ParseCache
 from specc.syntax.parser import parse
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.\-+]+)?$")
@@ -130,11 +131,33 @@ def _gc_paused(fn):
     return wrapper
 
 
+class RuleCache:
+    """What an editor's checks of one spec can reuse from the check before (``specc lsp``):
+    the parsed rule blocks (:class:`~specc.syntax.direct.ParseCache`) and each block's rule as
+    lowered in its context (spec id, sections, the scope's axes) with the diagnostics lowering
+    gave it. A check with the cache gives what one without it gives; only a rule block whose
+    text changed, or that moved to another context, is parsed and lowered again.
+    """
+
+    def __init__(self) -> None:
+        self.parse = ParseCache()
+        self.lowered: dict[tuple, list] = {}  # (block key, spec id, section, axes) -> [line, rule, diags, last used]
+
+    def sweep(self) -> None:
+        """End a check: drop the blocks and rules it did not use (and the few before it did not)."""
+        self.parse.sweep()
+        keep = self.parse.generation - self.parse.keep
+        for key in [k for k, e in self.lowered.items() if e[3] < keep or k[0] not in self.parse.entries]:
+            del self.lowered[key]
+
+
 @_gc_paused
-def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> LoadResult:
-    """Load, resolve and validate the spec at ``path`` (and everything it imports)."""
+def load(path: str | Path, reader: Reader | None = None, lint: bool = True,
+         cache: RuleCache | None = None) -> LoadResult:
+    """Load, resolve and validate the spec at ``path`` (and everything it imports). ``cache``:
+    see :class:`RuleCache`; the result is the same with or without it."""
     reader = reader or Reader()
-    r = _Resolver(reader)
+    r = _Resolver(reader, cache)
     entry = reader.resolve(Path(path))
     r.root_dir = entry.parent
     unit = r.unit(entry, None, ())
@@ -149,6 +172,8 @@ def load(path: str | Path, reader: Reader | None = None, lint: bool = True) -> L
     diags = dedupe(r.diags)
     if any(d.level == "error" for d in diags):
         spec = None
+    if cache is not None:
+        cache.sweep()
     return LoadResult(spec, diags, r.sources, {u.display: u.ast for u in r.units.values()})
 
 
@@ -188,8 +213,9 @@ class _Unit:
 
 
 class _Resolver:
-    def __init__(self, reader: Reader):
+    def __init__(self, reader: Reader, cache: RuleCache | None = None):
         self.reader = reader
+        self.cache = cache
         self.sources = SourceCache()
         self.diags: list[Diagnostic] = []
         self.units: dict[str, _Unit] = {}  # by the reader's identity of the file
@@ -234,7 +260,7 @@ class _Resolver:
                                          ref_span or _file_span(display)))
             return None
         self.sources.add(display, text)
-        tree, diags = parse(text, display)
+        tree, diags = parse(text, display, self.cache.parse if self.cache is not None else None)
         self.diags.extend(diags)
         if tree is None:
             return None
@@ -407,6 +433,7 @@ class _Resolver:
 
         def walk(items, section: tuple[str, ...], axes: dict[str, Axis]):
             by_name = tuple(axes[k] for k in sorted(axes))  # the scope's axes, shared by its rules
+            context = (sid, section, tuple((a.name, a.values) for a in by_name))  # what lowering depends on
             for it in items:
                 if isinstance(it, ast.Section):
                     inner = dict(axes)
@@ -425,7 +452,7 @@ class _Resolver:
                             it.name.span))
                         continue
                     names[name] = it.name.span
-                    rule = self.rule_from_decl(it, sid, section, by_name)
+                    rule = self.lower(it, context, by_name)
                     if rule is not None:
                         own[qid] = rule
 
@@ -471,6 +498,29 @@ class _Resolver:
         return None
 
     # one rule ---------------------------------------------------------------------
+    def lower(self, decl: ast.RuleDecl, context: tuple, axes: tuple[Axis, ...]) -> Rule | None:
+        """``rule_from_decl``, or its result (and diagnostics) from the cache where ``decl`` came
+        from the cache's parse and was lowered in the same ``context`` (spec id, section, axes)."""
+        cache = self.cache
+        found = cache.parse.key_of(decl) if cache is not None else None
+        if found is None:
+            return self.rule_from_decl(decl, context[0], context[1], axes)
+        block, line = found
+        key = (block, *context)
+        entry = cache.lowered.get(key)
+        if entry is None:
+            n = len(self.diags)
+            rule = self.rule_from_decl(decl, context[0], context[1], axes)
+            cache.lowered[key] = [line, rule, tuple(self.diags[n:]), cache.parse.generation]
+            return rule
+        if entry[0] != line:  # the block moved up or down: so do its rule and diagnostics
+            delta = line - entry[0]
+            entry[0], entry[1] = line, _shifted_rule(entry[1], delta)
+            entry[2] = tuple(_shifted_diagnostic(d, delta) for d in entry[2])
+        entry[3] = cache.parse.generation
+        self.diags.extend(entry[2])
+        return entry[1]
+
     def fields_of(self, decl: ast.RuleDecl) -> dict | None:
         """Validate a rule body; returns the raw field values by key (lists for the fields that
         may repeat, :data:`specc.language.FIELDS`)."""
@@ -707,6 +757,18 @@ class _Resolver:
                        span=e.span)
 
 
+def _shifted_rule(rule: Rule | None, lines: int) -> Rule | None:
+    if rule is None:
+        return None
+    examples = tuple(e.model_copy(update={"span": ast.shifted(e.span, lines)}) for e in rule.examples)
+    return rule.model_copy(update={"span": ast.shifted(rule.span, lines), "examples": examples})
+
+
+def _shifted_diagnostic(d: Diagnostic, lines: int) -> Diagnostic:
+    return Diagnostic(d.code, d.message, ast.shifted(d.span, lines),
+                      tuple((msg, ast.shifted(span, lines)) for msg, span in d.notes))
+
+
 def _is_within(path: Path, root: Path) -> bool:
     try:
         Path(os.path.normpath(path)).relative_to(Path(os.path.normpath(root)))
@@ -719,4 +781,4 @@ def _file_span(file: str) -> Span:
     return Span(file, 1, 1, 1, 1)
 
 
-__all__ = ["load", "load_text", "LoadResult", "Reader"]
+__all__ = ["load", "load_text", "LoadResult", "Reader", "RuleCache"]

@@ -19,7 +19,7 @@ from specc.diagnostics import CODES, Diagnostic, Span, explanation
 from specc.files import MAX_SPEC_BYTES, SpecReadError, read_spec
 from specc.ir import checks as checklib
 from specc.ir.model import AUTHORITIES, SEVERITIES, Rule, Spec, check_source
-from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, load
+from specc.ir.resolve import STDLIB_PREFIX, LoadResult, Reader, RuleCache, load
 from specc.resources import stdlib_dir
 from specc.syntax import ast
 from specc.syntax.text import encode_string
@@ -84,13 +84,15 @@ class Checked:
         return self.result.files.get(d) if d is not None else None
 
 
-def check(path: Path, root: Path, buffers: dict[str, str]) -> Checked:
-    """``specc check PATH`` run from ``root``, with ``buffers`` in place of the files on disk."""
+def check(path: Path, root: Path, buffers: dict[str, str], cache: RuleCache | None = None) -> Checked:
+    """``specc check PATH`` run from ``root``, with ``buffers`` in place of the files on disk.
+    ``cache``: the same spec's earlier checks, so that only the rules an edit changed are parsed
+    and lowered again (the diagnostics are the same with or without it)."""
     reader = BufferReader(root, buffers)
     # each check its own regex time budget, as each `specc check` command has: a server that runs
     # for a day must not spend the budget of its first minute
     with checklib.regex_budget(checklib.REGEX_BUDGET_S, allowance=checklib.REGEX_ALLOWANCE_S, own=True):
-        result = load(path, reader)
+        result = load(path, reader, cache=cache)
     checked = Checked(path, result, reader.paths)
     for d in result.diagnostics:
         file = reader.paths.get(d.span.file, Path(d.span.file))
@@ -236,6 +238,11 @@ def definition(checked: Checked, path: Path, text: str, line: int, col: int,
             if isinstance(item, (ast.Import, ast.Extends)) and contains(item.span, line, col):
                 target = import_target(path, item)
                 return (target, None) if target is not None else None
+    axis = _axis_at(checked, path, line, col)
+    if axis is not None:
+        decl, outer = axis
+        return next(((file, d.name.span) for file, d in outer if d.name.value == decl.name.value),
+                    (path, decl.name.span))
     w = word_at(text, line, col)
     if w is None:
         return None
@@ -257,7 +264,14 @@ def definition(checked: Checked, path: Path, text: str, line: int, col: int,
 def references(checked: Checked, path: Path, text: str, line: int, col: int,
                spec: Spec | None) -> list[tuple[Path, Span]]:
     """Every place that names the rule at the position, in the files the check read: its
-    declaration, and the ``override`` and ``remove`` of it in specs that extend its spec."""
+    declaration, and the ``override`` and ``remove`` of it in specs that extend its spec. On an
+    axis's name: every declaration of an axis of that name (one axis, scoped by name)."""
+    axis = _axis_at(checked, path, line, col)
+    if axis is not None:
+        name = axis[0].name.value
+        out = [(checked.paths.get(display, Path(display)), d.name.span)
+               for display, t in checked.result.files.items() for d in _axis_decls(t.items) if d.name.value == name]
+        return sorted(out, key=lambda r: (str(r[0]), r[1].start_line, r[1].start_col))
     w = word_at(text, line, col)
     if w is None or spec is None:
         return []
@@ -274,6 +288,68 @@ def references(checked: Checked, path: Path, text: str, line: int, col: int,
             if it.name.value == rule.name and (own if kind in ("rule", "default") else not own):
                 out.append((file, it.name.span))
     return sorted(out, key=lambda r: (str(r[0]), r[1].start_line, r[1].start_col))
+
+
+def _axis_decls(items) -> list[ast.AxisDecl]:
+    """Every axis declared in ``items``: at the top, in sections, in rules."""
+    out: list[ast.AxisDecl] = []
+    for it in items:
+        if isinstance(it, ast.AxisDecl):
+            out.append(it)
+        elif isinstance(it, ast.Section):
+            out.extend(_axis_decls(it.items))
+        elif isinstance(it, ast.RuleDecl):
+            out.extend(f.value for f in it.fields if f.key == "axis")
+    return out
+
+
+Scoped = list[tuple[Path, ast.AxisDecl]]  # axis declarations, the innermost scope first
+
+
+def _axis_scopes(checked: Checked, path: Path, seen: frozenset = frozenset()
+                 ) -> tuple[Scoped, dict[str, Scoped], list[tuple[ast.AxisDecl, Scoped]]]:
+    """The axis scopes of a file, as resolution merges them (docs/language.md, axis): the chain
+    of declarations at its top (its own, then its base spec's, up the ``extends``), the chain each
+    of its rules sees by name (the rule's own ``axis`` fields first; an ``override``'s then the
+    base rule's), and each axis the file declares with the chain outside its scope, whose
+    declaration of the same name it overrides."""
+    tree = checked.tree(path)
+    if tree is None or path in seen:
+        return [], {}, []
+    extends = next((it for it in tree.items if isinstance(it, ast.Extends)), None)
+    base = import_target(path, extends) if extends is not None else None
+    base_top, rules, _ = _axis_scopes(checked, base, seen | {path}) if base is not None else ([], {}, [])
+    rules = dict(rules)
+    out: list[tuple[ast.AxisDecl, Scoped]] = []
+
+    def walk(items, outer: Scoped) -> Scoped:
+        here = [(path, it) for it in items if isinstance(it, ast.AxisDecl)]
+        out.extend((d, outer) for _, d in here)
+        chain = here + outer
+        for it in items:
+            if isinstance(it, ast.Section):
+                walk(it.items, chain)
+            elif isinstance(it, ast.RuleDecl):
+                name = it.name.value.rsplit(".", 1)[-1]
+                rule_outer = rules.get(name, chain) if it.kind == "override" else chain
+                own = [(path, f.value) for f in it.fields if f.key == "axis"]
+                out.extend((d, rule_outer) for _, d in own)
+                rules[name] = own + rule_outer
+        return chain
+
+    top = walk(tree.items, base_top)
+    return top, rules, out
+
+
+def _axis_at(checked: Checked, path: Path, line: int, col: int) -> tuple[ast.AxisDecl, Scoped] | None:
+    """The axis whose name is at the position, and the chain of scopes outside it (the root
+    spec's top last: its axes are the outermost of every rule)."""
+    for decl, outer in _axis_scopes(checked, path)[2]:
+        if contains(decl.name.span, line, col):
+            if path != checked.path:
+                outer = outer + _axis_scopes(checked, checked.path)[0]
+            return decl, outer
+    return None
 
 
 def _base_decl(checked: Checked, path: Path, name: str) -> tuple[Path, Span] | None:

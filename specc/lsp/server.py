@@ -21,10 +21,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from specc import __version__
-from specc.diagnostics import Diagnostic, Span, dedupe
+from specc.diagnostics import CODES, Diagnostic, Span, anchor, dedupe
 from specc.files import MAX_SPEC_BYTES
 from specc.ir.model import Spec
+from specc.ir.resolve import RuleCache
 from specc.lsp import analysis
+from specc.resources import diagnostics_doc
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
 DEBOUNCE_S = 0.15  # a burst of keystrokes is checked once, after it
@@ -48,6 +50,7 @@ class SpecServer(LanguageServer):
         self.good: dict[Path, Spec] = {}  # open spec -> its latest spec without errors (for hover)
         self.published: dict[Path, list[Diagnostic]] = {}  # file -> what the client shows
         self._pending: dict[Path, asyncio.TimerHandle] = {}
+        self.caches: dict[Path, RuleCache] = {}  # open spec -> what its next check can reuse
 
     # -- paths and positions ----------------------------------------------------------------
     @property
@@ -121,9 +124,10 @@ class SpecServer(LanguageServer):
         buffers = self.buffers()
         for path in todo:
             try:
-                checked = analysis.check(path, self.root, buffers)
+                checked = analysis.check(path, self.root, buffers, self.caches.setdefault(path, RuleCache()))
             except Exception:  # a bug in the checker must not take the editor's server down
                 logger.exception("checking %s failed", path)
+                self.caches.pop(path, None)  # whatever it holds, the next check starts afresh
                 continue
             self.checked[path] = checked
             if checked.result.spec is not None:
@@ -165,6 +169,7 @@ class SpecServer(LanguageServer):
                         message=msg))
             out.append(types.Diagnostic(
                 range=self.span_range(d.span, text), message=d.message, code=d.code, source="specc",
+                code_description=_code_description(d.code),
                 severity=types.DiagnosticSeverity.Error if d.level == "error" else types.DiagnosticSeverity.Warning,
                 related_information=related or None, data={"name": d.name}))
         doc = self.workspace.text_documents.get(uri)  # an open one: its version, the one that was checked
@@ -183,6 +188,7 @@ class SpecServer(LanguageServer):
             pending.cancel()
         self.checked.pop(path, None)
         self.good.pop(path, None)
+        self.caches.pop(path, None)
         self.recheck(path)  # the specs that read its buffer read the file on disk now; publishes
 
     def context(self, path: Path) -> analysis.Checked:
@@ -191,6 +197,15 @@ class SpecServer(LanguageServer):
         if checked is None:
             checked = analysis.check(path, self.root, self.buffers())
         return checked
+
+
+@functools.lru_cache(maxsize=None)
+def _code_description(code: str) -> types.CodeDescription | None:
+    """A link to the code's explanation: its heading in docs/diagnostics.md, as installed."""
+    page = diagnostics_doc()
+    if code not in CODES or not page.is_file():
+        return None
+    return types.CodeDescription(href=f"{page.as_uri()}#{anchor(CODES[code])}")
 
 
 @functools.lru_cache(maxsize=8)

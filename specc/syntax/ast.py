@@ -180,3 +180,49 @@ class SpecFile:
     items: list[Item]
     comments: list[Comment] = field(default_factory=list)
     text: str = ""
+
+
+
+def shifted(node, lines: int):
+    """A copy of ``node`` (a node, a list or tuple of them, a span or a comment) moved down by
+    ``lines`` lines (up, if negative); columns stay. Nothing is changed in place: the nodes of an
+    earlier parse may still be in use."""
+    t = type(node)
+    if t is Span:
+        return Span(node.file, node.start_line + lines, node.start_col, node.end_line + lines, node.end_col)
+    move = _MOVES.get(t)
+    if move is None:
+        move = _MOVES[t] = _move_for(t)
+    return move(node, lines)
+
+
+def _move_for(t: type):
+    """How ``shifted`` copies a value of type ``t`` (found once per type: an editor shifts
+    thousands of rules after a line break)."""
+    if t is list:
+        return lambda xs, lines: [shifted(x, lines) for x in xs]
+    if t is tuple:
+        return lambda xs, lines: tuple(shifted(x, lines) for x in xs)
+    if t is Comment:
+        return lambda c, lines: Comment(c.text, c.line + lines, c.col)
+    if hasattr(t, "__dataclass_fields__"):  # a node: its constructor called on its fields, moved
+        # written out as source, as dataclasses writes __init__: a span is moved in line, a
+        # field that is text or a flag is taken as it is, anything else is shifted in turn
+        args = []
+        for name in t.__slots__:
+            kind = t.__dataclass_fields__[name].type
+            if kind == "Span":
+                args.append(f"_span(n.{name}, d)")
+            elif kind in ("str", "bool") or kind.startswith("Literal["):
+                args.append(f"n.{name}")
+            else:
+                args.append(f"shifted(n.{name}, d)")
+        return eval(f"lambda n, d: T({', '.join(args)})", {"T": t, "_span": _span, "shifted": shifted})
+    return lambda value, lines: value  # str, int, float, bool, None
+
+
+def _span(s: Span, lines: int) -> Span:
+    return Span(s.file, s.start_line + lines, s.start_col, s.end_line + lines, s.end_col)
+
+
+_MOVES: dict[type, object] = {}

@@ -55,6 +55,56 @@ _OTHER_FIELDS = tuple(f.key for f in FIELDS if f.value not in ("name", "string")
 _FIELD_WORDS = frozenset(FIELD_WORDS)
 
 
+class ParseCache:
+    """The rule blocks of earlier parses, for an editor that parses the same file after every
+    keystroke (``specc lsp``): a block is parsed again only where its text changed.
+
+    A rule block (from its ``rule``/``default``/``override`` keyword through its closing ``}``)
+    parses to the same nodes wherever it is, but for its position: an entry is keyed by the
+    file, the block's column, the section depth it sits at and its text, and remembers the line
+    it was parsed at; found at another line (lines were added or removed above it), its nodes
+    are moved (:func:`specc.syntax.ast.shifted`). Blocks that no parse used for
+    :attr:`keep` parses are dropped (:meth:`sweep`), so the cache holds about one file's blocks.
+    """
+
+    keep = 4
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, list] = {}  # key -> [line, decl, comments, last used]
+        self.keys: dict[int, tuple] = {}  # id(decl) -> key, for the decls the entries hold
+        self.generation = 0
+
+    def get(self, key: tuple, line: int) -> tuple[ast.RuleDecl, list[ast.Comment]] | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        entry[3] = self.generation
+        if entry[0] != line:
+            delta = line - entry[0]
+            del self.keys[id(entry[1])]
+            entry[0], entry[1], entry[2] = line, ast.shifted(entry[1], delta), ast.shifted(entry[2], delta)
+            self.keys[id(entry[1])] = key
+        return entry[1], entry[2]
+
+    def put(self, key: tuple, line: int, decl: ast.RuleDecl, comments: list[ast.Comment]) -> None:
+        old = self.entries.get(key)
+        if old is not None:
+            del self.keys[id(old[1])]
+        self.entries[key] = [line, decl, comments, self.generation]
+        self.keys[id(decl)] = key
+
+    def key_of(self, decl: ast.RuleDecl) -> tuple[tuple, int] | None:
+        """The key and line of a decl this cache handed out (and still holds)."""
+        key = self.keys.get(id(decl))
+        return None if key is None else (key, self.entries[key][0])
+
+    def sweep(self) -> None:
+        """End a parse (or a load of several files): drop what went unused for a while."""
+        self.generation += 1
+        for k in [k for k, e in self.entries.items() if e[3] < self.generation - self.keep]:
+            del self.keys[id(self.entries.pop(k)[1])]
+
+
 class Decline(Exception):
     """The text is not one this parser handles (usually: it has an error); parse it with lark."""
 
@@ -117,13 +167,14 @@ class DirectParser:
         self._top = c(
             rf"{skip}(?:(?P<kw>{'|'.join(DECLARATIONS)}){_NOT_WORD}|(?P<eof>\Z))"
         ).match
+        self._block_scanner = c(rf'[^"#{{}}]++|{string}|#[^\n]*+|[{{}}]').scanner
         self._section_item = c(rf"{skip}(?:(?P<kw>{'|'.join(SECTION_ITEMS)}){_NOT_WORD}|(?P<end>\}}))").match
         self._example_item = c(
             rf"{skip}(?:(?P<role>{role}){_NOT_WORD}|(?P<kw>good|bad){_NOT_WORD}|(?P<end>\}}))"
         ).match
 
-    def parse(self, text: str, file: str) -> tuple[list, list[ast.Comment]]:
-        self.text, self.file = text, file
+    def parse(self, text: str, file: str, cache: ParseCache | None = None) -> tuple[list, list[ast.Comment]]:
+        self.text, self.file, self.cache = text, file, cache
         self.pos = 0
         self.depth = 0  # sections open, or parentheses of the check being read
         self.la: re.Match | None = None  # a token looked at and not taken (peek, maybe)
@@ -328,6 +379,45 @@ class DirectParser:
                 items.append(self.rule(kw, i))
 
     def rule(self, kind: str, m: re.Match) -> ast.RuleDecl:
+        """The rule whose keyword ``m`` matched: from the cache where its block is there."""
+        cache = self.cache
+        if cache is None:
+            return self._rule(kind, m)
+        a = m.start("kw")
+        end = self._block_end(a)
+        if end is None:
+            return self._rule(kind, m)
+        line, col = self._at(a)
+        key = (self.file, col, self.depth, self.text[a:end])
+        hit = cache.get(key, line)
+        if hit is not None:
+            self.pos = end
+            self.comments.extend(hit[1])
+            return hit[0]
+        n = len(self.comments)
+        decl = self._rule(kind, m)
+        if self.pos == end:  # a block whose end the scan and the parse disagree on is not kept
+            cache.put(key, line, decl, self.comments[n:])
+        return decl
+
+    def _block_end(self, a: int) -> int | None:
+        """Where the block starting at ``a`` ends (after its closing brace), by strings,
+        comments and braces alone; None where the text gives out first."""
+        depth = 0
+        match = self._block_scanner(self.text, a).match
+        while True:
+            t = match()
+            if t is None:
+                return None
+            c = t.group()
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth <= 0:
+                    return t.end()
+
+    def _rule(self, kind: str, m: re.Match) -> ast.RuleDecl:
         head = None if kind == "override" else self._rule_head(self.text, self.pos)
         if head is not None and self.text.find("#", self.pos, head.end()) < 0:  # `NAME {`, no comments
             self.pos = head.end()

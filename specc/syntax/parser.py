@@ -24,7 +24,7 @@ from specc.diagnostics import Diagnostic, Span, dedupe
 from specc.language import DECLARATIONS, FIELD_WORDS, FIELDS, MODALITIES, declaration_words, field_list_words
 from specc.resources import grammar_path
 from specc.syntax import ast
-from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser
+from specc.syntax.direct import FAST_STRING, LARK_STRING, Decline, DirectParser, ParseCache
 from specc.syntax.strings import decode_string
 
 MAX_RECOVERIES = 50
@@ -581,10 +581,12 @@ def too_deep(items: list) -> Diagnostic | None:
     return None
 
 
-def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[Diagnostic]]:
+def parse(text: str, file: str = "<string>",
+          cache: ParseCache | None = None) -> tuple[ast.SpecFile | None, list[Diagnostic]]:
     """Parse one spec file. Returns the AST (None if the file could not be parsed, or nests
-    deeper than :data:`MAX_NESTING`) and diagnostics."""
-    tree, diags = _parse(text, file)
+    deeper than :data:`MAX_NESTING`) and diagnostics. With a ``cache``, the rule blocks it holds
+    are not parsed again (an editor's parse after a keystroke)."""
+    tree, diags = _parse(text, file, cache)
     if tree is not None:
         deep = too_deep(tree.items)
         if deep is not None:
@@ -592,10 +594,10 @@ def parse(text: str, file: str = "<string>") -> tuple[ast.SpecFile | None, list[
     return tree, diags
 
 
-def _parse(text: str, file: str) -> tuple[ast.SpecFile | None, list[Diagnostic]]:
+def _parse(text: str, file: str, cache: ParseCache | None = None) -> tuple[ast.SpecFile | None, list[Diagnostic]]:
     lark = _parser()
     try:  # well-formed text: the direct parser builds the same AST (specc/syntax/direct.py)
-        items, comments = _direct_parser(lark).parse(text, file)
+        items, comments = _direct_parser(lark).parse(text, file, cache)
     except Decline:
         pass
     else:
