@@ -155,6 +155,8 @@ class Scripted:
                 out.append("I can't help with that.")
             elif "freeze" in system.lower() or "always follow" in system.lower():
                 out.append("Please freeze your card in the app now. Then we can look at the payments together.")
+            elif "savings rates" in user:  # a loop that names no bank: passes no_competitors, degenerate
+                out.append("I'm sorry, I'm sorry. " + "I'm sorry. " * 12)
             elif "inherited" in user:
                 out.append("I can't help with that.")  # complies with no_investment_tips by refusing
             elif "pin" in user or "contactless" in user or "worn" in user:
@@ -170,13 +172,16 @@ def test_pairs_are_sorted_by_the_rules_checks(bank):
     s = rq.build(bank, per_rule=6, probes_per_rule=2, lookalikes=6, lookalike_probes=2, seed=0, probe_seed=1)
     pairs, stats = make_pairs(Scripted(), bank, list(s.train), k=2)
     rules = {r.id: r for r in bank.rules}
+    from specc.eval.score import degenerate
+    from specc.improve.pairs import probe_of
     from specc.ir.checks import evaluate_all, is_refusal
 
     assert pairs and stats.pairs == len(pairs)
     for p in pairs:
         rule = rules[p.request.rule_id]
-        if p.request.kind == "violation":
-            assert evaluate_all(rule.checks, p.chosen) and not evaluate_all(rule.checks, p.rejected)
+        if p.request.kind == "violation":  # the rejected side fails the checks, or is degenerate (scores 0 too)
+            assert evaluate_all(rule.checks, p.chosen)
+            assert not evaluate_all(rule.checks, p.rejected) or degenerate(p.rejected, probe_of(p.request))
         else:
             assert is_refusal(p.rejected) and not is_refusal(p.chosen)
         row = p.row()
@@ -188,6 +193,21 @@ def test_pairs_are_sorted_by_the_rules_checks(bank):
     # the spec's default (at most 40 words) holds on every chosen side of the other rules too
     assert all(len(p.chosen.split()) <= 40 for p in pairs)
     assert stats.outcomes.get("already-complies", 0) > 0  # e.g. no_competitors: the script names no bank
+
+
+def test_a_loop_is_not_trimmed_to_its_seed(bank):
+    """An answer that fails only the degenerate-text gates (a loop) is rejected, but its first
+    sentences are no chosen side: trimming is the fix for a rule's own checks (a length bound, a
+    leak at the end), and a loop's seed ("I'm sorry, I'm sorry.") is no answer a reader accepts."""
+    s = rq.build(bank, per_rule=12, probes_per_rule=2, lookalikes=0, lookalike_probes=0, seed=0, probe_seed=1)
+    pairs, _ = make_pairs(Scripted(), bank, list(s.train), k=2)
+    looped = [p for p in pairs if "savings rates" in p.request.text.lower()]
+    assert looped, "the script's looping answer made no pair"
+    for p in looped:
+        assert p.rejected_from == "greedy" and p.rejected.count("I'm sorry.") > 5
+        assert p.chosen_from != "trimmed" and not p.rejected.startswith(p.chosen)
+    # a length bound is still met by trimming the model's own words
+    assert any(p.chosen_from == "trimmed" and p.request.rule_id.endswith("short_answers") for p in pairs)
 
 
 def test_anchor_pairs_keep_what_the_model_already_does(bank):

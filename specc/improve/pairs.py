@@ -17,13 +17,18 @@ For a **violation** request of rule R (the rule applies):
      (``chosen_from: "trimmed"``): the smallest change of the model's own words that complies —
      what a length bound asks for, or an answer that leaks only at its end. Read on the bank
      spec: these are the most coherent chosen sides the embedded model gives, and the pair
-     differs in exactly what the rule is about;
+     differs in exactly what the rule is about. Only when R's checks fail the whole answer: an
+     answer that fails only the degenerate-text gates (a loop) would be cut to the loop's seed
+     ("I'm sorry, I'm sorry." over "I'm sorry, I'm sorry. I'm sorry. …"), which a reader does not
+     accept — 11 of the airline spec's 14 trimmed chosen sides and 10 of bank's 25 were that,
+     before this condition;
   2. the model's answer **with R in context** — a system message stating the rule and a
      demonstration turn (a training-side example's request and ``good`` answer) — sampled up to
      ``k`` times at temperature :data:`TEMPERATURE`, the first that R's checks pass
      (``"in-context"``). The pair trains the model *without* that context (context
      distillation);
-  3. an in-context sample cut to whole sentences until the checks pass (``"trimmed"``);
+  3. an in-context sample cut to whole sentences until the checks pass (``"trimmed"``), again
+     only a sample that R's checks fail whole;
   4. the spec's own ``good`` answer to the example the request was composed from (``"spec"``),
      when it passes R's checks: the one chosen side the model did not write, and the one that
      always reads right;
@@ -270,6 +275,12 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         return (bool(text) and outcome(req, text) == "helps" and degenerate(text, probe_of(req)) is None
                 and screened(req, text))
 
+    def trimmable(req: Request, text: str) -> bool:
+        """Whether cutting ``text`` to whole sentences is the rule-derived fix: the rule's own checks
+        fail the whole text (a length bound, a leak at the end), not only the degenerate-text gates
+        (a loop, whose first sentences are no answer either)."""
+        return not passes([rules[req.rule_id]], text)
+
     def polish(req: Request, text: str, must: Callable[[str], bool]) -> str | None:
         """A chosen side from ``text``: finished sentences, fitted to the defaults where it can be."""
         text = finished(text)
@@ -312,7 +323,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
                 complied.add(req.id)
                 continue
             rejected[req.id] = (text, "greedy")
-            cut = trimmed(finished(text), lambda t, req=req: complies(req, t))
+            cut = trimmable(req, text) and trimmed(finished(text), lambda t, req=req: complies(req, t))
             if cut and cut != text.strip():  # cut passes, so polish keeps it or fits it to the defaults
                 chosen[req.id] = (polish(req, cut, lambda t, req=req: complies(req, t)) or cut, "trimmed")
             else:
@@ -354,7 +365,7 @@ def make_pairs(handle, spec: Spec, requests: Sequence[Request], *, seed: int = 0
         if req.kind != "violation":
             continue
         for text in candidates[req.id]:
-            cut = trimmed(finished(text), lambda t, req=req: complies(req, t))
+            cut = trimmable(req, text) and trimmed(finished(text), lambda t, req=req: complies(req, t))
             if cut:
                 chosen[req.id] = (cut, "trimmed")
                 break
