@@ -373,6 +373,63 @@ def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     assert (again.generated, again.reused) == (0, 2) and again.manifest() == cal.manifest()
 
 
+def test_the_stop_test_is_the_hypergeometric_tail_counted_by_pair():
+    """stop_p_value against brute force: every set of `seen` pairs out of `pairs`, `good` of them agreeing
+    (both calls) at the bar; the share of sets showing ceil(right / 2) agreeing pairs or fewer."""
+    from fractions import Fraction
+    from itertools import combinations
+    from math import ceil
+
+    for pairs in (4, 7, 10):
+        for bar in (0.5, 0.75, 0.9):
+            good = ceil(bar * pairs - 1e-9)
+            population = [1] * good + [0] * (pairs - good)
+            for seen in range(pairs + 1):
+                subsets = list(combinations(population, seen))
+                for right in range(2 * seen + 1):
+                    want = Fraction(sum(1 for c in subsets if sum(c) <= (right + 1) // 2), len(subsets))
+                    assert calibrate.stop_p_value(right, 2 * seen, 2 * pairs, bar) == want
+    # fewer agreeing calls is never less surprising
+    ps = [calibrate.stop_p_value(r, 16, 128, 0.75) for r in range(17)]
+    assert ps == sorted(ps) and ps[-1] == 1
+    with pytest.raises(ValueError):
+        calibrate.stop_p_value(17, 16, 128, 0.75)
+
+
+def test_the_sequential_test_stops_a_judge_far_below_the_bar_before_the_bound_would(tmp_path):
+    """A position-biased judge (0.5) on 64 labelled pairs: the bound alone would ask it 80 of 128 calls
+    before it could no longer reach 0.75; the test stops it after 48, says why, and only ever stops:
+    a correct judge is asked everything and trusted."""
+    many = SPEC.replace('''    bad "Only an idiot asks that."
+  }''', '''    bad "Only an idiot asks that."
+  }''' + "".join(f'''
+  example "rude {i}" {{
+    user "Question number {i}?"
+    good "Sorry about that, let me help with {i}."
+    bad "Only an idiot asks question {i}."
+  }}''' for i in range(60)))
+    model = FirstJudge()
+    rep = compile_(tmp_path, model, spec=spec_of(many))
+    j = rep.manifest.judge
+    assert j["planned_calls"] == 128 and j["stopped_early"] is True and j["calls"] == 48
+    assert j["stop"]["by"] == "test" and j["stop"]["after_calls"] == 48 and 0 < j["stop"]["p"] < j["stop"]["level"] == 0.01
+    assert j["correct"] == 24 and (24 + 80) / 128 >= 0.75  # the bound alone would have asked on
+    assert j["trusted"] is False
+    assert sum(1 for role, _ in model.calls if role == "judge") == 48
+    line = calibrate.summary(rep.calibration, 0)
+    assert "stopped early of 128: a judge at 0.75 over all of them would agree this rarely with probability" in line
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "It was asked 48 of 128 planned calls: the rest was not asked once a judge at 0.75" in card
+    # a rerun replays the same decision from the store, byte for byte
+    again = FirstJudge()
+    rep2 = compile_(tmp_path, again, spec=spec_of(many), out="out2")
+    assert rep2.manifest.judge == j and again.calls == []
+    assert (tmp_path / "out2" / "README.md").read_bytes() == (tmp_path / "out" / "README.md").read_bytes()
+    good = compile_(tmp_path, correct_judge(), spec=spec_of(many), store="store3", out="out3")
+    assert good.manifest.judge["stopped_early"] is False and "stop" not in good.manifest.judge
+    assert good.manifest.judge["calls"] == 128 and good.manifest.judge["trusted"] is True
+
+
 def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
     """A position-biased judge on many examples: after the chunks that show it cannot reach the bar,
     the rest is not asked; the verdict is the same (not trusted) and reruns replay it."""
@@ -388,6 +445,7 @@ def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
     rep = compile_(tmp_path, model, spec=spec_of(many))
     j = rep.manifest.judge
     assert j["planned_calls"] == 2 * (EXAMPLES + 20) and j["stopped_early"] is True
+    assert j["stop"] == {"by": "bound", "after_calls": j["calls"]}
     assert j["calls"] < j["planned_calls"] and j["calls"] % calibrate.CHUNK == 0
     assert j["agreement"] == 0.5 and j["trusted"] is False
     assert sum(1 for role, _ in model.calls if role == "judge") == j["calls"]

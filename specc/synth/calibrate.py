@@ -16,10 +16,19 @@ reports, and decides, the same. Per-rule numbers are recorded for the rules that
 A judge that always answers "first complies, second violates" is right in exactly one of the two
 orders of every pair: 0.5.
 
-The calls run in fixed chunks of :data:`CHUNK`, in record-id order; once the judge could no longer
-reach ``min_agreement`` even if it agreed on every call left, the rest is not asked
-(``stopped_early``; ``agreement`` is then over the calls made): a 135M judge at 0.5 is known to
-fail after two chunks, and the remaining calls would decide nothing.
+The calls run in fixed chunks of :data:`CHUNK`, in record-id order (record ids are content hashes:
+an order that favours no rule). After each chunk the rest is not asked (``stopped_early``;
+``agreement`` is then over the calls made, ``stop`` says why) when
+
+* ``bound``: the judge could no longer reach ``min_agreement`` even by agreeing on every call left;
+* ``test``: a judge that would reach ``min_agreement`` over all the planned calls agrees this
+  rarely in the calls asked so far with probability below :data:`STOP_LEVEL` (``p``, a
+  hypergeometric tail, :func:`stop_p_value`).
+
+Both can only stop a judge from being trusted, never make one trusted: the error the test may make
+(at most :data:`STOP_LEVEL` at each chunk) is to drop the judge-only pairs of a judge that was good
+enough, never to verify a pair by a judge that was not. A 135M judge at about 0.5 agreement is
+stopped after one chunk by the test, after two or three by the bound alone.
 
 Policy (:attr:`Calibration.trusted`): the judge is trusted when ``agreement >= min_agreement``
 (default 0.75). With no labelled examples ``agreement`` is ``None`` and the judge is not
@@ -38,19 +47,24 @@ shards of a compile, which each calibrate the same judge, merge into the unshard
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 from specc.ir.model import Spec
 from specc.plan.model import Scenario
 from specc.synth import prompts, roles, verify
 from specc.synth.calls import CallRunner
-from specc.synth.model import Pair
+from specc.synth.model import Pair, stop_reason
 
 DEFAULT_MIN_AGREEMENT = 0.75
 # calls are made in fixed chunks (the same for every shard); after each, a judge that could no
 # longer reach min_agreement even by agreeing on every call left is not asked the rest
 CHUNK = 16
+# the sequential test's level at each chunk: how often, at most, it stops a judge that would have
+# reached min_agreement over every labelled pair (stop_p_value)
+STOP_LEVEL = Fraction(1, 100)
 SCENARIO_PREFIX = "calibration:"
 UNCALIBRATED = "judge-uncalibrated"  # the dropped reason of a judge-only scenario
 
@@ -81,7 +95,9 @@ class Calibration:
     generated: int = 0  # calibration calls made in this run
     reused: int = 0  # ... and served from the store
     needed: bool = True  # False: no planned scenario needs the judge, so it was not measured
-    stopped: bool = False  # True: the judge could no longer reach min_agreement, the rest was not asked
+    stopped: bool = False  # True: the rest was not asked (stop_by says why)
+    stop_by: str | None = None  # "bound": it could no longer reach min_agreement; "test": stop_p_value < STOP_LEVEL
+    stop_p: float | None = None  # the test's p-value where it stopped the calibration
     planned: int = 0  # calls the full calibration would make
     # the judge on pairs a person reviewed (specc review): reported apart, never part of `agreement`
     reviewer: Score | None = None
@@ -117,6 +133,9 @@ class Calibration:
             "min_agreement": self.min_agreement,
             "trusted": self.trusted,
             "stopped_early": self.stopped,
+            **({"stop": {"by": self.stop_by, "after_calls": self.calls,
+                         **({"p": float(f"{self.stop_p:.4g}"), "level": float(STOP_LEVEL)} if self.stop_by == "test" else {})}}
+               if self.stopped else {}),
             "planned_calls": self.planned,
             "by_order": {k: _round(v.agreement) for k, v in sorted(self.by_order.items())},
             "per_rule": {rid: {"agreement": _round(s.agreement), "examples": s.examples, "calls": s.calls}
@@ -129,6 +148,21 @@ class Calibration:
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
+
+
+def stop_p_value(right: int, asked: int, planned: int, min_agreement: float) -> Fraction:
+    """How likely a judge that agrees on ``min_agreement`` of all ``planned`` calls would be to agree
+    on ``right`` or fewer of the first ``asked``, were the labelled pairs asked in a random order:
+    the hypergeometric tail, exact. Counted by pair (both orders of a pair are asked together, so
+    ``asked`` and ``planned`` are even), as if the two calls of a pair always agreed together: the
+    most spread-out case, in which a low count is least surprising, so the test errs toward asking
+    on (``right`` calls count as ``ceil(right / 2)`` agreeing pairs)."""
+    pairs, seen = planned // 2, asked // 2
+    if not 0 <= seen <= pairs or not 0 <= right <= asked:
+        raise ValueError(f"{right} right of {asked} asked of {planned} planned calls")
+    good = min(pairs, math.ceil(min_agreement * pairs - 1e-9))  # the fewest agreeing pairs at the bar
+    tail = sum(math.comb(good, i) * math.comb(pairs - good, seen - i) for i in range(min(seen, (right + 1) // 2) + 1))
+    return Fraction(tail, math.comb(pairs, seen))
 
 
 def labelled_pairs(pairs: Sequence[Pair]) -> list[Pair]:
@@ -183,14 +217,20 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
     by_order = {"good_first": Score(), "bad_first": Score()}
     seen: set[str] = set()
     outcomes: list = []
-    stopped = False
+    stopped, stop_by, stop_p = False, None, None
     for start in range(0, len(calls), CHUNK):
         outcomes.extend(cal.run(calls[start : start + CHUNK]))
         right = sum(1 for (p, good_first), o in zip(owners, outcomes)
                     if o.ok and verify.by_verdict(o.value, good_first).ok)
         left = len(calls) - len(outcomes)
-        if left and min_agreement > 0 and (right + left) / len(calls) < min_agreement:
-            stopped = True  # even agreeing on every call left, the judge stays under the bar
+        if not left or min_agreement <= 0:
+            continue
+        if (right + left) / len(calls) < min_agreement:
+            stopped, stop_by = True, "bound"  # even agreeing on every call left, the judge stays under the bar
+            break
+        p_value = stop_p_value(right, len(outcomes), len(calls), min_agreement)
+        if p_value < STOP_LEVEL:
+            stopped, stop_by, stop_p = True, "test", float(p_value)  # a judge at the bar would rarely do this badly
             break
     for (p, good_first), o in zip(owners, outcomes):
         rid = p.rule_ids[0]
@@ -207,7 +247,7 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
         by_order[order] = by_order[order].add(right, 1, new)
     return Calibration(total=total, min_agreement=min_agreement, per_rule=per_rule, by_order=by_order,
                        invalid=invalid, generated=cal.generated, reused=cal.reused, stopped=stopped,
-                       planned=len(calls))
+                       stop_by=stop_by, stop_p=stop_p, planned=len(calls))
 
 
 REVIEW_PREFIX = "calibration-review:"
@@ -251,7 +291,7 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
     if c.invalid:
         head += f" ({c.invalid} without a valid verdict)"
     if c.stopped:
-        head += f", stopped early of {c.planned} (it could no longer reach {c.min_agreement:g})"
+        head += f", stopped early of {c.planned}: {stop_reason(c.manifest())}"
     if c.reviewer is not None and c.reviewer.calls:
         head += (f"; {c.reviewer.agreement:.2f} with the reviewer on {c.reviewer.calls} calls over "
                  f"{c.reviewer.examples} reviewed pairs (reported apart)")

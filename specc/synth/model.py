@@ -221,6 +221,16 @@ def per_accepted(cost: Cost, pairs: int, reviewed: int, accepted: int) -> Cost:
                                                         per_pair=per_pair)})
 
 
+def stop_reason(judge: dict) -> str:
+    """Why the judge's calibration stopped early, in words, from the manifest's ``judge`` field
+    (:meth:`specc.synth.calibrate.Calibration.manifest`): the compile summary's and the card's."""
+    stop, bar = judge.get("stop") or {}, judge.get("min_agreement")
+    if stop.get("by") == "test" and stop.get("p") is not None:
+        return (f"a judge at {bar:g} over all of them would agree this rarely with probability {stop['p']:.2g}, "
+                f"under {stop.get('level', 0):g}")
+    return f"it could no longer reach {bar:g}"
+
+
 def format_seconds(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
