@@ -225,10 +225,15 @@ def stop_reason(judge: dict) -> str:
     """Why the judge's calibration stopped early, in words, from the manifest's ``judge`` field
     (:meth:`specc.synth.calibrate.Calibration.manifest`): the compile summary's and the card's."""
     stop, bar = judge.get("stop") or {}, judge.get("min_agreement")
-    if stop.get("by") == "test" and stop.get("p") is not None:
-        return (f"a judge at {bar:g} over all of them would agree this rarely with probability {stop['p']:.2g}, "
-                f"under {stop.get('level', 0):g}")
-    return f"it could no longer reach {bar:g}"
+    if stop.get("by") != "test" or stop.get("p") is None:
+        return f"it could no longer reach {bar:g}"
+    # each of the sequential test's three tails is held to a third of its level (calibrate.sequential_test)
+    odds = f"with probability {stop['p']:.2g} (< {stop.get('level', 0) / 3:.2g})"
+    if stop.get("on") in ("good_first", "bad_first"):
+        order = "good" if stop["on"] == "good_first" else "bad"
+        return (f"it agreed on {stop.get('right')} of the {stop.get('asked')} calls with the {order} answer first; "
+                f"a judge at {bar:g} agrees on at least {max(0.0, 2 * bar - 1):g} of them, and on so few {odds}")
+    return f"it agreed on {stop.get('right')} of {stop.get('asked')} calls; a judge at {bar:g} agrees on so few {odds}"
 
 
 def format_seconds(seconds: float) -> str:
