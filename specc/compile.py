@@ -236,7 +236,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
                                    "every finished call: free some space and run the command again") from e
         raise OperationalError(f"cannot write {e.filename or options.out_dir}: {e.strerror or e}") from e
     return CompileReport(out_dir=Path(options.out_dir), manifest=written.manifest, calibration=result.calibration,
-                         cost=result.cost)
+                         cost=written.cost if written.cost is not None else result.cost)
 
 
 class Progress:

@@ -314,6 +314,79 @@ def test_a_damaged_cost_json_is_a_report_error(reference, tmp_path):
     assert res.exit_code == 1 and "cost.json" in res.output and "Traceback" not in res.output
 
 
+def _review(out: Path, verdicts: dict[int, str]) -> list:
+    """Append ``verdicts`` (index among the generated pairs -> accept / reject) to OUT's reviews.jsonl."""
+    from specc.emit.reviews import Review, ReviewLog
+    from specc.review.data import load_review_set
+
+    rs = load_review_set(out)
+    generated = [p for p in rs.pairs if p.source == "generated"]
+    log = ReviewLog(out)
+    for i, verdict in verdicts.items():
+        p = generated[i]
+        log.append(Review(record_id=p.record_id, content_hash=rs.hashes[p.record_id], rule_ids=list(p.rule_ids),
+                          verdict=verdict, reason="incoherent" if verdict == "reject" else None,
+                          reviewer="ada", time="2026-12-07T00:00:00+00:00"))
+    return generated
+
+
+def markdown(out: Path) -> str:
+    """``specc report OUT --format markdown``, its Markdown escapes taken out."""
+    res = CliRunner().invoke(main, ["report", str(out), "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    return res.output.replace("\\", "")
+
+
+def test_cost_per_accepted_pair_follows_the_reviewers_verdicts(reference, tmp_path):
+    import shutil
+
+    root, report = reference
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    assert report.cost.accepted is None  # nobody reviewed: no number, and it says so
+    assert "per accepted pair: not reviewed" in "\n".join(report.cost.lines())
+    md = markdown(out)
+    assert "per accepted pair: not reviewed" in md, md
+    assert report.cost.pairs >= 3
+    generated = _review(out, {0: "accept", 1: "reject"})
+    total = report.cost.total
+    # the report, run after the review session, reads the verdicts as they stand
+    md = markdown(out)
+    assert f"per accepted pair: {total.tokens:,.0f} tokens, " in md
+    assert f"(1 accepted of 2 reviewed; {len(generated) - 2} of the {len(generated)} generated pairs not reviewed " \
+        "yet: an upper bound)" in md, md
+    _review(out, {2: "accept"})
+    assert f"per accepted pair: {total.tokens / 2:,.0f} tokens, " in markdown(out)
+    # a recompile into the reviewed directory writes it into cost.json and its summary (every call
+    # reused, plus the judge asked on the two reviewed pairs it can learn from, as calibration)
+    again = compile_to(tmp_path, store=root / "store")
+    cost = Cost.model_validate_json((out / "cost.json").read_text(encoding="utf-8"))
+    assert cost == again.cost and cost.total.calls == report.cost.total.calls + 4
+    total = cost.total
+    assert (cost.accepted.pairs, cost.accepted.reviewed, cost.accepted.accepted) == (len(generated), 3, 2)
+    assert "2 accepted of 3 reviewed, every generated pair" in "\n".join(cost.lines())
+    assert cost.accepted.per_pair["tokens"] == pytest.approx(total.tokens / 2, abs=0.1)
+    assert cost.accepted.per_pair["seconds"] == pytest.approx(total.seconds / 2, abs=1e-3)
+    assert any("per accepted pair" in line for line in again.cost.lines())
+    # with prices, money per accepted pair; every pair rejected: none accepted, no number made up
+    priced = compile_to(tmp_path, store=root / "store", prices=Prices(default=(1.0, 2.0)))
+    assert priced.cost.accepted.per_pair["cost"] == pytest.approx(priced.cost.total.cost / 2, abs=1e-6)
+    assert len(_review(out, {})) == 2  # the rejected pair is left out of the dataset now
+    _review(out, {0: "reject", 1: "reject"})
+    md = markdown(out)
+    assert "per accepted pair: none accepted (0 accepted of 3 reviewed, every generated pair)" in md, md
+
+
+def test_a_hostile_reviews_file_is_a_report_error_not_a_cost(reference, tmp_path):
+    import shutil
+
+    root, _ = reference
+    shutil.copytree(root / "out", tmp_path / "out")
+    (tmp_path / "out" / "reviews.jsonl").write_text('{"record_id": "x", "verdict": "accept"}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "out"), "--format", "markdown"])
+    assert res.exit_code == 1 and "reviews.jsonl" in res.output and "Traceback" not in res.output
+
+
 # -- spending less per pair -----------------------------------------------------------------------
 
 

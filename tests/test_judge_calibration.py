@@ -9,6 +9,7 @@ the embedded SmolLM2 through llama.cpp as the judge when that engine is installe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -78,6 +79,16 @@ def spec_of(text: str = SPEC):
     res = load_text(text, "judge.spec")
     assert res.spec is not None, [d.message for d in res.diagnostics]
     return res.spec
+
+
+class NeverJudge(FakeModel):
+    """A judge that never gives a right verdict: both answers violate."""
+
+    def answer(self, role, messages):
+        if role == "judge":
+            return json.dumps({"first": "violates", "second": "violates",
+                               "cited_rules": [judged_rule(messages[-1]["content"])], "reason": "ok"})
+        return super().answer(role, messages)
 
 
 class FirstJudge(FakeModel):
@@ -373,28 +384,123 @@ def test_embedded_smollm2_judge_is_measured_through_the_store(tmp_path):
     assert (again.generated, again.reused) == (0, 2) and again.manifest() == cal.manifest()
 
 
-def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
-    """A position-biased judge on many examples: after the chunks that show it cannot reach the bar,
-    the rest is not asked; the verdict is the same (not trusted) and reruns replay it."""
-    many = SPEC.replace('''    bad "Only an idiot asks that."
+def test_the_stop_test_is_the_hypergeometric_tail_counted_by_pair():
+    """stop_p_value against brute force: every set of `seen` pairs out of `pairs`, `good` of them agreeing
+    (both calls) at the bar; the share of sets showing ceil(right / 2) agreeing pairs or fewer."""
+    from fractions import Fraction
+    from itertools import combinations
+    from math import ceil
+
+    for pairs in (4, 7, 10):
+        for bar in (0.5, 0.75, 0.9):
+            good = ceil(bar * pairs - 1e-9)
+            population = [1] * good + [0] * (pairs - good)
+            for seen in range(pairs + 1):
+                subsets = list(combinations(population, seen))
+                for right in range(2 * seen + 1):
+                    want = Fraction(sum(1 for c in subsets if sum(c) <= (right + 1) // 2), len(subsets))
+                    assert calibrate.stop_p_value(right, 2 * seen, 2 * pairs, bar) == want
+            # one order: one call per pair, a judge at the bar agrees on 2 * bar - 1 of each order at least
+            least = max(0, ceil((2 * bar - 1) * pairs - 1e-9))
+            order = [1] * least + [0] * (pairs - least)
+            for seen in range(pairs + 1):
+                subsets = list(combinations(order, seen))
+                for right in range(seen + 1):
+                    want = Fraction(sum(1 for c in subsets if sum(c) <= right), len(subsets))
+                    assert calibrate.order_p_value(right, seen, pairs, bar) == want
+    # fewer agreeing calls is never less surprising
+    ps = [calibrate.stop_p_value(r, 16, 128, 0.75) for r in range(17)]
+    assert ps == sorted(ps) and ps[-1] == 1
+    with pytest.raises(ValueError):
+        calibrate.stop_p_value(17, 16, 128, 0.75)
+
+
+def _many(n: int) -> str:
+    """SPEC with ``n`` more labelled examples on the checked rule."""
+    return SPEC.replace('''    bad "Only an idiot asks that."
   }''', '''    bad "Only an idiot asks that."
   }''' + "".join(f'''
   example "rude {i}" {{
     user "Question number {i}?"
     good "Sorry about that, let me help with {i}."
     bad "Only an idiot asks question {i}."
-  }}''' for i in range(20)))
+  }}''' for i in range(n)))
+
+
+class EvenJudge(FakeModel):
+    """A correct judge that turns its verdicts round on about half of the pairs (chosen by a hash of
+    the two answers, so in both orders): about 0.5 overall and in each order, without a bias."""
+
+    def __init__(self):
+        super().__init__(bad_texts=BAD_TEXTS)
+
+    def answer(self, role, messages):
+        out = super().answer(role, messages)
+        if role != "judge":
+            return out
+        pair = "|".join(sorted(judged_answers(messages[-1]["content"])))
+        if int(hashlib.sha256(pair.encode()).hexdigest(), 16) % 2:
+            v = json.loads(out)
+            v["first"], v["second"] = v["second"], v["first"]
+            out = json.dumps(v)
+        return out
+
+
+def test_the_sequential_test_stops_a_position_biased_judge_after_one_chunk(tmp_path):
+    """A position-biased judge (always "first complies": right with the good answer first, wrong with
+    the bad one first) on 64 labelled pairs: the bound alone would ask it 80 of 128 calls before it
+    could no longer reach 0.75; the test stops it after 16 and says why. It only ever stops: a
+    correct judge is asked everything and trusted."""
     model = FirstJudge()
-    rep = compile_(tmp_path, model, spec=spec_of(many))
+    rep = compile_(tmp_path, model, spec=spec_of(_many(60)))
+    j = rep.manifest.judge
+    assert j["planned_calls"] == 128 and j["stopped_early"] is True and j["calls"] == 16
+    stop = j["stop"]
+    assert stop["by"] == "test" and stop["after_calls"] == 16 and stop["on"] == "bad_first"
+    assert (stop["right"], stop["asked"]) == (0, 8) and 0 < stop["p"] < stop["level"] / 3 and stop["level"] == 0.01
+    assert j["correct"] == 8 and (8 + 112) / 128 >= 0.75  # the bound alone would have asked on
+    assert j["trusted"] is False
+    assert sum(1 for role, _ in model.calls if role == "judge") == 16
+    line = calibrate.summary(rep.calibration, 0)
+    assert ("the other 112 of its 128 calls were not asked: it agreed on 0 of the 8 calls with the bad answer "
+            "first; a judge at 0.75 agrees on at least 0.5 of them, and on so few with probability 0.0024 (< 0.0033)") \
+        in line, line
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "It was asked 16 of 128 planned calls: the rest was not asked once it agreed on 0 of the 8" in card
+    # a rerun replays the same decision from the store, byte for byte
+    again = FirstJudge()
+    rep2 = compile_(tmp_path, again, spec=spec_of(_many(60)), out="out2")
+    assert rep2.manifest.judge == j and again.calls == []
+    assert (tmp_path / "out2" / "README.md").read_bytes() == (tmp_path / "out" / "README.md").read_bytes()
+    good = compile_(tmp_path, correct_judge(), spec=spec_of(_many(60)), store="store3", out="out3")
+    assert good.manifest.judge["stopped_early"] is False and "stop" not in good.manifest.judge
+    assert good.manifest.judge["calls"] == 128 and good.manifest.judge["trusted"] is True
+
+
+def test_calibration_stops_once_the_judge_cannot_reach_the_bar(tmp_path):
+    """A judge that never gives the right verdict on many examples: after the chunk that shows it
+    cannot reach the bar, the rest is not asked; the verdict is the same (not trusted) and reruns
+    replay it."""
+    many = spec_of(_many(20))
+    model = NeverJudge()
+    rep = compile_(tmp_path, model, spec=many)
     j = rep.manifest.judge
     assert j["planned_calls"] == 2 * (EXAMPLES + 20) and j["stopped_early"] is True
+    assert j["stop"] == {"by": "bound", "after_calls": j["calls"]}
     assert j["calls"] < j["planned_calls"] and j["calls"] % calibrate.CHUNK == 0
-    assert j["agreement"] == 0.5 and j["trusted"] is False
+    assert j["agreement"] == 0.0 and j["trusted"] is False
     assert sum(1 for role, _ in model.calls if role == "judge") == j["calls"]
-    again = FirstJudge()
-    rep2 = compile_(tmp_path, again, spec=spec_of(many))
+    assert "the other 32 of its 48 calls were not asked: it could no longer reach 0.75" in \
+        calibrate.summary(rep.calibration, 0)
+    again = NeverJudge()
+    rep2 = compile_(tmp_path, again, spec=many)
     assert rep2.manifest.judge == j and again.calls == []
+    # a judge at 0.5 in each order, without a bias, is stopped by the test on all its calls
+    even = compile_(tmp_path, EvenJudge(), spec=spec_of(_many(60)), store="store4", out="out4").manifest.judge
+    assert even["stop"]["by"] == "test" and even["stop"]["on"] == "all" and even["calls"] < 80, even
+    assert min(even["by_order"].values()) > 0
+    many_text = many
     # a judge that agrees is asked everything
-    rep3 = compile_(tmp_path, correct_judge(), spec=spec_of(many), store="store3", out="out3")
+    rep3 = compile_(tmp_path, correct_judge(), spec=many_text, store="store3", out="out3")
     assert rep3.manifest.judge["stopped_early"] is False
     assert rep3.manifest.judge["calls"] == rep3.manifest.judge["planned_calls"]

@@ -282,6 +282,31 @@ def test_rerun_generates_nothing_and_gives_the_same_files(compiled, tmp_path):
     assert a == b
 
 
+def test_a_token_budget_stops_a_real_compile_and_the_rerun_gives_the_same_data(compiled, tmp_path):
+    """--max-tokens on the real engine: a third of what the unbudgeted compile spent stops it (exit 3,
+    no dataset written, every finished call stored); the rerun without a budget reuses those calls,
+    generates the rest and writes the unbudgeted compile's files byte for byte."""
+    root, _ = compiled
+    spent = json.loads((root / "out" / "cost.json").read_text(encoding="utf-8"))["total"]
+    budget = (spent["prompt_tokens"] + spent["completion_tokens"]) // 3
+    assert budget > 0
+    args = ["compile", str(SPEC), "-o", str(tmp_path / "out"), "--store", str(tmp_path / "store"),
+            "--engine", "llamacpp", *CLI]
+    res = CliRunner().invoke(main, [*args, "--max-tokens", str(budget)])
+    assert res.exit_code == 3, res.output
+    assert f"budget reached (--max-tokens {budget})" in res.output and "run the command again" in res.output
+    stopped = re.search(r"this run generated (\d+) model calls, ([\d,]+) tokens", res.output)
+    assert stopped and int(stopped[2].replace(",", "")) >= budget, res.output
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    reused = re.search(r"cost: (\d+) calls, .*; (\d+) calls generated now, (\d+) reused", res.output)
+    assert reused and int(reused[3]) == int(stopped[1]) and int(reused[1]) == spent["calls"], res.output
+    a, b = _files(root / "out"), _files(tmp_path / "out")
+    assert _without_run_stats(a.pop("manifest.json")) == _without_run_stats(b.pop("manifest.json"))
+    assert a == b and any(k.startswith("data/") for k in a)
+
+
 def test_missing_llama_cpp_exits_3_and_writes_nothing(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from specc.synth.model import SynthStats
+from specc.synth.model import SynthStats, stop_reason
 
 
 def _q(s: str) -> str:
@@ -75,6 +75,9 @@ def judge_line(judge: dict, judge_model: str, stats: SynthStats) -> str:
         measured = (f"{who} agreed with the spec's labelled examples on {judge['correct']} of {judge['calls']} "
                     f"calls ({judge['examples']} examples, each shown in both orders): agreement "
                     f"{judge['agreement']:.2f}, minimum {judge['min_agreement']:g}.")
+        if judge.get("stopped_early"):
+            measured += (f" It was asked {judge['calls']} of {judge.get('planned_calls', '?')} planned calls: the rest "
+                         f"was not asked once {stop_reason(judge)}.")
     if judge["trusted"]:
         verdict = ("It was trusted: pairs with `verified_by: judge` rest on its verdicts."
                    if judge["min_agreement"] > 0 else

@@ -275,6 +275,18 @@ def current_verdicts(pairs: list[Pair], rule_hashes: dict[str, str], reviews: li
     return out
 
 
+def generated_verdicts(pairs: list[Pair], holds: dict[str, Review]) -> tuple[int, int, int]:
+    """(generated pairs, those of them with a verdict that holds, those accepted): what a run's cost
+    per accepted pair is divided by (:func:`specc.synth.model.per_accepted`). ``holds`` is
+    :func:`current_verdicts`'s; a rejected record the writer left out is not among ``pairs`` and
+    counts as generated unless the reviewed sides came from the spec (a spec example costs nothing)."""
+    present = {p.record_id for p in pairs}
+    ids = {p.record_id for p in pairs if p.source == "generated"}
+    ids |= {rid for rid, r in holds.items() if rid not in present and "spec" not in (r.chosen_from, r.rejected_from)}
+    verdicts = [holds[rid] for rid in ids if rid in holds]
+    return len(ids), len(verdicts), sum(1 for r in verdicts if r.verdict == "accept")
+
+
 def apply_reviews(pairs: list[Pair], rule_hashes: dict[str, str], reviews: list[Review], *,
                   accepted_only: bool = False, left_out: Iterable[str] = (),
                   applied: dict[str, str] | None = None) -> tuple[list[Pair], list[Pair], ReviewSummary]:

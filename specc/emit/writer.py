@@ -20,15 +20,16 @@ import shutil
 import stat
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dc_replace
 from pathlib import Path
 from typing import Callable
 
 from specc.emit import card, formats, manifest
 from specc.emit.manifest import Manifest
-from specc.emit.reviews import read_reviews, reviewed_result
+from specc.emit.reviews import current_verdicts, generated_verdicts, read_reviews, reviewed_result
 from specc.files import UnsafeWrite, exchange, is_within, load_json, short_name, write_atomic
 from specc.plan.model import Split
+from specc.synth.model import per_accepted
 
 FILE_FORMATS = ("jsonl", "parquet")
 COST_FILE = "cost.json"  # what the run that wrote the dataset spent (specc.synth.model.Cost)
@@ -40,6 +41,7 @@ class Written:
     files: dict[Split, str | None]  # split -> path relative to dir
     counts: dict[Split, int]
     manifest: Manifest
+    cost: object = None  # the specc.synth.model.Cost written as cost.json (per accepted pair where reviewed)
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -131,6 +133,9 @@ def write_dataset(out_dir: Path, *, result, spec, spec_file: str, plan, fmt: str
         # the records of the dataset: pairs that give rows in this format (a one-sided example gives
         # no DPO row), as `specc review` and a merge of the rows count them
         records = sum(1 for p in result.pairs if formats.rows_for(p, fmt, []))
+        if getattr(result, "cost", None) is not None:  # what a pair the person accepted cost
+            holds = current_verdicts(list(result.pairs), {r.id: r.hash for r in spec.rules}, reviews)
+            result = dc_replace(result, cost=per_accepted(result.cost, *generated_verdicts(result.pairs, holds)))
         result, summary = reviewed_result(result, spec, reviews)
         summary.records = records
         review = summary.manifest()
@@ -294,7 +299,7 @@ def _write_whole(out_dir: Path, args: dict) -> Written | None:
         shutil.rmtree(staging, ignore_errors=True)
         if held is not None:
             os.close(held)
-    return Written(Path(out_dir), written.files, written.counts, written.manifest)
+    return Written(Path(out_dir), written.files, written.counts, written.manifest, written.cost)
 
 
 def _write(out_dir: Path, data_dir: Path, *, review: dict | None = None, result, spec, spec_file: str, plan, fmt: str, file_format: str,
@@ -346,4 +351,4 @@ def _write(out_dir: Path, data_dir: Path, *, review: dict | None = None, result,
     elif (out_dir / COST_FILE).is_file() and not (out_dir / COST_FILE).is_symlink():
         (out_dir / COST_FILE).unlink()  # an earlier compile's: it does not describe this data
     write_atomic(out_dir / "manifest.json", blobs["manifest.json"], within=out_dir)
-    return Written(out_dir, files, counts, man)
+    return Written(out_dir, files, counts, man, cost)

@@ -112,7 +112,8 @@ def render_markdown(s: Summary) -> str:
             money = f" {_md(format_money(v.cost))} |" if c.total.cost is not None else ""
             out.append(f"| {role if role.startswith('**') else _code(role)} | {v.calls} | {v.prompt_tokens:,} | "
                        f"{v.completion_tokens:,} | {v.seconds:,.1f} |{money}")
-        out += ["", _md(" ".join(line.strip() for line in c.lines()[1:2])), ""]
+        out += ["", _md(c.lines()[1].strip()), "", _md(next(line for line in c.lines() if "per accepted pair" in line)
+                                                     .strip()), ""]
     if s.review:
         out += review_markdown(s.review)
     if s.evals:

@@ -265,6 +265,16 @@ def read_inputs(directory: Path, *, evals: list[Path] = (), diff: Path | None = 
         inp.rules, inp.planned = read_spec(spec, man)
     inp.cost = read_cost(Path(directory))
     inp.review = review_stats(Path(directory), typed, inp.records)
+    if inp.cost is not None:
+        # the verdicts as they stand now (a review after the compile that wrote cost.json counts);
+        # none: "not reviewed", whatever cost.json said when it was written
+        from specc.synth.model import per_accepted
+
+        counts = (inp.review or {}).get("generated") or (0, 0, 0)
+        try:
+            inp.cost = per_accepted(inp.cost, *counts)
+        except ValueError as e:
+            raise ReportError(f"{directory}: {e}") from None
     return inp
 
 
@@ -293,8 +303,8 @@ def review_stats(directory: Path, manifest: Manifest, records: list[dict]) -> di
     """The verdicts that hold for the dataset's records now (``specc review``), counted per rule,
     by the origin of each side and by reason; None where nobody reviewed it."""
     from specc.emit.merge import MergeError, pairs_of
-    from specc.emit.reviews import (ReviewsError, current_verdicts, read_reviews, reviewed_records,
-                                    written_as_reviewed)
+    from specc.emit.reviews import (ReviewsError, current_verdicts, generated_verdicts, read_reviews,
+                                    reviewed_records, written_as_reviewed)
 
     try:
         reviews = read_reviews(directory)
@@ -314,6 +324,7 @@ def review_stats(directory: Path, manifest: Manifest, records: list[dict]) -> di
     left_out = manifest.review.rejected_records if manifest.review is not None else []
     holds = current_verdicts(pairs, hashes, reviews, left_out, applied=written_as_reviewed(manifest.review))
     out = {"records": len(pairs) + sum(1 for rid in left_out if rid in holds), "reviewed": len(holds),
+           "generated": list(generated_verdicts(pairs, holds)),
            "accepted": 0, "edited": 0, "swapped": 0, "per_rule": {}, "by_origin": {}, "reasons": {},
            "notes": [], "outdated": len(set(reviewed_records(reviews)) - set(holds)),
            "reviewers": sorted({r.reviewer for r in holds.values()})}

@@ -16,17 +16,24 @@ reports, and decides, the same. Per-rule numbers are recorded for the rules that
 A judge that always answers "first complies, second violates" is right in exactly one of the two
 orders of every pair: 0.5.
 
-The calls run in fixed chunks of :data:`CHUNK`, in record-id order; once the judge could no longer
-reach ``min_agreement`` even if it agreed on every call left, the rest is not asked
-(``stopped_early``; ``agreement`` is then over the calls made): a 135M judge at 0.5 is known to
-fail after two chunks, and the remaining calls would decide nothing.
+The calls run in fixed chunks of :data:`CHUNK`, in record-id order (record ids are content hashes:
+an order that favours no rule). After each chunk the rest is not asked (``stopped_early``;
+``agreement`` is then over the calls made, ``stop`` says why) when
 
-Policy (:attr:`Calibration.trusted`): the judge is trusted when ``agreement >= min_agreement``
-(default 0.75). With no labelled examples ``agreement`` is ``None`` and the judge is not
-trusted. ``min_agreement == 0`` trusts any judge, even an unmeasured one (the numbers are still
-measured and reported). An untrusted judge verifies nothing: the pipeline drops every scenario
-that only the judge could verify (:func:`specc.synth.verify.needs_judge`) as
-``judge-uncalibrated`` before any call is made for it.
+* ``bound``: the judge could no longer reach ``min_agreement`` even by agreeing on every call left;
+* ``test``: a judge that would reach ``min_agreement`` over all the planned calls would do this
+  badly with probability under :data:`STOP_LEVEL` (:func:`sequential_test`). Three exact
+  hypergeometric tails, each at a third of the level, had the labelled pairs been asked in a random
+  order: the agreeing calls of all the pairs asked (counted by pair, as if both orders of a pair
+  always agreed together: the most spread-out case, so it errs toward asking on), and those of each
+  order alone: a judge at ``min_agreement`` overall agrees on at least ``2 * min_agreement - 1`` of
+  the calls in each order, the other order giving at most all of its own. A position-biased judge
+  (always "the first answer complies", the embedded 135M model) agrees on none of the calls with
+  the bad answer first, and is stopped after one chunk.
+
+Both can only stop a judge from being trusted, never make one trusted: the one error the test can
+make (under :data:`STOP_LEVEL` at each chunk) is to drop the judge-only pairs of a judge that was
+good enough, never to let a weak one verify a pair.
 
 The calls go through the :class:`~specc.synth.calls.CallRunner` and its store like every other call
 (scenario id ``calibration:<record id>``, role ``judge``, round 0, attempt 0, so the compile's
@@ -38,19 +45,44 @@ shards of a compile, which each calibrate the same judge, merge into the unshard
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 from specc.ir.model import Spec
 from specc.plan.model import Scenario
 from specc.synth import prompts, roles, verify
 from specc.synth.calls import CallRunner
-from specc.synth.model import Pair
+from specc.synth.model import Pair, stop_reason
 
 DEFAULT_MIN_AGREEMENT = 0.75
 # calls are made in fixed chunks (the same for every shard); after each, a judge that could no
 # longer reach min_agreement even by agreeing on every call left is not asked the rest
 CHUNK = 16
+# the sequential test's level at each chunk: how often, at most, it stops a judge that would have
+# reached min_agreement over every labelled pair (sequential_test: three tails at a third each)
+STOP_LEVEL = Fraction(1, 100)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a calibration stopped early: ``bound`` (it could no longer reach the bar) or ``test``
+    (:func:`sequential_test`: ``on`` which calls, ``all``, ``good_first`` or ``bad_first``, with
+    ``right`` of ``asked`` agreeing and the tail ``p``)."""
+
+    by: str
+    after_calls: int
+    on: str | None = None
+    right: int | None = None
+    asked: int | None = None
+    p: float | None = None
+
+    def manifest(self) -> dict:
+        if self.by != "test":
+            return {"by": self.by, "after_calls": self.after_calls}
+        return {"by": self.by, "after_calls": self.after_calls, "on": self.on, "right": self.right,
+                "asked": self.asked, "p": float(f"{self.p:.4g}"), "level": float(STOP_LEVEL)}
 SCENARIO_PREFIX = "calibration:"
 UNCALIBRATED = "judge-uncalibrated"  # the dropped reason of a judge-only scenario
 
@@ -81,7 +113,8 @@ class Calibration:
     generated: int = 0  # calibration calls made in this run
     reused: int = 0  # ... and served from the store
     needed: bool = True  # False: no planned scenario needs the judge, so it was not measured
-    stopped: bool = False  # True: the judge could no longer reach min_agreement, the rest was not asked
+    stopped: bool = False  # True: the rest was not asked (stop says why)
+    stop: Stop | None = None
     planned: int = 0  # calls the full calibration would make
     # the judge on pairs a person reviewed (specc review): reported apart, never part of `agreement`
     reviewer: Score | None = None
@@ -117,6 +150,7 @@ class Calibration:
             "min_agreement": self.min_agreement,
             "trusted": self.trusted,
             "stopped_early": self.stopped,
+            **({"stop": self.stop.manifest()} if self.stop is not None else {}),
             "planned_calls": self.planned,
             "by_order": {k: _round(v.agreement) for k, v in sorted(self.by_order.items())},
             "per_rule": {rid: {"agreement": _round(s.agreement), "examples": s.examples, "calls": s.calls}
@@ -129,6 +163,56 @@ class Calibration:
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
+
+
+def tail(right: int, seen: int, population: int, good: int) -> Fraction:
+    """P(X <= right), X the agreeing draws among ``seen`` drawn without replacement from
+    ``population`` of which ``good`` agree: the hypergeometric tail, exact."""
+    if not 0 <= seen <= population or not 0 <= good <= population or right < 0:
+        raise ValueError(f"{right} of {seen} drawn from {population} with {good} agreeing")
+    return Fraction(sum(math.comb(good, i) * math.comb(population - good, seen - i)
+                        for i in range(min(seen, right) + 1)), math.comb(population, seen))
+
+
+def _at_least(share: float, n: int) -> int:
+    return min(n, max(0, math.ceil(share * n - 1e-9)))
+
+
+def stop_p_value(right: int, asked: int, planned: int, min_agreement: float) -> Fraction:
+    """How likely a judge that agrees on ``min_agreement`` of all ``planned`` calls would be to agree
+    on ``right`` or fewer of the first ``asked``, were the labelled pairs asked in a random order.
+    Counted by pair (both orders of a pair are asked together, so ``asked`` and ``planned`` are
+    even), as if the two calls of a pair always agreed together: the most spread-out case, in which
+    a low count is least surprising (``right`` calls count as ``ceil(right / 2)`` agreeing pairs)."""
+    if not 0 <= right <= asked:
+        raise ValueError(f"{right} right of {asked} asked")
+    pairs = planned // 2
+    return tail((right + 1) // 2, asked // 2, pairs, _at_least(min_agreement, pairs))
+
+
+def order_p_value(right: int, asked: int, pairs: int, min_agreement: float) -> Fraction:
+    """How likely a judge that agrees on ``min_agreement`` of all ``2 * pairs`` calls would be to agree
+    on ``right`` or fewer of the first ``asked`` calls of one order (one call per pair): overall
+    ``min_agreement`` needs at least ``2 * min_agreement - 1`` of each order, the other order giving
+    at most all of its ``pairs``."""
+    if not 0 <= right <= asked:
+        raise ValueError(f"{right} right of {asked} asked")
+    return tail(right, asked, pairs, _at_least(2 * min_agreement - 1, pairs))
+
+
+def sequential_test(owners: Sequence, agreed: Sequence[bool], planned: int, min_agreement: float) -> Stop | None:
+    """The test's stop after the calls asked so far (``agreed``, in the order of ``owners``: (pair,
+    good side first) per call), or None: the smallest of the three tails, where it is under a third
+    of :data:`STOP_LEVEL` (a Bonferroni share, so the three together stay under the level)."""
+    asked = len(agreed)
+    found = [("all", sum(agreed), asked, stop_p_value(sum(agreed), asked, planned, min_agreement))]
+    for order, good_first in (("good_first", True), ("bad_first", False)):
+        calls = [a for (_, gf), a in zip(owners, agreed) if gf is good_first]
+        found.append((order, sum(calls), len(calls), order_p_value(sum(calls), len(calls), planned // 2, min_agreement)))
+    on, right, n, p = min(found, key=lambda f: f[3])
+    if p < STOP_LEVEL / 3:
+        return Stop("test", asked, on=on, right=right, asked=n, p=float(p))
+    return None
 
 
 def labelled_pairs(pairs: Sequence[Pair]) -> list[Pair]:
@@ -183,14 +267,18 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
     by_order = {"good_first": Score(), "bad_first": Score()}
     seen: set[str] = set()
     outcomes: list = []
-    stopped = False
+    stop = None
     for start in range(0, len(calls), CHUNK):
         outcomes.extend(cal.run(calls[start : start + CHUNK]))
-        right = sum(1 for (p, good_first), o in zip(owners, outcomes)
-                    if o.ok and verify.by_verdict(o.value, good_first).ok)
+        agreed = [o.ok and verify.by_verdict(o.value, good_first).ok for (_, good_first), o in zip(owners, outcomes)]
         left = len(calls) - len(outcomes)
-        if left and min_agreement > 0 and (right + left) / len(calls) < min_agreement:
-            stopped = True  # even agreeing on every call left, the judge stays under the bar
+        if not left or min_agreement <= 0:
+            continue
+        if (sum(agreed) + left) / len(calls) < min_agreement:
+            stop = Stop("bound", len(outcomes))  # even agreeing on every call left, the judge stays under the bar
+        else:  # a judge at the bar would rarely do this badly
+            stop = sequential_test(owners, agreed, len(calls), min_agreement)
+        if stop is not None:
             break
     for (p, good_first), o in zip(owners, outcomes):
         rid = p.rule_ids[0]
@@ -206,8 +294,8 @@ def calibrate(spec: Spec, runner: CallRunner, examples: Sequence[Pair], *,
         order = "good_first" if good_first else "bad_first"
         by_order[order] = by_order[order].add(right, 1, new)
     return Calibration(total=total, min_agreement=min_agreement, per_rule=per_rule, by_order=by_order,
-                       invalid=invalid, generated=cal.generated, reused=cal.reused, stopped=stopped,
-                       planned=len(calls))
+                       invalid=invalid, generated=cal.generated, reused=cal.reused, stopped=stop is not None,
+                       stop=stop, planned=len(calls))
 
 
 REVIEW_PREFIX = "calibration-review:"
@@ -250,8 +338,6 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
     head = f"judge agreement {c.agreement:.2f} on {c.calls} example call{'s' if c.calls != 1 else ''}"
     if c.invalid:
         head += f" ({c.invalid} without a valid verdict)"
-    if c.stopped:
-        head += f", stopped early of {c.planned} (it could no longer reach {c.min_agreement:g})"
     if c.reviewer is not None and c.reviewer.calls:
         head += (f"; {c.reviewer.agreement:.2f} with the reviewer on {c.reviewer.calls} calls over "
                  f"{c.reviewer.examples} reviewed pairs (reported apart)")
@@ -261,4 +347,6 @@ def summary(calibration: Calibration | None, dropped: int) -> str | None:
         return f"{head}: trusted by --min-judge-agreement 0{weak}"
     if c.trusted:
         return f"{head} (>= {c.min_agreement:g}): trusted"
-    return f"{head} (< {c.min_agreement:g}){lost}; name a stronger judge with --judge MODEL"
+    stopped = (f"; the other {c.planned - c.calls} of its {c.planned} calls were not asked: {stop_reason(c.manifest())}"
+               if c.stopped else "")
+    return f"{head} (< {c.min_agreement:g}){lost}; name a stronger judge with --judge MODEL{stopped}"

@@ -106,6 +106,38 @@ class Spend(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
+class Accepted(BaseModel):
+    """What one pair a person accepted cost (``specc review``): the run's total divided by the
+    generated pairs whose verdict, on their current content, is *accept*. ``pairs``: generated pairs
+    in the dataset; ``reviewed``: of them, those with a verdict (accept or reject) that holds;
+    ``per_pair`` is None where none was accepted. While ``reviewed < pairs`` the figure is an upper
+    bound: pairs not yet reviewed may be accepted too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pairs: NonNegativeInt
+    reviewed: NonNegativeInt
+    accepted: NonNegativeInt
+    per_pair: dict[str, NonNegativeFloat] | None = None
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.pairs - self.reviewed)
+
+    def line(self) -> str:
+        of = f"{self.accepted} accepted of {self.reviewed} reviewed" + (
+            f"; {self.pending} of the {self.pairs} generated pairs not reviewed yet: an upper bound"
+            if self.pending else ", every generated pair")
+        if self.per_pair is None:
+            return f"  per accepted pair: none accepted ({of})"
+        pp = self.per_pair
+        money = f", money {format_money(pp['cost'])}" if "cost" in pp else ""
+        return f"  per accepted pair: {pp['tokens']:,.0f} tokens{money}, {format_seconds(pp['seconds'])} ({of})"
+
+
+NOT_REVIEWED = "  per accepted pair: not reviewed (no verdicts in reviews.jsonl; `specc review DIR`)"
+
+
 class Cost(BaseModel):
     """What the calls behind a dataset cost (``cost.json`` beside the manifest).
 
@@ -133,6 +165,8 @@ class Cost(BaseModel):
     counted: dict[str, NonNegativeInt] = {}
     wall_seconds: NonNegativeFloat = 0.0
     prices: dict[str, Any] | None = None
+    # per pair a person accepted (specc review); None: nobody has reviewed the dataset's pairs
+    accepted: Accepted | None = None
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -161,12 +195,45 @@ class Cost(BaseModel):
                             if cost.dropped_share_by_reason else ""))
         else:
             lines.append(f"  no verified pair: {cost.dropped_share:.0%} of the tokens went to dropped scenarios")
+        lines.append(cost.accepted.line() if cost.accepted is not None else NOT_REVIEWED)
         lines.append("  by role: " + "; ".join(f"{role} {v.tokens:,}" for role, v in
                                               sorted(cost.by_role.items(), key=lambda kv: -kv[1].tokens)))
         estimated = cost.counted.get("estimate", 0) + cost.counted.get("unknown", 0)
         if estimated:
             lines.append(f"  note: the tokens of {estimated} calls are estimated or not known (docs/cost.md)")
         return lines
+
+
+def per_accepted(cost: Cost, pairs: int, reviewed: int, accepted: int) -> Cost:
+    """``cost`` with what a pair a person accepted cost (:class:`Accepted`): ``pairs`` generated pairs
+    in the dataset, ``reviewed`` of them with a verdict that holds, ``accepted`` of those accepted.
+    ``reviewed == 0`` leaves ``accepted`` None: not reviewed, no number."""
+    if not 0 <= accepted <= reviewed <= pairs:
+        raise ValueError(f"accepted {accepted} <= reviewed {reviewed} <= pairs {pairs} does not hold")
+    if reviewed == 0:
+        return cost.model_copy(update={"accepted": None})
+    t = cost.total
+    per_pair = None
+    if accepted:
+        per_pair = {"tokens": round(t.tokens / accepted, 1), "seconds": round(t.seconds / accepted, 3),
+                    **({"cost": round(t.cost / accepted, 6)} if t.cost is not None else {})}
+    return cost.model_copy(update={"accepted": Accepted(pairs=pairs, reviewed=reviewed, accepted=accepted,
+                                                        per_pair=per_pair)})
+
+
+def stop_reason(judge: dict) -> str:
+    """Why the judge's calibration stopped early, in words, from the manifest's ``judge`` field
+    (:meth:`specc.synth.calibrate.Calibration.manifest`): the compile summary's and the card's."""
+    stop, bar = judge.get("stop") or {}, judge.get("min_agreement")
+    if stop.get("by") != "test" or stop.get("p") is None:
+        return f"it could no longer reach {bar:g}"
+    # each of the sequential test's three tails is held to a third of its level (calibrate.sequential_test)
+    odds = f"with probability {stop['p']:.2g} (< {stop.get('level', 0) / 3:.2g})"
+    if stop.get("on") in ("good_first", "bad_first"):
+        order = "good" if stop["on"] == "good_first" else "bad"
+        return (f"it agreed on {stop.get('right')} of the {stop.get('asked')} calls with the {order} answer first; "
+                f"a judge at {bar:g} agrees on at least {max(0.0, 2 * bar - 1):g} of them, and on so few {odds}")
+    return f"it agreed on {stop.get('right')} of {stop.get('asked')} calls; a judge at {bar:g} agrees on so few {odds}"
 
 
 def format_seconds(seconds: float) -> str:
