@@ -40,6 +40,15 @@ def workspace(tmp_path_factory) -> Path:
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(
     server_command=[sys.executable, "-c", "from specc.cli import main; main()", "lsp"], server_env=_ENV))
 async def client(lsp_client: LanguageClient, workspace: Path):
+    features = lsp_client.protocol.fm.features
+    store = features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
+
+    def record(params: types.PublishDiagnosticsParams) -> None:
+        published.append((params.uri, params.version, list(params.diagnostics)))
+        _published_version[params.uri] = params.version
+        store(params)
+
+    features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = record
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=types.ClientCapabilities(), root_uri=workspace.as_uri(),
         workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]))
@@ -49,7 +58,9 @@ async def client(lsp_client: LanguageClient, workspace: Path):
 
 # -- helpers ------------------------------------------------------------------------------
 
-_versions: dict[str, int] = {}
+_versions: dict[str, int] = {}  # open document -> the version the client sent last
+_published_version: dict[str, int | None] = {}  # document -> the version of its latest diagnostics
+published: list[tuple[str, int | None, list[types.Diagnostic]]] = []  # every publish, in order
 
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None) -> str:
@@ -70,14 +81,18 @@ def change_doc(client: LanguageClient, uri: str, text: str) -> None:
 
 
 def close_doc(client: LanguageClient, uri: str) -> None:
+    _versions.pop(uri, None)
     client.text_document_did_close(types.DidCloseTextDocumentParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
 
 
 async def diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
-    """The next diagnostics published for ``uri`` (after open_doc or change_doc forgot the old)."""
+    """The next diagnostics published for ``uri`` (after open_doc or change_doc forgot the old), of
+    the version the client sent last (the server checks in the background: the diagnostics that
+    clear a document closed by an earlier test may come after it was opened again)."""
     async with asyncio.timeout(WAIT_S):
-        while uri not in client.diagnostics:
+        while uri not in client.diagnostics or _published_version.get(uri) != _versions.get(uri):
+            client.diagnostics.pop(uri, None)
             await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     return list(client.diagnostics[uri])
 
