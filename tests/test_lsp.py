@@ -391,6 +391,75 @@ async def test_a_half_typed_file_gets_diagnostics_and_the_server_keeps_answering
     close_doc(client, uri)
 
 
+def _slow_to_check(n_rules: int = 500, errors: int = 12) -> tuple[str, str]:
+    """A generated spec, and the same with an opening quote dropped in ``errors`` statements spread
+    over it: each syntax error costs the parser's error recovery a parse of the whole text, so the
+    broken text takes seconds to check (an editor's unclosed quotes, many at once)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from frontend import generate
+    finally:
+        sys.path.pop(0)
+    text = generate(n_rules)
+    lines = text.split("\n")
+    statements = [i for i, line in enumerate(lines) if line.lstrip().startswith(("must", "should"))]
+    for i in statements[::len(statements) // errors][:errors]:
+        lines[i] = lines[i].replace(' "', " ", 1)
+    return text, "\n".join(lines)
+
+
+SLOW_WAIT_S = 120  # a broken file's check on a loaded machine
+
+
+async def published_version(client: LanguageClient, uri: str, version: int) -> None:
+    async with asyncio.timeout(SLOW_WAIT_S):
+        while _published_version.get(uri) != version:
+            await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+
+
+async def test_hover_answers_from_the_last_check_while_a_slow_check_runs(client, workspace):
+    text, broken = _slow_to_check()
+    path = workspace / "slow_hover.spec"
+    path.write_text(text, encoding="utf-8")
+    uri = open_doc(client, path)
+    await published_version(client, uri, 1)
+    rule = pos(text, "rule r250", len("rule r"))
+    assert "r250" in await hover_text(client, uri, rule)
+    change_doc(client, uri, broken)
+    t0 = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.5)  # past the pause: the broken text is being checked
+    asked = asyncio.get_running_loop().time()
+    value = await hover_text(client, uri, rule)
+    hover_s = asyncio.get_running_loop().time() - asked
+    assert _published_version.get(uri) == 1  # answered before the check of version 2 was done
+    await published_version(client, uri, 2)
+    check_s = asyncio.get_running_loop().time() - t0
+    assert "r250" in value  # from the last check, whose spec had no errors
+    assert {d.code for d in client.diagnostics[uri]} == {"E101"}
+    # the point is that it did not wait for the check; a loaded machine may slow both
+    assert hover_s < check_s / 3, (hover_s, check_s)
+    close_doc(client, uri)
+
+
+async def test_diagnostics_of_a_text_edited_while_it_was_checked_are_never_published(client, workspace):
+    text, broken = _slow_to_check()
+    path = workspace / "slow_stale.spec"
+    path.write_text(text, encoding="utf-8")
+    uri = open_doc(client, path)
+    await published_version(client, uri, 1)
+    first = list(client.diagnostics[uri])
+    start = len(published)
+    change_doc(client, uri, broken)  # version 2: seconds to check
+    await asyncio.sleep(0.5)  # past the pause: its check runs
+    change_doc(client, uri, text)  # version 3, the text of version 1 again, while 2 is checked
+    await published_version(client, uri, 3)
+    await asyncio.sleep(0.5)  # anything late would come now
+    versions = [v for u, v, _ in published[start:] if u == uri]
+    assert versions == [3], versions  # 2's check finished after 3 came: dropped, never published
+    assert list(client.diagnostics[uri]) == first
+    close_doc(client, uri)
+
+
 async def test_unknown_documents_get_an_error_not_a_crash(client, workspace):
     missing = (workspace / "nowhere.spec").as_uri()
     with pytest.raises(Exception, match="cannot read"):

@@ -167,8 +167,9 @@ class SpecServer(LanguageServer):
                 if path not in self.open_specs():  # closed meanwhile: forget() saw to it
                     continue
                 if any(self._changed_at.get(os.path.realpath(f), 0) > seen for f in checked.files):
-                    current = False  # of a text that is no longer the buffer's: checked again
-                    self.schedule(path)
+                    current = False  # of a text that is no longer the buffer's: checked again,
+                    if path not in self._pending:  # after the pause if the edit was to it
+                        self._dirty.add(path)
                     continue
                 self.checked[path] = checked
                 if checked.result.spec is not None:
