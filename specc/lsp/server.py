@@ -257,11 +257,7 @@ def _code_description(code: str) -> types.CodeDescription | None:
     return types.CodeDescription(href=f"{page.as_uri()}#{anchor(CODES[code])}")
 
 
-@functools.lru_cache(maxsize=8)
-def _lines(text: str) -> list[str]:
-    """A text's lines, split once: a publish converts hundreds of positions of the same file
-    (a 5,000-rule spec is 2.4 MB; splitting it for each took seconds)."""
-    return text.split("\n")
+_lines = analysis.lines_of
 
 
 class _Nothing:
@@ -318,7 +314,7 @@ async def hover(ls: SpecServer, params: types.HoverParams) -> types.Hover | None
     line, col = ls.server_position(text, params.position)
     checked = await ls.context(path)
     w = analysis.word_at(text, line, col)
-    lines = text.split("\n")
+    lines = _lines(text)
     value = None
     if w is not None:
         word, start, end = w
