@@ -216,3 +216,33 @@ def test_completions_block_scan_resumed_after_edits_is_the_scan_from_scratch(see
 def test_common_prefix(a: str, b: str):
     n = analysis._common_prefix(a, b)
     assert a[:n] == b[:n] and (n == min(len(a), len(b)) or a[n] != b[n])
+
+
+def test_a_check_and_the_servers_answers_leave_no_reference_cycles(workspace: Path):
+    """The language server moves what survives a check out of the garbage collector's sight
+    (`gc.freeze`, specc/lsp/server.py): that is sound only while a check, cached or not, and the
+    answers to requests leave no cyclic garbage, which only a collection would free."""
+    import gc
+
+    root = workspace / "enterprise.spec"
+    key = str(root.resolve())
+    text = root.read_text(encoding="utf-8")
+    cache = RuleCache()
+    analysis.check(root, workspace, {key: text}, cache)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        moved = text.replace("\nrule ", "\n\nrule ", 1)
+        for t in (moved, text, moved):
+            checked = analysis.check(root, workspace, {key: t}, cache)
+        analysis.check(workspace / "mix.spec", workspace, {})
+        trees = {checked.paths[d]: tree for d, tree in checked.result.files.items()}
+        assert analysis.workspace_symbols(trees, "a")
+        for path in trees:
+            analysis._axis_scopes(checked, path)
+        gc.collect()
+        ours = [o for o in gc.garbage if (getattr(o, "__module__", None) or type(o).__module__ or "").startswith("specc")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert ours == []

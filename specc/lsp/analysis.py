@@ -339,6 +339,7 @@ def _axis_scopes(checked: Checked, path: Path, seen: frozenset = frozenset()
         return chain
 
     top = walk(tree.items, base_top)
+    del walk  # a function that calls itself is a reference cycle: free it now (server.py: gc.freeze)
     return top, rules, out
 
 
@@ -454,6 +455,7 @@ def workspace_symbols(trees: dict[Path, ast.SpecFile], query: str) -> list[tuple
 
     for path in sorted(trees, key=str):
         walk(path, symbols(trees[path].items), trees[path].header.id.value)
+    del walk  # a function that calls itself is a reference cycle: free it now (server.py: gc.freeze)
     return out
 
 
