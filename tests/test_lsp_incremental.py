@@ -246,3 +246,14 @@ def test_a_check_and_the_servers_answers_leave_no_reference_cycles(workspace: Pa
         gc.set_debug(0)
         gc.garbage.clear()
     assert ours == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_completions_brace_scan_is_the_token_scan(seed: int):
+    """Completion's scan, a regex match per brace, finds the braces outside strings and comments
+    that the token-by-token scan finds, on text made of the characters that matter most."""
+    rng = random.Random(seed)
+    for _ in range(400):
+        text = "".join(rng.choice('rr""#{}\\\n ab') for _ in range(rng.randrange(60)))
+        scan = analysis._BlockScan()
+        assert scan.open_at_end(text) == _open_blocks_from_scratch(text), repr(text)

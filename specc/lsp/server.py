@@ -5,6 +5,11 @@ Every open spec is checked as ``specc check`` would check it from the workspace 
 editor's unsaved buffers in place of the files on disk. A change is checked after a short pause
 (:data:`DEBOUNCE_S`), and so is every open spec that read the changed file. A file's published
 diagnostics are those of every open spec's check that read it, each once.
+
+Checks run in a worker thread, one at a time, and requests are answered on the event loop
+meanwhile from the last finished check: a check that takes seconds (a syntax error in a large
+file is parsed again with error recovery) delays no hover or completion. A check's result is
+dropped, never published, if a file it read changed while it ran; the newer text is checked next.
 """
 
 from __future__ import annotations
