@@ -559,10 +559,23 @@ def _common_prefix(a: str, b: str, chunk: int = 1 << 16) -> int:
 _BLOCKS = _BlockScan()  # the server answers requests on one thread
 
 
-@functools.lru_cache(maxsize=4)
 def lines_of(text: str) -> list[str]:
     """A text's lines, split once: requests and publishes of a large file ask for them often
     (a 5,000-rule spec is 2.4 MB; splitting it takes milliseconds). Not to be changed."""
+    last = _LAST_LINES
+    if last[0] is not text:
+        # the same object as the last call's first: a text equal to a cached one but not the
+        # same object (an edit undone) costs the cache a comparison of the whole text per call,
+        # and a publish asks for its lines twice per diagnostic
+        last[:] = [text, _split_lines(text)]
+    return last[1]
+
+
+_LAST_LINES: list = [None, None]  # requests and publishes run on the server's one loop
+
+
+@functools.lru_cache(maxsize=4)
+def _split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
