@@ -4,7 +4,9 @@ A generated spec of ``--rules`` rules (default 5,000; ``bench/frontend.py``'s ge
 then one character is typed in a statement in the middle of the file and the time until the
 server publishes that version's diagnostics is measured (the 0.15 s pause after a keystroke
 included), ``--edits`` times; then as many line breaks before that statement (each moves every
-later rule down a line). Hover on a rule's name and completion at the start of a line inside
+later rule down a line); then a quote typed that is never closed (a syntax error: the file is
+parsed again with error recovery, seconds), with a hover asked every 0.1 s while it is checked,
+and the quote deleted again. Hover on a rule's name and completion at the start of a line inside
 a rule, in the middle of the file, are timed ``--requests`` times each.
 
     python bench/lsp.py                    # 5,000 rules
@@ -112,8 +114,8 @@ async def run(n_rules: int, edits: int, requests: int) -> dict:
         # a quote typed at the start of the statement's line (a blank line, after the line breaks
         # above): the string it opens is never closed, so
         # the whole file is parsed again with error recovery (seconds); hovers asked meanwhile, one
-        # after another from the pause's end until that version's diagnostics come; then the quote
-        # deleted again
+        # after another, a tenth of a second apart (as a user moves the mouse), from the pause's end
+        # until that version's diagnostics come; then the quote deleted again
         doc = types.TextDocumentIdentifier(uri=uri)
         end = types.Position(line=stmt_line, character=0)
         hover_at = types.Position(line=rule_line, character=name_col)
@@ -130,8 +132,9 @@ async def run(n_rules: int, edits: int, requests: int) -> dict:
             hover_while_s.append(time.perf_counter() - t1)
             if len(hover_while_s) >= 1000:
                 break
+            await asyncio.sleep(0.1)
         broken_s = await wait_for(version) - t0
-        hover_while_s = hover_while_s[:-1] or hover_while_s  # the last may have waited for the publish
+        hover_while_s = hover_while_s[:-1] or hover_while_s  # the last may have come after the publish
         after = types.Position(line=stmt_line, character=end.character + 1)
         t0 = time.perf_counter()
         client.text_document_did_change(types.DidChangeTextDocumentParams(

@@ -391,7 +391,7 @@ async def test_a_half_typed_file_gets_diagnostics_and_the_server_keeps_answering
     close_doc(client, uri)
 
 
-def _slow_to_check(n_rules: int = 500, errors: int = 12) -> tuple[str, str]:
+def _slow_to_check(n_rules: int = 500, errors: int = 30) -> tuple[str, str]:
     """A generated spec, and the same with an opening quote dropped in ``errors`` statements spread
     over it: each syntax error costs the parser's error recovery a parse of the whole text, so the
     broken text takes seconds to check (an editor's unclosed quotes, many at once)."""
@@ -427,7 +427,7 @@ async def test_hover_answers_from_the_last_check_while_a_slow_check_runs(client,
     assert "r250" in await hover_text(client, uri, rule)
     change_doc(client, uri, broken)
     t0 = asyncio.get_running_loop().time()
-    await asyncio.sleep(0.5)  # past the pause: the broken text is being checked
+    await asyncio.sleep(0.3)  # past the pause (0.15 s): the broken text is being checked
     asked = asyncio.get_running_loop().time()
     value = await hover_text(client, uri, rule)
     hover_s = asyncio.get_running_loop().time() - asked
@@ -450,7 +450,7 @@ async def test_diagnostics_of_a_text_edited_while_it_was_checked_are_never_publi
     first = list(client.diagnostics[uri])
     start = len(published)
     change_doc(client, uri, broken)  # version 2: seconds to check
-    await asyncio.sleep(0.5)  # past the pause: its check runs
+    await asyncio.sleep(0.3)  # past the pause (0.15 s): its check runs
     change_doc(client, uri, text)  # version 3, the text of version 1 again, while 2 is checked
     await published_version(client, uri, 3)
     await asyncio.sleep(0.5)  # anything late would come now

@@ -182,7 +182,10 @@ class SpecServer(LanguageServer):
                 if checked.result.spec is not None:
                     self.good[path] = checked.result.spec
             if current:
-                self.publish(changed)
+                try:
+                    self.publish(changed)
+                except Exception:  # a bug here must not stop the checks of later edits
+                    logger.exception("publishing the diagnostics of %s failed", ", ".join(map(str, changed)))
 
     def publish(self, edited: set[Path] = frozenset()) -> None:
         """Publish what changed, and always the ``edited`` files' (their editor moved the old ones
