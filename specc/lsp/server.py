@@ -20,6 +20,7 @@ import gc
 import itertools
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from specc.resources import diagnostics_doc
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
 DEBOUNCE_S = 0.15  # a burst of keystrokes is checked once, after it
+SWITCH_INTERVAL_S = 0.001
 logger = logging.getLogger(__name__)
 
 _SYMBOL_KINDS = {
@@ -499,4 +501,7 @@ def completion(ls: SpecServer, params: types.CompletionParams) -> types.Completi
 
 def serve() -> None:
     """Run the server on stdin and stdout until the client exits."""
+    # a request that comes while a check runs waits for the worker to hand over the interpreter
+    # lock, up to this long each time it asks (Python's default is 5 ms)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server.start_io()
