@@ -40,6 +40,15 @@ def workspace(tmp_path_factory) -> Path:
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(
     server_command=[sys.executable, "-c", "from specc.cli import main; main()", "lsp"], server_env=_ENV))
 async def client(lsp_client: LanguageClient, workspace: Path):
+    features = lsp_client.protocol.fm.features
+    store = features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
+
+    def record(params: types.PublishDiagnosticsParams) -> None:
+        published.append((params.uri, params.version, list(params.diagnostics)))
+        _published_version[params.uri] = params.version
+        store(params)
+
+    features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = record
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=types.ClientCapabilities(), root_uri=workspace.as_uri(),
         workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]))
@@ -49,7 +58,9 @@ async def client(lsp_client: LanguageClient, workspace: Path):
 
 # -- helpers ------------------------------------------------------------------------------
 
-_versions: dict[str, int] = {}
+_versions: dict[str, int] = {}  # open document -> the version the client sent last
+_published_version: dict[str, int | None] = {}  # document -> the version of its latest diagnostics
+published: list[tuple[str, int | None, list[types.Diagnostic]]] = []  # every publish, in order
 
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None) -> str:
@@ -70,14 +81,18 @@ def change_doc(client: LanguageClient, uri: str, text: str) -> None:
 
 
 def close_doc(client: LanguageClient, uri: str) -> None:
+    _versions.pop(uri, None)
     client.text_document_did_close(types.DidCloseTextDocumentParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
 
 
 async def diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
-    """The next diagnostics published for ``uri`` (after open_doc or change_doc forgot the old)."""
+    """The next diagnostics published for ``uri`` (after open_doc or change_doc forgot the old), of
+    the version the client sent last (the server checks in the background: the diagnostics that
+    clear a document closed by an earlier test may come after it was opened again)."""
     async with asyncio.timeout(WAIT_S):
-        while uri not in client.diagnostics:
+        while uri not in client.diagnostics or _published_version.get(uri) != _versions.get(uri):
+            client.diagnostics.pop(uri, None)
             await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     return list(client.diagnostics[uri])
 
@@ -373,6 +388,75 @@ async def test_a_half_typed_file_gets_diagnostics_and_the_server_keeps_answering
         await hover_text(client, uri, types.Position(line=line, character=3))
         await complete(client, uri, types.Position(line=line, character=3))
         await definition_of(client, uri, types.Position(line=line, character=3))
+    close_doc(client, uri)
+
+
+def _slow_to_check(n_rules: int = 500, errors: int = 30) -> tuple[str, str]:
+    """A generated spec, and the same with an opening quote dropped in ``errors`` statements spread
+    over it: each syntax error costs the parser's error recovery a parse of the whole text, so the
+    broken text takes seconds to check (an editor's unclosed quotes, many at once)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from frontend import generate
+    finally:
+        sys.path.pop(0)
+    text = generate(n_rules)
+    lines = text.split("\n")
+    statements = [i for i, line in enumerate(lines) if line.lstrip().startswith(("must", "should"))]
+    for i in statements[::len(statements) // errors][:errors]:
+        lines[i] = lines[i].replace(' "', " ", 1)
+    return text, "\n".join(lines)
+
+
+SLOW_WAIT_S = 120  # a broken file's check on a loaded machine
+
+
+async def published_version(client: LanguageClient, uri: str, version: int) -> None:
+    async with asyncio.timeout(SLOW_WAIT_S):
+        while _published_version.get(uri) != version:
+            await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+
+
+async def test_hover_answers_from_the_last_check_while_a_slow_check_runs(client, workspace):
+    text, broken = _slow_to_check()
+    path = workspace / "slow_hover.spec"
+    path.write_text(text, encoding="utf-8")
+    uri = open_doc(client, path)
+    await published_version(client, uri, 1)
+    rule = pos(text, "rule r250", len("rule r"))
+    assert "r250" in await hover_text(client, uri, rule)
+    change_doc(client, uri, broken)
+    t0 = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.3)  # past the pause (0.15 s): the broken text is being checked
+    asked = asyncio.get_running_loop().time()
+    value = await hover_text(client, uri, rule)
+    hover_s = asyncio.get_running_loop().time() - asked
+    assert _published_version.get(uri) == 1  # answered before the check of version 2 was done
+    await published_version(client, uri, 2)
+    check_s = asyncio.get_running_loop().time() - t0
+    assert "r250" in value  # from the last check, whose spec had no errors
+    assert {d.code for d in client.diagnostics[uri]} == {"E101"}
+    # the point is that it did not wait for the check; a loaded machine may slow both
+    assert hover_s < check_s / 3, (hover_s, check_s)
+    close_doc(client, uri)
+
+
+async def test_diagnostics_of_a_text_edited_while_it_was_checked_are_never_published(client, workspace):
+    text, broken = _slow_to_check()
+    path = workspace / "slow_stale.spec"
+    path.write_text(text, encoding="utf-8")
+    uri = open_doc(client, path)
+    await published_version(client, uri, 1)
+    first = list(client.diagnostics[uri])
+    start = len(published)
+    change_doc(client, uri, broken)  # version 2: seconds to check
+    await asyncio.sleep(0.3)  # past the pause (0.15 s): its check runs
+    change_doc(client, uri, text)  # version 3, the text of version 1 again, while 2 is checked
+    await published_version(client, uri, 3)
+    await asyncio.sleep(0.5)  # anything late would come now
+    versions = [v for u, v, _ in published[start:] if u == uri]
+    assert versions == [3], versions  # 2's check finished after 3 came: dropped, never published
+    assert list(client.diagnostics[uri]) == first
     close_doc(client, uri)
 
 

@@ -180,3 +180,80 @@ def test_an_edit_in_one_rule_reparses_that_rule_only(workspace: Path):
     assert "acme.enterprise.no_third_party_order_details" not in same
     own = [r.id for r in second.result.spec.rules if r.spec == "acme.enterprise"]
     assert set(own) - {"acme.enterprise.no_third_party_order_details"} <= set(same) and len(own) > 3
+
+
+def _open_blocks_from_scratch(text: str) -> list[str]:
+    """The scan that completion's context is defined by, from the start of the text every time."""
+    stack: list[str] = []
+    for m in analysis._BLOCK_TOKEN.finditer(text):
+        if m.group() == "{":
+            words = text[text.rfind("\n", 0, m.start()) + 1:m.start()].split()
+            stack.append(words[0] if words else "")
+        elif m.group() == "}" and stack:
+            stack.pop()
+    return stack
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_completions_block_scan_resumed_after_edits_is_the_scan_from_scratch(seed: int, monkeypatch):
+    """Completion resumes its scan of the text before the cursor where the text it scanned last
+    differs (marks every few characters here, so that edits land among them): for random edits
+    and cursors, it finds the blocks a scan from the start finds."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(analysis._BlockScan, "step", 7)
+    scan = analysis._BlockScan()
+    text = MIXED
+    for step in range(300):
+        if rng.random() < 0.5:
+            text = _edit(rng, text)
+        cursor = rng.randrange(len(text) + 1)
+        before = text[:cursor]
+        assert scan.open_at_end(before) == _open_blocks_from_scratch(before), f"seed {seed}, step {step}"
+
+
+@pytest.mark.parametrize("a, b", [("", ""), ("abc", "abc"), ("abc", "abd"), ("abc", "ab"), ("", "x"),
+                                  ("x" * 200_000, "x" * 200_000 + "y"), ("x" * 70_000 + "a", "x" * 70_000 + "b")])
+def test_common_prefix(a: str, b: str):
+    n = analysis._common_prefix(a, b)
+    assert a[:n] == b[:n] and (n == min(len(a), len(b)) or a[n] != b[n])
+
+
+def test_a_check_and_the_servers_answers_leave_no_reference_cycles(workspace: Path):
+    """The language server moves what survives a check out of the garbage collector's sight
+    (`gc.freeze`, specc/lsp/server.py): that is sound only while a check, cached or not, and the
+    answers to requests leave no cyclic garbage, which only a collection would free."""
+    import gc
+
+    root = workspace / "enterprise.spec"
+    key = str(root.resolve())
+    text = root.read_text(encoding="utf-8")
+    cache = RuleCache()
+    analysis.check(root, workspace, {key: text}, cache)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        moved = text.replace("\nrule ", "\n\nrule ", 1)
+        for t in (moved, text, moved):
+            checked = analysis.check(root, workspace, {key: t}, cache)
+        analysis.check(workspace / "mix.spec", workspace, {})
+        trees = {checked.paths[d]: tree for d, tree in checked.result.files.items()}
+        assert analysis.workspace_symbols(trees, "a")
+        for path in trees:
+            analysis._axis_scopes(checked, path)
+        gc.collect()
+        ours = [o for o in gc.garbage if (getattr(o, "__module__", None) or type(o).__module__ or "").startswith("specc")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert ours == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_completions_brace_scan_is_the_token_scan(seed: int):
+    """Completion's scan, a regex match per brace, finds the braces outside strings and comments
+    that the token-by-token scan finds, on text made of the characters that matter most."""
+    rng = random.Random(seed)
+    for _ in range(400):
+        text = "".join(rng.choice('rr""#{}\\\n ab') for _ in range(rng.randrange(60)))
+        scan = analysis._BlockScan()
+        assert scan.open_at_end(text) == _open_blocks_from_scratch(text), repr(text)

@@ -20,6 +20,7 @@ import contextvars
 import json
 import re
 import time
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -150,6 +151,11 @@ def compile_regex(pattern: str):
                             f"{MAX_REGEX_UNITS:,}")
     try:
         return regex.compile(pattern, regex.VERSION0)
+    except regex.error as e:
+        # the regex module's parser leaves its frames in a reference cycle with the error; cleared,
+        # they do not keep the caller's frames (a whole check, in specc lsp) alive until a collection
+        traceback.clear_frames(e.__traceback__)
+        raise
     except (MemoryError, OverflowError, RecursionError) as e:
         raise RegexTooLarge(f"too large to compile ({type(e).__name__})") from None
 

@@ -66,6 +66,7 @@ def _examples_by_span(units) -> dict[tuple, ast.Example]:
 
     for u in units:
         walk(u.ast.items)
+    del walk  # a function that calls itself is a reference cycle: free it now
     return out
 
 

@@ -379,6 +379,7 @@ class _Resolver:
                 walk(x.base)
 
         walk(u)
+        del walk  # a function that calls itself is a reference cycle: free it now
         return list(seen.values())
 
     def _inherited_axes(self, u: _Unit) -> dict[str, Axis]:
@@ -457,6 +458,7 @@ class _Resolver:
                         own[qid] = rule
 
         walk(u.ast.items, (), spec_axes)
+        del walk  # else the cycle keeps this resolver and its ASTs alive until a collection
 
         # overrides and removals against the base
         for it in u.ast.items:

@@ -5,14 +5,23 @@ Every open spec is checked as ``specc check`` would check it from the workspace 
 editor's unsaved buffers in place of the files on disk. A change is checked after a short pause
 (:data:`DEBOUNCE_S`), and so is every open spec that read the changed file. A file's published
 diagnostics are those of every open spec's check that read it, each once.
+
+Checks run in a worker thread, one at a time, and requests are answered on the event loop
+meanwhile from the last finished check: a check that takes seconds (a syntax error in a large
+file is parsed again with error recovery) delays no hover or completion. A check's result is
+dropped, never published, if a file it read changed while it ran; the newer text is checked next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import itertools
 import logging
 import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lsprotocol import types
@@ -30,6 +39,7 @@ from specc.resources import diagnostics_doc
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, and it could not be done
 DEBOUNCE_S = 0.15  # a burst of keystrokes is checked once, after it
+SWITCH_INTERVAL_S = 0.001
 logger = logging.getLogger(__name__)
 
 _SYMBOL_KINDS = {
@@ -49,8 +59,13 @@ class SpecServer(LanguageServer):
         self.checked: dict[Path, analysis.Checked] = {}  # open spec -> its latest check
         self.good: dict[Path, Spec] = {}  # open spec -> its latest spec without errors (for hover)
         self.published: dict[Path, list[Diagnostic]] = {}  # file -> what the client shows
-        self._pending: dict[Path, asyncio.TimerHandle] = {}
+        self._pending: dict[Path, asyncio.TimerHandle] = {}  # changed file -> its check, after the pause
         self.caches: dict[Path, RuleCache] = {}  # open spec -> what its next check can reuse
+        self.edits = 0  # how many times a file's text changed
+        self._changed_at: dict[str, int] = {}  # real path -> ``edits`` when it last changed
+        self._dirty: set[Path] = set()  # changed files whose readers are to be checked
+        self._checking: asyncio.Future | None = None  # the loop of checks, while it runs
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specc-check")
 
     # -- paths and positions ----------------------------------------------------------------
     @property
@@ -108,34 +123,75 @@ class SpecServer(LanguageServer):
         return p.line, p.character
 
     # -- checking ---------------------------------------------------------------------------
+    # Checks run in one worker thread, one at a time, so that the loop goes on answering hovers
+    # and completions from the last check meanwhile (an edit that breaks the syntax of a large
+    # file takes seconds to check). A check reads a snapshot of the buffers taken on the loop;
+    # its result is kept and published only if none of the files it read changed since, so
+    # diagnostics of an older text never follow those of a newer one.
+    def open_specs(self) -> set[Path]:
+        return {Path(fs) for fs in map(to_fs_path, self.workspace.text_documents) if fs}
+
+    def touched(self, path: Path) -> None:
+        """A file's text changed (an edit, an open, a close, a change on disk): checks that read
+        the text before are out of date."""
+        self.edits += 1
+        self._changed_at[os.path.realpath(path)] = self.edits
+
     def schedule(self, path: Path, delay: float = DEBOUNCE_S) -> None:
         old = self._pending.pop(path, None)
         if old is not None:
             old.cancel()
-        self._pending[path] = asyncio.get_running_loop().call_later(delay, self.recheck, path)
+        self._pending[path] = asyncio.get_running_loop().call_later(delay, self._due, path)
 
-    def recheck(self, changed: Path) -> None:
-        """Check the open specs that read ``changed`` (itself included), then publish."""
+    def _due(self, changed: Path) -> None:
         self._pending.pop(changed, None)
-        open_specs = {Path(to_fs_path(uri)) for uri in self.workspace.text_documents if to_fs_path(uri)}
-        real = os.path.realpath(changed)
-        todo = [p for p in open_specs
-                if p == changed or any(os.path.realpath(f) == real for f in self.checked.get(p, _NONE).files)]
-        buffers = self.buffers()
-        for path in todo:
-            try:
-                checked = analysis.check(path, self.root, buffers, self.caches.setdefault(path, RuleCache()))
-            except Exception:  # a bug in the checker must not take the editor's server down
-                logger.exception("checking %s failed", path)
-                self.caches.pop(path, None)  # whatever it holds, the next check starts afresh
-                continue
-            self.checked[path] = checked
-            if checked.result.spec is not None:
-                self.good[path] = checked.result.spec
-        self.publish(changed)
+        self._dirty.add(changed)
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check_dirty())
 
-    def publish(self, edited: Path | None = None) -> None:
-        """Publish what changed, and always ``edited``'s (its editor moved the old ones with the text)."""
+    def busy(self) -> bool:
+        """Whether a check is waiting for its pause or running."""
+        return bool(self._pending or self._dirty) or (self._checking is not None and not self._checking.done())
+
+    async def _check_dirty(self) -> None:
+        """Check the open specs that read a changed file (the file itself included), then publish;
+        again while files changed meanwhile."""
+        loop = asyncio.get_running_loop()
+        while self._dirty:
+            changed, self._dirty = self._dirty, set()
+            real = {os.path.realpath(c) for c in changed}
+            todo = sorted(p for p in self.open_specs()
+                          if p in changed or any(os.path.realpath(f) in real for f in self.checked.get(p, _NONE).files))
+            current = True
+            for path in todo:
+                buffers, seen = self.buffers(), self.edits
+                cache = self.caches.setdefault(path, RuleCache())
+                try:
+                    checked = await loop.run_in_executor(self._worker, _check, path, self.root, buffers, cache)
+                except Exception:  # a bug in the checker must not take the editor's server down
+                    logger.exception("checking %s failed", path)
+                    if self.caches.get(path) is cache:
+                        del self.caches[path]  # whatever it holds, the next check starts afresh
+                    continue
+                if path not in self.open_specs():  # closed meanwhile: forget() saw to it
+                    continue
+                if any(self._changed_at.get(os.path.realpath(f), 0) > seen for f in checked.files):
+                    current = False  # of a text that is no longer the buffer's: checked again,
+                    if path not in self._pending:  # after the pause if the edit was to it
+                        self._dirty.add(path)
+                    continue
+                self.checked[path] = checked
+                if checked.result.spec is not None:
+                    self.good[path] = checked.result.spec
+            if current:
+                try:
+                    self.publish(changed)
+                except Exception:  # a bug here must not stop the checks of later edits
+                    logger.exception("publishing the diagnostics of %s failed", ", ".join(map(str, changed)))
+
+    def publish(self, edited: set[Path] = frozenset()) -> None:
+        """Publish what changed, and always the ``edited`` files' (their editor moved the old ones
+        with the text)."""
         by_file: dict[Path, list[Diagnostic]] = {path: [] for path in self.checked}  # clean ones too
         for checked in self.checked.values():
             for path, diags in checked.by_file.items():
@@ -145,7 +201,7 @@ class SpecServer(LanguageServer):
             del self.published[path]
         for path, diags in by_file.items():
             diags = dedupe(diags)
-            if path == edited or self.published.get(path) != diags:
+            if path in edited or self.published.get(path) != diags:
                 self._publish(path, diags)
                 self.published[path] = diags
 
@@ -189,14 +245,48 @@ class SpecServer(LanguageServer):
         self.checked.pop(path, None)
         self.good.pop(path, None)
         self.caches.pop(path, None)
-        self.recheck(path)  # the specs that read its buffer read the file on disk now; publishes
+        self.touched(path)
+        self.schedule(path, 0)  # the specs that read its buffer read the file on disk now; publishes
 
-    def context(self, path: Path) -> analysis.Checked:
-        """The latest check of ``path``, or a fresh one (a request for a spec not open)."""
+    async def context(self, path: Path) -> analysis.Checked:
+        """The latest check of ``path``; for an open spec not checked yet, its first check; for a
+        spec not open, a check of it (in the worker, after the check that may be running)."""
+        while path not in self.checked and path in self.open_specs() and self.busy():
+            await asyncio.sleep(0.01)
         checked = self.checked.get(path)
         if checked is None:
-            checked = analysis.check(path, self.root, self.buffers())
+            checked = await asyncio.get_running_loop().run_in_executor(
+                self._worker, analysis.check, path, self.root, self.buffers())
         return checked
+
+
+THAW_EVERY = 50  # checks between two chances for the collector to look at everything
+
+
+def _check(path: Path, root: Path, buffers: dict[str, str], cache: RuleCache) -> analysis.Checked:
+    """``analysis.check``, and then what is alive moved where the cyclic garbage collector does not
+    look (``gc.freeze``). A 5,000-rule spec's check leaves ~500,000 objects alive (its trees,
+    rules and caches); collected as young objects and again as old ones, they cost about as much
+    as an incremental check itself (bench/README.md, lsp). They hold no reference cycles (a
+    check leaves none; tests/test_lsp_incremental.py), so reference counting frees what the next
+    checks drop; a cycle made elsewhere (the protocol's own objects) and frozen before it was
+    collected would be kept, so every ``THAW_EVERY`` checks a full collection looks at all.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        checked = analysis.check(path, root, buffers, cache)
+        if next(_CHECKS) % THAW_EVERY == 0:
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()
+        return checked
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_CHECKS = itertools.count(1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -208,11 +298,7 @@ def _code_description(code: str) -> types.CodeDescription | None:
     return types.CodeDescription(href=f"{page.as_uri()}#{anchor(CODES[code])}")
 
 
-@functools.lru_cache(maxsize=8)
-def _lines(text: str) -> list[str]:
-    """A text's lines, split once: a publish converts hundreds of positions of the same file
-    (a 5,000-rule spec is 2.4 MB; splitting it for each took seconds)."""
-    return text.split("\n")
+_lines = analysis.lines_of
 
 
 class _Nothing:
@@ -228,13 +314,15 @@ server = SpecServer()
 def did_open(ls: SpecServer, params: types.DidOpenTextDocumentParams) -> None:
     fs = to_fs_path(params.text_document.uri)
     if fs:
-        ls.recheck(Path(fs))  # at once: the first diagnostics should not wait
+        ls.touched(Path(fs))
+        ls.schedule(Path(fs), 0)  # at once: the first diagnostics should not wait
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: SpecServer, params: types.DidChangeTextDocumentParams) -> None:
     fs = to_fs_path(params.text_document.uri)
     if fs:
+        ls.touched(Path(fs))
         ls.schedule(Path(fs))
 
 
@@ -257,16 +345,17 @@ def did_change_watched(ls: SpecServer, params: types.DidChangeWatchedFilesParams
     for change in params.changes:  # a file created, changed or deleted on disk: recheck its readers
         fs = to_fs_path(change.uri)
         if fs:
+            ls.touched(Path(fs))
             ls.schedule(Path(fs))
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
-def hover(ls: SpecServer, params: types.HoverParams) -> types.Hover | None:
+async def hover(ls: SpecServer, params: types.HoverParams) -> types.Hover | None:
     path, text = ls.document(params.text_document.uri)
     line, col = ls.server_position(text, params.position)
-    checked = ls.context(path)
+    checked = await ls.context(path)
     w = analysis.word_at(text, line, col)
-    lines = text.split("\n")
+    lines = _lines(text)
     value = None
     if w is not None:
         word, start, end = w
@@ -293,10 +382,10 @@ def _looks_like_code(word: str) -> bool:
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
-def definition(ls: SpecServer, params: types.DefinitionParams) -> types.Location | None:
+async def definition(ls: SpecServer, params: types.DefinitionParams) -> types.Location | None:
     path, text = ls.document(params.text_document.uri)
     line, col = ls.server_position(text, params.position)
-    checked = ls.context(path)
+    checked = await ls.context(path)
     found = analysis.definition(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
     if found is None:
         return None
@@ -307,10 +396,10 @@ def definition(ls: SpecServer, params: types.DefinitionParams) -> types.Location
 
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
-def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Location]:
+async def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Location]:
     path, text = ls.document(params.text_document.uri)
     line, col = ls.server_position(text, params.position)
-    checked = ls.context(path)
+    checked = await ls.context(path)
     found = analysis.references(checked, path, text, line, col, ls.good.get(path) or checked.result.spec)
     texts = {file: ls.text_of(file) for file in {file for file, _ in found}}
     return [types.Location(uri=from_fs_path(str(file)) or "", range=ls.span_range(span, texts[file]))
@@ -318,11 +407,11 @@ def references(ls: SpecServer, params: types.ReferenceParams) -> list[types.Loca
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=True))
-def code_lens(ls: SpecServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+async def code_lens(ls: SpecServer, params: types.CodeLensParams) -> list[types.CodeLens]:
     """A lens above each rule the file declares or overrides; its count is worked out when the
     editor shows it (codeLens/resolve), one rule's plan at a time."""
     path, text = ls.document(params.text_document.uri)
-    checked = ls.context(path)
+    checked = await ls.context(path)
     if checked.result.spec is None:  # a spec with errors has no plan
         return []
     return [types.CodeLens(range=ls.span_range(Span(span.file, span.start_line, span.start_col,
@@ -332,19 +421,19 @@ def code_lens(ls: SpecServer, params: types.CodeLensParams) -> list[types.CodeLe
 
 
 @server.feature(types.CODE_LENS_RESOLVE)
-def code_lens_resolve(ls: SpecServer, lens: types.CodeLens) -> types.CodeLens:
+async def code_lens_resolve(ls: SpecServer, lens: types.CodeLens) -> types.CodeLens:
     data = lens.data or {}
     path, _ = ls.document(data.get("uri", ""))
-    spec = ls.context(path).result.spec
+    spec = (await ls.context(path)).result.spec
     title = analysis.plan_lens(spec, data["rule"]) if spec is not None else "plan: fix the errors first"
     lens.command = types.Command(title=title, command="")
     return lens
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+async def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
     path, text = ls.document(params.text_document.uri)
-    tree = ls.context(path).tree(path)  # the check's own parse, where it is of this text
+    tree = (await ls.context(path)).tree(path)  # the check's own parse, where it is of this text
     if tree is None or tree.text != text:
         from specc.syntax.parser import parse
 
@@ -358,7 +447,9 @@ def document_symbols(ls: SpecServer, params: types.DocumentSymbolParams) -> list
             range=ls.span_range(s.span, text), selection_range=ls.span_range(s.name_span, text),
             children=[convert(c) for c in s.children] or None)
 
-    return [convert(s) for s in analysis.symbols(tree.items)]
+    out = [convert(s) for s in analysis.symbols(tree.items)]
+    del convert  # a function that calls itself is a reference cycle: free it now (see _check)
+    return out
 
 
 @server.feature(types.WORKSPACE_SYMBOL)
@@ -410,4 +501,7 @@ def completion(ls: SpecServer, params: types.CompletionParams) -> types.Completi
 
 def serve() -> None:
     """Run the server on stdin and stdout until the client exits."""
+    # a request that comes while a check runs waits for the worker to hand over the interpreter
+    # lock, up to this long each time it asks (Python's default is 5 ms)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server.start_io()

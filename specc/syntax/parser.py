@@ -14,7 +14,8 @@ again, so one run reports the errors of several broken rules.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+import threading
+from functools import wraps
 
 from lark import Lark, Token, Transformer
 from lark.lexer import PatternRE
@@ -50,12 +51,31 @@ _WORD_CHAR = re.compile(r"[A-Za-z0-9_]+")
 _TOKEN_PATTERNS = ("STRING", "NAME", "NUMBER", "MODALITY", "ROLE", "WS", "COMMENT")
 
 
-@lru_cache(maxsize=1)
+_PER_THREAD = threading.local()
+
+
+def _per_thread(fn):
+    """``fn``'s result cached per thread: the parsers keep the text being parsed on themselves
+    (the lark builder's ``text``, the direct parser's position), so two threads that parse at
+    once (``specc lsp`` checks in a worker while it formats on its main loop) need one each."""
+
+    @wraps(fn)
+    def cached(*args):
+        memo = _PER_THREAD.__dict__.setdefault(fn.__name__, {})
+        if args not in memo:
+            memo.clear()  # one per thread (the direct parser of the current lark parser)
+            memo[args] = fn(*args)
+        return memo[args]
+
+    return cached
+
+
+@_per_thread
 def _direct_parser(lark: Lark) -> DirectParser:
     return DirectParser({name: lark.get_terminal(name).pattern.to_regexp() for name in _TOKEN_PATTERNS})
 
 
-@lru_cache(maxsize=1)
+@_per_thread
 def _parser() -> Lark:
     grammar = grammar_path().read_text(encoding="utf-8")
     builder = _Builder()
