@@ -98,6 +98,11 @@ def test_finished_and_trimmed():
     long = "Freeze it now. " + "This sentence is padding. " * 20
     assert trimmed(long, lambda t: len(t.split()) <= 10) == "Freeze it now. This sentence is padding."
     assert trimmed("A very long first sentence here.", lambda t: len(t.split()) <= 2) is None
+    # a cut inside a quotation is not a whole sentence of the answer
+    quoted = 'The assistant\'s response is: "Just so you know, I\'m a student. I need help saving." And more.'
+    assert trimmed(quoted, lambda t: len(t.split()) <= 12) is None
+    assert trimmed(quoted, lambda t: len(t.split()) <= 16) == quoted[: quoted.index(" And")]
+    assert trimmed("He said \u201cfreeze it. Now.\u201d Then call us.", lambda t: len(t) < 30) is None
 
 
 @settings(max_examples=100, deadline=None)

@@ -106,12 +106,20 @@ def finished(text: str) -> str:
     return text
 
 
+def open_quote(text: str) -> bool:
+    """Whether ``text`` leaves a quotation open: an odd number of straight double quotes, or more
+    opening curly quotes than closing ones."""
+    return text.count('"') % 2 == 1 or text.count("\u201c") > text.count("\u201d")
+
+
 def trimmed(text: str, ok: Callable[[str], bool]) -> str | None:
-    """The longest prefix of whole sentences of ``text`` that ``ok`` accepts (None: none)."""
+    """The longest prefix of whole sentences of ``text`` that ``ok`` accepts (None: none). A cut
+    inside a quotation is no prefix: it is role-play debris ('The assistant's response is: "Just
+    so you know, I'm a student.'), not an answer, and the fragment gate cannot see it."""
     parts = sentences_of(text.strip())
     for n in range(len(parts), 0, -1):
         cand = "".join(parts[:n]).strip()
-        if cand and ok(cand):
+        if cand and not (n < len(parts) and open_quote(cand)) and ok(cand):
             return cand
     return None
 
