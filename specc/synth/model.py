@@ -212,8 +212,8 @@ class Cost(BaseModel):
         if cost.requests:
             att = cost.by_role.get("attacker", Spend())
             lines.append(f"  user turns: {cost.requests.get('composed', 0)} composed by code from the rules' examples "
-                         f"(no call), {cost.requests.get('attacker', 0)} written by the attacker ({att.calls} calls, "
-                         f"{att.tokens:,} tokens)")
+                         f"(no call), {cost.requests.get('attacker', 0)} written by the attacker (its {att.calls} calls, "
+                         f"{att.tokens:,} tokens, include those of scenarios dropped when no attempt passed the gates)")
         estimated = cost.counted.get("estimate", 0) + cost.counted.get("unknown", 0)
         if estimated:
             lines.append(f"  note: the tokens of {estimated} calls are estimated or not known (docs/cost.md)")
