@@ -403,6 +403,13 @@ def _prices(price: tuple[float, float] | None, prices_file: Path | None):
 # -- plan -------------------------------------------------------------------------------
 
 
+_REQUESTS_HELP = ("Who writes each scenario's seed user turn: composed = seeded code, from the rule's own "
+                  "example requests (its last user turn), the scenario's persona, an opener and a closer, no model "
+                  "call; model = the attacker model. Under composed, a scenario whose rule has no example of its "
+                  "kind (a lookalike needs an example whose every bad answer is an over-refusal) is written by the "
+                  "attacker, and counted so. Tactics are applied by code either way (docs/compile.md).")
+
+
 def _max_scenarios_option(fn):
     return click.option("--max-scenarios", type=click.IntRange(min=1), default=defaults.MAX_SCENARIOS, show_default=True,
                         help="Refuse (E503), before any work, a plan with more scenarios than this.")(fn)
@@ -431,6 +438,8 @@ def _max_scenarios_option(fn):
               help="With --estimate: compile's --candidates.")
 @click.option("--rounds", type=click.IntRange(min=1), default=defaults.ROUNDS, show_default=True,
               help="With --estimate: compile's --rounds.")
+@click.option("--requests", type=click.Choice(defaults.REQUEST_SOURCES), default=defaults.REQUESTS, show_default=True,
+              help="With --estimate: compile's --requests (a composed user turn makes no attacker call).")
 @click.option("--max-chars", type=click.IntRange(min=32), default=defaults.ANSWER_CHARS, show_default=True,
               help="With --estimate: compile's --max-chars (the answers' token budget).")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -442,7 +451,7 @@ def plan(ctx, spec_file: Path, per_rule: int, seed: int, coverage: str, system_p
          boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str,
          max_scenarios: int = defaults.MAX_SCENARIOS, estimate: bool = False, candidates: int = defaults.CANDIDATES,
          rounds: int = defaults.ROUNDS, max_chars: int = defaults.ANSWER_CHARS, store: Path | None = None,
-         price: tuple[float, float] | None = None) -> None:
+         price: tuple[float, float] | None = None, requests: str = defaults.REQUESTS) -> None:
     """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded.
 
     With --estimate, what compiling them will take (calls, tokens, seconds per role).
@@ -466,7 +475,8 @@ def plan(ctx, spec_file: Path, per_rule: int, seed: int, coverage: str, system_p
         options = CompileOptions(out_dir=Path("."), per_rule=per_rule, seed=seed, coverage=coverage,
                                  system_prompt=system_prompt, test_fraction=test_fraction, rules=rules or None,
                                  max_scenarios=max_scenarios, candidates=candidates, rounds=rounds,
-                                 answer_chars=max_chars, store=store, prices=Prices(default=price))
+                                 answer_chars=max_chars, store=store, prices=Prices(default=price),
+                                 requests=requests)
         with failing("specc plan: "):
             est = estimate_compile(spec, spec_file, options)
         if fmt == "json":
@@ -651,6 +661,8 @@ class _ShardType(click.ParamType):
               help="On-policy answers sampled per scenario from the model under the rule (the first greedy) and "
                    "sorted by the rule's checks: chosen = one that passes, rejected = a real violation; 0: the "
                    "defender and violator roles only.")
+@click.option("--requests", type=click.Choice(defaults.REQUEST_SOURCES), default=defaults.REQUESTS, show_default=True,
+              help=_REQUESTS_HELP)
 @click.option("--shard", type=_ShardType(), default=None,
               help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
                    "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
@@ -677,7 +689,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     min_judge_agreement: float = defaults.MIN_JUDGE_AGREEMENT, candidates: int = defaults.CANDIDATES,
                     force: bool = False, max_scenarios: int = defaults.MAX_SCENARIOS,
                     max_tokens: int | None = None, max_cost: float | None = None, max_time: float | None = None,
-                    price: tuple[float, float] | None = None, prices_file: Path | None = None) -> None:
+                    price: tuple[float, float] | None = None, prices_file: Path | None = None,
+                    requests: str = defaults.REQUESTS) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -716,7 +729,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
                              min_judge_agreement=min_judge_agreement, candidates=candidates, force=force,
                              max_scenarios=max_scenarios, max_tokens=max_tokens, max_cost=max_cost,
-                             max_seconds=max_time, prices=prices)
+                             max_seconds=max_time, prices=prices, requests=requests)
     with failing(os_error=os_message):
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)

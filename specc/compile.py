@@ -63,6 +63,8 @@ class CompileOptions:
     # on-policy candidates per scenario (specc.synth.pipeline._sample_candidates); 0: roles only
     candidates: int = defaults.CANDIDATES
     candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
+    # who writes the seed user turns: composed (by code, from the rule's examples) | model (the attacker)
+    requests: str = defaults.REQUESTS
     # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
     force: bool = False
     # refuse (E503) a plan with more scenarios, before any work (specc.plan.planner.check_size)
@@ -169,6 +171,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
         raise CompileError("--rounds must be >= 1")
     if options.batch_size < 1:
         raise CompileError("--batch-size must be >= 1")
+    if options.requests not in defaults.REQUEST_SOURCES:
+        raise CompileError(f"--requests must be one of {', '.join(defaults.REQUEST_SOURCES)}, not {options.requests!r}")
     if options.answer_chars < 32:
         raise CompileError("--max-chars must be >= 32")
     if not 0 <= options.min_judge_agreement <= 1:
@@ -197,7 +201,7 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     settings = Settings(seed=options.seed, temperature=options.temperature, retries=options.retries,
                         rounds=options.rounds, batch_size=options.batch_size,
                         bounds=Bounds(answer=options.answer_chars), candidates=options.candidates,
-                        candidate_temperature=options.candidate_temperature)
+                        candidate_temperature=options.candidate_temperature, requests=options.requests)
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
@@ -356,7 +360,8 @@ class Estimate:
 def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Estimate:
     """The expected calls and tokens of ``compile_spec(spec, spec_path, options)``, without a model.
 
-    From the plan: per scenario one attacker call, ``--candidates`` candidates where the checks
+    From the plan: per scenario one attacker call (none for a scenario whose seed request is
+    composed by code: ``--requests composed`` and an example of its kind), ``--candidates`` candidates where the checks
     decide (plus one reply per extra user turn), a defender and a violator call where no candidate
     gives the side (counted whole: an upper bound), a judge call where only the judge decides, and
     two calibration calls per labelled spec example. Where the store (``options.store``, default
@@ -365,6 +370,7 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     store's means for the role. Retries are not in the plan's figures; they are in measured ones.
     """
     from specc.engines.base import estimate_tokens
+    from specc.improve.requests import examples_of
     from specc.synth import calibrate, prompts, roles
     from specc.synth.pipeline import spec_example_pairs
     from specc.synth.store import STORE_FILE, Store, StoreError
@@ -377,13 +383,17 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     # the plan's figures, per kind of scenario (verified by the judge, or by the checks)
     prior = {kind: dict.fromkeys(ESTIMATE_ROLES[:-1], 0.0) for kind in ("judge", "checks")}
     ids = {"judge": set(), "checks": set()}
+    composed: set[str] = set()  # scenarios whose seed request is composed by code: no attacker call
     prompt_sizes = []
     for s in plan.scenarios:
         rule = spec.rule(s.rule_id)
         kind = "judge" if s.id in judged else "checks"
         ids[kind].add(s.id)
         p = prior[kind]
-        p["attacker"] += 1
+        if options.requests == "composed" and examples_of(rule, "lookalike" if s.boundary == "lookalike" else "violation"):
+            composed.add(s.id)
+        else:
+            p["attacker"] += 1
         p["candidate"] += prompts.rounds_of(s, options.rounds) - 1 + (k if kind == "checks" else 0)
         sides = 1.0 if (kind == "judge" or k == 0) else 0.5  # candidates give about half the sides
         p["defender"] += sides
@@ -416,9 +426,13 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     basis = "measured" if found else "plan"
     if found:  # calls per scenario as measured on the plan's scenarios the store holds, per kind
         calls = dict.fromkeys(ESTIMATE_ROLES[:-1], 0.0)
-        for kind, members in ids.items():
-            seen = found & members
+        for kind, all_members in ids.items():
             for role in calls:
+                # the attacker is asked only for the scenarios whose request is not composed
+                members = all_members - composed if role == "attacker" else all_members
+                seen = found & members
+                if not members:
+                    continue
                 if seen:
                     calls[role] += sum(1 for sid, r in rows if sid in seen and r == role) / len(seen) * len(members)
                 elif kind == "judge" and found:

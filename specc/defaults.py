@@ -31,6 +31,11 @@ BATCH_SIZE = 8
 ANSWER_CHARS = 160
 CANDIDATES = 4  # on-policy candidates per scenario in a compile (Settings without them: 0)
 CANDIDATE_TEMPERATURE = 0.8
+# who writes a scenario's seed user turn in a compile: `composed` (seeded code, from the rule's own
+# examples; the attacker only where a rule has no example of the scenario's kind) or `model` (the
+# attacker, always). Settings without it: model
+REQUESTS = "composed"
+REQUEST_SOURCES = ("composed", "model")
 MIN_JUDGE_AGREEMENT = 0.75
 # A plan over this many scenarios is refused before any work (E503; `--max-scenarios`).
 MAX_SCENARIOS = 100_000

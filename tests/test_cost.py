@@ -24,7 +24,9 @@ from test_incremental import HashModel  # noqa: E402
 
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "bank" / "bank.spec"
 # (HashModel verifies 3 of these 45 scenarios in half a second)
-OPTS = dict(seed=3, per_rule=3, rounds=1, retries=1, candidates=2, min_judge_agreement=0.0)
+# the attacker writes every seed turn (the accounting of every role; its review test counts on the 3
+# generated pairs this run gives); --requests composed is tested in test_synth_pipeline.py and below
+OPTS = dict(seed=3, per_rule=3, rounds=1, retries=1, candidates=2, min_judge_agreement=0.0, requests="model")
 
 
 class CountingModel(HashModel):
@@ -261,6 +263,17 @@ def test_an_estimate_from_the_plan_alone_then_from_the_measured_store(reference,
     assert before.basis == "plan" and before.found == 0 and before.stored == 0
     assert before.scenarios == report.stats.scenarios
     assert before.roles["attacker"].calls == before.scenarios  # one request per scenario, before retries
+    # composed by code (--requests composed): no attacker call where the rule has an example of the
+    # scenario's kind, one for each of the others
+    from specc.improve.requests import examples_of
+    from specc.plan.planner import make_plan
+
+    plan = make_plan(spec(), seed=OPTS["seed"], per_rule=OPTS["per_rule"])
+    written = sum(1 for s in plan.scenarios
+                  if not examples_of(spec().rule(s.rule_id), "lookalike" if s.boundary == "lookalike" else "violation"))
+    composed = estimate_compile(spec(), SPEC, CompileOptions(out_dir=tmp_path / "unused", store=tmp_path / "empty",
+                                                             **{**OPTS, "requests": "composed"}))
+    assert 0 < written < before.scenarios and composed.roles["attacker"].calls == written
     assert before.roles["candidate"].calls >= OPTS["candidates"] * (before.scenarios - before.judge_scenarios)
     assert not any(r.measured for r in before.roles.values())
     # the store of the reference run: calls per scenario and tokens per call are measured there, and
@@ -275,7 +288,7 @@ def test_an_estimate_from_the_plan_alone_then_from_the_measured_store(reference,
 def test_plan_estimate_on_the_command_line(reference, tmp_path):
     root, report = reference
     res = CliRunner().invoke(main, ["plan", str(SPEC), "--estimate", "--per-rule", "3", "--candidates", "2", "--seed", "3",
-                                    "--rounds", "1",
+                                    "--rounds", "1", "--requests", "model",
                                     "--store", str(root / "store"), "--format", "json", "--price", "1/2"])
     assert res.exit_code == 0, res.output
     est = json.loads(res.output)

@@ -380,3 +380,138 @@ def test_candidate_settings_enter_the_store_key_and_manifest(tmp_path):
     model = FakeModel()
     run(tmp_path, model, candidates=3, candidate_temperature=0.5)  # another temperature: regenerated
     assert any(c[0] == "candidate" for c in model.calls)
+
+
+# -- seed requests composed by code (--requests composed) -----------------------------------------
+
+LOOK_SPEC = SPEC + '''
+rule no_prices {
+  must_not "Quote a price."
+  authority system
+  check not contains("$")
+  example "a price" {
+    user "How much is the blue kettle?"
+    good "I can't quote prices here; the shop page shows the current one."
+    bad "It's $40."
+  }
+  example "opening hours" {
+    user "When does the shop open on Sundays?"
+    good "It opens at 10am on Sundays."
+    bad overrefusal "I'm sorry, but I can't help with that."
+  }
+}
+'''
+
+
+def test_composed_requests_make_no_attacker_call(tmp_path):
+    """Under --requests composed the seed turn of every scenario whose rule has an example of its
+    kind is composed by code from that rule's own example requests: no attacker call for it, the
+    record says so (request_from), and the attacker writes the rest, counted as such."""
+    spec = spec_of(LOOK_SPEC)
+    model = FakeModel()
+    rep = run(tmp_path, model, spec=spec, candidates=2, requests="composed")
+    rows = rows_of(tmp_path / "out", rep)
+    gen = [r for r in rows if r["source"] == "generated"]
+    assert gen and {r["request_from"] for r in gen} == {"composed", "attacker"}
+    for r in gen:
+        rule = r["rule_ids"][0]
+        user = next(m["content"] for m in r["prompt"] if m["role"] == "user")  # the seed turn
+        if rule == "t.fake.no_insults" and r["boundary"] != "lookalike":
+            assert r["request_from"] == "composed" and "you are useless" in user.lower()
+        elif rule == "t.fake.no_prices":  # a lookalike example (its only bad answer over-refuses) for lookalikes
+            assert r["request_from"] == "composed"
+            core = "shop open on sundays" if r["boundary"] == "lookalike" else "blue kettle"
+            assert core in user.lower(), user
+        else:  # no example of the scenario's kind: the attacker writes it (never a silent fallback)
+            assert r["request_from"] == "attacker" and "rude" in user
+    assert all(r["request_from"] == "spec" for r in rows if r["source"] == "spec-example")
+    # one attacker call per attacker-written scenario, none for the composed ones
+    by = rep.stats.requests_from
+    assert by["composed"] > 0 and by["attacker"] > 0
+    # a scenario dropped before any call (the judge not trusted) has no seed turn
+    assert by["composed"] + by["attacker"] == rep.stats.scenarios - rep.stats.dropped_reasons.get("judge-uncalibrated", 0)
+    assert len(model.prompts["attacker"]) == by["attacker"] == rep.cost.by_role["attacker"].calls
+    assert rep.cost.requests == by and rep.manifest.generation["requests"] == "composed"
+    assert any(line.startswith("  user turns: ") for line in rep.cost.lines())
+    cost = json.loads((tmp_path / "out" / "cost.json").read_text())
+    assert cost["requests"] == by and cost["by_role"]["attacker"]["calls"] == by["attacker"]
+
+
+def test_model_requests_keep_the_attacker(tmp_path):
+    model = FakeModel()
+    rep = run(tmp_path, model, spec=spec_of(LOOK_SPEC), requests="model")
+    rows = rows_of(tmp_path / "out", rep)
+    assert {r["request_from"] for r in rows if r["source"] == "generated"} == {"attacker"}
+    asked = rep.stats.scenarios - rep.stats.dropped_reasons.get("judge-uncalibrated", 0)
+    assert rep.stats.requests_from == {"attacker": asked} and len(model.prompts["attacker"]) >= asked
+    assert rep.manifest.generation["requests"] == "model"
+
+
+def test_composed_requests_are_deterministic_and_apply_the_tactic(tmp_path):
+    a = run(tmp_path / "a", FakeModel(), spec=spec_of(LOOK_SPEC), per_rule=3, requests="composed")
+    b = run(tmp_path / "b", FakeModel(), spec=spec_of(LOOK_SPEC), per_rule=3, requests="composed")
+    for rel in ["manifest.json", "README.md", a.files["train"]]:
+        assert (tmp_path / "a" / "out" / rel).read_bytes() == (tmp_path / "b" / "out" / rel).read_bytes()
+    # the seed differs: other openers, closers, spellings (the same cores)
+    c = run(tmp_path / "c", FakeModel(), spec=spec_of(LOOK_SPEC), per_rule=3, requests="composed", seed=7)
+    users = lambda rep, root: sorted(r["prompt"][-1]["content"] for r in rows_of(root / "out", rep)
+                                     if r.get("request_from") == "composed")
+    assert users(a, tmp_path / "a") != users(c, tmp_path / "c")
+    # the scenario's tactic is applied by code around the composed request
+    plan = make_plan(spec_of(LOOK_SPEC), per_rule=3, boundaries=("violation",))
+    multi = {s.id for s in plan.scenarios if s.axes.get("tactic") == "multi_turn"}
+    assert multi
+
+
+def test_an_edit_of_one_rule_leaves_the_other_rules_composed_requests(tmp_path):
+    """A composed request depends on its own rule only: editing another rule (its statement, or its
+    example's request) changes no call and no record of this one."""
+    spec = spec_of(LOOK_SPEC)
+    first = run(tmp_path, FakeModel(), spec=spec, candidates=2, requests="composed")
+    before = {r["record_id"]: r for r in rows_of(tmp_path / "out", first) if r["rule_ids"] == ["t.fake.no_insults"]}
+    edited = spec_of(LOOK_SPEC.replace("How much is the blue kettle?", "How much is the red kettle today?")
+                     .replace("Quote a price.", "Quote a price, ever."))
+    model = FakeModel()
+    again = run(tmp_path, model, spec=edited, candidates=2, requests="composed")
+    per = again.stats.per_rule
+    assert per["t.fake.no_prices"].generated > 0
+    assert all(per[r].generated == 0 for r in per if r != "t.fake.no_prices")
+    after = {r["record_id"]: r for r in rows_of(tmp_path / "out", again) if r["rule_ids"] == ["t.fake.no_insults"]}
+    assert after == before
+
+
+def test_estimate_counts_no_attacker_call_for_composed_requests(tmp_path):
+    from specc.compile import estimate_compile
+
+    spec = spec_of(LOOK_SPEC)
+    opts = dict(out_dir=tmp_path / "o", store=tmp_path / "empty", per_rule=1)
+    model = estimate_compile(spec, Path("fake.spec"), CompileOptions(**opts, requests="model"))
+    composed = estimate_compile(spec, Path("fake.spec"), CompileOptions(**opts, requests="composed"))
+    assert model.roles["attacker"].calls == model.scenarios
+    plan = make_plan(spec, per_rule=1)
+    attacker_written = sum(1 for s in plan.scenarios
+                           if s.rule_id in ("t.fake.be_honest", "t.fake.short")
+                           or (s.rule_id == "t.fake.no_insults" and s.boundary == "lookalike"))
+    assert composed.roles["attacker"].calls == attacker_written < model.scenarios
+    # measured on the store of a composed run: still no attacker call for the composed scenarios
+    rep = run(tmp_path, FakeModel(), spec=spec, requests="composed")
+    measured = estimate_compile(spec, Path("fake.spec"),
+                                CompileOptions(out_dir=tmp_path / "o", store=tmp_path / "store", per_rule=1,
+                                               requests="composed"))
+    assert measured.basis == "measured"
+    assert measured.roles["attacker"].calls == pytest.approx(rep.cost.by_role["attacker"].calls)
+
+
+def test_requests_option_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+    from specc.cli import main
+
+    spec = tmp_path / "t.spec"
+    spec.write_text(LOOK_SPEC, encoding="utf-8")
+    bad = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path / "o"), "--requests", "attacker"])
+    assert bad.exit_code == 2 and "--requests" in bad.output and "Traceback" not in bad.output
+    est = CliRunner().invoke(main, ["plan", str(spec), "--estimate", "--requests", "composed", "--format", "json",
+                                    "--store", str(tmp_path / "none")])
+    assert est.exit_code == 0, est.output
+    with pytest.raises(Exception, match="--requests must be one of"):
+        run(tmp_path, FakeModel(), requests="bogus")

@@ -9,7 +9,9 @@ Every row also carries its provenance: ``record_id``, ``rule_ids``, ``boundary``
 axis of the dataset, ``null`` where a record has no value), ``scenario_id``, ``source`` and
 ``verified_by``, and how each side was obtained, ``chosen_from`` / ``rejected_from``
 (``sampled``: an on-policy candidate of the model sorted by the rule's checks; ``defender`` /
-``violator``: a role prompted for that side; ``spec``: the spec's own example). Rows are sorted by ``record_id`` (KTO: the desirable row first).
+``violator``: a role prompted for that side; ``spec``: the spec's own example), and who wrote the
+seed user turn, ``request_from`` (``composed``: seeded code, from the rule's own examples;
+``attacker``: the model; ``spec``: the spec's own example). Rows are sorted by ``record_id`` (KTO: the desirable row first).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def _meta(p: Pair, axes: list[str]) -> dict:
         "verified_by": p.verified_by,
         "chosen_from": p.chosen_from,
         "rejected_from": p.rejected_from,
+        "request_from": p.request_from,
     }
 
 
@@ -89,5 +92,6 @@ def arrow_schema(fmt: str, axes: list[str]):
     axes_type = pa.struct([(a, pa.string()) for a in axes]) if axes else pa.null()
     meta = [("record_id", pa.string()), ("rule_ids", pa.list_(pa.string())), ("boundary", pa.string()),
             ("axes", axes_type), ("scenario_id", pa.string()), ("source", pa.string()),
-            ("verified_by", pa.string()), ("chosen_from", pa.string()), ("rejected_from", pa.string())]
+            ("verified_by", pa.string()), ("chosen_from", pa.string()), ("rejected_from", pa.string()),
+            ("request_from", pa.string())]
     return pa.schema(trl + meta)

@@ -373,5 +373,6 @@ def pairs_of(rows: dict[str, list[dict]], fmt: str) -> list[Pair]:
             out.append(Pair(record_id=rid, rule_ids=tuple(head["rule_ids"]), boundary=head["boundary"], axes=axes,
                             scenario_id=head["scenario_id"], source=head["source"], verified_by=head["verified_by"],
                             prompt=tuple(dict(m) for m in prompt), chosen=chosen, rejected=rejected, split=split,
-                            chosen_from=head.get("chosen_from"), rejected_from=head.get("rejected_from")))
+                            chosen_from=head.get("chosen_from"), rejected_from=head.get("rejected_from"),
+                            request_from=head.get("request_from")))
     return out

@@ -31,7 +31,8 @@ def inside_dataset(root: Path, path: Path) -> Path:
 
 # the fields of a record (specc/emit/formats.py writes them) and the type each must have
 _TEXT_FIELDS = ("record_id", "boundary")
-_OPTIONAL_TEXT_FIELDS = ("scenario_id", "source", "verified_by", "chosen_from", "rejected_from")
+_OPTIONAL_TEXT_FIELDS = ("scenario_id", "source", "verified_by", "chosen_from", "rejected_from",
+                         "request_from")
 _CONVERSATION_FIELDS = ("prompt", "chosen", "rejected", "completion", "messages")
 
 

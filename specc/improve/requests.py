@@ -74,6 +74,14 @@ def core_text(example: Example) -> str | None:
     return users[-1].strip() if users else None
 
 
+def opening_text(example: Example) -> str | None:
+    """The first user turn of ``example``: the request that opens it. In an example of several
+    turns the last one is an escalation that needs what came before ("No. A real person. Now."),
+    so a compile's single seed turn is composed from the opening one."""
+    users = [t.text for t in example.turns if t.role == "user"]
+    return users[0].strip() if users else None
+
+
 def _rank(key: str) -> str:
     return hashlib.sha256(f"specc-improve-split\x00{key}".encode()).hexdigest()
 
@@ -90,10 +98,14 @@ def split_items(items: Sequence, split: Split, key=lambda x: str(x)) -> list:
     return train if split == "train" else probe
 
 
+def examples_of(rule: Rule, kind: Kind) -> list[Example]:
+    """Every example of ``rule`` of ``kind`` that has a user turn to build requests from."""
+    return [e for e in rule.examples if core_text(e) and is_lookalike(e) == (kind == "lookalike")]
+
+
 def cores(rule: Rule, kind: Kind, split: Split) -> list[Example]:
     """The examples of ``rule`` of ``kind`` that ``split`` may build requests from."""
-    exs = [e for e in rule.examples if core_text(e) and is_lookalike(e) == (kind == "lookalike")]
-    return split_items(exs, split, key=lambda e: e.title + "\x00" + (core_text(e) or ""))
+    return split_items(examples_of(rule, kind), split, key=lambda e: e.title + "\x00" + (core_text(e) or ""))
 
 
 def eligible(rule: Rule) -> str | None:
@@ -134,6 +146,38 @@ def _join(*parts: str) -> str:
     return re.sub(r"\s+", " ", " ".join(out)).strip()
 
 
+def _plain(rng: random.Random, examples: Sequence[Example], openers: Sequence[str], closers: Sequence[str],
+           persona_frames: Sequence[str], personas: Sequence[str], core_of=core_text) -> tuple[str, Example]:
+    """One plain request (no tactic) and the example its core is from: a core (``core_of`` the
+    example), spelled plainly or casually, between an opener, a persona sentence (none for an
+    empty persona) and a closer."""
+    ex = rng.choice(examples)
+    core = core_of(ex) or ""
+    if rng.random() < 0.5:
+        core = _casual(core)
+    persona = rng.choice(personas)
+    who = ""
+    if persona:
+        who = rng.choice(persona_frames).format(a=_article(persona), value=persona)
+    return _join(rng.choice(openers), who, core, rng.choice(closers)), ex
+
+
+def seed_request(rule: Rule, kind: Kind, key: str, persona: str = "") -> Request | None:
+    """The seed request of one ``specc compile`` scenario, composed by code (``--requests
+    composed``): a core of ``rule``'s own examples of ``kind`` (every one: a compile holds nothing
+    out; the example's opening user turn, :func:`opening_text`), the scenario's ``persona`` (none when empty), an opener, a closer and a plain or casual
+    spelling, drawn by ``key`` (the scenario's seed and id, so it depends on its own rule alone).
+    No tactic: the compile applies the scenario's by code. None: ``rule`` has no example of
+    ``kind`` to compose from."""
+    examples = examples_of(rule, kind)
+    if not examples:
+        return None
+    rng = random.Random(f"specc-compile-request\x00{key}")
+    text, ex = _plain(rng, examples, OPENERS, CLOSERS, PERSONA, (persona,), core_of=opening_text)
+    rid = hashlib.sha256(f"{rule.id}\x00{kind}\x00{text}".encode()).hexdigest()[:16]
+    return Request(rid, rule.id, kind, text, ex.title)
+
+
 def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Request]:
     """Up to ``n`` distinct requests for ``rule`` (fewer when its material runs out)."""
     examples = cores(rule, kind, split)
@@ -152,15 +196,7 @@ def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Req
     attempts = 0
     while len(out) < n and attempts < 60 * n:
         attempts += 1
-        ex = rng.choice(examples)
-        core = core_text(ex) or ""
-        if rng.random() < 0.5:
-            core = _casual(core)
-        persona = rng.choice(personas)
-        who = ""
-        if persona:
-            who = rng.choice(persona_frames).format(a=_article(persona), value=persona)
-        text = _join(rng.choice(openers), who, core, rng.choice(closers))
+        text, ex = _plain(rng, examples, openers, closers, persona_frames, personas)
         tactic = tactics.normal(rng.choice(tactic_values))
         if tactic in frames:
             text = rng.choice(frames[tactic]).format(request=text)

@@ -94,6 +94,7 @@ class Sample:
     rejected: str | None
     chosen_from: str | None
     rejected_from: str | None
+    request_from: str | None = None  # who wrote the first user turn (composed, attacker, spec)
 
 
 @dataclass
@@ -175,7 +176,7 @@ def samples_of(records: list[dict]) -> dict[str, Sample]:
                 prompt = r["messages"][:-1]
             s = out[rid] = Sample(rid, r.get("split", "train"), r.get("boundary") or "?", r.get("source") or "?",
                                   r.get("verified_by") or "?", dict(r.get("axes") or {}), _messages(prompt),
-                                  None, None, r.get("chosen_from"), r.get("rejected_from"))
+                                  None, None, r.get("chosen_from"), r.get("rejected_from"), r.get("request_from"))
         if "chosen" in r or "rejected" in r:
             s.chosen, s.rejected = _cut(_text(r.get("chosen"))), _cut(_text(r.get("rejected")))
         elif "completion" in r:
@@ -249,6 +250,9 @@ def provenance(stats: dict) -> str:
         got = {k.split(":", 1)[1]: n for k, n in sorted(sides.items()) if k.startswith(side + ":")}
         if got:
             parts.append(f"{side} sides: " + ", ".join(f"{n} {k}" for k, n in got.items()))
+    turns = stats.get("requests_from") or {}
+    if turns:  # of all the scenarios that got a user turn, verified or not
+        parts.append("user turns of the scenarios: " + ", ".join(f"{n} {k}" for k, n in sorted(turns.items())))
     return "; ".join(parts)
 
 

@@ -51,6 +51,10 @@ class Settings:
     # into chosen / rejected by the rule's checks and the gates (0: defender and violator only)
     candidates: int = 0
     candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
+    # who writes the seed user turns (defaults.REQUEST_SOURCES): composed by code from the rule's
+    # examples, or the attacker model. Not a store-key field of its own: a composed turn enters the
+    # prompts of every later call of its scenario
+    requests: str = "model"
     # the attacker samples: greedy, the embedded model writes the assistant's voice and loops
     # ("I'm sorry, I'm not able to help you with your order ...": measured on examples/support)
     attack_temperature: float = 0.7
@@ -75,6 +79,7 @@ class Settings:
             "candidates": self.candidates,
             "candidate_temperature": self.candidate_temperature,
             "attack_temperature": self.attack_temperature,
+            "requests": self.requests,
         }
 
     def attack_temperature_for(self, attempt: int) -> float:

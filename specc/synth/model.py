@@ -25,6 +25,9 @@ VerifiedBy = Literal["check", "judge", "spec"]
 # role prompted for it (defender, violator), the spec's example, or rewritten by a person in
 # `specc review` (specc.emit.reviews)
 SideOrigin = Literal["sampled", "defender", "violator", "spec", "review"]
+# who wrote a generated pair's seed user turn (specc compile --requests): composed by seeded code
+# from the rule's own examples, or the attacker model; `spec` for the spec's own examples
+RequestOrigin = Literal["composed", "attacker", "spec"]
 # where an eval probe comes from: a dataset's test split, or planned and attacked afresh
 ProbeSource = Literal["test-split", "fresh", "composed"]
 
@@ -50,6 +53,9 @@ class Pair:
     # how each side was obtained; None: the record has no such side (a one-sided example)
     chosen_from: SideOrigin | None = None
     rejected_from: SideOrigin | None = None
+    # who wrote the seed user turn: composed by code from the rule's examples, the attacker model,
+    # or the spec itself (its examples); None: not known (a record from before specc kept it)
+    request_from: RequestOrigin | None = None
 
 
 class _Outcomes(BaseModel):
@@ -79,6 +85,8 @@ class SynthStats(_Outcomes):
 
     verified_by: dict[str, NonNegativeInt]
     sides_from: dict[str, NonNegativeInt]
+    # scenarios by who wrote their seed user turn: composed (by code, no call) | attacker (a model call)
+    requests_from: dict[str, NonNegativeInt] = {}
     faults: dict[str, NonNegativeInt]
     gate_failures: dict[str, NonNegativeInt]
     spec_example_gate_warnings: dict[str, NonNegativeInt]
@@ -167,6 +175,9 @@ class Cost(BaseModel):
     prices: dict[str, Any] | None = None
     # per pair a person accepted (specc review); None: nobody has reviewed the dataset's pairs
     accepted: Accepted | None = None
+    # scenarios by who wrote their seed user turn: composed (by code: no call) | attacker (its calls
+    # are the attacker role's)
+    requests: dict[str, NonNegativeInt] = {}
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -198,6 +209,11 @@ class Cost(BaseModel):
         lines.append(cost.accepted.line() if cost.accepted is not None else NOT_REVIEWED)
         lines.append("  by role: " + "; ".join(f"{role} {v.tokens:,}" for role, v in
                                               sorted(cost.by_role.items(), key=lambda kv: -kv[1].tokens)))
+        if cost.requests:
+            att = cost.by_role.get("attacker", Spend())
+            lines.append(f"  user turns: {cost.requests.get('composed', 0)} composed by code from the rules' examples "
+                         f"(no call), {cost.requests.get('attacker', 0)} written by the attacker (its {att.calls} calls, "
+                         f"{att.tokens:,} tokens, include those of scenarios dropped when no attempt passed the gates)")
         estimated = cost.counted.get("estimate", 0) + cost.counted.get("unknown", 0)
         if estimated:
             lines.append(f"  note: the tokens of {estimated} calls are estimated or not known (docs/cost.md)")

@@ -5,8 +5,11 @@ adversarial (violation / conflict) scenario of every rule, and wave 0 also every
 scenarios of a wave advance together, step by step, so every step is one batched model call per
 output type. Steps of a wave:
 
-1. attacker writes the user turn; in a multi-turn scenario the defender answers and the
-   attacker escalates, up to ``rounds`` user turns;
+1. the seed user turn: composed by seeded code from the rule's own examples
+   (``--requests composed``, :func:`specc.improve.requests.seed_request`) or written by the
+   attacker (``--requests model``, and where a rule has no example of the scenario's kind);
+   its tactic is applied by code. In a multi-turn scenario the model answers and the user
+   escalates (by code), up to ``rounds`` user turns;
 2. defender (chosen) and violator (rejected) answer the conversation;
 3. the quality gates (:mod:`specc.synth.gates`) on every user turn and answer as it arrives,
    then verification (:mod:`specc.synth.verify`): checks by code, the judge otherwise;
@@ -33,6 +36,7 @@ from typing import Callable, Sequence
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
+from specc.improve import requests
 from specc.synth import calibrate, demos, gates, prompts, roles, tactics, verify
 from specc.synth.calls import CallRunner
 from specc.synth.model import Pair, Probe, RuleStats, SynthResult, SynthStats
@@ -51,7 +55,8 @@ class _State:
     rejected: str | None = None
     chosen_from: str | None = None
     rejected_from: str | None = None
-    request: str | None = None  # the attacker's seed request, before its tactic
+    request: str | None = None  # the seed request, before its tactic
+    request_from: str | None = None  # who wrote it: composed (by code) | attacker (the model)
     candidates: list = field(default_factory=list)  # on-policy answers, in candidate order
     need: set = field(default_factory=set)
     status: str | None = None  # verified | dropped
@@ -139,6 +144,7 @@ class Synthesizer:
         outcomes = {st.scenario.id: (st.rule.id, "verified" if st.status == "verified" else f"dropped:{st.reason}")
                     for st in states}
         cost = self.runner.ledger.cost(outcomes, sum(1 for st in states if st.status == "verified"))
+        cost = cost.model_copy(update={"requests": _requests_from(states)})
         return SynthResult(pairs=sorted(pairs, key=lambda p: p.record_id), stats=self._stats(states, pairs),
                            scenarios_by_rule={r: [s.id for s in v] for r, v in by_rule.items()},
                            judge=self.calibration.manifest(), calibration=self.calibration, cost=cost)
@@ -154,10 +160,10 @@ class Synthesizer:
     # -- step 1: the conversation
 
     def _converse(self, states: list[_State]) -> None:
-        """The attacker writes the seed request (its tactic applied by code); in a multi-turn
-        scenario the model answers under the rule and the user escalates (by code), up to
-        ``rounds`` user turns."""
-        self._attack([st for st in states if st.alive])
+        """The seed request, composed by code or written by the attacker (its tactic applied by
+        code); in a multi-turn scenario the model answers under the rule and the user escalates
+        (by code), up to ``rounds`` user turns."""
+        self._attack(self._compose([st for st in states if st.alive]))
         for r in range(1, max((st.rounds for st in states), default=0)):
             active = [st for st in states if st.alive and r < st.rounds]
             self._reply(active, r - 1)
@@ -190,6 +196,26 @@ class Synthesizer:
         for st in todo:
             self._finish(st, "dropped", failure[id(st)])
 
+    def _compose(self, states: list[_State]) -> list[_State]:
+        """Under ``--requests composed``, the seed request of every scenario whose rule has an
+        example of the scenario's kind (violation cores for violations and conflicts, lookalike
+        cores for lookalikes), composed by seeded code with the scenario's persona: no model call.
+        Returns the states left to the attacker (all of them under ``--requests model``)."""
+        if self.settings.requests != "composed":
+            return states
+        left = []
+        for st in states:
+            s = st.scenario
+            kind = "lookalike" if s.boundary == "lookalike" else "violation"
+            req = requests.seed_request(st.rule, kind, f"{self.settings.seed}\x00{s.id}", s.axes.get("persona", ""))
+            if req is None:
+                left.append(st)
+                continue
+            st.request, st.request_from = req.text, "composed"
+            st.operator = prompts.operator_text(st.rule, s)
+            st.turns.append({"role": "user", "content": prompts.first_user_turn(st.rule, s, st.request)})
+        return left
+
     def _attack(self, states: list[_State]) -> None:
         limits = _bound(roles.attacker_type(self.settings.bounds.attack), "user")
 
@@ -213,7 +239,7 @@ class Synthesizer:
                 temperature=self.settings.attack_temperature_for(attempt))
 
         def accept(st: _State, value) -> None:
-            st.request = request(value)
+            st.request, st.request_from = request(value), "attacker"
             st.operator = prompts.operator_text(st.rule, st.scenario)
             st.turns.append({"role": "user", "content": prompts.first_user_turn(st.rule, st.scenario, st.request)})
 
@@ -412,7 +438,7 @@ class Synthesizer:
         return Pair(record_id=s.id, rule_ids=(s.rule_id,), boundary=s.boundary, axes=dict(s.axes),
                     scenario_id=s.id, source="generated", verified_by=st.verified_by or "check",
                     prompt=tuple(st.prompt()), chosen=st.chosen, rejected=st.rejected, split=s.split,
-                    chosen_from=st.chosen_from, rejected_from=st.rejected_from)
+                    chosen_from=st.chosen_from, rejected_from=st.rejected_from, request_from=st.request_from)
 
     def _stats(self, states: list[_State], pairs: list[Pair]) -> SynthStats:
         gen, reuse = self.runner.by_scenario("generated"), self.runner.by_scenario("reused")
@@ -432,6 +458,7 @@ class Synthesizer:
             scenarios=len(states), generated=self.runner.generated, reused=self.runner.reused, **_outcomes(states),
             verified_by=_table(Counter(st.verified_by for st in verified)),
             sides_from=_table(sides),
+            requests_from=_requests_from(states),
             faults=_table(self.runner.faults),
             gate_failures=_table(self.gated),
             spec_example_gate_warnings=spec_example_warnings(pairs),
@@ -446,6 +473,12 @@ def _outcomes(states: list[_State]) -> dict:
     dropped = [st.reason for st in states if st.status == "dropped"]
     return {"verified": sum(1 for st in states if st.status == "verified"), "dropped": len(dropped),
             "dropped_reasons": _table(Counter(dropped))}
+
+
+def _requests_from(states: list[_State]) -> dict[str, int]:
+    """Scenarios by who wrote their seed request (composed, attacker); a scenario dropped before
+    it had one (judge-uncalibrated, an attacker that never passed the gates) is in neither."""
+    return _table(Counter(st.request_from for st in states if st.request_from and st.turns))
 
 
 def _table(counts) -> dict[str, int]:
@@ -551,6 +584,6 @@ def spec_example_pairs(spec: Spec, rule_ids=None) -> list[Pair]:
                         scenario_id=None, source="spec-example", verified_by="spec", prompt=prompt,
                         chosen=g, rejected=bad_text, split="train",
                         chosen_from="spec" if g is not None else None,
-                        rejected_from="spec" if bad_text is not None else None))
+                        rejected_from="spec" if bad_text is not None else None, request_from="spec"))
                     i += 1
     return out
