@@ -265,7 +265,7 @@ def test_an_estimate_from_the_plan_alone_then_from_the_measured_store(reference,
     assert before.roles["attacker"].calls == before.scenarios  # one request per scenario, before retries
     # composed by code (--requests composed): no attacker call where the rule has an example of the
     # scenario's kind, one for each of the others
-    from specc.improve.requests import examples_of
+    from specc.synth.requests import examples_of
     from specc.plan.planner import make_plan
 
     plan = make_plan(spec(), seed=OPTS["seed"], per_rule=OPTS["per_rule"])

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from specc.cli import main
 from specc.improve import measure
-from specc.improve import requests as rq
+from specc.synth import requests as rq
 from specc.improve.pairs import finished, make_pairs, sentences_of, trimmed
 from specc.ir.resolve import load
 

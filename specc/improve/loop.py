@@ -43,7 +43,7 @@ from typing import Callable
 
 from specc.improve import measure
 from specc.improve.pairs import make_pairs
-from specc.improve.requests import Request, RequestSet, build
+from specc.synth.requests import Request, RequestSet, build
 
 OVERREFUSAL_SLACK = 0.02
 FORMAT = "specc-improve/1"

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from specc.eval.report import Rate
 from specc.eval.score import Z95, answer_probes, score_answer
 from specc.improve.pairs import probe_of
-from specc.improve.requests import Request
+from specc.synth.requests import Request
 
 
 @dataclass

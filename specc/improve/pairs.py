@@ -64,7 +64,7 @@ from typing import Callable, Sequence
 from dataclasses import replace
 
 from specc.ir.model import Rule, Spec
-from specc.improve.requests import Request, cores, core_text, is_lookalike, ngrams
+from specc.synth.requests import Request, cores, core_text, is_lookalike, ngrams
 from specc.synth import gates
 from specc.synth.model import Probe
 

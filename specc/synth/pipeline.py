@@ -6,7 +6,7 @@ scenarios of a wave advance together, step by step, so every step is one batched
 output type. Steps of a wave:
 
 1. the seed user turn: composed by seeded code from the rule's own examples
-   (``--requests composed``, :func:`specc.improve.requests.seed_request`) or written by the
+   (``--requests composed``, :func:`specc.synth.requests.seed_request`) or written by the
    attacker (``--requests model``, and where a rule has no example of the scenario's kind);
    its tactic is applied by code. In a multi-turn scenario the model answers and the user
    escalates (by code), up to ``rounds`` user turns;
@@ -36,8 +36,7 @@ from typing import Callable, Sequence
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
 from specc.ir.model import Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
-from specc.improve import requests
-from specc.synth import calibrate, demos, gates, prompts, roles, tactics, verify
+from specc.synth import calibrate, demos, gates, prompts, requests, roles, tactics, verify
 from specc.synth.calls import CallRunner
 from specc.synth.model import Pair, Probe, RuleStats, SynthResult, SynthStats
 from specc.synth.prompts import ExperiencePool
