@@ -313,11 +313,11 @@ def _clean_calls(tmp_path, **kw):
 
 def test_gated_attack_is_regenerated(tmp_path):
     model = JunkModel(lambda role, attempt: JUNK_ATTACK if role == "attacker" and attempt == 0 else None)
-    rep = run(tmp_path, model, retries=1)
+    rep = run(tmp_path, model, retries=1, requests="model")  # the attacker writes every seed turn
     s = rep.stats
     assert s.dropped == 0, s.dropped_reasons
     n = s.scenarios
-    attacks = count(_clean_calls(tmp_path), "attacker")  # one each: a multi-turn escalation is code
+    attacks = count(_clean_calls(tmp_path, requests="model"), "attacker")  # one each: a multi-turn escalation is code
     assert attacks == n
     assert s.gate_failures == {"gate:parroted-instructions:attacker": attacks}
     assert count(model, "attacker") == 2 * attacks  # every attacker call retried once
@@ -339,7 +339,7 @@ def test_a_request_its_bound_cut_is_trimmed_to_its_whole_sentences(tmp_path):
                    "any problem with until the day my sister borrowed it for her trip to")[:bound]
     assert len(no_sentence) == bound
     model = JunkModel(lambda role, attempt: cut if role == "attacker" else None)
-    rep = run(tmp_path, model, retries=1)
+    rep = run(tmp_path, model, retries=1, requests="model")
     users = {m["content"] for r in rows_of(tmp_path / "out", rep) for m in r["prompt"] if m["role"] == "user"}
     assert any(u.endswith(whole) for u in users), (users, rep.stats.dropped_reasons)  # after a tactic's frame, if any
     assert not any(cut[len(whole):].strip() in u for u in users)
@@ -352,7 +352,7 @@ def test_a_request_its_bound_cut_is_trimmed_to_its_whole_sentences(tmp_path):
 
 def test_always_gated_attack_is_dropped_before_any_answer(tmp_path):
     model = JunkModel(lambda role, attempt: JUNK_ATTACK if role == "attacker" else None)
-    rep = run(tmp_path, model, retries=2)
+    rep = run(tmp_path, model, retries=2, requests="model")
     s = rep.stats
     assert s.verified == 0 and s.dropped == s.scenarios
     assert s.dropped_reasons == {"gate:parroted-instructions:attacker": s.scenarios}
@@ -389,7 +389,7 @@ def test_identical_sides_regenerate_both(tmp_path):
     same = "Thanks for asking, I will not be rude about that and I will get back to you."
     model = JunkModel(lambda role, attempt: same if role in ("defender", "violator") and attempt == 0 else None)
     rep = run(tmp_path, model, spec=spec_of(SPEC.replace("axis tactic = [direct, multi_turn]", "")), retries=1,
-              candidates=0)
+              candidates=0, requests="model")  # the fake violator's answers were fitted to the attacker's turns
     s = rep.stats
     assert s.dropped == 0, s.dropped_reasons
     n = s.scenarios
@@ -401,13 +401,13 @@ def test_gates_keep_determinism_and_resume(tmp_path):
     def junk(role, attempt):
         return JUNK_ATTACK if role == "attacker" and attempt == 0 else None
 
-    a = run(tmp_path / "a", JunkModel(junk))
-    b = run(tmp_path / "b", JunkModel(junk))
+    a = run(tmp_path / "a", JunkModel(junk), requests="model")  # the attacker's gates are replayed too
+    b = run(tmp_path / "b", JunkModel(junk), requests="model")
     for rel in ["manifest.json", "README.md", a.files["train"]]:
         assert (tmp_path / "a" / "out" / rel).read_bytes() == (tmp_path / "b" / "out" / rel).read_bytes()
     # a rerun on the same store replays the gates and generates nothing
     again = JunkModel(junk)
-    c = run(tmp_path / "a", again)
+    c = run(tmp_path / "a", again, requests="model")
     assert c.stats.generated == 0 and again.calls == []
     assert c.stats.gate_failures == a.stats.gate_failures
     train = a.files["train"]
