@@ -404,7 +404,7 @@ def _prices(price: tuple[float, float] | None, prices_file: Path | None):
 
 
 _REQUESTS_HELP = ("Who writes each scenario's seed user turn: composed = seeded code, from the rule's own "
-                  "example requests (its last user turn), the scenario's persona, an opener and a closer, no model "
+                  "example requests (its first user turn), the scenario's persona, an opener and a closer, no model "
                   "call; model = the attacker model. Under composed, a scenario whose rule has no example of its "
                   "kind (a lookalike needs an example whose every bad answer is an over-refusal) is written by the "
                   "attacker, and counted so. Tactics are applied by code either way (docs/compile.md).")

@@ -370,7 +370,7 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     store's means for the role. Retries are not in the plan's figures; they are in measured ones.
     """
     from specc.engines.base import estimate_tokens
-    from specc.synth.requests import examples_of
+    from specc.synth.requests import examples_of, kind_of
     from specc.synth import calibrate, prompts, roles
     from specc.synth.pipeline import spec_example_pairs
     from specc.synth.store import STORE_FILE, Store, StoreError
@@ -390,7 +390,7 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
         kind = "judge" if s.id in judged else "checks"
         ids[kind].add(s.id)
         p = prior[kind]
-        if options.requests == "composed" and examples_of(rule, "lookalike" if s.boundary == "lookalike" else "violation"):
+        if options.requests == "composed" and examples_of(rule, kind_of(s.boundary)):
             composed.add(s.id)
         else:
             p["attacker"] += 1

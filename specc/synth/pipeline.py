@@ -205,8 +205,7 @@ class Synthesizer:
         left = []
         for st in states:
             s = st.scenario
-            kind = "lookalike" if s.boundary == "lookalike" else "violation"
-            req = requests.seed_request(st.rule, kind, f"{self.settings.seed}\x00{s.id}", s.axes.get("persona", ""))
+            req = requests.seed_request(st.rule, requests.kind_of(s.boundary), f"{self.settings.seed}\x00{s.id}", s.axes.get("persona", ""))
             if req is None:
                 left.append(st)
                 continue

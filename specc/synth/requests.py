@@ -98,6 +98,12 @@ def split_items(items: Sequence, split: Split, key=lambda x: str(x)) -> list:
     return train if split == "train" else probe
 
 
+def kind_of(boundary: str) -> Kind:
+    """The kind of request a compile scenario's ``boundary`` is composed from: lookalike cores for
+    a lookalike, violation cores for a violation or a conflict."""
+    return "lookalike" if boundary == "lookalike" else "violation"
+
+
 def examples_of(rule: Rule, kind: Kind) -> list[Example]:
     """Every example of ``rule`` of ``kind`` that has a user turn to build requests from."""
     return [e for e in rule.examples if core_text(e) and is_lookalike(e) == (kind == "lookalike")]
