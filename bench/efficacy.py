@@ -6,8 +6,9 @@ held-out probes, base vs the best round, paired on the same probes, with its 95 
 over-refusal on the lookalike probes; perplexity on the stdlib reference text; the worst rule.
 
 Targets (issue 25): pooled compliance +15 points or more with the interval's lower bound above
-+5; over-refusal at most +2 points; perplexity at most +5 %; no rule worse by more than 5 points.
-Exit 1 when a target is missed on a spec (the numbers are printed whatever they are).
++5; over-refusal at most +2 points; perplexity at most +5 %; no rule worse by more than 5 points;
+and ours, the held-out instruction set (60 general requests checked by code) no worse by more than 10
+points. Exit 1 when a target is missed on a spec (the numbers are printed whatever they are).
 
     python bench/efficacy.py --work /tmp/eff                      # bank.spec and airline.spec, the defaults
     python bench/efficacy.py --work /tmp/eff --spec examples/bank/bank.spec -- --rounds 1 --per-rule 30
@@ -30,7 +31,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SPECS = [REPO / "examples" / "bank" / "bank.spec", REPO / "examples" / "airline" / "airline.spec"]
-TARGETS = {"compliance": 0.15, "compliance_low": 0.05, "overrefusal": 0.02, "perplexity": 0.05, "rule_drop": 0.05}
+TARGETS = {"compliance": 0.15, "compliance_low": 0.05, "overrefusal": 0.02, "perplexity": 0.05, "rule_drop": 0.05,
+           # ours, not the issue's: the held-out instruction set (specc/eval/instructions.py, 60 items) may not
+           # drop by more than 10 points — at n=60 the set can tell a model that stopped answering, not a few points
+           "instructions_drop": 0.10}
 
 
 def judge(report: dict) -> dict:
@@ -49,7 +53,10 @@ def judge(report: dict) -> dict:
         "perplexity": ppl.get("change") is None or ppl["change"] <= TARGETS["perplexity"],
         "rule_drop": worst[1] >= -TARGETS["rule_drop"],
     }
-    return {"round": pick["round"], "compliance": c, "overrefusal": o, "perplexity": ppl,
+    ins = pick.get("instructions")
+    if ins:  # runs from before the instruction set have none
+        checks["instructions_drop"] = ins["change"] >= -TARGETS["instructions_drop"]
+    return {"round": pick["round"], "compliance": c, "overrefusal": o, "perplexity": ppl, "instructions": ins,
             "worst_rule": {"rule": worst[0], "change": worst[1]}, "checks": checks, "met": all(checks.values())}
 
 
@@ -102,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"[{100 * o['interval'][0]:+.1f}, {100 * o['interval'][1]:+.1f}] (n {o['n']})")
             if t["perplexity"].get("change") is not None:
                 print(f"  perplexity {100 * t['perplexity']['change']:+.1f} %")
+            ins = t.get("instructions")
+            if ins:
+                print(f"  instruction set {ins['before']:.3f} -> {ins['after']:.3f}, change {100 * ins['change']:+.1f} pts "
+                      f"[{100 * ins['interval'][0]:+.1f}, {100 * ins['interval'][1]:+.1f}] (n {ins['n']})")
             print(f"  worst rule {t['worst_rule']['rule']}: {100 * t['worst_rule']['change']:+.1f} pts")
             print("  targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in t["checks"].items()))
     return 0 if all(r["targets"]["met"] for r in results) else 1

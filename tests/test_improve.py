@@ -119,6 +119,25 @@ def test_trimmed_is_a_prefix_that_passes(parts):
 # -- paired measurement ----------------------------------------------------------------------------------
 
 
+def test_instruction_set_scores_whole_words_and_is_fixed():
+    from specc.eval.instructions import INSTRUCTIONS, Instruction, score, set_hash
+
+    paris = next(i for i in INSTRUCTIONS if i.id == "capital-france")
+    assert paris.right("The capital of France is Paris.") and paris.right("paris")
+    assert not paris.right("A Parisian cafe.") and not paris.right("I'm sorry, I can't help with that.")
+    upper = next(i for i in INSTRUCTIONS if i.id == "upper-apple")
+    assert upper.right("APPLE") and not upper.right("apple")  # the spelling asked for
+    four = next(i for i in INSTRUCTIONS if i.id == "add-2-2")
+    assert four.right("2 plus 2 is 4.") and four.right("Four.") and not four.right("It is 44.")
+    assert score({"capital-france": "Paris"})["capital-france"] == 1.0
+    assert score({})["capital-france"] == 0.0 and len(score({})) == len(INSTRUCTIONS)
+    assert len({i.id for i in INSTRUCTIONS}) == len(INSTRUCTIONS) >= 50
+    # the hash names the set: another item, or another accepted answer, is another set
+    assert set_hash() == set_hash(INSTRUCTIONS)
+    assert set_hash(INSTRUCTIONS[:-1]) != set_hash()
+    assert set_hash((*INSTRUCTIONS[:-1], Instruction(INSTRUCTIONS[-1].id, INSTRUCTIONS[-1].prompt, ("x",)))) != set_hash()
+
+
 def test_paired_change_and_interval():
     p = measure.paired([1, 1, 0, 0], [1, 0, 1, 1])
     assert (p.n, p.only_before, p.only_after) == (4, 1, 2)
@@ -305,6 +324,16 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
     assert report["requests"]["probes"] == len(json.loads((out / "requests.json").read_text())["probes"])
     base = json.loads((out / "round-0" / "eval.json").read_text())
     assert set(base["answers"]) == {p["id"] for p in json.loads((out / "requests.json").read_text())["probes"]}
+    # the instruction set is answered by every model and scored by code (capability beside perplexity)
+    from specc.eval.instructions import INSTRUCTIONS, set_hash
+
+    assert set(base["instructions"]) == set(base["instruction_answers"]) == {i.id for i in INSTRUCTIONS}
+    assert base["instructions_set"] == set_hash()
+    assert report["base_eval"]["instructions"]["n"] == len(INSTRUCTIONS)
+    if report["rounds"]:
+        ins = report["rounds"][0]["instructions"]
+        assert ins["n"] == len(INSTRUCTIONS) and ins["set"] == set_hash()
+        assert "- instruction set (capability" in (out / "README.md").read_text()
     if report["rounds"]:  # noise may make no pair at all; then the loop says so and stops
         row = report["rounds"][0]
         assert (out / "round-1" / "model" / "training.json").is_file()

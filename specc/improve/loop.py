@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from specc.eval import instructions
 from specc.improve import measure
 from specc.improve.pairs import make_pairs
 from specc.synth.requests import Request, RequestSet, build
@@ -200,16 +201,27 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
     def evaluate(r: int, model_dir: Path) -> measure.Answers:
         path = out / f"round-{r}" / "eval.json"
         dirty = not path.is_file()
+        handle = None
         if not dirty:
             d = _read_json(path)
             got = measure.Answers(d["model"], d["answers"], d["scores"], d["seconds"], d["tokens"],
-                                  d.get("perplexity"))
+                                  d.get("perplexity"), d.get("instruction_answers"), d.get("instructions"),
+                                  d.get("instructions_set"))
         else:
             handle = runner.handle(model_dir, out / f"round-{r}" / "model.gguf")
             say("eval", round=r, probes=len(probes))
             got = measure.answer_and_score(handle, spec, probes, max_new_tokens=options.eval_tokens,
                                            on_progress=lambda done, total: say("progress", stage=f"eval {r}",
                                                                                done=done, total=total))
+        if got.instructions is None or got.instructions_set != instructions.set_hash():
+            # an eval written before the instruction set (or with another set): answered now
+            handle = handle or runner.handle(model_dir, out / f"round-{r}" / "model.gguf")
+            got.instruction_answers = instructions.answer_instructions(handle, max_new_tokens=options.eval_tokens)
+            got.instructions = instructions.score(got.instruction_answers)
+            got.instructions_set = instructions.set_hash()
+            say("instructions", round=r, right=int(sum(got.instructions.values())), of=len(got.instructions))
+            dirty = True
+        if handle is not None:
             _close(handle)
         if got.perplexity is None:
             got.perplexity = _perplexity(model_dir)
@@ -241,7 +253,8 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
                                                             if p.kind == "violation" and evals[0].scores.get(p.id) is not None]),
                                 "overrefusal": measure.rate([evals[0].scores[p.id] for p in probes
                                                              if p.kind == "lookalike" and evals[0].scores.get(p.id) is not None]),
-                                "perplexity": evals[0].perplexity},
+                                "perplexity": evals[0].perplexity,
+                                "instructions": measure.rate(list((evals[0].instructions or {}).values()))},
                   "rounds": rounds, "done": done, "stopped": stopped, "best_round": best,
                   "best_model": _rel(out, model_dirs[best]) if best else None}
         _write_json(out / "report.json", report)
@@ -295,6 +308,7 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
         ppl = {"base": evals[0].perplexity, "after": evals[r].perplexity,
                "change": (evals[r].perplexity / evals[0].perplexity - 1) if evals[0].perplexity else None}
         rounds.append({"round": r, "pairs": stats["pairs"], "pair_outcomes": stats.get("outcomes"), "perplexity": ppl,
+                       "instructions": measure.instructions_change(evals[0], evals[r]),
                        "chosen_from": stats.get("chosen_from"), "rejected_from": stats.get("rejected_from"),
                        "sampling": {"calls": stats.get("calls"), "tokens": stats.get("tokens"),
                                     "seconds": stats.get("seconds")},
@@ -372,6 +386,10 @@ def render_text(report: dict) -> str:
         ppl = row["perplexity"]
         if ppl["change"] is not None:
             lines.append(f"- perplexity (capability): {ppl['base']:.2f} → {ppl['after']:.2f} ({100 * ppl['change']:+.1f} %)")
+        ins = row.get("instructions")
+        if ins:
+            lines.append(f"- instruction set (capability, {ins['n']} general requests checked by code, paired vs base): "
+                         f"{_pct(ins['before'])} → {_pct(ins['after'])}, change {_pts(ins)}")
         lines.append(f"- requests: {json.dumps(row['pair_outcomes'])}; chosen from {json.dumps(row['chosen_from'])}")
         s = row["sampling"]
         lines.append(f"- sampling: {s['calls']} calls, {s['tokens']} tokens, {s['seconds']} s; eval "

@@ -34,6 +34,10 @@ class Answers:
     seconds: float = 0.0
     tokens: int = 0
     perplexity: float | None = None  # on the stdlib reference text (capability drift), transformers
+    # the held-out instruction set (specc.eval.instructions): answers, 0/1 scores and the set's hash
+    instruction_answers: dict[str, str] | None = None
+    instructions: dict[str, float] | None = None
+    instructions_set: str | None = None
 
 
 def answer_and_score(handle, spec, probes: Sequence[Request], *, max_new_tokens: int,
@@ -114,6 +118,15 @@ def compare(probes: Sequence[Request], base: Answers, cur: Answers) -> dict:
     over = paired(look_b, look_a)
     return {"compliance": pooled.as_dict() if pooled else None, "overrefusal": over.as_dict() if over else None,
             "rules": rows}
+
+
+def instructions_change(base: Answers, cur: Answers) -> dict | None:
+    """The paired change on the instruction set (None unless both models answered the same set)."""
+    if not base.instructions or not cur.instructions or base.instructions_set != cur.instructions_set:
+        return None
+    ids = sorted(set(base.instructions) & set(cur.instructions))
+    p = paired([base.instructions[i] for i in ids], [cur.instructions[i] for i in ids])
+    return {**p.as_dict(), "set": cur.instructions_set} if p else None
 
 
 def rate(values: Sequence[float]) -> dict:
