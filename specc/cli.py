@@ -440,6 +440,8 @@ def _max_scenarios_option(fn):
               help="With --estimate: compile's --rounds.")
 @click.option("--requests", type=click.Choice(defaults.REQUEST_SOURCES), default=defaults.REQUESTS, show_default=True,
               help="With --estimate: compile's --requests (a composed user turn makes no attacker call).")
+@click.option("--example-sides/--no-example-sides", default=defaults.EXAMPLE_SIDES, show_default=True,
+              help="With --estimate: compile's --example-sides (a side the example answers makes no role call).")
 @click.option("--max-chars", type=click.IntRange(min=32), default=defaults.ANSWER_CHARS, show_default=True,
               help="With --estimate: compile's --max-chars (the answers' token budget).")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -451,7 +453,8 @@ def plan(ctx, spec_file: Path, per_rule: int, seed: int, coverage: str, system_p
          boundaries: tuple[str, ...], rules: tuple[str, ...], test_fraction: float, fmt: str,
          max_scenarios: int = defaults.MAX_SCENARIOS, estimate: bool = False, candidates: int = defaults.CANDIDATES,
          rounds: int = defaults.ROUNDS, max_chars: int = defaults.ANSWER_CHARS, store: Path | None = None,
-         price: tuple[float, float] | None = None, requests: str = defaults.REQUESTS) -> None:
+         price: tuple[float, float] | None = None, requests: str = defaults.REQUESTS,
+         example_sides: bool = defaults.EXAMPLE_SIDES) -> None:
     """Show the scenarios SPEC compiles into: rule x boundary x axis values, seeded.
 
     With --estimate, what compiling them will take (calls, tokens, seconds per role).
@@ -476,7 +479,7 @@ def plan(ctx, spec_file: Path, per_rule: int, seed: int, coverage: str, system_p
                                  system_prompt=system_prompt, test_fraction=test_fraction, rules=rules or None,
                                  max_scenarios=max_scenarios, candidates=candidates, rounds=rounds,
                                  answer_chars=max_chars, store=store, prices=Prices(default=price),
-                                 requests=requests)
+                                 requests=requests, example_sides=example_sides)
         with failing("specc plan: "):
             est = estimate_compile(spec, spec_file, options)
         if fmt == "json":
@@ -663,6 +666,11 @@ class _ShardType(click.ParamType):
                    "defender and violator roles only.")
 @click.option("--requests", type=click.Choice(defaults.REQUEST_SOURCES), default=defaults.REQUESTS, show_default=True,
               help=_REQUESTS_HELP)
+@click.option("--example-sides/--no-example-sides", default=defaults.EXAMPLE_SIDES, show_default=True,
+              help="Where a scenario whose user turn was composed from a rule's example still lacks one side "
+                   "after its candidates, take that example's own good (or bad) answer for it, verified like any "
+                   "side, instead of asking the defender (or violator); the other side stays the model's "
+                   "(chosen_from / rejected_from: spec).")
 @click.option("--shard", type=_ShardType(), default=None,
               help="Compile only shard K of N (1-based) of the plan, a deterministic slice by rule, into its "
                    "own OUT and store (default .specc/shard-K-of-N/); combine the N outputs with `specc merge`.")
@@ -690,7 +698,7 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                     force: bool = False, max_scenarios: int = defaults.MAX_SCENARIOS,
                     max_tokens: int | None = None, max_cost: float | None = None, max_time: float | None = None,
                     price: tuple[float, float] | None = None, prices_file: Path | None = None,
-                    requests: str = defaults.REQUESTS) -> None:
+                    requests: str = defaults.REQUESTS, example_sides: bool = defaults.EXAMPLE_SIDES) -> None:
     """Compile SPEC_FILE into verified preference data in OUT (TRL dpo / kto / sft).
 
     Resumable and incremental: every model call is kept in the store, so a rerun generates only
@@ -729,7 +737,8 @@ def compile_command(spec_file: Path, out_dir: Path, model: str, engine: str, jud
                              system_prompt=system_prompt, answer_chars=max_chars, shard=shard,
                              min_judge_agreement=min_judge_agreement, candidates=candidates, force=force,
                              max_scenarios=max_scenarios, max_tokens=max_tokens, max_cost=max_cost,
-                             max_seconds=max_time, prices=prices, requests=requests)
+                             max_seconds=max_time, prices=prices, requests=requests,
+                             example_sides=example_sides)
     with failing(os_error=os_message):
         engine_opts = dict(engine=engine, batch_size=batch_size, concurrency=concurrency, dialect=dialect,
                            timeout=timeout, threads=threads)

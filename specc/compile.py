@@ -65,6 +65,8 @@ class CompileOptions:
     candidate_temperature: float = defaults.CANDIDATE_TEMPERATURE
     # who writes the seed user turns: composed (by code, from the rule's examples) | model (the attacker)
     requests: str = defaults.REQUESTS
+    # where a composed scenario lacks one side: the spec's answer to the example it was composed from
+    example_sides: bool = defaults.EXAMPLE_SIDES
     # write into a non-empty OUT that is not a specc dataset (its files may be replaced or deleted)
     force: bool = False
     # refuse (E503) a plan with more scenarios, before any work (specc.plan.planner.check_size)
@@ -201,7 +203,8 @@ def compile_spec(spec: Spec, spec_path: Path, options: CompileOptions, *, model:
     settings = Settings(seed=options.seed, temperature=options.temperature, retries=options.retries,
                         rounds=options.rounds, batch_size=options.batch_size,
                         bounds=Bounds(answer=options.answer_chars), candidates=options.candidates,
-                        candidate_temperature=options.candidate_temperature, requests=options.requests)
+                        candidate_temperature=options.candidate_temperature, requests=options.requests,
+                        example_sides=options.example_sides)
     store_dir = options.store or default_store(spec_path, options.shard)
     try:
         with Store(store_dir) as store:
@@ -363,16 +366,17 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     From the plan: per scenario one attacker call (none for a scenario whose seed request is
     composed by code: ``--requests composed`` and an example of its kind), ``--candidates`` candidates where the checks
     decide (plus one reply per extra user turn), a defender and a violator call where no candidate
-    gives the side (counted whole: an upper bound), a judge call where only the judge decides, and
+    gives the side (counted whole: an upper bound; none for a side a composed single-turn
+    scenario's example answers, ``--example-sides``), a judge call where only the judge decides, and
     two calibration calls per labelled spec example. Where the store (``options.store``, default
     beside the spec) holds calls of this plan's scenarios, the calls per scenario of each role
     and kind (judge or checks) are the measured ones, and the tokens and seconds per call the
     store's means for the role. Retries are not in the plan's figures; they are in measured ones.
     """
     from specc.engines.base import estimate_tokens
-    from specc.synth.requests import examples_of, kind_of
+    from specc.synth.requests import examples_of, kind_of, seed_request
     from specc.synth import calibrate, prompts, roles
-    from specc.synth.pipeline import spec_example_pairs
+    from specc.synth.pipeline import example_answer, spec_example_pairs
     from specc.synth.store import STORE_FILE, Store, StoreError
     from specc.synth.verify import needs_judge
 
@@ -390,14 +394,22 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
         kind = "judge" if s.id in judged else "checks"
         ids[kind].add(s.id)
         p = prior[kind]
+        example = None
         if options.requests == "composed" and examples_of(rule, kind_of(s.boundary)):
             composed.add(s.id)
+            example = seed_request(rule, kind_of(s.boundary), f"{options.seed}\x00{s.id}", s.axes.get("persona", "")).example
         else:
             p["attacker"] += 1
+        single = prompts.rounds_of(s, options.rounds) == 1
         p["candidate"] += prompts.rounds_of(s, options.rounds) - 1 + (k if kind == "checks" else 0)
         sides = 1.0 if (kind == "judge" or k == 0) else 0.5  # candidates give about half the sides
-        p["defender"] += sides
-        p["violator"] += sides
+        help_ = s.expected == "help"
+        # a side the example's own answer can stand for is not the role's (--example-sides; a pair
+        # keeps one side of the model's: counted as the role's where neither comes from candidates)
+        fill = options.example_sides and example is not None and single and k > 0 and kind == "checks" \
+            and s.expected == ("help" if s.boundary == "lookalike" else "follow_rule")
+        p["defender"] += 0.0 if fill and example_answer(example, "chosen", help_) is not None else sides
+        p["violator"] += 0.0 if fill and example_answer(example, "rejected", help_) is not None else sides
         p["judge"] += 1 if kind == "judge" else 0
         prompt_sizes.append(sum(estimate_tokens(m["content"]) for m in
                                 prompts.attacker_messages(rule, s, prompts.demonstrations(rule, s.id))))

@@ -363,12 +363,13 @@ def test_always_gated_attack_is_dropped_before_any_answer(tmp_path):
 
 def test_gated_answer_regenerates_only_its_side(tmp_path):
     model = JunkModel(lambda role, attempt: "<the wrong reply>" if role == "violator" and attempt == 0 else None)
-    rep = run(tmp_path, model, retries=1, candidates=0)
+    # the roles' own retry (no example answer in their place)
+    rep = run(tmp_path, model, retries=1, candidates=0, example_sides=False)
     s = rep.stats
     assert s.dropped == 0, s.dropped_reasons
     n = s.scenarios
     assert s.gate_failures == {"gate:scaffolding:violator": n}
-    clean = _clean_calls(tmp_path, candidates=0)
+    clean = _clean_calls(tmp_path, candidates=0, example_sides=False)
     assert count(clean, "violator") == n and count(model, "violator") == 2 * n
     assert count(model, "defender") == count(clean, "defender")  # the chosen side was not regenerated
     # the judge only ever saw the regenerated answer
@@ -378,7 +379,7 @@ def test_gated_answer_regenerates_only_its_side(tmp_path):
 def test_always_gated_answer_is_dropped_unjudged(tmp_path):
     model = JunkModel(lambda role, attempt: "I'm sorry, I'm sorry, I'm sorry, I'm sorry" if role == "defender"
                       else None)
-    rep = run(tmp_path, model, retries=1, candidates=0)
+    rep = run(tmp_path, model, retries=1, candidates=0, example_sides=False)
     s = rep.stats
     assert s.verified == 0
     assert s.dropped_reasons == {"gate:repetition:defender": s.scenarios}

@@ -228,8 +228,9 @@ def test_model_faults_are_retried_and_reported(tmp_path, effect, reason):
     assert s.verified > 0
     assert s.verified + s.dropped == s.scenarios
     # always failing: dropped with the reason, the run still completes
+    # (no example sides either: the example's good answer would stand in for the defender)
     model = FakeModel(fault=lambda role, m, t: effect if role == "defender" else None)
-    rep = run(tmp_path, model, retries=1, store="store2", candidates=0)
+    rep = run(tmp_path, model, retries=1, store="store2", candidates=0, example_sides=False)
     s = rep.stats
     assert s.verified == 0 and s.dropped == s.scenarios
     assert set(s.dropped_reasons) == {f"{reason}:defender"}
@@ -437,6 +438,86 @@ def test_composed_requests_make_no_attacker_call(tmp_path):
     assert cost["requests"] == by and cost["by_role"]["attacker"]["calls"] == by["attacker"]
 
 
+# -- a composed scenario's missing side from its example (--example-sides) -------------------------
+
+SIDES_SPEC = LOOK_SPEC
+
+
+class Polite(FakeModel):
+    """Never violates when chatting (every candidate complies); the roles as FakeModel's."""
+
+    def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+        texts, n = super().generate_raw(prompts, max_new_tokens, seeds, temperature=temperature)
+        return [COMPLIANT for _ in texts], n
+
+
+class Deflecting(FakeModel):
+    """Greedy, it deflects (a refusal passes `no_insults`' check); sampled, it insults."""
+
+    def generate_raw(self, prompts, max_new_tokens, seeds, *, temperature=0.0):
+        _, n = super().generate_raw(prompts, max_new_tokens, seeds, temperature=temperature)
+        return [VIOLATION if temperature > 0 else "I'm sorry, but I can't help with that." for _ in prompts], n
+
+
+def _insult_rows(rows, single_turn=True):
+    return [r for r in rows if r["source"] == "generated" and r["rule_ids"] == ["t.fake.no_insults"]
+            and r["boundary"] != "lookalike" and (r["axes"].get("tactic") != "multi_turn") == single_turn]
+
+
+def test_a_side_the_model_never_gives_is_the_examples_answer(tmp_path):
+    """A model that never insults: the composed single-turn scenarios of `no_insults` take the
+    rejected side from the example their request was composed from ("Only an idiot asks that."),
+    verified by the check, with no violator call for them; the chosen side stays the model's.
+    Multi-turn scenarios (the example answers the first turn, not the last) and
+    --no-example-sides keep the violator."""
+    spec = spec_of(SIDES_SPEC)
+    model = Polite()
+    rep = run(tmp_path / "a", model, spec=spec, per_rule=3, candidates=2)
+    rows = rows_of(tmp_path / "a" / "out", rep)
+    single = _insult_rows(rows)
+    assert single and all(r["request_from"] == "composed" for r in single)
+    for r in single:
+        assert (r["chosen_from"], r["rejected_from"]) == ("sampled", "spec")
+        assert r["chosen"][-1]["content"] == COMPLIANT and r["rejected"][-1]["content"] == "Only an idiot asks that."
+    multi = _insult_rows(rows, single_turn=False)
+    assert multi and all(r["rejected_from"] == "violator" for r in multi)
+    # the violator was asked only for the multi-turn ones (one user turn: a single-turn conversation)
+    single_turn_asks = [m for m in model.prompts.get("violator", [])
+                        if "You are useless" in json.dumps(m) and sum(x["role"] == "user" for x in m) == 1]
+    assert not single_turn_asks
+    assert rep.stats.sides_from["rejected:spec"] >= len(single)
+    assert rep.manifest.generation["example_sides"] is True
+    # never both sides from the spec: a generated record always has a side of the model's
+    assert not [r for r in rows if r["source"] == "generated" and r["chosen_from"] == r["rejected_from"] == "spec"]
+
+    off = run(tmp_path / "b", Polite(), spec=spec, per_rule=3, candidates=2, example_sides=False)
+    rows = rows_of(tmp_path / "b" / "out", off)
+    assert _insult_rows(rows) and all(r["rejected_from"] == "violator" for r in _insult_rows(rows))
+    assert "rejected:spec" not in off.stats.sides_from and off.manifest.generation["example_sides"] is False
+
+
+def test_a_deflection_is_no_chosen_side_where_the_example_helps(tmp_path):
+    """The model's greedy answer refuses ("I'm sorry, but I can't help with that."): the rule's
+    check passes it, but the example's good answer to the same request helps, so the chosen side
+    is that answer and the rejected one the model's real violation (sampled)."""
+    rep = run(tmp_path, Deflecting(), spec=spec_of(SIDES_SPEC), per_rule=3, candidates=2)
+    single = _insult_rows(rows_of(tmp_path / "out", rep))
+    assert single
+    for r in single:
+        assert (r["chosen_from"], r["rejected_from"]) == ("spec", "sampled")
+        assert r["chosen"][-1]["content"] == "Sorry about that, let me help."
+        assert "idiot" in r["rejected"][-1]["content"]
+
+
+def test_no_pair_of_two_example_sides(tmp_path):
+    """Where the model gives neither side (every candidate and role call fails), the scenario is
+    dropped: the example's answers never make both sides of a generated pair."""
+    model = FakeModel(fault=lambda role, m, t: "garbage" if role in ("candidate", "defender", "violator") else None)
+    rep = run(tmp_path, model, spec=spec_of(SIDES_SPEC), per_rule=3, candidates=2)
+    assert not [r for r in rows_of(tmp_path / "out", rep) if r["source"] == "generated"]
+    assert "chosen:spec" not in rep.stats.sides_from and "rejected:spec" not in rep.stats.sides_from
+
+
 def test_model_requests_keep_the_attacker(tmp_path):
     model = FakeModel()
     rep = run(tmp_path, model, spec=spec_of(LOOK_SPEC), requests="model")
@@ -500,6 +581,27 @@ def test_estimate_counts_no_attacker_call_for_composed_requests(tmp_path):
                                                requests="composed"))
     assert measured.basis == "measured"
     assert measured.roles["attacker"].calls == pytest.approx(rep.cost.by_role["attacker"].calls)
+
+
+def test_estimate_counts_no_role_call_for_a_side_the_example_answers(tmp_path):
+    """From the plan alone, a composed single-turn scenario whose example answers a side counts no
+    defender (violator) call for it under --example-sides; the roles keep their share elsewhere."""
+    from specc.compile import estimate_compile
+
+    spec = spec_of(LOOK_SPEC)
+    opts = dict(out_dir=tmp_path / "o", store=tmp_path / "empty", per_rule=2, requests="composed")
+    on = estimate_compile(spec, Path("fake.spec"), CompileOptions(**opts))
+    off = estimate_compile(spec, Path("fake.spec"), CompileOptions(**opts, example_sides=False))
+    plan = make_plan(spec, per_rule=2)
+    # no_insults and no_prices have examples of both kinds' answers: their single-turn composed
+    # scenarios (follow_rule, or help at a lookalike) take half a defender and half a violator call each
+    filled = [s for s in plan.scenarios if s.rule_id in ("t.fake.no_insults", "t.fake.no_prices")
+              and s.axes.get("tactic") != "multi_turn" and s.expected == ("help" if s.boundary == "lookalike" else "follow_rule")
+              and (s.boundary != "lookalike" or s.rule_id == "t.fake.no_prices")]
+    assert filled
+    assert off.roles["defender"].calls - on.roles["defender"].calls == pytest.approx(0.5 * len(filled))
+    assert off.roles["violator"].calls - on.roles["violator"].calls == pytest.approx(0.5 * len(filled))
+    assert on.roles["candidate"].calls == off.roles["candidate"].calls
 
 
 def test_requests_option_on_the_command_line(tmp_path):

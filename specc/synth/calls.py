@@ -55,6 +55,9 @@ class Settings:
     # examples, or the attacker model. Not a store-key field of its own: a composed turn enters the
     # prompts of every later call of its scenario
     requests: str = "model"
+    # where a composed scenario lacks one side, the spec's own answer to the example its request was
+    # composed from (pipeline._fill_from_example); not a store-key field either: it makes no call
+    example_sides: bool = False
     # the attacker samples: greedy, the embedded model writes the assistant's voice and loops
     # ("I'm sorry, I'm not able to help you with your order ...": measured on examples/support)
     attack_temperature: float = 0.7
@@ -80,6 +83,7 @@ class Settings:
             "candidate_temperature": self.candidate_temperature,
             "attack_temperature": self.attack_temperature,
             "requests": self.requests,
+            "example_sides": self.example_sides,
         }
 
     def attack_temperature_for(self, attempt: int) -> float:

@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 from specc.ir.checks import CheckTimeout, evaluate_all, is_refusal
-from specc.ir.model import Rule, Spec, content_hash
+from specc.ir.model import Example, Rule, Spec, content_hash
 from specc.plan.model import Plan, Scenario
 from specc.synth import calibrate, demos, gates, prompts, requests, roles, tactics, verify
 from specc.synth.calls import CallRunner
@@ -56,6 +56,8 @@ class _State:
     rejected_from: str | None = None
     request: str | None = None  # the seed request, before its tactic
     request_from: str | None = None  # who wrote it: composed (by code) | attacker (the model)
+    example: Example | None = None  # the rule's example a composed request was built from
+    spec_tried: set = field(default_factory=set)  # sides already taken from that example's answers
     candidates: list = field(default_factory=list)  # on-policy answers, in candidate order
     need: set = field(default_factory=set)
     status: str | None = None  # verified | dropped
@@ -209,7 +211,7 @@ class Synthesizer:
             if req is None:
                 left.append(st)
                 continue
-            st.request, st.request_from = req.text, "composed"
+            st.request, st.request_from, st.example = req.text, "composed", req.example
             st.operator = prompts.operator_text(st.rule, s)
             st.turns.append({"role": "user", "content": prompts.first_user_turn(st.rule, s, st.request)})
         return left
@@ -280,6 +282,8 @@ class Synthesizer:
             todo = [st for st in todo if st.alive]
             if not todo:
                 break
+            for st in todo:
+                self._fill_from_example(st)
             calls, owners = [], []
             for st in todo:
                 final = st.rounds - 1
@@ -394,6 +398,45 @@ class Synthesizer:
                 and gates.pair_failure(st.chosen, st.rejected, self._gate_context(st)) is not None:
             st.rejected = st.rejected_from = None  # too close to the chosen side: the violator writes one
         st.need = {side for side in ("chosen", "rejected") if getattr(st, side) is None}
+
+    # -- the example's own answers
+
+    def _fill_from_example(self, st: _State) -> None:
+        """Where one side is missing and the other is the model's, the missing side is the spec's
+        own answer to the example the seed request was composed from (``"spec"``, no call): its
+        ``good`` answer (at a lookalike: one that helps) for the chosen side, its ``bad`` answer (at
+        a lookalike: an over-refusal; else a violation) for the rejected one. Only in a single-turn
+        conversation (the answer is to the request the user sent), once per side (verification
+        and the pair gate still judge it; what they fail goes to the roles), and never both sides:
+        a pair with no model side would be the example again. Not where the scenario expects an
+        override to be followed (the example's answers are for the rule as it applies). A model's
+        chosen side that refuses where the example's good answer does not is no chosen side: it
+        goes (the spec's answer takes its place, or the roles try again).
+        ``--no-example-sides``: never."""
+        s = st.scenario
+        if not self.settings.example_sides or st.example is None or st.rounds != 1 \
+                or s.expected != ("help" if s.boundary == "lookalike" else "follow_rule"):
+            return
+        help_ = s.expected == "help"
+        good = example_answer(st.example, "chosen", help_)
+        if st.chosen is not None and st.chosen_from != "spec" and "chosen" not in st.need and is_refusal(st.chosen) \
+                and good is not None and not is_refusal(good):
+            # the model deflected where the spec's own answer to this request helps: the rule's checks
+            # pass a refusal, but it is no answer to learn (measured: "I'm sorry, but as a customer
+            # service AI, I'm unable to access your account" for a length rule)
+            st.chosen = st.chosen_from = None
+            st.need.add("chosen")
+        if len(st.need) != 1:
+            return
+        side = next(iter(st.need))
+        if side in st.spec_tried:
+            return
+        st.spec_tried.add(side)
+        text = good if side == "chosen" else example_answer(st.example, side, help_)
+        if text is not None:
+            setattr(st, side, text)
+            setattr(st, f"{side}_from", "spec")
+            st.need.discard(side)
 
     # -- quality gates
 
@@ -550,6 +593,16 @@ def synthesize(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=None,
                judge_needed: bool | None = None, reviewed: Sequence[Pair] = ()) -> SynthResult:
     return Synthesizer(spec, plan, runner, on_event=on_event, min_judge_agreement=min_judge_agreement,
                        judge_needed=judge_needed, reviewed=reviewed).run()
+
+
+def example_answer(example: Example, side: str, help_: bool) -> str | None:
+    """The answer of ``example`` a pair's ``side`` may take (None: it has none): the first good
+    answer (at a lookalike, ``help_``: the first that is not a refusal) for the chosen side; for
+    the rejected side the first bad answer that is an over-refusal at a lookalike, a violation
+    (not an over-refusal) elsewhere."""
+    if side == "chosen":
+        return next((a.text for a in example.good if not (help_ and is_refusal(a.text))), None)
+    return next((b.text for b in example.bad if b.overrefusal == help_), None)
 
 
 # -- the spec's own examples ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 from specc.ir.model import Example, Rule, Spec
@@ -62,6 +62,7 @@ class Request:
     core: str
     tactic: str = "direct"
     split: Split = "train"
+    example: Example | None = field(default=None, compare=False, repr=False)  # the example of ``core``
 
 
 def is_lookalike(example: Example) -> bool:
@@ -181,7 +182,7 @@ def seed_request(rule: Rule, kind: Kind, key: str, persona: str = "") -> Request
     rng = random.Random(f"specc-compile-request\x00{key}")
     text, ex = _plain(rng, examples, OPENERS, CLOSERS, PERSONA, (persona,), core_of=opening_text)
     rid = hashlib.sha256(f"{rule.id}\x00{kind}\x00{text}".encode()).hexdigest()[:16]
-    return Request(rid, rule.id, kind, text, ex.title)
+    return Request(rid, rule.id, kind, text, ex.title, example=ex)
 
 
 def compose(rule: Rule, kind: Kind, split: Split, n: int, seed: int) -> list[Request]:
