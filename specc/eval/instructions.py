@@ -94,8 +94,9 @@ INSTRUCTIONS: tuple[Instruction, ...] = (
     _i("yes-german", "How do you say yes in German?", "ja"),
     _i("synonym-happy", "Give one word that means the same as happy.", "glad", "joyful", "cheerful", "content",
        "pleased", "delighted", "joyous", "merry", "elated", "jolly"),
+    # not "that": the prompt's own "a word that rhymes" comes back in the answers
     _i("rhyme-cat", "Give a word that rhymes with cat.", "hat", "bat", "mat", "rat", "sat", "fat", "pat", "flat",
-       "that", "chat", "vat"),
+       "chat", "vat"),
     _i("baby-dog", "What is a baby dog called?", "puppy", "pup"),
     _i("baby-cat", "What is a baby cat called?", "kitten"),
     # following an instruction
