@@ -345,6 +345,10 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
     else:
         assert "made no pair" in report["stopped"]
     assert (out / "README.md").read_text().startswith("# specc improve")
+    # `specc report` reads the run: per rule per round, as a table (and a plot in the HTML page)
+    rep = invoke("report", out, "--format", "markdown")
+    assert rep.exit_code == 0, rep.output
+    assert rep.output.startswith("### specc improve:") and ("pooled compliance" in rep.output) == bool(report["rounds"])
     # a rerun resumes: nothing is redone, the report is the same
     stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "report.json"
              and p.name != "README.md"}

@@ -388,3 +388,83 @@ def test_markdown_report_carries_no_link_image_or_html_from_its_inputs(world):
     assert _links_images_html(r.stdout) == []
     # the clean report has no such node either: the check sees what specc itself writes
     assert _links_images_html(make_report(world["data"], spec=world["spec"], fmt="markdown")) == []
+
+
+# -- the report of a `specc improve` run ----------------------------------------------------------
+
+
+def _paired(before, after, n=100):
+    d = after - before
+    return {"n": n, "before": before, "after": after, "change": d, "interval": [d - 0.05, d + 0.05],
+            "only_before": 1, "only_after": 2}
+
+
+def _improve_run(tmp_path, **over):
+    """A run directory as `specc improve` writes it (improve.json, report.json): two rounds."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "improve.json").write_text(json.dumps({"format": "specc-improve/1"}))
+    rounds = [{"round": r, "pairs": 100 * r, "training": {"steps": 13 * r, "loss": 0.5},
+               "perplexity": {"base": 14.0, "after": 14.0 + r / 10, "change": r / 140},
+               "instructions": {**_paired(0.5, 0.5 - r / 60, 60), "set": "ab" * 32},
+               "vs_base": {"compliance": _paired(0.5, 0.6 + r / 10, 500), "overrefusal": _paired(0.3, 0.0, 94),
+                           "rules": {"t.a": _paired(0.0, 0.3 * r), "t.b": _paired(0.9, 0.8)}}}
+              for r in (1, 2)]
+    report = {"format": "specc-improve/1", "spec": "t", "base": "smollm2", "requests":
+              {"train": 900, "probes": 594, "probes_dropped_by_decontamination": 6, "rules": ["t.a", "t.b"],
+               "skipped": []}, "rounds": rounds, "done": True, "stopped": None, "best_round": 2,
+              "best_model": "round-2/model", **over}
+    (run / "report.json").write_text(json.dumps(report))
+    return run
+
+
+def test_an_improve_run_reports_each_rule_per_round_with_its_interval(tmp_path):
+    run = _improve_run(tmp_path)
+    r = CliRunner().invoke(main, ["report", str(run), "--format", "markdown"])
+    assert r.exit_code == 0, r.output
+    md = r.output
+    assert "| | round 1 (100 pairs) | round 2 (200 pairs) |" in md
+    assert "| **pooled compliance** | 50.0% → 70.0%, +20.0 pts [+15.0, +25.0] | 50.0% → 80.0%, +30.0 pts" in md
+    assert "| `t.b` | 90.0% → 80.0%, -10.0 pts [-15.0, -5.0] |" in md
+    assert "| instruction set (capability) | 50.0% → 48.3%" in md and "14.00 → 14.10 (+0.7 %)" in md
+    assert "Best round: 2 (`round-2/model`)" in md
+    out = tmp_path / "r.html"
+    a = CliRunner().invoke(main, ["report", str(run), "-o", str(out)])
+    assert a.exit_code == 0, a.output
+    html = out.read_text()
+    assert html.count("<svg") == 1 and "t.a" in html and "+30.0 pts [+25.0, +35.0]" in html
+    # a loss whose interval excludes 0 is marked as one; the same inputs give the same bytes
+    assert '<span class="down">-10.0 pts [-15.0, -5.0]</span>' in html
+    CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "again.html")])
+    assert (tmp_path / "again.html").read_bytes() == out.read_bytes()
+    # dataset options do not apply to a run
+    r = CliRunner().invoke(main, ["report", str(run), "--eval", str(out)])
+    assert r.exit_code == 1 and "is a `specc improve` run" in r.output
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{", "not JSON"),
+    ('{"format": "specc-improve/1", "spec": "t"}', "is not a `specc improve` report"),
+    ('{"format": "other"}', "not 'specc-improve/1'"),
+    ("[" * 200 + "]" * 200, "nested deeper"),
+])
+def test_a_hostile_improve_report_is_refused_with_a_message(tmp_path, bad, message):
+    run = _improve_run(tmp_path)
+    (run / "report.json").write_text(bad)
+    r = CliRunner().invoke(main, ["report", str(run), "--format", "markdown"])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+
+
+def test_an_improve_report_with_numbers_out_of_range_is_refused(tmp_path):
+    run = _improve_run(tmp_path)
+    data = json.loads((run / "report.json").read_text())
+    data["rounds"][0]["vs_base"]["compliance"]["after"] = 7.0
+    (run / "report.json").write_text(json.dumps(data))
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert r.exit_code == 1 and "rounds.0.vs_base.compliance.after" in r.output
+    (run / "report.json").write_text(json.dumps(data).replace("7.0", "NaN"))
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (run / "report.json").unlink()
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert r.exit_code == 1 and "no report.json yet" in r.output

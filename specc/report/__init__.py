@@ -178,7 +178,16 @@ def review_markdown(r: dict) -> list[str]:
 def make_report(directory: Path, *, evals=(), diff: Path | None = None, spec: Path | None = None,
                 fmt: str = "html") -> str:
     """The report of the dataset in ``directory`` as ``html`` or ``markdown`` text. Raises
-    :class:`ReportError` for unreadable inputs, :class:`PlotsUnavailable` without matplotlib."""
+    :class:`ReportError` for unreadable inputs, :class:`PlotsUnavailable` without matplotlib.
+    A ``specc improve`` run directory gets its own report (:mod:`specc.report.improve`)."""
+    from specc.report.improve import is_improve_run, make_improve_report
+
+    if is_improve_run(Path(directory)):
+        given = [name for name, v in (("--eval", evals), ("--diff", diff), ("--spec", spec)) if v]
+        if given:
+            raise ReportError(f"{directory} is a `specc improve` run: {', '.join(given)} applies to a compiled "
+                              "dataset (the run's report holds its own evaluations)")
+        return make_improve_report(Path(directory), fmt)
     s = summarize(read_inputs(Path(directory), evals=[Path(e) for e in evals], diff=diff, spec=spec))
     return render_markdown(s) if fmt == "markdown" else render_html(s)
 

@@ -23,7 +23,7 @@ EVAL_COLOURS = (GREY, BLUE, ORANGE, PURPLE, GREEN, SKY)
 PLOT_RULES = 40
 
 
-def _worst(ids: list[str], badness) -> tuple[list[str], str | None]:
+def worst(ids: list[str], badness) -> tuple[list[str], str | None]:
     """``ids`` as they are when at most :data:`PLOT_RULES`; else the worst by ``badness`` (worst
     first, ties by id), and the sentence that says which were left out."""
     if len(ids) <= PLOT_RULES:
@@ -36,7 +36,7 @@ class PlotsUnavailable(Exception):
     """matplotlib is not installed."""
 
 
-def _mpl():
+def mpl():
     try:
         import matplotlib
         from matplotlib.backends.backend_svg import FigureCanvasSVG
@@ -47,8 +47,8 @@ def _mpl():
     return matplotlib, Figure, FigureCanvasSVG
 
 
-def _svg(fig, salt: str) -> str:
-    matplotlib, _, FigureCanvasSVG = _mpl()
+def svg(fig, salt: str) -> str:
+    matplotlib, _, FigureCanvasSVG = mpl()
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"specc-report-{salt}", "svg.fonttype": "none",
                                 "svg.id": None}):
@@ -60,8 +60,8 @@ def _svg(fig, salt: str) -> str:
     return text.strip() + "\n"
 
 
-def _style():
-    matplotlib, Figure, _ = _mpl()
+def style():
+    matplotlib, Figure, _ = mpl()
     return matplotlib.rc_context({"text.parse_math": False, "font.family": "DejaVu Sans", "font.size": 9,
                                   "axes.spines.top": False, "axes.spines.right": False})
 
@@ -70,15 +70,15 @@ def outcomes(s: Summary) -> str | None:
     """Per rule, what became of its planned scenarios: one stacked bar each."""
     if not s.rules:
         return None
-    _, Figure, _ = _mpl()
+    _, Figure, _ = mpl()
     parts = [("verified", GREEN, lambda f: f.verified),
              ("dropped at check / judge", ORANGE, lambda f: sum(f.lost.get("verified", {}).values())),
              ("dropped at the gates", VERMILION, lambda f: sum(f.lost.get("gated", {}).values())),
              ("not generated (judge untrusted, model fault)", GREY,
               lambda f: sum(f.lost.get("generated", {}).values()))]
     by_id = {r.id: r for r in s.rules}
-    ids, note = _worst(list(by_id), lambda i: by_id[i].funnel.planned - by_id[i].funnel.verified)
-    with _style():
+    ids, note = worst(list(by_id), lambda i: by_id[i].funnel.planned - by_id[i].funnel.verified)
+    with style():
         fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(ids) + (0.3 if note else 0)), layout="constrained")
         if note:
             fig.supxlabel(note.format("with the most planned scenarios not verified"), fontsize=8)
@@ -93,14 +93,14 @@ def outcomes(s: Summary) -> str | None:
         ax.set_xlabel("planned scenarios")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=8)
-        return _svg(fig, "outcomes")
+        return svg(fig, "outcomes")
 
 
 def evals(s: Summary) -> str | None:
     """Per rule, compliance and over-refusal of each eval with its 95% interval, side by side."""
     if not s.evals:
         return None
-    _, Figure, _ = _mpl()
+    _, Figure, _ = mpl()
     rules = sorted({rid for c in s.evals for rid in c.report.per_rule})
     if not rules:
         return None
@@ -111,8 +111,8 @@ def evals(s: Summary) -> str | None:
         rates += [rr.overrefusal or 0.0 for c in s.evals if (rr := c.report.per_rule.get(rid))]
         return max(rates, default=0.0)
 
-    rules, note = _worst(rules, badness)
-    with _style():
+    rules, note = worst(rules, badness)
+    with style():
         fig = Figure(figsize=(7.5, 1.2 + 0.4 * len(rules) * max(1, len(s.evals)) ** 0.5 + (0.3 if note else 0)),
                      layout="constrained")
         if note:
@@ -145,4 +145,4 @@ def evals(s: Summary) -> str | None:
         if not handles:
             handles, labels = axes[1].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=min(k, 3), frameon=False, fontsize=8)
-        return _svg(fig, "evals")
+        return svg(fig, "evals")
