@@ -48,7 +48,7 @@ def render_card(*, spec_id: str, version: str, spec_hash: str, fmt: str, files: 
         "`boundary` (violation, lookalike, conflict), `axes`, `scenario_id`, `source` "
         "(generated or spec-example), `verified_by` (check, judge or spec) and where each side came "
         "from, `chosen_from` / `rejected_from` (sampled: the model's own answer, sorted by the rule's "
-        "checks; defender / violator: a role prompted for that side; spec) and who wrote the first user "
+        "checks; defender / violator: a role prompted for that side; spec: the example's own answer) and who wrote the first user "
         "turn, `request_from` (composed: seeded code, from the rule's own example requests; attacker: the "
         "model; spec). "
         "`manifest.json` maps every rule hash to its record ids.",

@@ -9,7 +9,8 @@ Every row also carries its provenance: ``record_id``, ``rule_ids``, ``boundary``
 axis of the dataset, ``null`` where a record has no value), ``scenario_id``, ``source`` and
 ``verified_by``, and how each side was obtained, ``chosen_from`` / ``rejected_from``
 (``sampled``: an on-policy candidate of the model sorted by the rule's checks; ``defender`` /
-``violator``: a role prompted for that side; ``spec``: the spec's own example), and who wrote the
+``violator``: a role prompted for that side; ``spec``: the spec's own example — a spec-example
+record's sides, or the one missing side of a composed scenario, ``--example-sides``), and who wrote the
 seed user turn, ``request_from`` (``composed``: seeded code, from the rule's own examples;
 ``attacker``: the model; ``spec``: the spec's own example). Rows are sorted by ``record_id`` (KTO: the desirable row first).
 """
