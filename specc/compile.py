@@ -374,9 +374,9 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
     store's means for the role. Retries are not in the plan's figures; they are in measured ones.
     """
     from specc.engines.base import estimate_tokens
-    from specc.synth.requests import examples_of, kind_of, seed_request
+    from specc.synth.requests import kind_of, seed_request
     from specc.synth import calibrate, prompts, roles
-    from specc.synth.pipeline import example_answer, spec_example_pairs
+    from specc.synth.pipeline import example_answer, spec_example_pairs, takes_example_sides
     from specc.synth.store import STORE_FILE, Store, StoreError
     from specc.synth.verify import needs_judge
 
@@ -394,20 +394,20 @@ def estimate_compile(spec: Spec, spec_path: Path, options: CompileOptions) -> Es
         kind = "judge" if s.id in judged else "checks"
         ids[kind].add(s.id)
         p = prior[kind]
-        example = None
-        if options.requests == "composed" and examples_of(rule, kind_of(s.boundary)):
+        req = seed_request(rule, kind_of(s.boundary), f"{options.seed}\x00{s.id}", s.axes.get("persona", "")) \
+            if options.requests == "composed" else None
+        if req is not None:
             composed.add(s.id)
-            example = seed_request(rule, kind_of(s.boundary), f"{options.seed}\x00{s.id}", s.axes.get("persona", "")).example
         else:
             p["attacker"] += 1
-        single = prompts.rounds_of(s, options.rounds) == 1
-        p["candidate"] += prompts.rounds_of(s, options.rounds) - 1 + (k if kind == "checks" else 0)
+        rounds = prompts.rounds_of(s, options.rounds)
+        p["candidate"] += rounds - 1 + (k if kind == "checks" else 0)
         sides = 1.0 if (kind == "judge" or k == 0) else 0.5  # candidates give about half the sides
         help_ = s.expected == "help"
         # a side the example's own answer can stand for is not the role's (--example-sides; a pair
         # keeps one side of the model's: counted as the role's where neither comes from candidates)
-        fill = options.example_sides and example is not None and single and k > 0 and kind == "checks" \
-            and s.expected == ("help" if s.boundary == "lookalike" else "follow_rule")
+        fill = options.example_sides and req is not None and k > 0 and kind == "checks" and takes_example_sides(s, rounds)
+        example = req.example if req is not None else None
         p["defender"] += 0.0 if fill and example_answer(example, "chosen", help_) is not None else sides
         p["violator"] += 0.0 if fill and example_answer(example, "rejected", help_) is not None else sides
         p["judge"] += 1 if kind == "judge" else 0

@@ -225,6 +225,13 @@ def _deeper_than(value, limit: int) -> bool:
     return False
 
 
+def validation_problem(error, top: str = "the file") -> str:
+    """``where: message`` of the first problem a pydantic ``ValidationError`` names (``top`` where
+    it is the whole value), for a message about a file someone else may have made."""
+    first = error.errors()[0]
+    return f"{'.'.join(str(x) for x in first['loc']) or top}: {first['msg']}"
+
+
 def load_json(text: str):
     """``json.loads`` for a file someone else may have made (a dataset's records, a manifest, an
     eval or diff file): a :class:`ValueError` with a message for the user, never a traceback,

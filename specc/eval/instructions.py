@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from specc.eval.score import generate_in_batches
+
 
 @dataclass(frozen=True)
 class Instruction:
@@ -118,17 +120,9 @@ def set_hash(items: Sequence[Instruction] = INSTRUCTIONS) -> str:
 def answer_instructions(handle, *, max_new_tokens: int, items: Sequence[Instruction] = INSTRUCTIONS,
                         on_progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
     """``handle``'s greedy answers (no system prompt), by item id."""
-    out: dict[str, str] = {}
-    size = max(1, int(getattr(handle, "batch_size", 8) or 8))
-    for start in range(0, len(items), size):
-        chunk = items[start : start + size]
-        texts, _ = handle.generate_raw([[{"role": "user", "content": i.prompt}] for i in chunk], max_new_tokens,
-                                       [0] * len(chunk), temperature=0.0)
-        for item, text in zip(chunk, texts):
-            out[item.id] = text.strip()
-        if on_progress:
-            on_progress(min(start + size, len(items)), len(items))
-    return out
+    texts = generate_in_batches(handle, [[{"role": "user", "content": i.prompt}] for i in items], [0] * len(items),
+                                max_new_tokens=max_new_tokens, temperature=0.0, on_progress=on_progress)
+    return {item.id: text for item, text in zip(items, texts)}
 
 
 def score(answers: dict[str, str], items: Sequence[Instruction] = INSTRUCTIONS) -> dict[str, float]:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specc.defaults import BOUNDARIES
 from specc.eval.score import diff_interval, wilson
+from specc.files import validation_problem
 
 METRICS = ("compliance", "overrefusal")
 
@@ -153,9 +154,7 @@ def read_report(path: Path) -> EvalReport:
     try:
         return EvalReport.model_validate_json(text)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "the file"
-        raise ReportError(f"{path} is not a `specc eval -o` file ({where}: {first['msg']})") from e
+        raise ReportError(f"{path} is not a `specc eval -o` file ({validation_problem(e)})") from e
 
 
 # -- aggregation -----------------------------------------------------------------------------------

@@ -150,6 +150,25 @@ def sample_seed(probe_id: str, sample: int, seed: int) -> int:
     return int(content_hash({"eval-answer": probe_id, "sample": sample, "seed": seed})[:8], 16) % (2**31)
 
 
+def generate_in_batches(handle, prompts: Sequence[list[dict]], seeds: Sequence[int], *, max_new_tokens: int,
+                        temperature: float, on_progress: Callable[[int, int], None] | None = None,
+                        on_tokens: Callable[[int], None] | None = None) -> list[str]:
+    """``handle``'s free answers to ``prompts`` (chat messages), each stripped, asked in batches
+    of the handle's ``batch_size``; ``on_tokens`` is told the generated tokens of each batch and
+    ``on_progress`` the answers done so far."""
+    out: list[str] = []
+    size = max(1, int(getattr(handle, "batch_size", 8) or 8))
+    for start in range(0, len(prompts), size):
+        texts, n = handle.generate_raw(list(prompts[start : start + size]), max_new_tokens,
+                                       list(seeds[start : start + size]), temperature=temperature)
+        if on_tokens:
+            on_tokens(n)
+        out.extend(text.strip() for text in texts)
+        if on_progress:
+            on_progress(len(out), len(prompts))
+    return out
+
+
 def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: int = 0,
                   max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
                   on_progress: Callable[[int, int], None] | None = None,
@@ -158,20 +177,11 @@ def answer_probes(handle, probes: Sequence[Probe], *, samples: int = 1, seed: in
     greedy answer for ``samples == 1``, else ``samples`` answers at temperature
     :data:`SAMPLE_TEMPERATURE`, seeded from (probe id, sample index, seed). ``on_tokens`` is told
     the number of generated tokens of each batch."""
-    temperature = 0.0 if samples == 1 else SAMPLE_TEMPERATURE
     jobs = [(p, i) for i in range(samples) for p in probes]
+    texts = generate_in_batches(handle, [p.messages() for p, _ in jobs], [sample_seed(p.id, i, seed) for p, i in jobs],
+                                max_new_tokens=max_new_tokens, temperature=0.0 if samples == 1 else SAMPLE_TEMPERATURE,
+                                on_progress=on_progress, on_tokens=on_tokens)
     out: dict[str, list[str]] = {p.id: [""] * samples for p in probes}
-    size = max(1, int(getattr(handle, "batch_size", 8) or 8))
-    done = 0
-    for start in range(0, len(jobs), size):
-        chunk = jobs[start : start + size]
-        texts, n = handle.generate_raw([p.messages() for p, _ in chunk], max_new_tokens,
-                                       [sample_seed(p.id, i, seed) for p, i in chunk], temperature=temperature)
-        if on_tokens:
-            on_tokens(n)
-        for (p, i), text in zip(chunk, texts):
-            out[p.id][i] = text.strip()
-        done += len(chunk)
-        if on_progress:
-            on_progress(done, len(jobs))
+    for (p, i), text in zip(jobs, texts):
+        out[p.id][i] = text
     return out

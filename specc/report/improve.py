@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specc import markdown
-from specc.files import load_json
+from specc.files import load_json, validation_problem
 from specc.improve.loop import FORMAT
 from specc.report.inputs import ReportError
 
@@ -121,9 +121,7 @@ def read_improve(directory: Path) -> ImproveReport:
     try:
         return ImproveReport.model_validate(value)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "the file"
-        raise ReportError(f"{path} is not a `specc improve` report ({where}: {first['msg']})") from None
+        raise ReportError(f"{path} is not a `specc improve` report ({validation_problem(e)})") from None
 
 
 def _rules(r: ImproveReport) -> list[str]:

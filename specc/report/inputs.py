@@ -199,7 +199,7 @@ class _DatasetDiffFile(_Part):
 
 
 def read_diff(path: Path) -> dict:
-    from specc.files import load_json
+    from specc.files import load_json, validation_problem
 
     try:
         data = load_json(Path(path).read_text(encoding="utf-8"))
@@ -213,10 +213,8 @@ def read_diff(path: Path) -> dict:
     try:
         (_SpecDiffFile if "summary" in data else _DatasetDiffFile).model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "the file"
         raise ReportError(f"--diff: {path} is not the output of `specc diff … --format json` "
-                          f"({where}: {first['msg']})") from None
+                          f"({validation_problem(e)})") from None
     return data
 
 

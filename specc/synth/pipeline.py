@@ -414,8 +414,7 @@ class Synthesizer:
         goes (the spec's answer takes its place, or the roles try again).
         ``--no-example-sides``: never."""
         s = st.scenario
-        if not self.settings.example_sides or st.example is None or st.rounds != 1 \
-                or s.expected != ("help" if s.boundary == "lookalike" else "follow_rule"):
+        if not self.settings.example_sides or st.example is None or not takes_example_sides(s, st.rounds):
             return
         help_ = s.expected == "help"
         good = example_answer(st.example, "chosen", help_)
@@ -593,6 +592,13 @@ def synthesize(spec: Spec, plan: Plan, runner: CallRunner, *, on_event=None,
                judge_needed: bool | None = None, reviewed: Sequence[Pair] = ()) -> SynthResult:
     return Synthesizer(spec, plan, runner, on_event=on_event, min_judge_agreement=min_judge_agreement,
                        judge_needed=judge_needed, reviewed=reviewed).run()
+
+
+def takes_example_sides(scenario: Scenario, rounds: int) -> bool:
+    """Whether a composed scenario of ``rounds`` user turns may take a missing side from its
+    example (``--example-sides``): a single-turn conversation (the example answers the request the
+    user sent, not an escalation) where the rule is to be followed (at a lookalike: helped)."""
+    return rounds == 1 and scenario.expected == ("help" if scenario.boundary == "lookalike" else "follow_rule")
 
 
 def example_answer(example: Example, side: str, help_: bool) -> str | None:
