@@ -4,7 +4,9 @@ The same 8 chat prompts (free text, sampled at temperature 0.8, 48 new tokens at
 the transformers engine (one batch of 8) and the llama.cpp engine at 1 and at 2 threads (one prompt
 at a time, every prompt from an empty KV cache), round after round, so every engine sees the same
 machine load. Tokens/s counts each engine's own generated tokens. It also checks that llama.cpp
-gives the same texts at 1 and 2 threads (it is in no store key).
+gives the same texts at 1 and 2 threads (it is in no store key), and measures the transformers
+engine a second time with its linear weights row-major, as PyTorch loads them (the engine stores
+them column-major, `specc.engines.transformers.column_major_linears`): same texts, other speed.
 
     python bench/decode.py                 # 3 rounds
     python bench/decode.py --rounds 5 --format json
@@ -34,8 +36,13 @@ def main(argv=None) -> int:
 
     from specc.engines import resolve_model
 
+    row_major = resolve_model("smollm2", engine="transformers", batch_size=8, reuse=False)
+    for m in row_major.model.modules():
+        if type(m).__name__ == "Linear":
+            m.weight.data = m.weight.data.contiguous()
     sides = {
         "transformers (batch 8)": resolve_model("smollm2", engine="transformers", batch_size=8, reuse=False),
+        "transformers, row-major": row_major,
         "llama.cpp, 1 thread": resolve_model("smollm2", engine="llamacpp", threads=1, reuse=False),
         "llama.cpp, 2 threads": resolve_model("smollm2", engine="llamacpp", threads=2, reuse=False),
     }
@@ -61,6 +68,8 @@ def main(argv=None) -> int:
     best = {name: round(max(v), 1) for name, v in rows.items()}
     result["best_tokens_per_s"] = best
     result["llamacpp_same_texts_1_and_2_threads"] = texts["llama.cpp, 1 thread"] == texts["llama.cpp, 2 threads"]
+    result["transformers_same_texts_row_and_column_major"] = (
+        texts["transformers (batch 8)"] == texts["transformers, row-major"])
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.format == "json":
         print(json.dumps(result, indent=2))
@@ -69,6 +78,8 @@ def main(argv=None) -> int:
         for name, v in best.items():
             print(f"{name:>24}: best {v} tok/s ({v / tf:.2f}x transformers)")
         print(f"llama.cpp texts identical at 1 and 2 threads: {result['llamacpp_same_texts_1_and_2_threads']}")
+        print("transformers texts identical, row- and column-major weights: "
+              f"{result['transformers_same_texts_row_and_column_major']}")
     return 0
 
 

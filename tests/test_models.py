@@ -113,6 +113,26 @@ def test_generate_raw_counts_tokens(tiny):
     assert 2 <= n <= 16
 
 
+def test_loaded_weights_are_column_major_and_compute_the_same_model(tiny, tiny_dir):
+    """The engine stores linear weights column-major for speed (MKL's transposed path is slower):
+    the parameters' values and the model's logits must be those of the file as saved."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_dir, local_files_only=True, dtype=torch.float32).eval()
+    linears = [m for m in tiny.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    ours, theirs = tiny.model.state_dict(), plain.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    enc = tiny.tokenizer([tiny.format_prompt(p) for p in PROMPTS], return_tensors="pt", padding=True,
+                         add_special_tokens=False)
+    with torch.inference_mode():
+        assert torch.allclose(tiny.model(**enc).logits, plain(**enc).logits, atol=1e-4, rtol=1e-4)
+    # loading moves no tensor twice and keeps the tied embedding tied
+    assert T.column_major_linears(tiny.model) == 0
+    assert tiny.model.lm_head.weight is tiny.model.model.embed_tokens.weight
+
+
 def test_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not found") as e:
         resolve_model(str(tmp_path / "nope"))

@@ -227,4 +227,35 @@ def load_dir(path: Path, name: str, batch_size: int) -> TransformersModelHandle:
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"cannot load a transformers model from {path}: {e}") from e
     model.eval()
+    column_major_linears(model)
     return TransformersModelHandle(model, tok, name, batch_size=batch_size)
+
+
+def column_major_linears(model: Any) -> int:
+    """Store every ``nn.Linear`` weight of an inference-only ``model`` column-major, and copy its
+    other tensors into memory of their own.
+
+    ``F.linear`` computes ``x @ W.T``; with ``W`` stored row-major (PyTorch's default) MKL's
+    sgemm takes the transposed operand on a path 2-2.5x slower on this class of CPU (AVX-512,
+    2 cores: a 576x1536 projection of 8 rows 189 us against 85 us). A column-major ``W`` makes
+    ``W.T`` contiguous. Same parameters, same modules, same state dict, and on SmolLM2 the same
+    logits to the bit; decoding is about 1.3x faster at batch 8 (bench/README.md, "Generation on
+    the CPU"). The other tensors are copied because the loaded ones share one mapping of the
+    weights file, which one of them left there would keep resident beside the copies (measured:
+    1,390 MiB resident where 877 MiB suffice). Returns how many weights moved.
+    """
+    import torch
+
+    moved = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
+            module.weight.data = module.weight.data.t().contiguous().t()
+            moved += 1
+    for param in model.parameters():
+        if param.is_contiguous():  # not moved above (tied weights are moved once)
+            param.data = param.data.clone()
+    for module in model.modules():
+        for key, buf in list(module._buffers.items()):
+            if buf is not None:
+                module._buffers[key] = buf.clone()
+    return moved
