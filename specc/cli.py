@@ -1198,11 +1198,16 @@ def train_command(dataset_dir: Path, out_dir: Path, base: str, method: str, step
               help="Tokens per sampled answer and per probe answer.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--probe-seed", type=int, default=1, show_default=True, help="Seed of the held-out probes.")
+@click.option("--engine", type=click.Choice(list(defaults.IMPROVE_ENGINES)), default=defaults.IMPROVE_ENGINE,
+              show_default=True,
+              help="Engine that samples the pairs and answers the probes, every round the same: transformers "
+                   "(batches of 8), or llama.cpp on each model written as a Q8_0 GGUF (the embedded base only, "
+                   "needs specc[fast]; about half as fast on 2 cores; docs/improve.md).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_rule: int, probes_per_rule: int,
                     lookalikes: int, lookalike_probes: int, method: str, epochs: float, batch_size: int,
                     learning_rate: float | None, sft_weight: float, anchors: float, k: int, max_new_tokens: int,
-                    seed: int, probe_seed: int, fmt: str) -> None:
+                    seed: int, probe_seed: int, engine: str, fmt: str) -> None:
     """Rounds of on-policy pairs, training and evaluation on held-out probes (docs/improve.md).
 
     Requests are composed by seeded code from the spec's examples; pairs are sorted by the
@@ -1235,7 +1240,7 @@ def improve_command(spec_file: Path, out_dir: Path, base: str, rounds: int, per_
                              lookalike_probes=lookalike_probes, seed=seed, probe_seed=probe_seed, k=k,
                              max_new_tokens=max_new_tokens, eval_tokens=max_new_tokens, method=method, epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate, sft_weight=sft_weight,
-                             anchors=anchors)
+                             anchors=anchors, engine=engine)
     with failing(os_error=os_message):
         report = improve(spec, spec_file, out_dir, base=base, options=options, on_event=progress)
     if fmt == "json":

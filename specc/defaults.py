@@ -46,3 +46,11 @@ EVAL_PER_RULE = 3  # fresh probes per rule and boundary (without --data)
 EVAL_MAX_NEW_TOKENS = 192  # length bound of each answer under test
 EVAL_SAMPLES = 1  # answers per probe: 1 is greedy
 EVAL_BATCH_SIZE = 8
+
+# specc improve: the engine that samples pairs and answers probes. transformers (batches of 8,
+# column-major weights) sampled the README loop's pairs 1.85x and evaluated its base 2.4x faster than
+# llama.cpp on the 2-core VM, and needs no llama-cpp-python (the README's install has none); one run
+# each: +14.0 pts [+8.1, +19.9] against llama.cpp's +18.5 [+12.1, +24.9] (bench/README.md, efficacy,
+# session 11). llama.cpp, the engine of the results measured before, is `--engine llamacpp`.
+IMPROVE_ENGINE = "transformers"
+IMPROVE_ENGINES = ("transformers", "llamacpp")

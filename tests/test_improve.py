@@ -321,6 +321,7 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads(r.output[r.output.index("{"):])
     assert report == json.loads((out / "report.json").read_text())
+    assert report["options"]["engine"] == "transformers"  # the default, recorded
     assert report["requests"]["probes"] == len(json.loads((out / "requests.json").read_text())["probes"])
     base = json.loads((out / "round-0" / "eval.json").read_text())
     assert set(base["answers"]) == {p["id"] for p in json.loads((out / "requests.json").read_text())["probes"]}
@@ -359,6 +360,21 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
     r3 = invoke(*args[:-2], "--per-rule", "4")
     assert r3.exit_code == 1 and "another options" in r3.output
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+    # the engine is part of the run: another is refused by name; a run from before the option (no
+    # engine in improve.json) resumes, with the engine it had (transformers: not the embedded base)
+    head_path = out / "improve.json"
+    head = json.loads(head_path.read_text())
+    assert head["options"]["engine"] == "transformers"
+    r5 = invoke(*args[:-2], "--engine", "llamacpp")
+    assert r5.exit_code == 1 and "runs the embedded base only" in r5.output
+    head_path.write_text(json.dumps({**head, "options": {**head["options"], "engine": "llamacpp"}}))
+    r6 = invoke(*args)
+    assert r6.exit_code == 1 and "holds a run on --engine llamacpp" in r6.output
+    head_path.write_text(json.dumps({**head, "options": {k: v for k, v in head["options"].items() if k != "engine"}}))
+    r7 = invoke(*args)
+    assert r7.exit_code == 0 and json.loads(r7.output[r7.output.index("{"):]) == report
+    head_path.write_text(json.dumps(head, indent=1) + "\n")
+    stamp[head_path] = head_path.stat().st_mtime_ns
     # --rounds may change: a longer run continues this one, redoing nothing of round 1
     longer = list(args)
     longer[longer.index("--rounds") + 1] = "2"
@@ -371,13 +387,17 @@ def test_improve_runs_resumes_and_refuses_other_options(tiny_dir, tmp_path):
 
 @pytest.mark.slow
 def test_improve_on_the_embedded_model(tmp_path):
-    """One round of the real loop, small: pairs sampled by llama.cpp from the exported model, one
-    training step, both models on the same probes."""
+    """One round of the real loop, small, on llama.cpp (`--engine llamacpp`): pairs sampled from the
+    exported model, one training step, both models on the same probes. (The default engine,
+    transformers, runs the tiny model's loop above.)"""
+    pytest.importorskip("llama_cpp")
     out = tmp_path / "run"
     r = invoke("improve", BANK, "-o", out, "--rounds", "1", "--per-rule", "2", "--probes", "2", "--lookalikes", "2",
-               "--lookalike-probes", "2", "--max-new-tokens", "16", "--samples", "1", "--format", "json")
+               "--lookalike-probes", "2", "--max-new-tokens", "16", "--samples", "1", "--engine", "llamacpp",
+               "--format", "json")
     assert r.exit_code == 0, r.output
     report = json.loads(r.output[r.output.index("{"):])
+    assert report["options"]["engine"] == "llamacpp"
     assert (out / "round-0" / "model.gguf").is_file()
     if report["rounds"]:
         assert (out / "round-1" / "model.gguf").is_file()

@@ -9,7 +9,7 @@ Layout of OUT (every file written whole, by a temporary name and a rename)::
     round-R/pairs.json    how round R's requests ended (pair, already-complies, no-chosen, …) and its cost
     round-R/model/        round R's model (``specc train``'s directory: merged weights, card, training.json)
     round-R/eval.json     round R's model on the probes
-    round-R/model.gguf    the model as llama.cpp runs it (when the base has a GGUF template)
+    round-R/model.gguf    the model as llama.cpp runs it (``--engine llamacpp`` only)
     report.json           per round: compliance and over-refusal, per rule and pooled, paired against the base
                           and the previous round, with 95 % intervals; stage times; the best round
     README.md             the same, to read
@@ -26,10 +26,11 @@ round's; the loop stops when the change is not above zero (the gain stalled or t
 over-refusal rose more than :data:`OVERREFUSAL_SLACK` over the base. The best round is the one
 with the highest pooled compliance among those within that slack.
 
-**Speed.** Sampling and evaluation run on llama.cpp when the base model is the embedded one:
-every model, the base included, is written as a ``Q8_0`` GGUF (:mod:`specc.engines.gguf_export`)
-so all rounds are measured through the same engine and quantisation. Another base runs on
-transformers (slower; said when it starts).
+**Engines.** Every round samples and is evaluated through the same engine, named in
+``improve.json``: ``"transformers"`` (the default) runs the weights as saved, in batches of 8;
+``"llamacpp"`` (the embedded base only) writes every model, the base included, as a ``Q8_0``
+GGUF (:mod:`specc.engines.gguf_export`) and runs them on llama.cpp, slower on a 2-core machine
+(bench/README.md, efficacy).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from specc import defaults
 from specc.eval import instructions
 from specc.improve import measure
 from specc.improve.pairs import make_pairs
@@ -80,9 +82,19 @@ class ImproveOptions:
     beta: float = 0.1
     sft_weight: float = 1.0
     anchors: float = 0.5
+    engine: str = defaults.IMPROVE_ENGINE
 
     def key(self) -> dict:
         return asdict(self)
+
+
+def _with_engine(head: dict, could_llamacpp: bool) -> dict:
+    """A run directory written before ``engine`` was an option ran on llama.cpp where it could (the
+    embedded base, llama-cpp-python installed), else on transformers: said so, it resumes."""
+    opts = head.get("options")
+    if isinstance(opts, dict) and "engine" not in opts:
+        head = {**head, "options": {**opts, "engine": "llamacpp" if could_llamacpp else "transformers"}}
+    return head
 
 
 def _write_json(path: Path, data) -> None:
@@ -154,13 +166,18 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
 
     import importlib.util
 
-    template = smollm2_gguf_path() if (base or "smollm2").strip().lower() in SMOLLM2_ALIASES else None
-    if template is None:
-        say("note", text="sampling and evaluation run on transformers (no GGUF template for this base): slower")
-    elif importlib.util.find_spec("llama_cpp") is None:
-        template = None
-        say("note", text="sampling and evaluation run on transformers, several times slower than llama.cpp: "
-                         "pip install 'specc[fast]' to use it")
+    if options.engine not in defaults.IMPROVE_ENGINES:
+        raise ImproveError(f"--engine {options.engine}: expected one of {', '.join(defaults.IMPROVE_ENGINES)}")
+    embedded = (base or "smollm2").strip().lower() in SMOLLM2_ALIASES
+    has_llamacpp = importlib.util.find_spec("llama_cpp") is not None
+    if options.engine == "llamacpp":
+        if not embedded:
+            raise ImproveError("--engine llamacpp runs the embedded base only (its GGUF is the template every "
+                               f"round is written with): use --engine transformers with --model {base}")
+        if not has_llamacpp:
+            raise ImproveError("--engine llamacpp needs llama-cpp-python: pip install 'specc[fast]', or use "
+                               "--engine transformers")
+    template = smollm2_gguf_path() if options.engine == "llamacpp" else None
     runner = Runner(template, say)
 
     # --rounds may change between runs (a longer run continues a shorter one); the rest may not
@@ -169,6 +186,13 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
     head_path = out / "improve.json"
     if head_path.is_file():
         prev = _read_json(head_path)
+        if isinstance(prev, dict):
+            prev = _with_engine(prev, embedded and has_llamacpp)
+            was = (prev.get("options") or {}).get("engine") if isinstance(prev.get("options"), dict) else None
+            if was != options.engine and was in defaults.IMPROVE_ENGINES \
+                    and {**prev, "options": {**prev["options"], "engine": options.engine}} == head:
+                raise ImproveError(f"{out} holds a run on --engine {was}: resume it with --engine {was}, "
+                                   "or use a new -o")
         if prev != head:
             changed = sorted(k for k in set(prev) | set(head) if prev.get(k) != head.get(k))
             raise ImproveError(f"{out} holds a run with another {', '.join(changed)}: resume it with the same spec "
