@@ -90,7 +90,7 @@ class ImproveOptions:
 
 def _with_engine(head: dict, could_llamacpp: bool) -> dict:
     """A run directory written before ``engine`` was an option ran on llama.cpp where it could (the
-    embedded base, llama-cpp-python installed), else on transformers: said so, it resumes."""
+    embedded base, llama-cpp-python installed), else on transformers: it resumes on that engine."""
     opts = head.get("options")
     if isinstance(opts, dict) and "engine" not in opts:
         head = {**head, "options": {**opts, "engine": "llamacpp" if could_llamacpp else "transformers"}}
@@ -121,7 +121,8 @@ def _req_from(d: dict) -> Request:
 
 
 class Runner:
-    """Loads the model of a round for sampling and evaluation (llama.cpp through GGUF when it can)."""
+    """Loads the model of a round for sampling and evaluation: through a GGUF on llama.cpp when given
+    the embedded model's GGUF as ``template`` (``--engine llamacpp``), else on transformers."""
 
     def __init__(self, template: Path | None, say):
         self.template, self.say = template, say
