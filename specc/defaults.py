@@ -49,8 +49,8 @@ EVAL_BATCH_SIZE = 8
 
 # specc improve: the engine that samples pairs and answers probes. transformers (batches of 8,
 # column-major weights) sampled the README loop's pairs 1.85x and evaluated its base 2.4x faster than
-# llama.cpp on the 2-core VM, and needs no llama-cpp-python (the README's install has none); one run
-# each: +14.0 pts [+8.1, +19.9] against llama.cpp's +18.5 [+12.1, +24.9] (bench/README.md, efficacy,
-# session 11). llama.cpp, the engine of the results measured before, is `--engine llamacpp`.
+# llama.cpp on the 2-core VM, and needs no llama-cpp-python (the README's install has none); two
+# seeds gave +14.0 and +14.5 pts against llama.cpp's +18.5 [+12.1, +24.9] in its one run, a gap in the
+# pairs, not in the measuring (bench/README.md, efficacy, session 11). llama.cpp is `--engine llamacpp`.
 IMPROVE_ENGINE = "transformers"
 IMPROVE_ENGINES = ("transformers", "llamacpp")
