@@ -88,15 +88,6 @@ class ImproveOptions:
         return asdict(self)
 
 
-def _with_engine(head: dict, could_llamacpp: bool) -> dict:
-    """A run directory written before ``engine`` was an option ran on llama.cpp where it could (the
-    embedded base, llama-cpp-python installed), else on transformers: it resumes on that engine."""
-    opts = head.get("options")
-    if isinstance(opts, dict) and "engine" not in opts:
-        head = {**head, "options": {**opts, "engine": "llamacpp" if could_llamacpp else "transformers"}}
-    return head
-
-
 def _write_json(path: Path, data) -> None:
     from specc.files import write_atomic
 
@@ -187,9 +178,12 @@ def improve(spec, spec_path: Path, out: Path, *, base: str = "smollm2", options:
     head_path = out / "improve.json"
     if head_path.is_file():
         prev = _read_json(head_path)
-        if isinstance(prev, dict):
-            prev = _with_engine(prev, embedded and has_llamacpp)
-            was = (prev.get("options") or {}).get("engine") if isinstance(prev.get("options"), dict) else None
+        if isinstance(prev, dict) and isinstance(prev.get("options"), dict):
+            # a run written before --engine existed ran on llama.cpp where it could (the embedded
+            # base, llama-cpp-python installed), else on transformers: it resumes on that engine
+            had = "llamacpp" if embedded and has_llamacpp else "transformers"
+            prev = {**prev, "options": {"engine": had, **prev["options"]}}
+            was = prev["options"]["engine"]
             if was != options.engine and was in defaults.IMPROVE_ENGINES \
                     and {**prev, "options": {**prev["options"], "engine": options.engine}} == head:
                 raise ImproveError(f"{out} holds a run on --engine {was}: resume it with --engine {was}, "
